@@ -1,0 +1,542 @@
+//! The embedded default backend: one SQLite file in WAL mode with `synchronous=FULL`.
+//!
+//! Writes: one dedicated OS thread (`store-writer`) owns the only write connection. Every
+//! [`EventStore::append`] is queued to it with a reply channel. The writer takes the first
+//! queued append, drains whatever else is already waiting (up to [`MAX_BATCH`]), applies them
+//! all in ONE transaction, commits (one WAL fsync for the whole batch), publishes the new head
+//! position, and only then answers each caller. If anything in the batch fails at the storage
+//! level (disk full, read-only file, I/O error), the transaction is rolled back and every caller
+//! in it gets [`StoreError::Backend`]: nothing is acknowledged that was not fsynced.
+//!
+//! Reads: a small pool of read-only connections used from `spawn_blocking`, so the tokio
+//! runtime never waits on SQLite. WAL lets them read the last committed state while the
+//! writer writes.
+//!
+//! One process, one `SqliteStore` per file: positions are allocated by the writer thread,
+//! so a second writer on the same file (in this process or another) is not supported.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{
+    subscription, AppendRequest, AppendResult, Direction, EventStore, ExpectedRevision,
+    RecordedEvent, Result, StoreError, Subscription,
+};
+
+/// The most appends the writer puts in one transaction.
+pub const MAX_BATCH: usize = 1024;
+/// How many appends may wait for the writer before `append` itself waits (back-pressure).
+const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
+/// Read connections kept open between reads; more are opened under load and then closed.
+const IDLE_READERS: usize = 8;
+/// How long a connection waits on a lock held by another connection before failing.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// WAL pages (4 KiB each) after which a commit also checkpoints the WAL into the main file.
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 8192;
+/// The schema this code reads and writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// The current revision of a stream is the last entry of the `(stream, revision)` unique index,
+/// so no separate `streams` table has to be written on every append.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    stream         TEXT    NOT NULL,
+    revision       INTEGER NOT NULL,
+    event_id       BLOB    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    data           BLOB    NOT NULL,
+    metadata       BLOB    NOT NULL,
+    recorded_at_ms INTEGER NOT NULL,
+    UNIQUE (stream, revision)
+);
+CREATE TABLE IF NOT EXISTS commands (
+    stream         TEXT    NOT NULL,
+    command_id     TEXT    NOT NULL,
+    first_revision INTEGER NOT NULL,
+    last_revision  INTEGER NOT NULL,
+    last_position  INTEGER NOT NULL,
+    PRIMARY KEY (stream, command_id)
+) WITHOUT ROWID;
+";
+
+const FIND_COMMAND: &str = "SELECT first_revision, last_revision, last_position FROM commands \
+     WHERE stream = ?1 AND command_id = ?2";
+const STREAM_REVISION: &str =
+    "SELECT revision FROM events WHERE stream = ?1 ORDER BY revision DESC LIMIT 1";
+const INSERT_EVENT: &str = "INSERT INTO events \
+     (position, stream, revision, event_id, event_type, data, metadata, recorded_at_ms) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const INSERT_COMMAND: &str = "INSERT INTO commands \
+     (stream, command_id, first_revision, last_revision, last_position) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+const HEAD_POSITION: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
+
+const READ_STREAM_FORWARD: &str = "SELECT position, stream, revision, event_id, event_type, \
+     data, metadata, recorded_at_ms FROM events \
+     WHERE stream = ?1 AND revision >= ?2 ORDER BY revision ASC LIMIT ?3";
+const READ_STREAM_BACKWARD: &str = "SELECT position, stream, revision, event_id, event_type, \
+     data, metadata, recorded_at_ms FROM events \
+     WHERE stream = ?1 AND revision <= ?2 ORDER BY revision DESC LIMIT ?3";
+const READ_ALL: &str = "SELECT position, stream, revision, event_id, event_type, \
+     data, metadata, recorded_at_ms FROM events \
+     WHERE position >= ?1 ORDER BY position ASC LIMIT ?2";
+
+/// The SQLite event store. Cheap to share behind an `Arc`; dropping it stops the writer
+/// thread after it has answered every append already queued.
+pub struct SqliteStore {
+    appends: Option<mpsc::Sender<PendingAppend>>,
+    writer: Option<JoinHandle<()>>,
+    readers: Arc<ReaderPool>,
+    head: watch::Receiver<u64>,
+}
+
+impl SqliteStore {
+    /// Open (or create, with its parent directories) the store at `path` and start its
+    /// writer thread.
+    ///
+    /// This does blocking file I/O; call it at startup or from `spawn_blocking`.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let writer = Writer::open(&path)?;
+        let head = writer.head.subscribe();
+        let (appends, queue) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        Ok(SqliteStore {
+            appends: Some(appends),
+            writer: Some(thread),
+            readers: Arc::new(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+            head,
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // Closing the queue is the writer's signal to finish its batch and exit.
+        drop(self.appends.take());
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the event store's writer thread panicked");
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
+        validate(&request)?;
+        let appends = self.appends.as_ref().ok_or_else(writer_stopped)?;
+        let (reply, answer) = oneshot::channel();
+        appends
+            .send(PendingAppend { request, reply })
+            .await
+            .map_err(|_| writer_stopped())?;
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        direction: Direction,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let stream = stream.to_owned();
+        // Revisions are stored as SQLite integers (i64); `u64::MAX` means "from the end".
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.readers
+            .read(move |conn| {
+                let sql = match direction {
+                    Direction::Forward => READ_STREAM_FORWARD,
+                    Direction::Backward => READ_STREAM_BACKWARD,
+                };
+                let mut statement = conn.prepare_cached(sql)?;
+                let rows = statement.query_map(params![stream, from, max], recorded_event)?;
+                rows.collect()
+            })
+            .await
+    }
+
+    async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
+        self.readers.read_all(from, max).await
+    }
+
+    async fn head_position(&self) -> Result<u64> {
+        // The writer publishes the head after each commit, so this is exactly the last
+        // durable position, without a round trip to SQLite.
+        Ok(*self.head.borrow())
+    }
+
+    fn subscribe_all(&self, from: u64) -> Subscription {
+        let readers = Arc::clone(&self.readers);
+        subscription::follow_log(
+            move |from, max| {
+                let readers = Arc::clone(&readers);
+                async move { readers.read_all(from, max).await }
+            },
+            self.head.clone(),
+            from,
+        )
+    }
+}
+
+/// Reject what no backend should store.
+fn validate(request: &AppendRequest) -> Result<()> {
+    if request.events.is_empty() {
+        return Err(StoreError::InvalidRequest(format!(
+            "append to {} carries no events",
+            request.stream
+        )));
+    }
+    if request.stream.is_empty() {
+        return Err(StoreError::InvalidRequest("stream name is empty".into()));
+    }
+    if request.command_id.is_empty() {
+        return Err(StoreError::InvalidRequest(format!(
+            "append to {} has no command id",
+            request.stream
+        )));
+    }
+    Ok(())
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Unavailable("the event store's writer has stopped".into())
+}
+
+fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(error.to_string())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Settings every connection to the file gets.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")
+}
+
+/// One append waiting for the writer, with the channel its answer goes back on.
+struct PendingAppend {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<AppendResult>>,
+}
+
+/// The writer thread's state: the write connection and the next position to allocate.
+struct Writer {
+    conn: Connection,
+    /// The position the next event written gets. Kept here rather than left to SQLite so a
+    /// rolled-back batch hands its positions to the next one: the committed log has no holes.
+    next_position: u64,
+    /// The last committed position, published after each commit.
+    head: watch::Sender<u64>,
+}
+
+impl Writer {
+    fn open(path: &Path) -> Result<Writer> {
+        let conn = Connection::open(path).map_err(backend)?;
+        configure(&conn).map_err(backend)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .map_err(backend)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Backend(format!(
+                "{} cannot use write-ahead logging (journal mode is {mode})",
+                path.display()
+            )));
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
+             PRAGMA journal_size_limit = {};
+             PRAGMA cache_size = -65536;",
+            64 * 1024 * 1024
+        ))
+        .map_err(backend)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(backend)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Backend(format!(
+                "{} has schema version {version}; this build knows up to {SCHEMA_VERSION}",
+                path.display()
+            )));
+        }
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+        .map_err(backend)?;
+        let head: u64 = conn
+            .query_row(HEAD_POSITION, [], |row| row.get(0))
+            .map_err(backend)?;
+        Ok(Writer {
+            conn,
+            next_position: head + 1,
+            head: watch::Sender::new(head),
+        })
+    }
+
+    /// Serve appends until every sender is gone.
+    fn run(mut self, mut queue: mpsc::Receiver<PendingAppend>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while let Some(first) = queue.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(pending) => batch.push(pending),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(&mut batch);
+        }
+    }
+
+    /// Apply, commit and answer one batch; leaves `batch` empty.
+    fn commit_batch(&mut self, batch: &mut Vec<PendingAppend>) {
+        match self.write_batch(batch) {
+            Ok(outcomes) => {
+                let head = self.next_position - 1;
+                if head != *self.head.borrow() {
+                    self.head.send_replace(head);
+                }
+                for (pending, outcome) in batch.drain(..).zip(outcomes) {
+                    // The caller may have given up waiting; its append stands regardless.
+                    let _ = pending.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, appends = batch.len(), "event store batch failed; rolled back");
+                self.recover();
+                let message = error.to_string();
+                for pending in batch.drain(..) {
+                    let _ = pending
+                        .reply
+                        .send(Err(StoreError::Backend(message.clone())));
+                }
+            }
+        }
+    }
+
+    /// Run the batch in one transaction. The outer error is a storage failure that sinks the
+    /// whole batch; the inner results are each append's own answer.
+    ///
+    /// Every append checks its command id and expected revision before writing anything, so
+    /// a rejected append writes nothing and leaves the others in the batch untouched; later
+    /// appends in the batch see the writes of earlier ones because they share the transaction.
+    fn write_batch(
+        &mut self,
+        batch: &[PendingAppend],
+    ) -> rusqlite::Result<Vec<Result<AppendResult>>> {
+        let recorded_at_ms = now_ms();
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for pending in batch {
+            outcomes.push(self.apply(&pending.request, recorded_at_ms)?);
+        }
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(outcomes)
+    }
+
+    fn apply(
+        &mut self,
+        request: &AppendRequest,
+        recorded_at_ms: i64,
+    ) -> rusqlite::Result<Result<AppendResult>> {
+        let conn = &self.conn;
+        let stream = request.stream.as_str();
+        let earlier = conn
+            .prepare_cached(FIND_COMMAND)?
+            .query_row(params![stream, request.command_id], |row| {
+                Ok(AppendResult {
+                    first_revision: row.get(0)?,
+                    last_revision: row.get(1)?,
+                    last_position: row.get(2)?,
+                    duplicate: true,
+                })
+            })
+            .optional()?;
+        if let Some(earlier) = earlier {
+            return Ok(Ok(earlier));
+        }
+
+        let current: Option<u64> = conn
+            .prepare_cached(STREAM_REVISION)?
+            .query_row(params![stream], |row| row.get(0))
+            .optional()?;
+        let expected_holds = match request.expected {
+            ExpectedRevision::Any => true,
+            ExpectedRevision::NoStream => current.is_none(),
+            ExpectedRevision::Exact(revision) => current == Some(revision),
+        };
+        if !expected_holds {
+            return Ok(Err(StoreError::WrongExpectedRevision {
+                stream: request.stream.clone(),
+                expected: request.expected,
+                actual: current,
+            }));
+        }
+
+        let first_revision = current.map_or(0, |revision| revision + 1);
+        let first_position = self.next_position;
+        let mut insert = conn.prepare_cached(INSERT_EVENT)?;
+        for ((event, revision), position) in request
+            .events
+            .iter()
+            .zip(first_revision..)
+            .zip(first_position..)
+        {
+            insert.execute(params![
+                position,
+                stream,
+                revision,
+                event.event_id.as_bytes(),
+                event.event_type,
+                event.data,
+                event.metadata,
+                recorded_at_ms,
+            ])?;
+        }
+        let count = request.events.len() as u64;
+        let result = AppendResult {
+            first_revision,
+            last_revision: first_revision + count - 1,
+            last_position: first_position + count - 1,
+            duplicate: false,
+        };
+        conn.prepare_cached(INSERT_COMMAND)?.execute(params![
+            stream,
+            request.command_id,
+            result.first_revision,
+            result.last_revision,
+            result.last_position,
+        ])?;
+        self.next_position += count;
+        Ok(Ok(result))
+    }
+
+    /// After a failed batch: make sure no transaction is left open and re-learn the head from
+    /// the file (a commit that reported an error may still have reached the disk).
+    fn recover(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(error) = self.conn.execute_batch("ROLLBACK") {
+                tracing::error!(%error, "event store rollback failed");
+            }
+        }
+        match self
+            .conn
+            .query_row(HEAD_POSITION, [], |row| row.get::<_, u64>(0))
+        {
+            Ok(head) => {
+                self.next_position = head + 1;
+                if head != *self.head.borrow() {
+                    self.head.send_replace(head);
+                }
+            }
+            Err(error) => {
+                // Keep the positions of the failed batch unused rather than risk reusing a
+                // committed one; the next batch retries the same way if it fails too.
+                tracing::error!(%error, "cannot re-read the event store head");
+            }
+        }
+    }
+}
+
+/// Read connections, reused across `spawn_blocking` calls.
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    async fn read_all(self: &Arc<Self>, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let from = i64::try_from(from).unwrap_or(i64::MAX);
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut statement = conn.prepare_cached(READ_ALL)?;
+            let rows = statement.query_map(params![from, max], recorded_event)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Run `query` on a read connection on the blocking thread pool.
+    async fn read<T, F>(self: &Arc<Self>, query: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let result = query(&conn).map_err(backend);
+            pool.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+
+    fn take(&self) -> Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => {
+                let conn = Connection::open(&self.path).map_err(backend)?;
+                configure(&conn).map_err(backend)?;
+                conn.execute_batch("PRAGMA query_only = ON")
+                    .map_err(backend)?;
+                Ok(conn)
+            }
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn recorded_event(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let event_id: [u8; 16] = row.get(3)?;
+    Ok(RecordedEvent {
+        position: row.get(0)?,
+        stream: row.get(1)?,
+        revision: row.get(2)?,
+        event_id: uuid::Uuid::from_bytes(event_id),
+        event_type: row.get(4)?,
+        data: row.get(5)?,
+        metadata: row.get(6)?,
+        recorded_at_ms: row.get(7)?,
+    })
+}

@@ -1,0 +1,112 @@
+//! The organisation directory: org nodes, teams / helper units and volunteers.
+//!
+//! Each entry is its own stream (`node-<id>`, `team-<id>`, `volunteer-<id>`) whose first event
+//! registers it, so registering an id twice is a concurrency conflict, not a silent overwrite.
+//! Checks that need other entries (the parent exists, the team's node exists) are the caller's.
+
+use serde::{Deserialize, Serialize};
+
+use crate::order::TeamKind;
+use crate::validate::{self, Location, MAX_SHORT_TEXT_CHARS};
+use crate::{Category, DomainError, OrgLevel};
+
+/// A directory fact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum DirectoryEvent {
+    OrgNodeRegistered {
+        id: String,
+        name: String,
+        level: OrgLevel,
+        parent_id: Option<String>,
+        location: Option<Location>,
+    },
+    TeamRegistered {
+        id: String,
+        name: String,
+        kind: TeamKind,
+        node_id: String,
+        skills: Vec<Category>,
+        leader_id: Option<String>,
+    },
+    VolunteerRegistered {
+        id: String,
+        name: String,
+        team_ids: Vec<String>,
+        skills: Vec<Category>,
+    },
+}
+
+impl DirectoryEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            DirectoryEvent::OrgNodeRegistered { .. } => "OrgNodeRegistered",
+            DirectoryEvent::TeamRegistered { .. } => "TeamRegistered",
+            DirectoryEvent::VolunteerRegistered { .. } => "VolunteerRegistered",
+        }
+    }
+
+    /// The stream this entry lives in.
+    pub fn stream(&self) -> String {
+        match self {
+            DirectoryEvent::OrgNodeRegistered { id, .. } => format!("node-{id}"),
+            DirectoryEvent::TeamRegistered { id, .. } => format!("team-{id}"),
+            DirectoryEvent::VolunteerRegistered { id, .. } => format!("volunteer-{id}"),
+        }
+    }
+
+    /// Field checks that need nothing but the event itself.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        match self {
+            DirectoryEvent::OrgNodeRegistered {
+                id,
+                name,
+                level,
+                parent_id,
+                location,
+            } => {
+                validate::id("id", id)?;
+                validate::text("name", name, 1, MAX_SHORT_TEXT_CHARS)?;
+                match (level, parent_id) {
+                    (OrgLevel::Centre, Some(_)) => {
+                        return Err(DomainError::invalid("parent_id", "中心不能有上级"))
+                    }
+                    (OrgLevel::Centre, None) => {}
+                    (_, None) => return Err(DomainError::invalid("parent_id", "须指定上级节点")),
+                    (_, Some(parent)) => validate::id("parent_id", parent)?,
+                }
+                if let Some(location) = location {
+                    location.validate("location")?;
+                }
+            }
+            DirectoryEvent::TeamRegistered {
+                id,
+                name,
+                node_id,
+                skills,
+                leader_id,
+                ..
+            } => {
+                validate::id("id", id)?;
+                validate::text("name", name, 1, MAX_SHORT_TEXT_CHARS)?;
+                validate::id("node_id", node_id)?;
+                if skills.is_empty() {
+                    return Err(DomainError::invalid("skills", "至少填写一个服务类别"));
+                }
+                if let Some(leader) = leader_id {
+                    validate::id("leader_id", leader)?;
+                }
+            }
+            DirectoryEvent::VolunteerRegistered {
+                id, name, team_ids, ..
+            } => {
+                validate::id("id", id)?;
+                validate::text("name", name, 1, MAX_SHORT_TEXT_CHARS)?;
+                for team in team_ids {
+                    validate::id("team_ids", team)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,59 @@
+//! The four orders (四单) as pure domain code: no tokio, no network, no disk.
+//!
+//! A resident places an order (点单), a station head triages (审单) and dispatches it (派单), a
+//! volunteer accepts (接单), serves (签到/签退) and completes it (办结), and the resident
+//! reviews it (评单). Everything here is a value and a pure function:
+//!
+//! - [`actor`]: who acts ([`Actor`], [`Role`]) and the envelope every command carries.
+//! - [`category`]: the service categories residents order from.
+//! - [`org`]: levels of the organisation tree (centre → institute → station → point).
+//! - [`order`]: the order workflow — [`order::Command`], [`order::OrderEvent`],
+//!   [`order::OrderState`], [`order::decide`] and [`order::evolve`].
+//! - [`directory`]: events that register org nodes, teams, helper units and volunteers.
+//! - [`validate`]: field checks shared by commands, each naming the field it rejects.
+//!
+//! A rejected command is a [`DomainError`]; failing to store its events is somebody else's error.
+
+pub mod actor;
+pub mod category;
+pub mod directory;
+pub mod order;
+pub mod org;
+pub mod validate;
+
+pub use actor::{Actor, CommandMeta, Role};
+pub use category::Category;
+pub use org::OrgLevel;
+
+/// Why the domain refused a command. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    /// A field of the command is invalid. Fix the named field and resend.
+    #[error("{field}: {message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
+    /// The actor may not do this to this order. Do not retry.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The order is not in a state where this command applies. Reload and decide again.
+    #[error("订单当前状态为「{status}」，不能{action}")]
+    IllegalTransition {
+        action: &'static str,
+        status: &'static str,
+    },
+    /// The order does not exist.
+    #[error("订单不存在")]
+    NotFound,
+}
+
+impl DomainError {
+    pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::InvalidField {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Commands: what an actor asks an order to do.
+
+use time::OffsetDateTime;
+
+use super::event::Assignee;
+use crate::validate::Location;
+use crate::CommandMeta;
+
+/// A command for one order: who asks ([`CommandMeta`]) and what ([`Action`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Command {
+    pub meta: CommandMeta,
+    pub action: Action,
+}
+
+/// What can be asked of an order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// 点单: place an order. Staff placing for a resident (制单) name them in `on_behalf_of`.
+    Place {
+        order_id: String,
+        station_id: String,
+        /// The category code as sent; unknown codes are refused.
+        category: String,
+        description: String,
+        location: Location,
+        contact_phone: String,
+        wanted_time: Option<OffsetDateTime>,
+        on_behalf_of: Option<String>,
+    },
+    /// 审单: accept into the dispatch queue, or reject with a reason.
+    Triage { accept: bool, reason: String },
+    /// 派单: dispatch to a team or helper unit (resolved by the caller from the directory).
+    Dispatch { assignee: Assignee, reason: String },
+    /// 接单: a volunteer accepts for the team the order was dispatched to.
+    Accept { team_id: String },
+    /// 退单: decline (before accepting) or return (after accepting, before check-in).
+    Decline { team_id: String, reason: String },
+    /// 签到
+    CheckIn { location: Location },
+    /// 签退
+    CheckOut { location: Location },
+    /// 办结: close-out note and evidence.
+    Complete { note: String, photos: Vec<String> },
+    /// 评单: 1–5 stars and a comment.
+    Review { rating: u32, comment: String },
+    /// 归档: close a reviewed order.
+    Close,
+    /// Withdrawn by the requester before anyone accepted it.
+    Cancel { reason: String },
+}
+
+impl Action {
+    /// The action's name in user-facing messages.
+    pub fn name_zh(&self) -> &'static str {
+        match self {
+            Action::Place { .. } => "点单",
+            Action::Triage { .. } => "审单",
+            Action::Dispatch { .. } => "派单",
+            Action::Accept { .. } => "接单",
+            Action::Decline { .. } => "退单",
+            Action::CheckIn { .. } => "签到",
+            Action::CheckOut { .. } => "签退",
+            Action::Complete { .. } => "办结",
+            Action::Review { .. } => "评单",
+            Action::Close => "归档",
+            Action::Cancel { .. } => "取消",
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Events: what happened to an order. Stored as JSON, `type` names the variant.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::validate::Location;
+use crate::{Category, OrgLevel};
+
+/// One fact about an order, with the business time it happened at.
+///
+/// Who caused it, the command id and the correlation id travel in the envelope
+/// ([`CommandMeta`](crate::CommandMeta)) stored beside it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderEvent {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(flatten)]
+    pub change: OrderChange,
+}
+
+/// A volunteer team (志愿服务队) or a helper unit (帮扶单位).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TeamKind {
+    Team,
+    HelperUnit,
+}
+
+impl TeamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TeamKind::Team => "team",
+            TeamKind::HelperUnit => "helper_unit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TeamKind> {
+        match s {
+            "team" => Some(TeamKind::Team),
+            "helper_unit" => Some(TeamKind::HelperUnit),
+            _ => None,
+        }
+    }
+}
+
+/// Whom an order is dispatched to, and at which level of the tree (层层派单).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignee {
+    pub team_id: String,
+    pub kind: TeamKind,
+    /// The org node the team belongs to.
+    pub node_id: String,
+    pub level: OrgLevel,
+}
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum OrderChange {
+    OrderPlaced {
+        order_id: String,
+        requester_id: String,
+        station_id: String,
+        category: Category,
+        description: String,
+        location: Location,
+        /// Masked (138****5678). The full number is kept apart, readable only by those who
+        /// need it, and can be erased without rewriting history.
+        contact_phone_masked: String,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        wanted_time: Option<OffsetDateTime>,
+        /// Placed by staff for the resident (制单).
+        #[serde(default)]
+        placed_by_staff: bool,
+    },
+    OrderTriaged,
+    OrderRejected {
+        reason: String,
+    },
+    OrderDispatched {
+        assignee: Assignee,
+        /// Why this team was chosen.
+        reason: String,
+    },
+    OrderAccepted {
+        volunteer_id: String,
+        team_id: String,
+    },
+    OrderDeclined {
+        volunteer_id: String,
+        team_id: String,
+        reason: String,
+        /// True when returned after it had been accepted (退单).
+        returned_after_accept: bool,
+    },
+    VolunteerCheckedIn {
+        volunteer_id: String,
+        location: Location,
+    },
+    VolunteerCheckedOut {
+        volunteer_id: String,
+        location: Location,
+        /// Minutes between check-in and check-out: the service time credited.
+        service_minutes: u32,
+    },
+    OrderCompleted {
+        note: String,
+        photos: Vec<String>,
+    },
+    OrderReviewed {
+        rating: u32,
+        comment: String,
+    },
+    OrderClosed,
+    OrderCancelled {
+        reason: String,
+    },
+}
+
+impl OrderChange {
+    /// The stored event type, equal to the JSON `type` tag.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            OrderChange::OrderPlaced { .. } => "OrderPlaced",
+            OrderChange::OrderTriaged => "OrderTriaged",
+            OrderChange::OrderRejected { .. } => "OrderRejected",
+            OrderChange::OrderDispatched { .. } => "OrderDispatched",
+            OrderChange::OrderAccepted { .. } => "OrderAccepted",
+            OrderChange::OrderDeclined { .. } => "OrderDeclined",
+            OrderChange::VolunteerCheckedIn { .. } => "VolunteerCheckedIn",
+            OrderChange::VolunteerCheckedOut { .. } => "VolunteerCheckedOut",
+            OrderChange::OrderCompleted { .. } => "OrderCompleted",
+            OrderChange::OrderReviewed { .. } => "OrderReviewed",
+            OrderChange::OrderClosed => "OrderClosed",
+            OrderChange::OrderCancelled { .. } => "OrderCancelled",
+        }
+    }
+}
