@@ -1,1 +1,121 @@
-//! placeholder
+//! The dispatch service (审单, 派单): station heads triage orders of their subtree and dispatch
+//! them to a team or helper unit at the station, its institute or the centre (层层派单).
+
+use tonic::{Request, Response, Status};
+
+use diandan_proto::v1 as pb;
+use diandan_proto::v1::dispatch_service_server::DispatchService;
+use diandan_runtime::{App, AppError, RequestContext};
+use diandan_workflows::order::{Action, Assignee};
+use diandan_workflows::Role;
+
+pub struct Dispatch {
+    app: App,
+}
+
+impl Dispatch {
+    pub fn new(app: App) -> Dispatch {
+        Dispatch { app }
+    }
+
+    pub fn into_server(self) -> pb::dispatch_service_server::DispatchServiceServer<Dispatch> {
+        pb::dispatch_service_server::DispatchServiceServer::new(self)
+    }
+
+    /// Station heads act only on orders of their subtree.
+    async fn require_order_scope(&self, ctx: &RequestContext, order_id: &str) -> Result<(), AppError> {
+        ctx.require_role(&[Role::StationHead])?;
+        let loaded = self.app.load_order(order_id).await?;
+        if loaded.revision.is_none() {
+            return Err(AppError::NotFound("订单不存在".into()));
+        }
+        self.app
+            .directory
+            .require_scope(ctx, &loaded.state.station_id)
+            .await
+    }
+}
+
+#[tonic::async_trait]
+impl DispatchService for Dispatch {
+    async fn triage_order(
+        &self,
+        request: Request<pb::TriageOrderRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        self.require_order_scope(&ctx, &req.order_id).await?;
+        let action = Action::Triage {
+            accept: req.accept,
+            reason: req.reason,
+        };
+        let outcome = self
+            .app
+            .execute(&ctx, &req.order_id, action, req.expected_revision)
+            .await?;
+        Ok(Response::new(outcome.ack(&req.order_id)))
+    }
+
+    async fn dispatch_order(
+        &self,
+        request: Request<pb::DispatchOrderRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        self.require_order_scope(&ctx, &req.order_id).await?;
+        let team = self
+            .app
+            .directory
+            .team(&req.team_id)
+            .await?
+            .ok_or_else(|| AppError::invalid("team_id", format!("队伍「{}」不存在", req.team_id)))?;
+        let node = self
+            .app
+            .directory
+            .node(&team.node_id)
+            .await?
+            .ok_or_else(|| AppError::invalid("team_id", "队伍所属节点不存在"))?;
+        // A team may serve an order at its own node's level or below: a station's team serves
+        // that station, an institute's team its stations, the centre's team everywhere.
+        let station_id = self.app.load_order(&req.order_id).await?.state.station_id;
+        if !self.app.directory.is_within(&station_id, &team.node_id).await? {
+            return Err(AppError::invalid(
+                "team_id",
+                format!("队伍「{}」不服务该订单所在的实践站", team.name),
+            )
+            .into());
+        }
+        let reason = if req.reason.trim().is_empty() {
+            format!("站长指派：{}（{}）", team.name, node.name)
+        } else {
+            req.reason
+        };
+        let action = Action::Dispatch {
+            assignee: Assignee {
+                team_id: team.id.clone(),
+                kind: team.kind,
+                node_id: node.id.clone(),
+                level: node.level,
+            },
+            reason,
+        };
+        let outcome = self
+            .app
+            .execute(&ctx, &req.order_id, action, req.expected_revision)
+            .await?;
+        Ok(Response::new(outcome.ack(&req.order_id)))
+    }
+
+    async fn station_queue(
+        &self,
+        request: Request<pb::StationQueueRequest>,
+    ) -> Result<Response<pb::OrderList>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let list = self
+            .app
+            .station_queue(&ctx, &req.node_id, req.limit, req.min_position)
+            .await?;
+        Ok(Response::new(list))
+    }
+}

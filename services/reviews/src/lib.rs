@@ -1,1 +1,65 @@
-//! placeholder
+//! The reviews service (评单): the requester rates a completed order; staff archive it.
+
+use tonic::{Request, Response, Status};
+
+use diandan_proto::v1 as pb;
+use diandan_proto::v1::review_service_server::ReviewService;
+use diandan_runtime::{App, AppError};
+use diandan_workflows::order::Action;
+use diandan_workflows::Role;
+
+pub struct Reviews {
+    app: App,
+}
+
+impl Reviews {
+    pub fn new(app: App) -> Reviews {
+        Reviews { app }
+    }
+
+    pub fn into_server(self) -> pb::review_service_server::ReviewServiceServer<Reviews> {
+        pb::review_service_server::ReviewServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl ReviewService for Reviews {
+    async fn review_order(
+        &self,
+        request: Request<pb::ReviewOrderRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let action = Action::Review {
+            rating: req.rating,
+            comment: req.comment,
+        };
+        let outcome = self
+            .app
+            .execute(&ctx, &req.order_id, action, req.expected_revision)
+            .await?;
+        Ok(Response::new(outcome.ack(&req.order_id)))
+    }
+
+    async fn close_order(
+        &self,
+        request: Request<pb::CloseOrderRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        ctx.require_role(&[Role::StationHead])?;
+        let loaded = self.app.load_order(&req.order_id).await?;
+        if loaded.revision.is_none() {
+            return Err(AppError::NotFound("订单不存在".into()).into());
+        }
+        self.app
+            .directory
+            .require_scope(&ctx, &loaded.state.station_id)
+            .await?;
+        let outcome = self
+            .app
+            .execute(&ctx, &req.order_id, Action::Close, req.expected_revision)
+            .await?;
+        Ok(Response::new(outcome.ack(&req.order_id)))
+    }
+}

@@ -1,1 +1,68 @@
-//! placeholder
+//! What every diandan service shares, between the pure domain (`diandan-workflows`) and the
+//! transports (gRPC services, the HTTP gateway):
+//!
+//! - [`App`]: the handle services hold — store, read model, contact vault, directory, signer.
+//! - [`commands`]: load a stream → `decide` → append with the expected revision, retrying on
+//!   conflict, idempotent by command id.
+//! - [`directory`]: org nodes, teams and volunteers, registered as events, cached in memory.
+//! - [`projections`]: read models fed from the global log, each checkpointed in the same
+//!   transaction as its data, rebuildable from position 0.
+//! - [`vault`]: residents' phone numbers, kept out of the event log (PIPL minimisation).
+//! - [`views`]: what each role may see of an order.
+//! - [`auth`]: bearer tokens; [`context`]: who is calling, from gRPC metadata.
+//! - [`error`]: [`AppError`] and its mapping to gRPC status codes.
+
+pub mod auth;
+pub mod commands;
+pub mod context;
+pub mod directory;
+pub mod error;
+pub mod projections;
+pub mod queries;
+pub mod vault;
+pub mod views;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use diandan_store::EventStore;
+
+pub use context::RequestContext;
+pub use error::AppError;
+
+/// A result whose error is [`AppError`].
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// The handle every service holds. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn EventStore>,
+    pub read: projections::ReadModel,
+    pub vault: vault::ContactVault,
+    pub directory: directory::Directory,
+    pub signer: auth::TokenSigner,
+    /// Whether `DevLogin` issues tokens (development and demos only).
+    pub dev_login: bool,
+}
+
+impl App {
+    /// Wires an app over a store, keeping the read model and the vault in `data_dir`.
+    pub fn open(
+        store: Arc<dyn EventStore>,
+        data_dir: &Path,
+        signer: auth::TokenSigner,
+        dev_login: bool,
+    ) -> Result<App> {
+        let read = projections::ReadModel::open(&data_dir.join("read.db"))?;
+        let vault = vault::ContactVault::open(&data_dir.join("private.db"))?;
+        let directory = directory::Directory::new(store.clone());
+        Ok(App {
+            store,
+            read,
+            vault,
+            directory,
+            signer,
+            dev_login,
+        })
+    }
+}

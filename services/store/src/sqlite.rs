@@ -226,7 +226,7 @@ fn writer_stopped() -> StoreError {
     StoreError::Unavailable("the event store's writer has stopped".into())
 }
 
-fn backend(error: rusqlite::Error) -> StoreError {
+pub(crate) fn backend(error: rusqlite::Error) -> StoreError {
     StoreError::Backend(error.to_string())
 }
 
@@ -263,6 +263,7 @@ impl Writer {
     fn open(path: &Path) -> Result<Writer> {
         let conn = Connection::open(path).map_err(backend)?;
         configure(&conn).map_err(backend)?;
+        if let Ok(ps) = std::env::var("XP_PAGE_SIZE") { conn.execute_batch(&format!("PRAGMA page_size = {ps}")).unwrap(); }
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(backend)?;
@@ -273,10 +274,10 @@ impl Writer {
             )));
         }
         conn.execute_batch(&format!(
-            "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
+            "PRAGMA wal_autocheckpoint = {};
              PRAGMA journal_size_limit = {};
              PRAGMA cache_size = -65536;",
-            64 * 1024 * 1024
+            std::env::var("XP_CKPT").ok().and_then(|v| v.parse().ok()).unwrap_or(WAL_AUTOCHECKPOINT_PAGES), 64 * 1024 * 1024
         ))
         .map_err(backend)?;
         let version: i64 = conn
@@ -539,4 +540,189 @@ fn recorded_event(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
         metadata: row.get(6)?,
         recorded_at_ms: row.get(7)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! The writer's batch handling, driven directly so a batch's contents are certain.
+
+    use super::*;
+    use crate::conformance::request;
+
+    struct Harness {
+        _dir: tempfile::TempDir,
+        writer: Writer,
+    }
+
+    fn harness() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::open(&dir.path().join("events.db")).unwrap();
+        Harness { _dir: dir, writer }
+    }
+
+    /// Commit `requests` as one batch; the answers in order.
+    fn commit(writer: &mut Writer, requests: &[AppendRequest]) -> Vec<Result<AppendResult>> {
+        let (mut batch, answers): (Vec<_>, Vec<_>) = requests
+            .iter()
+            .map(|request| {
+                let (reply, answer) = oneshot::channel();
+                let pending = PendingAppend {
+                    request: request.clone(),
+                    reply,
+                };
+                (pending, answer)
+            })
+            .unzip();
+        writer.commit_batch(&mut batch);
+        assert!(batch.is_empty());
+        answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().expect("every append is answered"))
+            .collect()
+    }
+
+    fn positions(writer: &Writer) -> Vec<(u64, String, u64)> {
+        let mut statement = writer
+            .conn
+            .prepare("SELECT position, stream, revision FROM events ORDER BY position")
+            .unwrap();
+        let rows = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    fn ok(first_revision: u64, last_revision: u64, last_position: u64) -> AppendResult {
+        AppendResult {
+            first_revision,
+            last_revision,
+            last_position,
+            duplicate: false,
+        }
+    }
+
+    #[test]
+    fn one_batch_sees_its_own_writes_and_a_conflict_sinks_only_itself() {
+        let Harness { _dir, mut writer } = harness();
+        let create_a = request("a", ExpectedRevision::NoStream, 1);
+        let requests = [
+            create_a.clone(),
+            request("b", ExpectedRevision::NoStream, 2),
+            // Sees `create_a` although it is not committed yet.
+            request("a", ExpectedRevision::Exact(5), 1),
+            request("a", ExpectedRevision::NoStream, 1),
+            request("a", ExpectedRevision::Exact(0), 2),
+            // A retry inside the same batch.
+            create_a,
+        ];
+        let answers = commit(&mut writer, &requests);
+
+        assert_eq!(answers[0].as_ref().unwrap(), &ok(0, 0, 1));
+        assert_eq!(answers[1].as_ref().unwrap(), &ok(0, 1, 3));
+        assert!(matches!(
+            answers[2],
+            Err(StoreError::WrongExpectedRevision {
+                actual: Some(0),
+                ..
+            })
+        ));
+        assert!(matches!(
+            answers[3],
+            Err(StoreError::WrongExpectedRevision {
+                actual: Some(0),
+                ..
+            })
+        ));
+        assert_eq!(answers[4].as_ref().unwrap(), &ok(1, 2, 5));
+        assert_eq!(
+            answers[5].as_ref().unwrap(),
+            &AppendResult {
+                duplicate: true,
+                ..ok(0, 0, 1)
+            }
+        );
+        let stored = positions(&writer);
+        let expected: Vec<(u64, String, u64)> = vec![
+            (1, "a".into(), 0),
+            (2, "b".into(), 0),
+            (3, "b".into(), 1),
+            (4, "a".into(), 1),
+            (5, "a".into(), 2),
+        ];
+        assert_eq!(stored, expected);
+        assert_eq!(*writer.head.borrow(), 5);
+    }
+
+    #[test]
+    fn a_failed_commit_acknowledges_nothing_and_the_writer_carries_on() {
+        let Harness { _dir, mut writer } = harness();
+        assert!(commit(&mut writer, &[request("a", ExpectedRevision::NoStream, 1)])[0].is_ok());
+
+        // A deferred foreign key fails at COMMIT, after every append in the batch succeeded.
+        writer
+            .conn
+            .execute_batch(
+                "PRAGMA foreign_keys = ON;
+                 CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                 CREATE TABLE child (parent INTEGER
+                     REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);
+                 CREATE TRIGGER orphan AFTER INSERT ON events
+                     BEGIN INSERT INTO child VALUES (NEW.position); END;",
+            )
+            .unwrap();
+        let doomed = [
+            request("a", ExpectedRevision::Exact(0), 2),
+            request("b", ExpectedRevision::NoStream, 1),
+            request("a", ExpectedRevision::Exact(9), 1),
+        ];
+        for answer in commit(&mut writer, &doomed) {
+            assert!(
+                matches!(answer, Err(StoreError::Backend(_))),
+                "got {answer:?}"
+            );
+        }
+        assert!(writer.conn.is_autocommit(), "the failed transaction was left open");
+        assert_eq!(positions(&writer).len(), 1);
+        assert_eq!(*writer.head.borrow(), 1);
+
+        writer.conn.execute_batch("DROP TRIGGER orphan").unwrap();
+        // The same commands are not remembered as done, and positions carry on without a hole.
+        let answers = commit(&mut writer, &doomed[..2]);
+        assert_eq!(answers[0].as_ref().unwrap(), &ok(1, 2, 3));
+        assert_eq!(answers[1].as_ref().unwrap(), &ok(0, 0, 4));
+        assert_eq!(*writer.head.borrow(), 4);
+    }
+
+    #[test]
+    fn a_full_disk_acknowledges_nothing_and_the_writer_carries_on() {
+        let Harness { _dir, mut writer } = harness();
+        assert!(commit(&mut writer, &[request("a", ExpectedRevision::NoStream, 1)])[0].is_ok());
+        let pages: u64 = writer
+            .conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .unwrap();
+        writer
+            .conn
+            .execute_batch(&format!("PRAGMA max_page_count = {pages}"))
+            .unwrap();
+        let mut big = request("a", ExpectedRevision::Exact(0), 1);
+        big.events[0].data = vec![b'x'; 1 << 20];
+        let answers = commit(
+            &mut writer,
+            &[request("b", ExpectedRevision::NoStream, 1), big.clone()],
+        );
+        for answer in answers {
+            assert!(
+                matches!(answer, Err(StoreError::Backend(_))),
+                "got {answer:?}"
+            );
+        }
+        assert_eq!(positions(&writer).len(), 1);
+
+        writer
+            .conn
+            .execute_batch("PRAGMA max_page_count = 1073741823")
+            .unwrap();
+        assert_eq!(commit(&mut writer, &[big])[0].as_ref().unwrap(), &ok(1, 1, 2));
+    }
 }

@@ -1,1 +1,296 @@
-//! placeholder
+//! The volunteers service (接单, 服务): the organisation directory — org nodes, teams, helper
+//! units, volunteers — and what a volunteer does with an order: accept or decline it for their
+//! team, check in, check out, complete. Also sign-in ([`Identity`]), since it issues tokens
+//! for the people this directory knows.
+
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
+
+use diandan_proto::v1 as pb;
+use diandan_proto::v1::identity_service_server::IdentityService;
+use diandan_proto::v1::volunteer_service_server::VolunteerService;
+use diandan_runtime::auth::{Claims, TOKEN_LIFETIME};
+use diandan_runtime::views::{location_from, rfc3339};
+use diandan_runtime::{App, AppError, RequestContext};
+use diandan_workflows::directory::DirectoryEvent;
+use diandan_workflows::order::{Action, TeamKind};
+use diandan_workflows::{validate, Category, OrgLevel, Role};
+
+pub struct Volunteers {
+    app: App,
+}
+
+impl Volunteers {
+    pub fn new(app: App) -> Volunteers {
+        Volunteers { app }
+    }
+
+    pub fn into_server(self) -> pb::volunteer_service_server::VolunteerServiceServer<Volunteers> {
+        pb::volunteer_service_server::VolunteerServiceServer::new(self)
+    }
+
+    /// Volunteers act only for teams they belong to.
+    async fn require_member(&self, ctx: &RequestContext, team_id: &str) -> Result<(), AppError> {
+        ctx.require_role(&[Role::Volunteer])?;
+        let member = self
+            .app
+            .directory
+            .volunteer(&ctx.claims.sub)
+            .await?
+            .is_some_and(|v| v.team_ids.iter().any(|t| t == team_id));
+        if member {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!("你不是队伍「{team_id}」的成员")))
+        }
+    }
+
+    async fn order_command(
+        &self,
+        ctx: &RequestContext,
+        order_id: &str,
+        action: Action,
+        expected_revision: Option<u64>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let outcome = self
+            .app
+            .execute(ctx, order_id, action, expected_revision)
+            .await?;
+        Ok(Response::new(outcome.ack(order_id)))
+    }
+}
+
+fn skills(values: &[String]) -> Result<Vec<Category>, AppError> {
+    values
+        .iter()
+        .map(|s| {
+            Category::parse(s)
+                .ok_or_else(|| AppError::invalid("skills", format!("未知的服务类别「{s}」")))
+        })
+        .collect()
+}
+
+fn optional(value: String) -> Option<String> {
+    Some(value).filter(|v| !v.is_empty())
+}
+
+#[tonic::async_trait]
+impl VolunteerService for Volunteers {
+    async fn register_org_node(
+        &self,
+        request: Request<pb::OrgNode>,
+    ) -> Result<Response<pb::DirectoryAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let level = OrgLevel::parse(&req.level).ok_or_else(|| {
+            AppError::invalid("level", "须为 centre、institute、station 或 point")
+        })?;
+        let location = match req.location {
+            Some(l) => Some(location_from("location", Some(l))?),
+            None => None,
+        };
+        let event = DirectoryEvent::OrgNodeRegistered {
+            id: req.id.clone(),
+            name: req.name,
+            level,
+            parent_id: optional(req.parent_id),
+            location,
+        };
+        let position = self.app.directory.register(&ctx, event).await?;
+        Ok(Response::new(pb::DirectoryAck { id: req.id, position }))
+    }
+
+    async fn register_team(
+        &self,
+        request: Request<pb::Team>,
+    ) -> Result<Response<pb::DirectoryAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let kind = TeamKind::parse(&req.kind)
+            .ok_or_else(|| AppError::invalid("kind", "须为 team 或 helper_unit"))?;
+        let event = DirectoryEvent::TeamRegistered {
+            id: req.id.clone(),
+            name: req.name,
+            kind,
+            node_id: req.node_id,
+            skills: skills(&req.skills)?,
+            leader_id: optional(req.leader_id),
+        };
+        let position = self.app.directory.register(&ctx, event).await?;
+        Ok(Response::new(pb::DirectoryAck { id: req.id, position }))
+    }
+
+    async fn register_volunteer(
+        &self,
+        request: Request<pb::Volunteer>,
+    ) -> Result<Response<pb::DirectoryAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let event = DirectoryEvent::VolunteerRegistered {
+            id: req.id.clone(),
+            name: req.name,
+            team_ids: req.team_ids,
+            skills: skills(&req.skills)?,
+        };
+        let position = self.app.directory.register(&ctx, event).await?;
+        Ok(Response::new(pb::DirectoryAck { id: req.id, position }))
+    }
+
+    async fn get_org_tree(
+        &self,
+        request: Request<pb::GetOrgTreeRequest>,
+    ) -> Result<Response<pb::OrgTree>, Status> {
+        self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let tree = self.app.org_tree(&req.node_id, req.min_position).await?;
+        Ok(Response::new(tree))
+    }
+
+    async fn list_teams(
+        &self,
+        request: Request<pb::ListTeamsRequest>,
+    ) -> Result<Response<pb::TeamList>, Status> {
+        self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let teams = self.app.teams(&req.node_id, req.min_position).await?;
+        Ok(Response::new(teams))
+    }
+
+    async fn accept_order(
+        &self,
+        request: Request<pb::AcceptOrderRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        self.require_member(&ctx, &req.team_id).await?;
+        let action = Action::Accept {
+            team_id: req.team_id,
+        };
+        self.order_command(&ctx, &req.order_id, action, req.expected_revision)
+            .await
+    }
+
+    async fn decline_order(
+        &self,
+        request: Request<pb::DeclineOrderRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        self.require_member(&ctx, &req.team_id).await?;
+        let action = Action::Decline {
+            team_id: req.team_id,
+            reason: req.reason,
+        };
+        self.order_command(&ctx, &req.order_id, action, req.expected_revision)
+            .await
+    }
+
+    async fn check_in(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let action = Action::CheckIn {
+            location: location_from("location", req.location)?,
+        };
+        self.order_command(&ctx, &req.order_id, action, req.expected_revision)
+            .await
+    }
+
+    async fn check_out(
+        &self,
+        request: Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let action = Action::CheckOut {
+            location: location_from("location", req.location)?,
+        };
+        self.order_command(&ctx, &req.order_id, action, req.expected_revision)
+            .await
+    }
+
+    async fn complete_order(
+        &self,
+        request: Request<pb::CompleteOrderRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let action = Action::Complete {
+            note: req.note,
+            photos: req.photos,
+        };
+        self.order_command(&ctx, &req.order_id, action, req.expected_revision)
+            .await
+    }
+}
+
+/// Sign-in. Only the development login exists: it trusts the caller's claimed identity, so it
+/// is off unless the server was started with dev login enabled.
+pub struct Identity {
+    app: App,
+}
+
+impl Identity {
+    pub fn new(app: App) -> Identity {
+        Identity { app }
+    }
+
+    pub fn into_server(self) -> pb::identity_service_server::IdentityServiceServer<Identity> {
+        pb::identity_service_server::IdentityServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl IdentityService for Identity {
+    async fn dev_login(
+        &self,
+        request: Request<pb::DevLoginRequest>,
+    ) -> Result<Response<pb::DevLoginResponse>, Status> {
+        if !self.app.dev_login {
+            return Err(Status::permission_denied("开发登录未启用"));
+        }
+        let req = request.into_inner();
+        let role = Role::parse(&req.role)
+            .filter(|r| *r != Role::System)
+            .ok_or_else(|| {
+                AppError::invalid("role", "须为 resident、volunteer、station_head 或 auditor")
+            })?;
+        validate::id("user_id", &req.user_id).map_err(AppError::from)?;
+        let node = match role {
+            Role::StationHead | Role::Auditor => {
+                if self.app.directory.node(&req.org_node).await?.is_none() {
+                    return Err(AppError::invalid(
+                        "org_node",
+                        format!("组织节点「{}」不存在", req.org_node),
+                    )
+                    .into());
+                }
+                Some(req.org_node)
+            }
+            Role::Volunteer => {
+                if self.app.directory.volunteer(&req.user_id).await?.is_none() {
+                    return Err(AppError::invalid(
+                        "user_id",
+                        format!("志愿者「{}」未登记", req.user_id),
+                    )
+                    .into());
+                }
+                None
+            }
+            _ => None,
+        };
+        let expires = OffsetDateTime::now_utc() + TOKEN_LIFETIME;
+        let token = self.app.signer.issue(&Claims {
+            sub: req.user_id,
+            role,
+            node,
+            exp: expires.unix_timestamp(),
+        });
+        Ok(Response::new(pb::DevLoginResponse {
+            token,
+            expires_at: rfc3339(Some(expires)),
+        }))
+    }
+}

@@ -1,5 +1,6 @@
 //! An order's state, folded from its events, and the table of which action each status allows.
 
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::command::Action;
@@ -8,7 +9,8 @@ use crate::validate::Location;
 use crate::Category;
 
 /// Where an order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// No events yet.
     #[default]
@@ -105,7 +107,7 @@ impl Status {
 }
 
 /// Everything [`decide`](super::decide) needs to know about an order, and what its detail view shows.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OrderState {
     pub status: Status,
     pub order_id: String,
@@ -115,17 +117,25 @@ pub struct OrderState {
     pub description: String,
     pub location: Option<Location>,
     pub contact_phone_masked: String,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub wanted_time: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub placed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
     pub assignee: Option<Assignee>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub dispatched_at: Option<OffsetDateTime>,
     /// (volunteer id, team id) of whoever accepted.
     pub accepted_by: Option<(String, String)>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub accepted_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub checked_in_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub checked_out_at: Option<OffsetDateTime>,
     pub service_minutes: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub completed_at: Option<OffsetDateTime>,
     pub completion_note: String,
     pub photos: Vec<String>,

@@ -1,0 +1,224 @@
+//! Executing a command: load the stream, `decide`, append with the expected revision.
+//!
+//! Conflicts are handled, not ignored: when another writer appended first, the stream is
+//! reloaded and the command decided again against the new state (so of two volunteers accepting
+//! at once, the second is refused by the domain: "已被接单"). A caller that pinned an
+//! `expected_revision` gets [`AppError::Conflict`] instead of a silent retry.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use diandan_store::{
+    AppendRequest, Direction, ExpectedRevision, NewEvent, RecordedEvent, StoreError,
+};
+use diandan_workflows::order::{self, Action, Command, OrderEvent, OrderState};
+use diandan_workflows::CommandMeta;
+
+use crate::{App, AppError, RequestContext, Result};
+
+/// Version of the event payload schemas written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How often a command is re-decided after losing a race before giving up.
+const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// The metadata stored beside every event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    #[serde(flatten)]
+    pub command: CommandMeta,
+    pub schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl EventMetadata {
+    pub fn new(command: CommandMeta) -> EventMetadata {
+        EventMetadata {
+            command,
+            schema_version: SCHEMA_VERSION,
+            traceparent: None,
+        }
+    }
+
+    pub fn decode(event: &RecordedEvent) -> Result<EventMetadata> {
+        serde_json::from_slice(&event.metadata)
+            .map_err(|e| AppError::Storage(format!("event {} metadata: {e}", event.position)))
+    }
+}
+
+/// An order event as stored, decoded.
+pub fn decode_order_event(event: &RecordedEvent) -> Result<OrderEvent> {
+    serde_json::from_slice(&event.data)
+        .map_err(|e| AppError::Storage(format!("event {} payload: {e}", event.position)))
+}
+
+/// Serializes a payload and its metadata for the store.
+pub fn new_event(
+    event_type: &str,
+    payload: &impl Serialize,
+    metadata: &EventMetadata,
+) -> NewEvent {
+    NewEvent {
+        event_id: uuid::Uuid::new_v4(),
+        event_type: event_type.to_owned(),
+        data: serde_json::to_vec(payload).expect("events serialize"),
+        metadata: serde_json::to_vec(metadata).expect("metadata serializes"),
+    }
+}
+
+/// An order as loaded from its stream.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedOrder {
+    pub state: OrderState,
+    /// Revision of the last event; `None` when the stream is empty.
+    pub revision: Option<u64>,
+    pub position: u64,
+    /// Command ids already applied, with the revision and position they ended at.
+    applied: Vec<(String, u64, u64)>,
+}
+
+/// What a command did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub state: OrderState,
+    pub revision: u64,
+    pub position: u64,
+    /// A retry of a command already applied: nothing was written now.
+    pub duplicate: bool,
+}
+
+impl App {
+    /// Loads an order by folding its stream.
+    pub async fn load_order(&self, order_id: &str) -> Result<LoadedOrder> {
+        let stream = order::stream_name(order_id);
+        let mut loaded = LoadedOrder::default();
+        let mut from = 0;
+        loop {
+            let batch = self
+                .store
+                .read_stream(&stream, from, Direction::Forward, 512)
+                .await?;
+            let done = batch.len() < 512;
+            for recorded in &batch {
+                let event = decode_order_event(recorded)?;
+                let meta = EventMetadata::decode(recorded)?;
+                loaded.state = order::evolve(std::mem::take(&mut loaded.state), &event);
+                loaded.revision = Some(recorded.revision);
+                loaded.position = recorded.position;
+                match loaded.applied.last_mut() {
+                    Some(last) if last.0 == meta.command.command_id => {
+                        last.1 = recorded.revision;
+                        last.2 = recorded.position;
+                    }
+                    _ => loaded.applied.push((
+                        meta.command.command_id,
+                        recorded.revision,
+                        recorded.position,
+                    )),
+                }
+                from = recorded.revision + 1;
+            }
+            if done {
+                return Ok(loaded);
+            }
+        }
+    }
+
+    /// Runs one command against one order.
+    ///
+    /// `expected_revision`: when given, the command applies only if the order is still at
+    /// that revision (the client's view is current); otherwise it is re-decided on conflict.
+    pub async fn execute(
+        &self,
+        ctx: &RequestContext,
+        order_id: &str,
+        action: Action,
+        expected_revision: Option<u64>,
+    ) -> Result<Outcome> {
+        let command = Command {
+            meta: ctx.command_meta(OffsetDateTime::now_utc()),
+            action,
+        };
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let loaded = self.load_order(order_id).await?;
+            if let Some((_, revision, position)) = loaded
+                .applied
+                .iter()
+                .find(|(id, _, _)| *id == command.meta.command_id)
+            {
+                return Ok(Outcome {
+                    state: loaded.state,
+                    revision: *revision,
+                    position: *position,
+                    duplicate: true,
+                });
+            }
+            if let Some(expected) = expected_revision {
+                if loaded.revision != Some(expected) {
+                    return Err(stale(expected, loaded.revision));
+                }
+            }
+            let events = order::decide(&loaded.state, &command)?;
+            let metadata = EventMetadata::new(command.meta.clone());
+            let request = AppendRequest {
+                stream: order::stream_name(order_id),
+                expected: match loaded.revision {
+                    Some(r) => ExpectedRevision::Exact(r),
+                    None => ExpectedRevision::NoStream,
+                },
+                command_id: command.meta.command_id.clone(),
+                events: events
+                    .iter()
+                    .map(|e| new_event(e.change.event_type(), e, &metadata))
+                    .collect(),
+            };
+            match self.store.append(request).await {
+                Ok(result) if result.duplicate => continue, // a concurrent retry won: reload
+                Ok(result) => {
+                    let state = events.iter().fold(loaded.state, order::evolve);
+                    return Ok(Outcome {
+                        state,
+                        revision: result.last_revision,
+                        position: result.last_position,
+                        duplicate: false,
+                    });
+                }
+                Err(StoreError::WrongExpectedRevision { actual, .. }) => {
+                    if let Some(expected) = expected_revision {
+                        return Err(stale(expected, actual));
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Conflict {
+            field: None,
+            message: "订单正被频繁修改，请稍后重试".into(),
+        })
+    }
+}
+
+fn stale(expected: u64, actual: Option<u64>) -> AppError {
+    AppError::Conflict {
+        field: Some("expected_revision"),
+        message: format!(
+            "订单已被他人修改：期望版本 {expected}，当前版本 {}，请刷新后重试",
+            actual.map_or("无".to_owned(), |a| a.to_string())
+        ),
+    }
+}
+
+impl Outcome {
+    /// The reply to the command.
+    pub fn ack(&self, order_id: &str) -> diandan_proto::v1::CommandAck {
+        diandan_proto::v1::CommandAck {
+            order_id: order_id.to_owned(),
+            revision: self.revision,
+            position: self.position,
+            status: self.state.status.as_str().to_owned(),
+            duplicate: self.duplicate,
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The organisation directory: org nodes, teams / helper units, volunteers.
+//!
+//! Entries are registered as events (one stream each, see
+//! [`DirectoryEvent`](diandan_workflows::directory::DirectoryEvent)) and never change after,
+//! so they are cached in memory after the first read of their stream. Lookups read the stream,
+//! not a projection, so a node registered a moment ago is already visible to scope checks.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use time::OffsetDateTime;
+
+use diandan_store::{AppendRequest, Direction, EventStore, ExpectedRevision, StoreError};
+use diandan_workflows::directory::DirectoryEvent;
+use diandan_workflows::order::TeamKind;
+use diandan_workflows::validate::Location;
+use diandan_workflows::{Category, OrgLevel, Role};
+
+use crate::commands::{new_event, EventMetadata};
+use crate::{AppError, RequestContext, Result};
+
+/// A registered org node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub id: String,
+    pub name: String,
+    pub level: OrgLevel,
+    pub parent_id: Option<String>,
+    pub location: Option<Location>,
+}
+
+/// A registered team or helper unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub kind: TeamKind,
+    pub node_id: String,
+    pub skills: Vec<Category>,
+    pub leader_id: Option<String>,
+}
+
+/// A registered volunteer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Volunteer {
+    pub id: String,
+    pub name: String,
+    pub team_ids: Vec<String>,
+    pub skills: Vec<Category>,
+}
+
+/// Deepest tree allowed (centre → institute → station → point), guarding against cycles.
+const MAX_DEPTH: usize = 8;
+
+#[derive(Default)]
+struct Cache {
+    nodes: HashMap<String, Arc<Node>>,
+    teams: HashMap<String, Arc<Team>>,
+    volunteers: HashMap<String, Arc<Volunteer>>,
+}
+
+/// Directory lookups and registrations.
+#[derive(Clone)]
+pub struct Directory {
+    store: Arc<dyn EventStore>,
+    cache: Arc<RwLock<Cache>>,
+}
+
+impl Directory {
+    pub fn new(store: Arc<dyn EventStore>) -> Directory {
+        Directory {
+            store,
+            cache: Arc::default(),
+        }
+    }
+
+    async fn load(&self, stream: String) -> Result<Option<DirectoryEvent>> {
+        let events = self
+            .store
+            .read_stream(&stream, 0, Direction::Forward, 1)
+            .await?;
+        let Some(first) = events.first() else {
+            return Ok(None);
+        };
+        let event = serde_json::from_slice(&first.data)
+            .map_err(|e| AppError::Storage(format!("{stream}: {e}")))?;
+        self.remember(&event);
+        Ok(Some(event))
+    }
+
+    /// Puts a registration into the cache (also called by the projection of the live log).
+    pub fn remember(&self, event: &DirectoryEvent) {
+        let mut cache = self.cache.write().expect("directory cache poisoned");
+        match event.clone() {
+            DirectoryEvent::OrgNodeRegistered {
+                id,
+                name,
+                level,
+                parent_id,
+                location,
+            } => {
+                cache.nodes.insert(
+                    id.clone(),
+                    Arc::new(Node {
+                        id,
+                        name,
+                        level,
+                        parent_id,
+                        location,
+                    }),
+                );
+            }
+            DirectoryEvent::TeamRegistered {
+                id,
+                name,
+                kind,
+                node_id,
+                skills,
+                leader_id,
+            } => {
+                cache.teams.insert(
+                    id.clone(),
+                    Arc::new(Team {
+                        id,
+                        name,
+                        kind,
+                        node_id,
+                        skills,
+                        leader_id,
+                    }),
+                );
+            }
+            DirectoryEvent::VolunteerRegistered {
+                id,
+                name,
+                team_ids,
+                skills,
+            } => {
+                cache.volunteers.insert(
+                    id.clone(),
+                    Arc::new(Volunteer {
+                        id,
+                        name,
+                        team_ids,
+                        skills,
+                    }),
+                );
+            }
+        }
+    }
+
+    pub async fn node(&self, id: &str) -> Result<Option<Arc<Node>>> {
+        if let Some(node) = self.cache.read().expect("poisoned").nodes.get(id) {
+            return Ok(Some(node.clone()));
+        }
+        self.load(format!("node-{id}")).await?;
+        Ok(self.cache.read().expect("poisoned").nodes.get(id).cloned())
+    }
+
+    pub async fn team(&self, id: &str) -> Result<Option<Arc<Team>>> {
+        if let Some(team) = self.cache.read().expect("poisoned").teams.get(id) {
+            return Ok(Some(team.clone()));
+        }
+        self.load(format!("team-{id}")).await?;
+        Ok(self.cache.read().expect("poisoned").teams.get(id).cloned())
+    }
+
+    pub async fn volunteer(&self, id: &str) -> Result<Option<Arc<Volunteer>>> {
+        if let Some(v) = self.cache.read().expect("poisoned").volunteers.get(id) {
+            return Ok(Some(v.clone()));
+        }
+        self.load(format!("volunteer-{id}")).await?;
+        Ok(self.cache.read().expect("poisoned").volunteers.get(id).cloned())
+    }
+
+    /// The node and its ancestors, nearest first.
+    pub async fn lineage(&self, node_id: &str) -> Result<Vec<Arc<Node>>> {
+        let mut lineage = Vec::new();
+        let mut next = Some(node_id.to_owned());
+        while let Some(id) = next {
+            if lineage.len() >= MAX_DEPTH {
+                return Err(AppError::Storage(format!("org tree too deep at {id}")));
+            }
+            let node = self
+                .node(&id)
+                .await?
+                .ok_or_else(|| AppError::NotFound(format!("组织节点「{id}」不存在")))?;
+            next = node.parent_id.clone();
+            lineage.push(node);
+        }
+        Ok(lineage)
+    }
+
+    /// Is `node_id` equal to or below `ancestor_id`?
+    pub async fn is_within(&self, node_id: &str, ancestor_id: &str) -> Result<bool> {
+        Ok(self
+            .lineage(node_id)
+            .await?
+            .iter()
+            .any(|n| n.id == ancestor_id))
+    }
+
+    /// The `/centre/institute/station/` path of a node, for subtree queries.
+    pub async fn path(&self, node_id: &str) -> Result<String> {
+        let lineage = self.lineage(node_id).await?;
+        Ok(path_of(lineage.iter().rev().map(|n| n.id.as_str())))
+    }
+
+    /// Requires the caller to be staff responsible for `node_id` (a head of it or an ancestor).
+    pub async fn require_scope(&self, ctx: &RequestContext, node_id: &str) -> Result<()> {
+        if ctx.role() == Role::System {
+            return Ok(());
+        }
+        let Some(head_node) = ctx.claims.node.as_deref() else {
+            return Err(AppError::Forbidden("当前账号没有负责的组织节点".into()));
+        };
+        if self.is_within(node_id, head_node).await? {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "节点「{node_id}」不在你负责的范围内"
+            )))
+        }
+    }
+
+    /// Registers a node, team or volunteer. Staff may register within their subtree.
+    pub async fn register(&self, ctx: &RequestContext, event: DirectoryEvent) -> Result<u64> {
+        ctx.require_role(&[Role::StationHead, Role::System])?;
+        event.validate()?;
+        match &event {
+            DirectoryEvent::OrgNodeRegistered {
+                level, parent_id, ..
+            } => {
+                if let Some(parent_id) = parent_id {
+                    let parent = self.node(parent_id).await?.ok_or_else(|| {
+                        AppError::invalid("parent_id", format!("上级节点「{parent_id}」不存在"))
+                    })?;
+                    if parent.level.child() != Some(*level) {
+                        return Err(AppError::invalid(
+                            "level",
+                            format!(
+                                "「{}」级节点下不能设立「{}」级节点",
+                                parent.level.as_str(),
+                                level.as_str()
+                            ),
+                        ));
+                    }
+                    self.require_scope(ctx, parent_id).await?;
+                } else if ctx.role() != Role::System {
+                    return Err(AppError::Forbidden("只有系统可以设立中心".into()));
+                }
+            }
+            DirectoryEvent::TeamRegistered { node_id, .. } => {
+                if self.node(node_id).await?.is_none() {
+                    return Err(AppError::invalid(
+                        "node_id",
+                        format!("组织节点「{node_id}」不存在"),
+                    ));
+                }
+                self.require_scope(ctx, node_id).await?;
+            }
+            DirectoryEvent::VolunteerRegistered { team_ids, .. } => {
+                for team_id in team_ids {
+                    let team = self.team(team_id).await?.ok_or_else(|| {
+                        AppError::invalid("team_ids", format!("队伍「{team_id}」不存在"))
+                    })?;
+                    self.require_scope(ctx, &team.node_id).await?;
+                }
+            }
+        }
+        let metadata = EventMetadata::new(ctx.command_meta(OffsetDateTime::now_utc()));
+        let request = AppendRequest {
+            stream: event.stream(),
+            expected: ExpectedRevision::NoStream,
+            command_id: ctx.command_id.clone(),
+            events: vec![new_event(event.event_type(), &event, &metadata)],
+        };
+        match self.store.append(request).await {
+            Ok(result) => {
+                self.remember(&event);
+                Ok(result.last_position)
+            }
+            Err(StoreError::WrongExpectedRevision { .. }) => Err(AppError::Conflict {
+                field: Some("id"),
+                message: "该编号已被登记".into(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// `["xianan", "wenquan", "chezhanlu"]` → `/xianan/wenquan/chezhanlu/`.
+pub fn path_of<'a>(ids_from_root: impl Iterator<Item = &'a str>) -> String {
+    let mut path = String::from("/");
+    for id in ids_from_root {
+        path.push_str(id);
+        path.push('/');
+    }
+    path
+}

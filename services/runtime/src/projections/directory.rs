@@ -1,0 +1,145 @@
+//! The directory read model: org nodes with their tree paths, teams, volunteers, memberships.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use diandan_store::RecordedEvent;
+use diandan_workflows::directory::DirectoryEvent;
+
+use super::Projection;
+use crate::{AppError, Result};
+
+pub struct DirectoryProjection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS org_nodes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    level TEXT NOT NULL,
+    parent_id TEXT,
+    path TEXT NOT NULL,
+    lat REAL,
+    lng REAL,
+    address TEXT
+);
+CREATE INDEX IF NOT EXISTS org_nodes_path ON org_nodes (path);
+CREATE TABLE IF NOT EXISTS teams (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    node_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    skills TEXT NOT NULL,
+    leader_id TEXT
+);
+CREATE INDEX IF NOT EXISTS teams_path ON teams (path);
+CREATE TABLE IF NOT EXISTS volunteers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    skills TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS memberships (
+    team_id TEXT NOT NULL,
+    volunteer_id TEXT NOT NULL,
+    PRIMARY KEY (team_id, volunteer_id)
+);
+CREATE INDEX IF NOT EXISTS memberships_volunteer ON memberships (volunteer_id);
+";
+
+/// The tree path of a node already projected (`/` when unknown, so orphans stay visible).
+pub(super) fn node_path(tx: &Transaction<'_>, node_id: &str) -> Result<String> {
+    Ok(tx
+        .query_row("SELECT path FROM org_nodes WHERE id = ?1", [node_id], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or_else(|| format!("/?/{node_id}/")))
+}
+
+impl Projection for DirectoryProjection {
+    fn name(&self) -> &'static str {
+        "directory"
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["org_nodes", "teams", "volunteers", "memberships"]
+    }
+
+    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+        if !matches!(
+            event.event_type.as_str(),
+            "OrgNodeRegistered" | "TeamRegistered" | "VolunteerRegistered"
+        ) {
+            return Ok(());
+        }
+        let decoded: DirectoryEvent = serde_json::from_slice(&event.data)
+            .map_err(|e| AppError::Storage(format!("event {}: {e}", event.position)))?;
+        match decoded {
+            DirectoryEvent::OrgNodeRegistered {
+                id,
+                name,
+                level,
+                parent_id,
+                location,
+            } => {
+                let parent_path = match &parent_id {
+                    Some(parent) => node_path(tx, parent)?,
+                    None => "/".to_owned(),
+                };
+                let path = format!("{parent_path}{id}/");
+                tx.execute(
+                    "INSERT OR REPLACE INTO org_nodes (id, name, level, parent_id, path, lat, lng, address)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        id,
+                        name,
+                        level.as_str(),
+                        parent_id,
+                        path,
+                        location.as_ref().map(|l| l.lat),
+                        location.as_ref().map(|l| l.lng),
+                        location.as_ref().map(|l| l.address.clone()),
+                    ],
+                )?;
+            }
+            DirectoryEvent::TeamRegistered {
+                id,
+                name,
+                kind,
+                node_id,
+                skills,
+                leader_id,
+            } => {
+                let path = node_path(tx, &node_id)?;
+                let skills = serde_json::to_string(&skills).expect("skills serialize");
+                tx.execute(
+                    "INSERT OR REPLACE INTO teams (id, name, kind, node_id, path, skills, leader_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![id, name, kind.as_str(), node_id, path, skills, leader_id],
+                )?;
+            }
+            DirectoryEvent::VolunteerRegistered {
+                id,
+                name,
+                team_ids,
+                skills,
+            } => {
+                let skills = serde_json::to_string(&skills).expect("skills serialize");
+                tx.execute(
+                    "INSERT OR REPLACE INTO volunteers (id, name, skills) VALUES (?1, ?2, ?3)",
+                    params![id, name, skills],
+                )?;
+                for team_id in team_ids {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO memberships (team_id, volunteer_id) VALUES (?1, ?2)",
+                        params![team_id, id],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

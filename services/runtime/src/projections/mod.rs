@@ -1,0 +1,264 @@
+//! Read models, fed from the store's global log.
+//!
+//! Each [`Projection`] owns some tables of the read database (`read.db`) and a checkpoint row;
+//! a batch of events is applied to every projection and its checkpoint advanced in the same
+//! transaction, so after a crash a projection resumes exactly where its data stands (exactly
+//! once). Read models are disposable: [`rebuild`] replays the log from position 0 into a fresh
+//! file, and the result must equal the live one ([`ReadModel::dump`] compares them).
+
+mod directory;
+mod orders;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use rusqlite::{Connection, Transaction};
+use tokio::sync::watch;
+
+use diandan_store::{EventStore, RecordedEvent};
+
+use crate::{AppError, Result};
+
+pub use orders::{list_orders, OrderFilter, OrderScope};
+pub use stats::{local_day, station_stats, StatsQuery};
+
+/// One read model: its tables and how an event changes them.
+pub trait Projection: Send + Sync {
+    /// Its checkpoint's key.
+    fn name(&self) -> &'static str;
+    /// `CREATE TABLE IF NOT EXISTS …` statements.
+    fn schema(&self) -> &'static str;
+    /// Tables to compare between a live and a rebuilt read model.
+    fn tables(&self) -> &'static [&'static str];
+    /// Applies one event. Events of types it does not know are ignored.
+    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()>;
+}
+
+fn all_projections() -> Vec<Box<dyn Projection>> {
+    vec![
+        Box::new(directory::DirectoryProjection),
+        Box::new(orders::OrdersProjection),
+        Box::new(stats::StatsProjection),
+    ]
+}
+
+struct Inner {
+    path: PathBuf,
+    projections: Vec<Box<dyn Projection>>,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    position: watch::Sender<u64>,
+}
+
+/// The read database and the position it reflects.
+#[derive(Clone)]
+pub struct ReadModel {
+    inner: Arc<Inner>,
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    // FULL: a checkpoint acknowledged to a reader must not move backwards after a crash.
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+    )?;
+    Ok(conn)
+}
+
+impl ReadModel {
+    pub fn open(path: &Path) -> Result<ReadModel> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AppError::Storage(format!("{}: {e}", dir.display())))?;
+        }
+        let projections = all_projections();
+        let conn = open_connection(path)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS checkpoints (
+                 projection TEXT PRIMARY KEY,
+                 position INTEGER NOT NULL
+             );",
+        )?;
+        for p in &projections {
+            conn.execute_batch(p.schema())?;
+            conn.execute(
+                "INSERT OR IGNORE INTO checkpoints (projection, position) VALUES (?1, 0)",
+                [p.name()],
+            )?;
+        }
+        let position: u64 =
+            conn.query_row("SELECT MIN(position) FROM checkpoints", [], |r| r.get(0))?;
+        Ok(ReadModel {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                projections,
+                writer: Mutex::new(conn),
+                readers: Mutex::new(Vec::new()),
+                position: watch::channel(position).0,
+            }),
+        })
+    }
+
+    /// The last position every projection has applied.
+    pub fn position(&self) -> u64 {
+        *self.inner.position.borrow()
+    }
+
+    /// Waits (up to `timeout`) until the read model reflects `position`; returns where it is.
+    pub async fn wait_for(&self, position: u64, timeout: Duration) -> u64 {
+        let mut rx = self.inner.position.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await;
+        self.position()
+    }
+
+    /// Runs a read-only query on a pooled connection, off the async runtime.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().expect("pool poisoned").pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&inner.path)?,
+            };
+            let result = f(&conn);
+            inner.readers.lock().expect("pool poisoned").push(conn);
+            result
+        })
+        .await
+        .map_err(|e| AppError::Storage(e.to_string()))?
+    }
+
+    /// Applies a batch of log events (in position order) to every projection in one transaction.
+    pub fn apply_batch_blocking(&self, events: &[RecordedEvent]) -> Result<u64> {
+        let Some(last) = events.last() else {
+            return Ok(self.position());
+        };
+        let mut conn = self.inner.writer.lock().expect("writer poisoned");
+        let tx = conn.transaction()?;
+        for p in &self.inner.projections {
+            let checkpoint: u64 = tx.query_row(
+                "SELECT position FROM checkpoints WHERE projection = ?1",
+                [p.name()],
+                |r| r.get(0),
+            )?;
+            for event in events.iter().filter(|e| e.position > checkpoint) {
+                p.apply(&tx, event)?;
+            }
+            tx.execute(
+                "UPDATE checkpoints SET position = MAX(position, ?2) WHERE projection = ?1",
+                rusqlite::params![p.name(), last.position],
+            )?;
+        }
+        tx.commit()?;
+        self.inner.position.send_replace(last.position);
+        Ok(last.position)
+    }
+
+    pub async fn apply_batch(&self, events: Vec<RecordedEvent>) -> Result<u64> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.apply_batch_blocking(&events))
+            .await
+            .map_err(|e| AppError::Storage(e.to_string()))?
+    }
+
+    /// Every row of every projection table (and the checkpoints), sorted: two read models with
+    /// equal dumps are equal.
+    pub fn dump(&self) -> Result<Vec<String>> {
+        let conn = self.inner.writer.lock().expect("writer poisoned");
+        let mut tables = vec!["checkpoints"];
+        for p in &self.inner.projections {
+            tables.extend_from_slice(p.tables());
+        }
+        let mut rows = Vec::new();
+        for table in tables {
+            let mut stmt = conn.prepare(&format!("SELECT * FROM {table}"))?;
+            let columns = stmt.column_count();
+            let mut table_rows: Vec<String> = stmt
+                .query_map([], |row| {
+                    let mut line = format!("{table}:");
+                    for i in 0..columns {
+                        let value: rusqlite::types::Value = row.get(i)?;
+                        line.push_str(&format!(" {value:?}"));
+                    }
+                    Ok(line)
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            table_rows.sort();
+            rows.extend(table_rows);
+        }
+        Ok(rows)
+    }
+
+    /// Follows the store's log until `shutdown` resolves, applying events in batches.
+    pub async fn follow(
+        &self,
+        store: Arc<dyn EventStore>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown.fuse());
+        loop {
+            let mut subscription = store.subscribe_all(self.position() + 1).fuse();
+            loop {
+                let first = futures::select! {
+                    _ = shutdown => return,
+                    next = subscription.next() => next,
+                };
+                let mut batch = match first {
+                    Some(Ok(event)) => vec![event],
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "projection subscription failed; resubscribing");
+                        break;
+                    }
+                    None => break,
+                };
+                while batch.len() < 2048 {
+                    match subscription.next().now_or_never() {
+                        Some(Some(Ok(event))) => batch.push(event),
+                        _ => break,
+                    }
+                }
+                if let Err(e) = self.apply_batch(batch).await {
+                    tracing::error!(error = %e, "projection batch failed; retrying");
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Rebuilds the read model at `path` from position 0, calling `progress(done, total)`.
+pub async fn rebuild(
+    store: &dyn EventStore,
+    path: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<ReadModel> {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if file.exists() {
+            std::fs::remove_file(&file)
+                .map_err(|e| AppError::Storage(format!("{}: {e}", file.display())))?;
+        }
+    }
+    let read = ReadModel::open(path)?;
+    let total = store.head_position().await?;
+    let mut from = 1;
+    loop {
+        let batch = store.read_all(from, 4096).await?;
+        let Some(last) = batch.last() else { break };
+        from = last.position + 1;
+        let done = last.position;
+        read.apply_batch(batch).await?;
+        progress(done, total);
+        if done >= total {
+            break;
+        }
+    }
+    Ok(read)
+}

@@ -1,0 +1,173 @@
+//! The order list read model: one row per order with its folded state, indexed for the lists
+//! each role sees (a resident's own, a volunteer's offers and tasks, a station head's subtree).
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+
+use diandan_proto::v1 as pb;
+use diandan_store::RecordedEvent;
+use diandan_workflows::order::{self, OrderChange, OrderState};
+
+use super::directory::node_path;
+use super::Projection;
+use crate::commands::decode_order_event;
+use crate::views::{order_view, rfc3339};
+use crate::{AppError, Result};
+
+pub struct OrdersProjection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    station_path TEXT NOT NULL,
+    requester_id TEXT NOT NULL,
+    assignee_id TEXT,
+    accepted_by TEXT,
+    placed_at TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    state_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_requester ON orders (requester_id, placed_at);
+CREATE INDEX IF NOT EXISTS orders_path ON orders (station_path, status);
+CREATE INDEX IF NOT EXISTS orders_assignee ON orders (assignee_id, status);
+CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by);
+";
+
+impl Projection for OrdersProjection {
+    fn name(&self) -> &'static str {
+        "orders"
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["orders"]
+    }
+
+    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+        let Some(order_id) = event.stream.strip_prefix("order-") else {
+            return Ok(());
+        };
+        let decoded = decode_order_event(event)?;
+        let previous: Option<String> = tx
+            .query_row(
+                "SELECT state_json FROM orders WHERE order_id = ?1",
+                [order_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let state = match previous {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| AppError::Storage(format!("order {order_id} state: {e}")))?,
+            None => OrderState::default(),
+        };
+        let station_path = match &decoded.change {
+            OrderChange::OrderPlaced { station_id, .. } => Some(node_path(tx, station_id)?),
+            _ => None,
+        };
+        let state = order::evolve(state, &decoded);
+        let json = serde_json::to_string(&state).expect("state serializes");
+        let assignee = state.assignee.as_ref().map(|a| a.team_id.clone());
+        let accepted_by = state.accepted_by.as_ref().map(|(v, _)| v.clone());
+        tx.execute(
+            "INSERT INTO orders (order_id, status, station_path, requester_id, assignee_id,
+                                 accepted_by, placed_at, revision, state_json)
+             VALUES (?1, ?2, COALESCE(?3, '/'), ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(order_id) DO UPDATE SET
+                 status = excluded.status,
+                 station_path = COALESCE(?3, station_path),
+                 assignee_id = excluded.assignee_id,
+                 accepted_by = excluded.accepted_by,
+                 revision = excluded.revision,
+                 state_json = excluded.state_json",
+            params![
+                order_id,
+                state.status.as_str(),
+                station_path,
+                state.requester_id,
+                assignee,
+                accepted_by,
+                rfc3339(state.placed_at),
+                event.revision,
+                json
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// Whose orders to list.
+#[derive(Debug, Clone)]
+pub enum OrderScope {
+    /// A resident's own orders.
+    Requester(String),
+    /// Offered to one of these teams (status dispatched), or accepted by this volunteer.
+    Volunteer { id: String, team_ids: Vec<String> },
+    /// Every order of a subtree (a `/…/` path prefix).
+    Subtree(String),
+}
+
+/// A list query.
+#[derive(Debug, Clone)]
+pub struct OrderFilter {
+    pub scope: OrderScope,
+    /// Only these statuses; empty for all.
+    pub statuses: Vec<String>,
+    pub limit: u32,
+    /// Oldest first (a queue) instead of newest first.
+    pub oldest_first: bool,
+}
+
+/// Runs a list query (numbers always masked: lists never show a full phone number).
+pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<pb::OrderView>> {
+    let mut sql = String::from("SELECT state_json, revision FROM orders WHERE ");
+    let mut args: Vec<String> = Vec::new();
+    match &filter.scope {
+        OrderScope::Requester(id) => {
+            sql.push_str("requester_id = ?");
+            args.push(id.clone());
+        }
+        OrderScope::Volunteer { id, team_ids } => {
+            sql.push_str("(accepted_by = ?");
+            args.push(id.clone());
+            if !team_ids.is_empty() {
+                sql.push_str(" OR (status = 'dispatched' AND assignee_id IN (");
+                sql.push_str(&vec!["?"; team_ids.len()].join(","));
+                sql.push_str("))");
+                args.extend(team_ids.iter().cloned());
+            }
+            sql.push(')');
+        }
+        OrderScope::Subtree(path) => {
+            sql.push_str("station_path >= ? AND station_path < ?");
+            args.push(path.clone());
+            args.push(format!("{path}\u{10FFFF}"));
+        }
+    }
+    if !filter.statuses.is_empty() {
+        sql.push_str(" AND status IN (");
+        sql.push_str(&vec!["?"; filter.statuses.len()].join(","));
+        sql.push(')');
+        args.extend(filter.statuses.iter().cloned());
+    }
+    sql.push_str(if filter.oldest_first {
+        " ORDER BY placed_at ASC, order_id"
+    } else {
+        " ORDER BY placed_at DESC, order_id"
+    });
+    sql.push_str(&format!(" LIMIT {}", filter.limit.clamp(1, 500)));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+    })?;
+    let mut views = Vec::new();
+    for row in rows {
+        let (json, revision) = row?;
+        let state: OrderState = serde_json::from_str(&json)
+            .map_err(|e| AppError::Storage(format!("order state: {e}")))?;
+        views.push(order_view(&state, revision));
+    }
+    Ok(views)
+}

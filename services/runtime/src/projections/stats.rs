@@ -1,0 +1,274 @@
+//! Station statistics: one fact row per order (when it was placed, dispatched, accepted,
+//! completed; its rating and service time), summed over a subtree at query time so every level
+//! — station, institute, centre — is the same query with a shorter path prefix.
+
+use rusqlite::{params, Connection, Transaction};
+use time::{OffsetDateTime, UtcOffset};
+
+use diandan_proto::v1 as pb;
+use diandan_store::RecordedEvent;
+use diandan_workflows::order::OrderChange;
+
+use super::directory::node_path;
+use super::Projection;
+use crate::commands::decode_order_event;
+use crate::Result;
+
+pub struct StatsProjection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS order_facts (
+    order_id TEXT PRIMARY KEY,
+    station_path TEXT NOT NULL,
+    category TEXT NOT NULL,
+    day TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT 'open',
+    placed_ms INTEGER NOT NULL,
+    dispatched_ms INTEGER,
+    accepted_ms INTEGER,
+    completed_ms INTEGER,
+    rating INTEGER,
+    service_minutes INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
+";
+
+/// China Standard Time: statistics are by the local day.
+const CST: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => panic!("UTC+8 is a valid offset"),
+};
+
+fn millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The local (CST) day of a time, `YYYY-MM-DD`.
+pub fn local_day(t: OffsetDateTime) -> String {
+    let d = t.to_offset(CST).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+impl Projection for StatsProjection {
+    fn name(&self) -> &'static str {
+        "stats"
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["order_facts"]
+    }
+
+    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+        let Some(order_id) = event.stream.strip_prefix("order-") else {
+            return Ok(());
+        };
+        let decoded = decode_order_event(event)?;
+        let at = millis(decoded.at);
+        let set = |sql: &str, value: rusqlite::types::Value| -> Result<()> {
+            tx.execute(sql, params![order_id, value])?;
+            Ok(())
+        };
+        match &decoded.change {
+            OrderChange::OrderPlaced {
+                station_id,
+                category,
+                ..
+            } => {
+                tx.execute(
+                    "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day, placed_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        order_id,
+                        node_path(tx, station_id)?,
+                        category.code(),
+                        local_day(decoded.at),
+                        at
+                    ],
+                )?;
+            }
+            OrderChange::OrderDispatched { .. } => set(
+                "UPDATE order_facts SET dispatched_ms = COALESCE(dispatched_ms, ?2) WHERE order_id = ?1",
+                at.into(),
+            )?,
+            OrderChange::OrderAccepted { .. } => set(
+                "UPDATE order_facts SET accepted_ms = COALESCE(accepted_ms, ?2) WHERE order_id = ?1",
+                at.into(),
+            )?,
+            OrderChange::VolunteerCheckedOut {
+                service_minutes, ..
+            } => set(
+                "UPDATE order_facts SET service_minutes = ?2 WHERE order_id = ?1",
+                i64::from(*service_minutes).into(),
+            )?,
+            OrderChange::OrderCompleted { .. } => set(
+                "UPDATE order_facts SET completed_ms = ?2 WHERE order_id = ?1",
+                at.into(),
+            )?,
+            OrderChange::OrderReviewed { rating, .. } => set(
+                "UPDATE order_facts SET rating = ?2 WHERE order_id = ?1",
+                i64::from(*rating).into(),
+            )?,
+            OrderChange::OrderRejected { .. } => set(
+                "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
+                "rejected".to_owned().into(),
+            )?,
+            OrderChange::OrderCancelled { .. } => set(
+                "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
+                "cancelled".to_owned().into(),
+            )?,
+            OrderChange::OrderTriaged
+            | OrderChange::OrderDeclined { .. }
+            | OrderChange::VolunteerCheckedIn { .. }
+            | OrderChange::OrderClosed => {}
+        }
+        Ok(())
+    }
+}
+
+/// A statistics query over a subtree.
+#[derive(Debug, Clone)]
+pub struct StatsQuery {
+    pub node_id: String,
+    /// `/…/` path prefix of the node.
+    pub path: String,
+    pub from_day: Option<String>,
+    pub to_day: Option<String>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// Sums the facts of a subtree.
+pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::StationStatsReport> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT category, day, outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms,
+                rating, service_minutes
+         FROM order_facts
+         WHERE station_path >= ?1 AND station_path < ?2 AND day >= ?3 AND day <= ?4",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            query.path,
+            format!("{}\u{10FFFF}", query.path),
+            query.from_day.clone().unwrap_or_default(),
+            query.to_day.clone().unwrap_or_else(|| "9999-12-31".into()),
+        ],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, i64>(8)?,
+            ))
+        },
+    )?;
+    let mut report = pb::StationStatsReport {
+        node_id: query.node_id.clone(),
+        ..Default::default()
+    };
+    let (mut to_dispatch, mut to_accept, mut to_complete) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ratings, mut satisfied, mut minutes) = (0u64, 0u64, 0i64);
+    let mut rating_sum = 0i64;
+    let mut by_category = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    let mut by_day = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    let minutes_between = |from: i64, to: i64| (to - from) as f64 / 60_000.0;
+    for row in rows {
+        let (category, day, outcome, placed, dispatched, accepted, completed, rating, served) =
+            row?;
+        report.received += 1;
+        let category = by_category.entry(category).or_default();
+        let day = by_day.entry(day).or_default();
+        category.0 += 1;
+        day.0 += 1;
+        match outcome.as_str() {
+            "rejected" => report.rejected += 1,
+            "cancelled" => report.cancelled += 1,
+            _ => {}
+        }
+        if let Some(d) = dispatched {
+            report.dispatched += 1;
+            to_dispatch.push(minutes_between(placed, d));
+        }
+        if let Some(a) = accepted {
+            report.accepted += 1;
+            to_accept.push(minutes_between(dispatched.unwrap_or(placed), a));
+        }
+        if let Some(c) = completed {
+            report.completed += 1;
+            category.1 += 1;
+            day.1 += 1;
+            to_complete.push(minutes_between(placed, c));
+        }
+        if let Some(r) = rating {
+            ratings += 1;
+            rating_sum += r;
+            if r >= 4 {
+                satisfied += 1;
+            }
+        }
+        minutes += served;
+    }
+    report.reviewed = ratings;
+    report.median_minutes_to_dispatch = median(to_dispatch);
+    report.median_minutes_to_accept = median(to_accept);
+    report.median_minutes_to_complete = median(to_complete);
+    if ratings > 0 {
+        report.satisfaction_rate = satisfied as f64 / ratings as f64;
+        report.average_rating = rating_sum as f64 / ratings as f64;
+    }
+    report.volunteer_hours = minutes as f64 / 60.0;
+    report.by_category = by_category
+        .into_iter()
+        .map(|(category, (received, completed))| pb::CategoryCount {
+            category,
+            received,
+            completed,
+        })
+        .collect();
+    report.by_day = by_day
+        .into_iter()
+        .map(|(day, (received, completed))| pb::DayCount {
+            day,
+            received,
+            completed,
+        })
+        .collect();
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), 0.0);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn local_day_is_china_standard_time() {
+        let late_utc = time::macros::datetime!(2026-11-21 17:30 UTC);
+        assert_eq!(local_day(late_utc), "2026-11-22");
+    }
+}

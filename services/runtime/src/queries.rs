@@ -1,0 +1,220 @@
+//! Reads served from the read model, scoped to what the caller may see.
+
+use std::time::Duration;
+
+use diandan_proto::v1 as pb;
+use diandan_workflows::Role;
+
+use crate::projections::{list_orders, station_stats, OrderFilter, OrderScope, StatsQuery};
+use crate::{App, AppError, RequestContext, Result};
+
+/// How long a read waits for the read model to reach a `min_position` before answering anyway.
+pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default and maximum page size of lists.
+pub const DEFAULT_LIMIT: u32 = 50;
+
+impl App {
+    /// Waits until the read model reflects `min_position` (0: no wait); returns its position.
+    pub async fn catch_up(&self, min_position: u64) -> u64 {
+        if min_position == 0 {
+            return self.read.position();
+        }
+        self.read
+            .wait_for(min_position, READ_YOUR_WRITES_TIMEOUT)
+            .await
+    }
+
+    /// The subtree a staff caller is responsible for, as a path prefix; `node_id` narrows it.
+    async fn staff_subtree(&self, ctx: &RequestContext, node_id: Option<&str>) -> Result<String> {
+        let own = ctx
+            .claims
+            .node
+            .as_deref()
+            .ok_or_else(|| AppError::Forbidden("当前账号没有负责的组织节点".into()))?;
+        let node = match node_id.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if self.directory.node(n).await?.is_none() {
+                    return Err(AppError::invalid("node_id", format!("组织节点「{n}」不存在")));
+                }
+                self.directory.require_scope(ctx, n).await?;
+                n
+            }
+            None => own,
+        };
+        self.directory.path(node).await
+    }
+
+    /// The caller's orders: a resident's own, a volunteer's offers and tasks, a head's subtree.
+    pub async fn my_orders(
+        &self,
+        ctx: &RequestContext,
+        status: &str,
+        limit: u32,
+        min_position: u64,
+    ) -> Result<pb::OrderList> {
+        let scope = match ctx.role() {
+            Role::Resident => OrderScope::Requester(ctx.claims.sub.clone()),
+            Role::Volunteer => OrderScope::Volunteer {
+                id: ctx.claims.sub.clone(),
+                team_ids: self
+                    .directory
+                    .volunteer(&ctx.claims.sub)
+                    .await?
+                    .map(|v| v.team_ids.clone())
+                    .unwrap_or_default(),
+            },
+            Role::StationHead | Role::Auditor => {
+                OrderScope::Subtree(self.staff_subtree(ctx, None).await?)
+            }
+            Role::System => OrderScope::Subtree("/".into()),
+        };
+        let statuses = if status.is_empty() {
+            Vec::new()
+        } else {
+            if diandan_workflows::order::Status::parse(status).is_none() {
+                return Err(AppError::invalid("status", format!("未知的订单状态「{status}」")));
+            }
+            vec![status.to_owned()]
+        };
+        let filter = OrderFilter {
+            scope,
+            statuses,
+            limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
+            oldest_first: false,
+        };
+        self.list(filter, min_position).await
+    }
+
+    /// 待办: orders of a subtree waiting for triage or dispatch, oldest first.
+    pub async fn station_queue(
+        &self,
+        ctx: &RequestContext,
+        node_id: &str,
+        limit: u32,
+        min_position: u64,
+    ) -> Result<pb::OrderList> {
+        ctx.require_role(&[Role::StationHead])?;
+        let path = self.staff_subtree(ctx, Some(node_id)).await?;
+        let filter = OrderFilter {
+            scope: OrderScope::Subtree(path),
+            statuses: vec!["placed".into(), "triaged".into()],
+            limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
+            oldest_first: true,
+        };
+        self.list(filter, min_position).await
+    }
+
+    async fn list(&self, filter: OrderFilter, min_position: u64) -> Result<pb::OrderList> {
+        let position = self.catch_up(min_position).await;
+        let orders = self.read.query(move |c| list_orders(c, &filter)).await?;
+        Ok(pb::OrderList { orders, position })
+    }
+
+    /// Statistics of a subtree.
+    pub async fn stats(
+        &self,
+        ctx: &RequestContext,
+        request: pb::StationStatsRequest,
+    ) -> Result<pb::StationStatsReport> {
+        ctx.require_role(&[Role::StationHead, Role::Auditor])?;
+        for (field, day) in [("from_day", &request.from_day), ("to_day", &request.to_day)] {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            if !day.is_empty() && time::Date::parse(day, &format).is_err() {
+                return Err(AppError::invalid(field, "日期格式须为 YYYY-MM-DD"));
+            }
+        }
+        let path = self.staff_subtree(ctx, Some(&request.node_id)).await?;
+        let position = self.catch_up(request.min_position).await;
+        let node_id = if request.node_id.is_empty() {
+            ctx.claims.node.clone().unwrap_or_default()
+        } else {
+            request.node_id.clone()
+        };
+        let query = StatsQuery {
+            node_id,
+            path,
+            from_day: Some(request.from_day).filter(|d| !d.is_empty()),
+            to_day: Some(request.to_day).filter(|d| !d.is_empty()),
+        };
+        let mut report = self.read.query(move |c| station_stats(c, &query)).await?;
+        report.position = position;
+        Ok(report)
+    }
+}
+
+impl App {
+    /// Org nodes of a subtree (everyone may read the tree: residents pick their station).
+    pub async fn org_tree(&self, node_id: &str, min_position: u64) -> Result<pb::OrgTree> {
+        let path = if node_id.is_empty() {
+            "/".to_owned()
+        } else {
+            self.directory.path(node_id).await?
+        };
+        self.catch_up(min_position).await;
+        let nodes = self
+            .read
+            .query(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, name, level, parent_id, lat, lng, address FROM org_nodes
+                     WHERE path >= ?1 AND path < ?2 ORDER BY path",
+                )?;
+                let rows = stmt.query_map(
+                    rusqlite::params![path, format!("{path}\u{10FFFF}")],
+                    |r| {
+                        let lat: Option<f64> = r.get(4)?;
+                        let lng: Option<f64> = r.get(5)?;
+                        Ok(pb::OrgNode {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            level: r.get(2)?,
+                            parent_id: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                            location: lat.zip(lng).map(|(lat, lng)| pb::Location {
+                                lat,
+                                lng,
+                                address: r.get::<_, Option<String>>(6).ok().flatten().unwrap_or_default(),
+                            }),
+                        })
+                    },
+                )?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await?;
+        Ok(pb::OrgTree { nodes })
+    }
+
+    /// Teams and helper units registered at a node or below.
+    pub async fn teams(&self, node_id: &str, min_position: u64) -> Result<pb::TeamList> {
+        let path = if node_id.is_empty() {
+            "/".to_owned()
+        } else {
+            self.directory.path(node_id).await?
+        };
+        self.catch_up(min_position).await;
+        let teams = self
+            .read
+            .query(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT id, name, kind, node_id, skills, leader_id FROM teams
+                     WHERE path >= ?1 AND path < ?2 ORDER BY path, id",
+                )?;
+                let rows = stmt.query_map(
+                    rusqlite::params![path, format!("{path}\u{10FFFF}")],
+                    |r| {
+                        let skills: String = r.get(4)?;
+                        Ok(pb::Team {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            kind: r.get(2)?,
+                            node_id: r.get(3)?,
+                            skills: serde_json::from_str(&skills).unwrap_or_default(),
+                            leader_id: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                        })
+                    },
+                )?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await?;
+        Ok(pb::TeamList { teams })
+    }
+}

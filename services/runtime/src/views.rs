@@ -1,0 +1,180 @@
+//! What each role may see of an order, and the API shape of an order.
+//!
+//! - a resident: their own orders, with their own number;
+//! - a volunteer: orders offered to one of their teams, or accepted by them; the resident's
+//!   number only while they hold the accepted order (accepted → served), never before or after;
+//! - a station head: orders in their subtree, with the number (they call residents back);
+//! - an auditor: orders in their subtree, number masked.
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use diandan_proto::v1 as pb;
+use diandan_workflows::order::{OrderState, Status};
+use diandan_workflows::Role;
+
+use crate::{App, AppError, RequestContext, Result};
+
+/// How much of the contact number a viewer gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhoneAccess {
+    Full,
+    Masked,
+}
+
+pub fn rfc3339(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+}
+
+/// The order as the API shows it, with the number masked.
+pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
+    let assignee = state.assignee.as_ref();
+    pb::OrderView {
+        order_id: state.order_id.clone(),
+        status: state.status.as_str().to_owned(),
+        category: state.category.map(|c| c.code().to_owned()).unwrap_or_default(),
+        description: state.description.clone(),
+        location: state.location.as_ref().map(|l| pb::Location {
+            lat: l.lat,
+            lng: l.lng,
+            address: l.address.clone(),
+        }),
+        station_id: state.station_id.clone(),
+        requester_id: state.requester_id.clone(),
+        contact_phone: state.contact_phone_masked.clone(),
+        wanted_time: rfc3339(state.wanted_time),
+        placed_at: rfc3339(state.placed_at),
+        assignee_id: assignee.map(|a| a.team_id.clone()).unwrap_or_default(),
+        dispatch_level: assignee
+            .map(|a| a.level.as_str().to_owned())
+            .unwrap_or_default(),
+        accepted_by: state
+            .accepted_by
+            .as_ref()
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default(),
+        checked_in_at: rfc3339(state.checked_in_at),
+        checked_out_at: rfc3339(state.checked_out_at),
+        service_minutes: state.service_minutes,
+        completion_note: state.completion_note.clone(),
+        rating: state.rating.unwrap_or(0),
+        review_comment: state.review_comment.clone(),
+        reject_reason: state.reject_reason.clone(),
+        cancel_reason: state.cancel_reason.clone(),
+        revision,
+        updated_at: rfc3339(state.updated_at),
+    }
+}
+
+impl App {
+    /// May this caller see this order at all, and how much of the number?
+    pub async fn order_access(&self, ctx: &RequestContext, state: &OrderState) -> Result<PhoneAccess> {
+        let not_found = || AppError::NotFound("订单不存在".into());
+        match ctx.role() {
+            Role::Resident if state.requester_id == ctx.claims.sub => Ok(PhoneAccess::Full),
+            Role::Resident => Err(not_found()),
+            Role::Volunteer => {
+                let holds = state
+                    .accepted_by
+                    .as_ref()
+                    .is_some_and(|(v, _)| *v == ctx.claims.sub);
+                if holds {
+                    let serving = matches!(
+                        state.status,
+                        Status::Accepted | Status::InService | Status::Served
+                    );
+                    return Ok(if serving { PhoneAccess::Full } else { PhoneAccess::Masked });
+                }
+                let offered = match (&state.assignee, state.status) {
+                    (Some(a), Status::Dispatched) => self
+                        .directory
+                        .volunteer(&ctx.claims.sub)
+                        .await?
+                        .is_some_and(|v| v.team_ids.contains(&a.team_id)),
+                    _ => false,
+                };
+                if offered {
+                    Ok(PhoneAccess::Masked)
+                } else {
+                    Err(not_found())
+                }
+            }
+            Role::StationHead | Role::Auditor => {
+                self.directory
+                    .require_scope(ctx, &state.station_id)
+                    .await
+                    .map_err(|_| not_found())?;
+                Ok(if ctx.role() == Role::StationHead {
+                    PhoneAccess::Full
+                } else {
+                    PhoneAccess::Masked
+                })
+            }
+            Role::System => Ok(PhoneAccess::Full),
+        }
+    }
+
+    /// The order as this caller may see it.
+    pub async fn visible_order(
+        &self,
+        ctx: &RequestContext,
+        state: &OrderState,
+        revision: u64,
+    ) -> Result<pb::OrderView> {
+        let access = self.order_access(ctx, state).await?;
+        let mut view = order_view(state, revision);
+        if access == PhoneAccess::Full {
+            if let Some(phone) = self.vault.get(&state.order_id).await? {
+                view.contact_phone = phone;
+            }
+        }
+        Ok(view)
+    }
+}
+
+/// A required location from the API.
+pub fn location_from(
+    field: &'static str,
+    location: Option<pb::Location>,
+) -> Result<diandan_workflows::validate::Location> {
+    let l = location.ok_or_else(|| AppError::invalid(field, "须提供位置（lat、lng）"))?;
+    Ok(diandan_workflows::validate::Location {
+        lat: l.lat,
+        lng: l.lng,
+        address: l.address,
+    })
+}
+
+/// An optional RFC 3339 time from the API (empty: none).
+pub fn time_from(field: &'static str, value: &str) -> Result<Option<OffsetDateTime>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    OffsetDateTime::parse(value, &Rfc3339)
+        .map(Some)
+        .map_err(|_| AppError::invalid(field, "时间格式须为 RFC 3339，例如 2026-11-22T09:00:00+08:00"))
+}
+
+/// A stored event as auditors see it.
+pub fn envelope(event: &diandan_store::RecordedEvent) -> Result<pb::EventEnvelope> {
+    let meta = crate::commands::EventMetadata::decode(event)?;
+    let recorded_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.recorded_at_ms) * 1_000_000).ok();
+    Ok(pb::EventEnvelope {
+        event_id: event.event_id.to_string(),
+        stream: event.stream.clone(),
+        revision: event.revision,
+        position: event.position,
+        event_type: event.event_type.clone(),
+        schema_version: meta.schema_version,
+        recorded_at: rfc3339(recorded_at),
+        actor: Some(pb::Actor {
+            id: meta.command.actor.id.clone(),
+            role: meta.command.actor.role.as_str().to_owned(),
+        }),
+        command_id: meta.command.command_id,
+        correlation_id: meta.command.correlation_id,
+        causation_id: meta.command.causation_id.unwrap_or_default(),
+        traceparent: meta.traceparent.unwrap_or_default(),
+        payload_json: String::from_utf8_lossy(&event.data).into_owned(),
+    })
+}
