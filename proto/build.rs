@@ -24,6 +24,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".diandan.v1",
             "#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)] #[serde(default, deny_unknown_fields)]",
         )
+        // Query-string requests also describe themselves as OpenAPI parameters.
+        .message_attribute(
+            ".diandan.v1.ListOrdersRequest",
+            "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
+        )
+        .message_attribute(
+            ".diandan.v1.GetOrgTreeRequest",
+            "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
+        )
+        .message_attribute(
+            ".diandan.v1.ListTeamsRequest",
+            "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
+        )
         .compile_protos(&protos, &["."])?;
     Ok(())
 }

@@ -1,1 +1,150 @@
-fn main() {}
+//! `diandan`: run it (`up`), seed it (`up --demo`), rebuild its read models, benchmark it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tonic::transport::Endpoint;
+
+use diandan::server::{run, shutdown_signal, Config};
+use diandan_store::{EventStore, SqliteStore};
+
+#[derive(Parser)]
+#[command(name = "diandan", version, about = "点单 — the four-order engine of civilization practice centres")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in one process on the embedded store.
+    Up {
+        /// Where the event store, read models and contact vault live.
+        #[arg(long, env = "DIANDAN_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        #[arg(long, env = "DIANDAN_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+        grpc_addr: SocketAddr,
+        #[arg(long, env = "DIANDAN_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+        http_addr: SocketAddr,
+        /// Seed the demo district (咸安区) and orders in every state, if the store is empty.
+        #[arg(long)]
+        demo: bool,
+        /// Disable the development login (`POST /api/v1/dev/login`).
+        #[arg(long, env = "DIANDAN_NO_DEV_LOGIN")]
+        no_dev_login: bool,
+    },
+    /// Read-model maintenance.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Measure durable appends and full flows, each against a baseline from the same run.
+    Bench {
+        #[arg(long, default_value = "bench-report")]
+        out: PathBuf,
+        /// Seconds per scenario.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild every read model from the event log (stop the server first).
+    Rebuild {
+        #[arg(long, env = "DIANDAN_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Up {
+            data_dir,
+            grpc_addr,
+            http_addr,
+            demo,
+            no_dev_login,
+        } => {
+            let config = Config {
+                data_dir,
+                grpc_addr,
+                http_addr,
+                dev_login: !no_dev_login,
+            };
+            run(
+                config,
+                move |bound, app| {
+                    // Tests and scripts read this line to find the ports.
+                    println!("diandan ready grpc={} http={}", bound.grpc, bound.http);
+                    if demo {
+                        tokio::spawn(async move {
+                            if app.store.head_position().await.unwrap_or(0) > 0 {
+                                tracing::info!("data already present: demo not seeded again");
+                                return;
+                            }
+                            let seeded = async {
+                                let channel = Endpoint::from_shared(format!("http://{}", bound.grpc))?
+                                    .connect()
+                                    .await?;
+                                diandan::demo::seed(channel, &app.signer).await
+                            };
+                            match seeded.await {
+                                Ok(n) => tracing::info!(orders = n, "demo district seeded: 咸安区 with {n} orders"),
+                                Err(e) => tracing::error!(error = %e, "demo seeding failed"),
+                            }
+                        });
+                    }
+                },
+                shutdown_signal(),
+            )
+            .await
+        }
+        Command::Projections {
+            command: ProjectionsCommand::Rebuild { data_dir },
+        } => {
+            let store = SqliteStore::open(data_dir.join("events.db"))
+                .with_context(|| format!("opening the event store in {}", data_dir.display()))?;
+            let store: Arc<dyn EventStore> = Arc::new(store);
+            let total = store.head_position().await?;
+            let bar = ProgressBar::new(total).with_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta})")
+                    .expect("valid template"),
+            );
+            let fresh = data_dir.join("read.db.rebuild");
+            diandan_runtime::projections::rebuild(store.as_ref(), &fresh, |done, _| {
+                bar.set_position(done)
+            })
+            .await?;
+            bar.finish();
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(data_dir.join(format!("read.db{suffix}")));
+            }
+            std::fs::rename(&fresh, data_dir.join("read.db"))?;
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(data_dir.join(format!("read.db.rebuild{suffix}")));
+            }
+            println!("rebuilt read models from {total} events");
+            Ok(())
+        }
+        Command::Bench { out, seconds } => {
+            let report = diandan::bench::run_all(&out, Duration::from_secs(seconds)).await?;
+            println!("{}", diandan::bench::markdown(&report));
+            println!("written to {}", out.display());
+            Ok(())
+        }
+    }
+}

@@ -15,6 +15,7 @@
 //! One process, one `SqliteStore` per file: positions are allocated by the writer thread,
 //! so a second writer on the same file (in this process or another) is not supported.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -38,6 +39,8 @@ const IDLE_READERS: usize = 8;
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// WAL pages (4 KiB each) after which a commit also checkpoints the WAL into the main file.
 pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 8192;
+/// Streams whose last revision the writer remembers, to skip an index lookup per append.
+const REVISION_CACHE: usize = 1 << 16;
 /// The schema this code reads and writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
 
@@ -72,9 +75,9 @@ const STREAM_REVISION: &str =
 const INSERT_EVENT: &str = "INSERT INTO events \
      (position, stream, revision, event_id, event_type, data, metadata, recorded_at_ms) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-const INSERT_COMMAND: &str = "INSERT INTO commands \
+const CLAIM_COMMAND: &str = "INSERT INTO commands \
      (stream, command_id, first_revision, last_revision, last_position) \
-     VALUES (?1, ?2, ?3, ?4, ?5)";
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
 const HEAD_POSITION: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
 
 const READ_STREAM_FORWARD: &str = "SELECT position, stream, revision, event_id, event_type, \
@@ -257,6 +260,9 @@ struct Writer {
     next_position: u64,
     /// The last committed position, published after each commit.
     head: watch::Sender<u64>,
+    /// Last revision of recently written streams, including writes of the open transaction;
+    /// emptied when a transaction is rolled back.
+    revisions: HashMap<String, u64>,
 }
 
 impl Writer {
@@ -276,8 +282,8 @@ impl Writer {
         conn.execute_batch(&format!(
             "PRAGMA wal_autocheckpoint = {};
              PRAGMA journal_size_limit = {};
-             PRAGMA cache_size = -65536;",
-            std::env::var("XP_CKPT").ok().and_then(|v| v.parse().ok()).unwrap_or(WAL_AUTOCHECKPOINT_PAGES), 64 * 1024 * 1024
+             PRAGMA cache_size = {};",
+            std::env::var("XP_CKPT").ok().and_then(|v| v.parse().ok()).unwrap_or(WAL_AUTOCHECKPOINT_PAGES), 64 * 1024 * 1024, std::env::var("XP_CACHE").unwrap_or("-65536".into())
         ))
         .map_err(backend)?;
         let version: i64 = conn
@@ -300,6 +306,7 @@ impl Writer {
             conn,
             next_position: head + 1,
             head: watch::Sender::new(head),
+            revisions: HashMap::new(),
         })
     }
 
@@ -364,53 +371,63 @@ impl Writer {
         Ok(outcomes)
     }
 
+    /// One append inside the batch transaction. Nothing is written unless the append is new
+    /// and its expected revision holds, so a rejected append needs no savepoint.
     fn apply(
         &mut self,
         request: &AppendRequest,
         recorded_at_ms: i64,
     ) -> rusqlite::Result<Result<AppendResult>> {
-        let conn = &self.conn;
         let stream = request.stream.as_str();
-        let earlier = conn
-            .prepare_cached(FIND_COMMAND)?
-            .query_row(params![stream, request.command_id], |row| {
-                Ok(AppendResult {
-                    first_revision: row.get(0)?,
-                    last_revision: row.get(1)?,
-                    last_position: row.get(2)?,
-                    duplicate: true,
-                })
-            })
-            .optional()?;
-        if let Some(earlier) = earlier {
-            return Ok(Ok(earlier));
-        }
-
-        let current: Option<u64> = conn
-            .prepare_cached(STREAM_REVISION)?
-            .query_row(params![stream], |row| row.get(0))
-            .optional()?;
+        let current = self.stream_revision(stream)?;
         let expected_holds = match request.expected {
             ExpectedRevision::Any => true,
             ExpectedRevision::NoStream => current.is_none(),
             ExpectedRevision::Exact(revision) => current == Some(revision),
         };
         if !expected_holds {
-            return Ok(Err(StoreError::WrongExpectedRevision {
-                stream: request.stream.clone(),
-                expected: request.expected,
-                actual: current,
+            // A retry's expected revision is stale by nature: answer it, not the conflict.
+            return Ok(match self.earlier_append(request)? {
+                Some(earlier) => Ok(earlier),
+                None => Err(StoreError::WrongExpectedRevision {
+                    stream: request.stream.clone(),
+                    expected: request.expected,
+                    actual: current,
+                }),
+            });
+        }
+
+        let count = request.events.len() as u64;
+        let first_revision = current.map_or(0, |revision| revision + 1);
+        let result = AppendResult {
+            first_revision,
+            last_revision: first_revision + count - 1,
+            last_position: self.next_position + count - 1,
+            duplicate: false,
+        };
+        // Claiming the command id first folds the duplicate check into the insert.
+        let claimed = self.conn.prepare_cached(CLAIM_COMMAND)?.execute(params![
+            stream,
+            request.command_id,
+            result.first_revision,
+            result.last_revision,
+            result.last_position,
+        ])?;
+        if claimed == 0 {
+            return Ok(self.earlier_append(request)?.ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "command {} on {stream} is taken but not found",
+                    request.command_id
+                ))
             }));
         }
 
-        let first_revision = current.map_or(0, |revision| revision + 1);
-        let first_position = self.next_position;
-        let mut insert = conn.prepare_cached(INSERT_EVENT)?;
+        let mut insert = self.conn.prepare_cached(INSERT_EVENT)?;
         for ((event, revision), position) in request
             .events
             .iter()
             .zip(first_revision..)
-            .zip(first_position..)
+            .zip(self.next_position..)
         {
             insert.execute(params![
                 position,
@@ -423,27 +440,59 @@ impl Writer {
                 recorded_at_ms,
             ])?;
         }
-        let count = request.events.len() as u64;
-        let result = AppendResult {
-            first_revision,
-            last_revision: first_revision + count - 1,
-            last_position: first_position + count - 1,
-            duplicate: false,
-        };
-        conn.prepare_cached(INSERT_COMMAND)?.execute(params![
-            stream,
-            request.command_id,
-            result.first_revision,
-            result.last_revision,
-            result.last_position,
-        ])?;
+        drop(insert);
         self.next_position += count;
+        self.remember_revision(stream, result.last_revision);
         Ok(Ok(result))
+    }
+
+    /// The stream's last revision as of this transaction, from the cache or the index.
+    fn stream_revision(&mut self, stream: &str) -> rusqlite::Result<Option<u64>> {
+        if let Some(revision) = self.revisions.get(stream) {
+            return Ok(Some(*revision));
+        }
+        let revision = self
+            .conn
+            .prepare_cached(STREAM_REVISION)?
+            .query_row(params![stream], |row| row.get(0))
+            .optional()?;
+        if let Some(revision) = revision {
+            self.remember_revision(stream, revision);
+        }
+        Ok(revision)
+    }
+
+    fn remember_revision(&mut self, stream: &str, revision: u64) {
+        if let Some(cached) = self.revisions.get_mut(stream) {
+            *cached = revision;
+            return;
+        }
+        if self.revisions.len() >= REVISION_CACHE {
+            // Crude but bounded; hot streams come back after one lookup each.
+            self.revisions.clear();
+        }
+        self.revisions.insert(stream.to_owned(), revision);
+    }
+
+    /// The stored result of an earlier append of the same command to the same stream.
+    fn earlier_append(&self, request: &AppendRequest) -> rusqlite::Result<Option<AppendResult>> {
+        self.conn
+            .prepare_cached(FIND_COMMAND)?
+            .query_row(params![request.stream, request.command_id], |row| {
+                Ok(AppendResult {
+                    first_revision: row.get(0)?,
+                    last_revision: row.get(1)?,
+                    last_position: row.get(2)?,
+                    duplicate: true,
+                })
+            })
+            .optional()
     }
 
     /// After a failed batch: make sure no transaction is left open and re-learn the head from
     /// the file (a commit that reported an error may still have reached the disk).
     fn recover(&mut self) {
+        self.revisions.clear();
         if !self.conn.is_autocommit() {
             if let Err(error) = self.conn.execute_batch("ROLLBACK") {
                 tracing::error!(%error, "event store rollback failed");

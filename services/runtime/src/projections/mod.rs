@@ -195,6 +195,15 @@ impl ReadModel {
         Ok(rows)
     }
 
+    /// [`follow`](Self::follow) for a spawned task.
+    pub async fn follow_owned(
+        self,
+        store: Arc<dyn EventStore>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        self.follow(store, shutdown).await
+    }
+
     /// Follows the store's log until `shutdown` resolves, applying events in batches.
     pub async fn follow(
         &self,

@@ -1,0 +1,11 @@
+//! The `diandan` command as a library, so tests and benchmarks drive exactly what users run:
+//!
+//! - [`server`]: `diandan up` — every service in one process on the embedded store;
+//! - [`client`]: the whole gRPC API as one signed-in user, and the order loop as a function;
+//! - [`demo`]: the demo district seeded through the API;
+//! - [`bench`]: `diandan bench` — durable appends vs raw SQLite, full flows through gRPC.
+
+pub mod bench;
+pub mod client;
+pub mod demo;
+pub mod server;

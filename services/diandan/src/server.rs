@@ -1,0 +1,167 @@
+//! `diandan up`: every service in one process — the embedded store, the projections, the gRPC
+//! services (with health checking and reflection) on one port, the HTTP gateway on another.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::FutureExt;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::transport::{Endpoint, Server};
+
+use diandan_proto::v1 as pb;
+use diandan_runtime::auth::TokenSigner;
+use diandan_runtime::App;
+use diandan_store::SqliteStore;
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    /// Issue development tokens (`DevLogin`). Never in production.
+    pub dev_login: bool,
+}
+
+/// The token signing secret: `DIANDAN_TOKEN_SECRET`, else one generated once per data dir.
+fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(secret) = std::env::var("DIANDAN_TOKEN_SECRET") {
+        anyhow::ensure!(secret.len() >= 32, "DIANDAN_TOKEN_SECRET must be at least 32 bytes");
+        return Ok(secret.into_bytes());
+    }
+    let path = data_dir.join("token.secret");
+    if let Ok(secret) = std::fs::read(&path) {
+        return Ok(secret);
+    }
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret.into_bytes())
+}
+
+/// Opens the embedded store and the app over it.
+pub fn open_app(data_dir: &Path, dev_login: bool) -> anyhow::Result<App> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let store = SqliteStore::open(data_dir.join("events.db"))
+        .with_context(|| format!("opening the event store in {}", data_dir.display()))?;
+    let signer = TokenSigner::new(token_secret(data_dir)?);
+    Ok(App::open(Arc::new(store), data_dir, signer, dev_login)?)
+}
+
+/// A running system's addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+}
+
+/// Runs everything until `shutdown` resolves; `ready` hears the bound addresses.
+pub async fn run(
+    config: Config,
+    ready: impl FnOnce(Bound, App) + Send,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = open_app(&config.data_dir, config.dev_login)?;
+    let grpc_listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("binding gRPC on {}", config.grpc_addr))?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding HTTP on {}", config.http_addr))?;
+    let bound = Bound {
+        grpc: grpc_listener.local_addr()?,
+        http: http_listener.local_addr()?,
+    };
+
+    // One signal fans out to every part; each drains and returns.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let projections = {
+        let (read, store) = (app.read.clone(), app.store.clone());
+        tokio::spawn(read.follow_owned(store, stopped()))
+    };
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<pb::order_service_server::OrderServiceServer<diandan_orders::Orders>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::dispatch_service_server::DispatchServiceServer<diandan_dispatch::Dispatch>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::volunteer_service_server::VolunteerServiceServer<diandan_volunteers::Volunteers>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::review_service_server::ReviewServiceServer<diandan_reviews::Reviews>>()
+        .await;
+    health_reporter
+        .set_serving::<pb::stats_service_server::StatsServiceServer<diandan_stats::Stats>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building gRPC reflection")?;
+
+    let grpc = Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(diandan_volunteers::Identity::new(app.clone()).into_server())
+        .add_service(diandan_orders::Orders::new(app.clone()).into_server())
+        .add_service(diandan_dispatch::Dispatch::new(app.clone()).into_server())
+        .add_service(diandan_volunteers::Volunteers::new(app.clone()).into_server())
+        .add_service(diandan_reviews::Reviews::new(app.clone()).into_server())
+        .add_service(diandan_stats::Stats::new(app.clone()).into_server())
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            stopped(),
+        );
+    let grpc = tokio::spawn(grpc);
+
+    let channel = Endpoint::from_shared(format!("http://{}", bound.grpc))?
+        .tcp_nodelay(true)
+        .connect_lazy();
+    let http = tokio::spawn(diandan_gateway::run(http_listener, channel, stopped()));
+
+    tracing::info!(grpc = %bound.grpc, http = %bound.http, data_dir = %config.data_dir.display(), "diandan is up");
+    ready(bound, app.clone());
+
+    shutdown.await;
+    tracing::info!("shutting down: draining requests");
+    let _ = stop_tx.send(true);
+    let (grpc, http, projections) = tokio::join!(grpc, http, projections);
+    grpc?.context("gRPC server")?;
+    http?.context("HTTP gateway")?;
+    projections?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on the first ctrl-c or SIGTERM.
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("installing SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    .boxed()
+}

@@ -1,0 +1,45 @@
+//! The OpenAPI 3 document, generated from the routes and the protobuf messages.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use diandan_proto::v1 as pb;
+
+use crate::problem::Problem;
+use crate::routes::*;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "diandan 点单 API", description = "四单：居民点单、中心派单、志愿者接单、群众评单"),
+    paths(
+        dev_login, place_order, list_orders, get_order, order_history, cancel_order,
+        triage_order, dispatch_order, station_queue, accept_order, decline_order, check_in,
+        check_out, complete_order, review_order, close_order, node_stats, org_tree,
+        register_org_node, list_teams, register_team, register_volunteer,
+    ),
+    components(schemas(Problem, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+/// The document as JSON.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub(crate) async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

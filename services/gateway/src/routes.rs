@@ -1,0 +1,425 @@
+//! Routes: one HTTP call → one gRPC call.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use tonic::transport::Channel;
+
+use diandan_proto::v1 as pb;
+use pb::dispatch_service_client::DispatchServiceClient;
+use pb::identity_service_client::IdentityServiceClient;
+use pb::order_service_client::OrderServiceClient;
+use pb::review_service_client::ReviewServiceClient;
+use pb::stats_service_client::StatsServiceClient;
+use pb::volunteer_service_client::VolunteerServiceClient;
+
+use crate::problem::Problem;
+
+/// Largest request body accepted (a description is at most 500 characters; photos are
+/// references, not bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long a gRPC call behind a request may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Headers forwarded to the services as gRPC metadata.
+const FORWARDED_HEADERS: [&str; 3] = ["authorization", "idempotency-key", "x-correlation-id"];
+
+#[derive(Clone)]
+pub(crate) struct Clients {
+    channel: Channel,
+}
+
+impl Clients {
+    fn orders(&self) -> OrderServiceClient<Channel> {
+        OrderServiceClient::new(self.channel.clone())
+    }
+    fn dispatch(&self) -> DispatchServiceClient<Channel> {
+        DispatchServiceClient::new(self.channel.clone())
+    }
+    fn volunteers(&self) -> VolunteerServiceClient<Channel> {
+        VolunteerServiceClient::new(self.channel.clone())
+    }
+    fn reviews(&self) -> ReviewServiceClient<Channel> {
+        ReviewServiceClient::new(self.channel.clone())
+    }
+    fn stats(&self) -> StatsServiceClient<Channel> {
+        StatsServiceClient::new(self.channel.clone())
+    }
+    fn identity(&self) -> IdentityServiceClient<Channel> {
+        IdentityServiceClient::new(self.channel.clone())
+    }
+}
+
+/// Wraps a message for a gRPC call, forwarding the caller's headers.
+fn grpc<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CALL_TIMEOUT);
+    for name in FORWARDED_HEADERS {
+        if let Some(value) = headers.get(name) {
+            let value = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| {
+                    Problem::bad_request(Some(name.to_owned()), format!("请求头 {name} 含非法字符"))
+                })?;
+            request.metadata_mut().insert(name, value);
+        }
+    }
+    Ok(request)
+}
+
+/// Parses a JSON body, naming the field at fault.
+fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, Problem> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body-too-large"
+        } else {
+            "invalid-body"
+        };
+        Problem::new(
+            status,
+            kind,
+            format!("请求体无法读取（最大 {} KB）", MAX_BODY_BYTES / 1024),
+        )
+    })?;
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &body
+    };
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        Problem::bad_request(field, format!("JSON 格式错误：{}", e.inner()))
+    })
+}
+
+/// Parses a query string, naming the parameter at fault.
+fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, Problem> {
+    let Some(raw) = raw.filter(|q| !q.is_empty()) else {
+        return Ok(T::default());
+    };
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let field = (path != ".").then_some(path);
+        Problem::bad_request(field, format!("查询参数错误：{}", e.inner()))
+    })
+}
+
+type Reply<T> = Result<Json<T>, Problem>;
+
+/// A POST on one order: the path names the order, the body the rest.
+macro_rules! order_command {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $client:ident, $method:ident, $request:ty) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, request_body = $request,
+            params(("id" = String, Path, description = "订单编号"),
+                   ("Idempotency-Key" = Option<String>, Header, description = "重试时使用同一值，命令只执行一次")),
+            responses((status = 200, body = pb::CommandAck),
+                      (status = "4XX", body = Problem, content_type = "application/problem+json")),
+            security(("bearer" = [])))]
+        pub(crate) async fn $name(
+            State(clients): State<Clients>,
+            Path(id): Path<String>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Reply<pb::CommandAck> {
+            let mut request: $request = json_body(body)?;
+            request.order_id = id;
+            let reply = clients.$client().$method(grpc(&headers, request)?).await?;
+            Ok(Json(reply.into_inner()))
+        }
+    };
+}
+
+order_command!(
+    /// 取消: the requester withdraws an order nobody has accepted yet.
+    cancel_order, "/api/v1/orders/{id}/cancel", orders, cancel_order, pb::CancelOrderRequest);
+order_command!(
+    /// 审单: accept into the queue or reject with a reason.
+    triage_order, "/api/v1/orders/{id}/triage", dispatch, triage_order, pb::TriageOrderRequest);
+order_command!(
+    /// 派单: dispatch to a team or helper unit.
+    dispatch_order, "/api/v1/orders/{id}/dispatch", dispatch, dispatch_order, pb::DispatchOrderRequest);
+order_command!(
+    /// 接单: accept for your team.
+    accept_order, "/api/v1/orders/{id}/accept", volunteers, accept_order, pb::AcceptOrderRequest);
+order_command!(
+    /// 退单: decline, or return after accepting.
+    decline_order, "/api/v1/orders/{id}/decline", volunteers, decline_order, pb::DeclineOrderRequest);
+order_command!(
+    /// 签到
+    check_in, "/api/v1/orders/{id}/check-in", volunteers, check_in, pb::CheckRequest);
+order_command!(
+    /// 签退
+    check_out, "/api/v1/orders/{id}/check-out", volunteers, check_out, pb::CheckRequest);
+order_command!(
+    /// 办结: close-out note and evidence.
+    complete_order, "/api/v1/orders/{id}/complete", volunteers, complete_order, pb::CompleteOrderRequest);
+order_command!(
+    /// 评单: 1–5 stars and a comment, by the requester.
+    review_order, "/api/v1/orders/{id}/review", reviews, review_order, pb::ReviewOrderRequest);
+order_command!(
+    /// 归档: close a reviewed order.
+    close_order, "/api/v1/orders/{id}/close", reviews, close_order, pb::CloseOrderRequest);
+
+/// Development sign-in: a token for a role and an org node.
+#[utoipa::path(post, path = "/api/v1/dev/login", request_body = pb::DevLoginRequest,
+    responses((status = 200, body = pb::DevLoginResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn dev_login(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::DevLoginResponse> {
+    let request: pb::DevLoginRequest = json_body(body)?;
+    let reply = clients.identity().dev_login(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+/// 点单: place an order.
+#[utoipa::path(post, path = "/api/v1/orders", request_body = pb::PlaceOrderRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "重试时使用同一值，订单只创建一次")),
+    responses((status = 201, body = pb::CommandAck),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn place_order(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<pb::CommandAck>), Problem> {
+    let request: pb::PlaceOrderRequest = json_body(body)?;
+    let reply = clients.orders().place_order(grpc(&headers, request)?).await?;
+    Ok((StatusCode::CREATED, Json(reply.into_inner())))
+}
+
+/// The caller's orders (a resident's own, a volunteer's offers and tasks, a head's subtree).
+#[utoipa::path(get, path = "/api/v1/orders", params(pb::ListOrdersRequest),
+    responses((status = 200, body = pb::OrderList),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_orders(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply<pb::OrderList> {
+    let request: pb::ListOrdersRequest = query(raw)?;
+    let reply = clients.orders().list_my_orders(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ReadParams {
+    /// Wait until the read model reflects this position (from a command's reply).
+    min_position: u64,
+}
+
+/// One order, as the caller may see it.
+#[utoipa::path(get, path = "/api/v1/orders/{id}",
+    params(("id" = String, Path, description = "订单编号"), ReadParams),
+    responses((status = 200, body = pb::OrderView),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn get_order(
+    State(clients): State<Clients>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply<pb::OrderView> {
+    let params: ReadParams = query(raw)?;
+    let request = pb::OrderRef {
+        order_id: id,
+        min_position: params.min_position,
+    };
+    let reply = clients.orders().get_order(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+/// Every event of one order: who did what, when.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/history",
+    params(("id" = String, Path, description = "订单编号")),
+    responses((status = 200, body = pb::OrderHistory),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn order_history(
+    State(clients): State<Clients>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply<pb::OrderHistory> {
+    let request = pb::OrderRef {
+        order_id: id,
+        min_position: 0,
+    };
+    let reply = clients.orders().get_order_history(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct QueueParams {
+    limit: u32,
+    min_position: u64,
+}
+
+/// 待办: orders of a node's subtree waiting for triage or dispatch.
+#[utoipa::path(get, path = "/api/v1/nodes/{id}/queue",
+    params(("id" = String, Path, description = "组织节点编号"), QueueParams),
+    responses((status = 200, body = pb::OrderList),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn station_queue(
+    State(clients): State<Clients>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply<pb::OrderList> {
+    let params: QueueParams = query(raw)?;
+    let request = pb::StationQueueRequest {
+        node_id: id,
+        limit: params.limit,
+        min_position: params.min_position,
+    };
+    let reply = clients.dispatch().station_queue(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct StatsParams {
+    /// First day, YYYY-MM-DD (China Standard Time).
+    from_day: String,
+    /// Last day, YYYY-MM-DD.
+    to_day: String,
+    min_position: u64,
+}
+
+/// Statistics of a station, institute or centre (its whole subtree).
+#[utoipa::path(get, path = "/api/v1/nodes/{id}/stats",
+    params(("id" = String, Path, description = "组织节点编号"), StatsParams),
+    responses((status = 200, body = pb::StationStatsReport),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn node_stats(
+    State(clients): State<Clients>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply<pb::StationStatsReport> {
+    let params: StatsParams = query(raw)?;
+    let request = pb::StationStatsRequest {
+        node_id: id,
+        from_day: params.from_day,
+        to_day: params.to_day,
+        min_position: params.min_position,
+    };
+    let reply = clients.stats().station_stats(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+/// The organisation tree (or a subtree).
+#[utoipa::path(get, path = "/api/v1/org", params(pb::GetOrgTreeRequest),
+    responses((status = 200, body = pb::OrgTree),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn org_tree(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply<pb::OrgTree> {
+    let request: pb::GetOrgTreeRequest = query(raw)?;
+    let reply = clients.volunteers().get_org_tree(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+/// Teams and helper units at a node or below.
+#[utoipa::path(get, path = "/api/v1/teams", params(pb::ListTeamsRequest),
+    responses((status = 200, body = pb::TeamList),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_teams(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply<pb::TeamList> {
+    let request: pb::ListTeamsRequest = query(raw)?;
+    let reply = clients.volunteers().list_teams(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+macro_rules! register {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $method:ident, $request:ty) => {
+        $(#[$doc])*
+        #[utoipa::path(post, path = $path, request_body = $request,
+            responses((status = 201, body = pb::DirectoryAck),
+                      (status = "4XX", body = Problem, content_type = "application/problem+json")),
+            security(("bearer" = [])))]
+        pub(crate) async fn $name(
+            State(clients): State<Clients>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<(StatusCode, Json<pb::DirectoryAck>), Problem> {
+            let request: $request = json_body(body)?;
+            let reply = clients.volunteers().$method(grpc(&headers, request)?).await?;
+            Ok((StatusCode::CREATED, Json(reply.into_inner())))
+        }
+    };
+}
+
+register!(
+    /// Register an org node (institute, station, point) under one you head.
+    register_org_node, "/api/v1/org/nodes", register_org_node, pb::OrgNode);
+register!(
+    /// Register a volunteer team or helper unit.
+    register_team, "/api/v1/teams", register_team, pb::Team);
+register!(
+    /// Register a volunteer in teams.
+    register_volunteer, "/api/v1/volunteers", register_volunteer, pb::Volunteer);
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not-found", "没有这个接口")
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub(crate) fn router(channel: Channel) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/openapi.json", get(crate::openapi::serve))
+        .route("/api/v1/dev/login", post(dev_login))
+        .route("/api/v1/orders", post(place_order).get(list_orders))
+        .route("/api/v1/orders/{id}", get(get_order))
+        .route("/api/v1/orders/{id}/history", get(order_history))
+        .route("/api/v1/orders/{id}/cancel", post(cancel_order))
+        .route("/api/v1/orders/{id}/triage", post(triage_order))
+        .route("/api/v1/orders/{id}/dispatch", post(dispatch_order))
+        .route("/api/v1/orders/{id}/accept", post(accept_order))
+        .route("/api/v1/orders/{id}/decline", post(decline_order))
+        .route("/api/v1/orders/{id}/check-in", post(check_in))
+        .route("/api/v1/orders/{id}/check-out", post(check_out))
+        .route("/api/v1/orders/{id}/complete", post(complete_order))
+        .route("/api/v1/orders/{id}/review", post(review_order))
+        .route("/api/v1/orders/{id}/close", post(close_order))
+        .route("/api/v1/nodes/{id}/queue", get(station_queue))
+        .route("/api/v1/nodes/{id}/stats", get(node_stats))
+        .route("/api/v1/org", get(org_tree))
+        .route("/api/v1/org/nodes", post(register_org_node))
+        .route("/api/v1/teams", get(list_teams).post(register_team))
+        .route("/api/v1/volunteers", post(register_volunteer))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(Clients { channel })
+}
