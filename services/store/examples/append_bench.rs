@@ -22,7 +22,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let which = args.get(3).map_or("both", String::as_str);
     let duration = Duration::from_secs_f64(seconds);
     let dir = tempfile::tempdir()?;
-    println!("{event_size}-byte events, {seconds}s per run, in {}", dir.path().display());
+    println!(
+        "{event_size}-byte events, {seconds}s per run, in {}",
+        dir.path().display()
+    );
     for &count in &writers {
         let mut store = None;
         if which != "raw" {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
-use crate::sqlite::{backend, SqliteStore, BUSY_TIMEOUT, WAL_AUTOCHECKPOINT_PAGES};
+use crate::sqlite::{backend, SqliteStore, BUSY_TIMEOUT, PAGE_SIZE, WAL_AUTOCHECKPOINT_PAGES};
 use crate::{AppendRequest, EventStore, ExpectedRevision, NewEvent, Result, StoreError};
 
 /// What one run measured.
@@ -128,7 +128,7 @@ pub async fn durable_appends(
 
 /// The baseline: `writers` threads, each with its own connection, each inserting one row of
 /// the same shape and size as an event, one transaction per insert, with the store's
-/// durability settings (WAL, `synchronous=FULL`, same autocheckpoint). SQLite's own locking
+/// durability and layout settings (WAL, `synchronous=FULL`, page size, autocheckpoint). SQLite's own locking
 /// (busy timeout) serialises them.
 pub fn raw_sqlite_inserts(
     dir: &Path,
@@ -140,7 +140,8 @@ pub fn raw_sqlite_inserts(
     let setup = connect(&path).map_err(backend)?;
     setup
         .execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
+            "PRAGMA page_size = {PAGE_SIZE};
+             PRAGMA journal_mode = WAL;
              PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
              CREATE TABLE raw (
                  position       INTEGER PRIMARY KEY,

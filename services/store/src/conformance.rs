@@ -15,8 +15,8 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::{
-    AppendRequest, AppendResult, Direction, EventStore, ExpectedRevision, NewEvent,
-    RecordedEvent, StoreError, Subscription,
+    AppendRequest, AppendResult, Direction, EventStore, ExpectedRevision, NewEvent, RecordedEvent,
+    StoreError, Subscription,
 };
 
 /// How long a subscription may take to deliver an event before a check fails.
@@ -154,13 +154,19 @@ pub async fn append_and_read_back(store: &dyn EventStore) {
         assert_eq!(recorded.event_type, new.event_type);
         assert_eq!(recorded.data, new.data);
         assert_eq!(recorded.metadata, new.metadata);
-        assert!(recorded.recorded_at_ms > 0, "recorded_at_ms is set by the store");
+        assert!(
+            recorded.recorded_at_ms > 0,
+            "recorded_at_ms is set by the store"
+        );
     }
     assert!(read.windows(2).all(|w| w[0].position < w[1].position));
     assert_eq!(read[2].position, result.last_position);
 
     let head = store.head_position().await.expect("head position");
-    assert!(head >= result.last_position, "head {head} is behind an acknowledged append");
+    assert!(
+        head >= result.last_position,
+        "head {head} is behind an acknowledged append"
+    );
 }
 
 /// No events, no stream name or no command id: `InvalidRequest`, nothing written.
@@ -280,7 +286,11 @@ pub async fn idempotent_append(store: &dyn EventStore) {
             ..original
         }
     );
-    assert_eq!(read_forward(store, &stream).await.len(), 3, "a retry wrote events");
+    assert_eq!(
+        read_forward(store, &stream).await.len(),
+        3,
+        "a retry wrote events"
+    );
 
     // The same command id on another stream is another command.
     let other = unique_stream("idempotent-other");
@@ -295,8 +305,7 @@ pub async fn idempotent_append(store: &dyn EventStore) {
 pub async fn idempotent_append_under_concurrency(store: &dyn EventStore) {
     let stream = unique_stream("idempotent-burst");
     let command = request(&stream, ExpectedRevision::NoStream, 3);
-    let outcomes =
-        futures::future::join_all((0..16).map(|_| store.append(command.clone()))).await;
+    let outcomes = futures::future::join_all((0..16).map(|_| store.append(command.clone()))).await;
     let results: Vec<AppendResult> = outcomes
         .into_iter()
         .map(|o| o.unwrap_or_else(|e| panic!("a copy of one command failed: {e}")))
@@ -366,8 +375,14 @@ pub async fn read_stream_directions_and_limits(store: &dyn EventStore) {
     assert!(read(0, Forward, 0).await.unwrap().is_empty());
     assert_eq!(read(0, Forward, usize::MAX).await.unwrap().len(), 10);
 
-    assert_eq!(revisions(read(u64::MAX, Backward, 3).await.unwrap()), [9, 8, 7]);
-    assert_eq!(revisions(read(4, Backward, 10).await.unwrap()), [4, 3, 2, 1, 0]);
+    assert_eq!(
+        revisions(read(u64::MAX, Backward, 3).await.unwrap()),
+        [9, 8, 7]
+    );
+    assert_eq!(
+        revisions(read(4, Backward, 10).await.unwrap()),
+        [4, 3, 2, 1, 0]
+    );
     assert_eq!(revisions(read(0, Backward, 10).await.unwrap()), [0]);
     assert!(read(u64::MAX, Backward, 0).await.unwrap().is_empty());
 
@@ -418,7 +433,10 @@ pub async fn global_log_order(store: &dyn EventStore) {
         assert!(!page.is_empty(), "the log ended before our events did");
         assert!(page.len() <= 3, "read_all ignored its limit");
         for event in page {
-            assert!(event.position >= from, "read_all returned a position before `from`");
+            assert!(
+                event.position >= from,
+                "read_all returned a position before `from`"
+            );
             assert!(event.position > last_position, "read_all is out of order");
             last_position = event.position;
             from = event.position + 1;
@@ -438,7 +456,10 @@ pub async fn subscription_catches_up_then_goes_live(store: &dyn EventStore) {
 
     let mut subscription = store.subscribe_all(1);
     let first = next_event(&mut subscription).await;
-    assert_eq!(first.position, 1, "a subscription from 1 starts at the first event");
+    assert_eq!(
+        first.position, 1,
+        "a subscription from 1 starts at the first event"
+    );
     let mut last_position = first.position;
     let caught_up = if first.stream == stream {
         let mut events = vec![first];
@@ -473,7 +494,10 @@ pub async fn subscription_resumes_from_checkpoint(store: &dyn EventStore) {
     let mut subscription = store.subscribe_all(checkpoint);
     let first = next_event(&mut subscription).await;
     assert_eq!(first.position, checkpoint, "resumed at the wrong position");
-    assert_eq!((first.stream.as_str(), first.revision), (stream.as_str(), 2));
+    assert_eq!(
+        (first.stream.as_str(), first.revision),
+        (stream.as_str(), 2)
+    );
     let mut last_position = first.position;
     let rest = collect_from(&mut subscription, &[&stream], 2, &mut last_position).await;
     let revisions: Vec<u64> = rest.iter().map(|e| e.revision).collect();

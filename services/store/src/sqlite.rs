@@ -37,8 +37,16 @@ const QUEUE_DEPTH: usize = 4 * MAX_BATCH;
 const IDLE_READERS: usize = 8;
 /// How long a connection waits on a lock held by another connection before failing.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// WAL pages (4 KiB each) after which a commit also checkpoints the WAL into the main file.
-pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 8192;
+/// Database page size for new files. Every append dirties the page holding its stream's tail
+/// in two indexes, and each commit writes every dirty page whole to the WAL, so smaller pages
+/// mean fewer bytes written and checksummed per event; 2 KiB measured ~15% faster than 4 KiB
+/// with 256 writers, while events up to ~2 KiB still fit in one page.
+pub(crate) const PAGE_SIZE: u32 = 2048;
+/// WAL pages after which a commit also checkpoints the WAL into the main file (32 MiB).
+/// Larger means fewer, longer pauses; a WAL that is never reset is slower to append to.
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 16384;
+/// The writer's page cache: the hot interior and tail pages of both indexes.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
 /// Streams whose last revision the writer remembers, to skip an index lookup per append.
 const REVISION_CACHE: usize = 1 << 16;
 /// The schema this code reads and writes (`PRAGMA user_version`).
@@ -269,7 +277,9 @@ impl Writer {
     fn open(path: &Path) -> Result<Writer> {
         let conn = Connection::open(path).map_err(backend)?;
         configure(&conn).map_err(backend)?;
-        if let Ok(ps) = std::env::var("XP_PAGE_SIZE") { conn.execute_batch(&format!("PRAGMA page_size = {ps}")).unwrap(); }
+        // Only a new file takes a page size, and only before it turns to WAL.
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
+            .map_err(backend)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
             .map_err(backend)?;
@@ -283,7 +293,9 @@ impl Writer {
             "PRAGMA wal_autocheckpoint = {};
              PRAGMA journal_size_limit = {};
              PRAGMA cache_size = {};",
-            std::env::var("XP_CKPT").ok().and_then(|v| v.parse().ok()).unwrap_or(WAL_AUTOCHECKPOINT_PAGES), 64 * 1024 * 1024, std::env::var("XP_CACHE").unwrap_or("-65536".into())
+            WAL_AUTOCHECKPOINT_PAGES,
+            64 * 1024 * 1024,
+            -WRITER_CACHE_KIB
         ))
         .map_err(backend)?;
         let version: i64 = conn
@@ -339,7 +351,11 @@ impl Writer {
                 }
             }
             Err(error) => {
-                tracing::error!(%error, appends = batch.len(), "event store batch failed; rolled back");
+                tracing::error!(
+                    %error,
+                    appends = batch.len(),
+                    "event store batch failed; rolled back"
+                );
                 self.recover();
                 let message = error.to_string();
                 for pending in batch.drain(..) {
@@ -730,7 +746,10 @@ mod tests {
                 "got {answer:?}"
             );
         }
-        assert!(writer.conn.is_autocommit(), "the failed transaction was left open");
+        assert!(
+            writer.conn.is_autocommit(),
+            "the failed transaction was left open"
+        );
         assert_eq!(positions(&writer).len(), 1);
         assert_eq!(*writer.head.borrow(), 1);
 
@@ -772,6 +791,9 @@ mod tests {
             .conn
             .execute_batch("PRAGMA max_page_count = 1073741823")
             .unwrap();
-        assert_eq!(commit(&mut writer, &[big])[0].as_ref().unwrap(), &ok(1, 1, 2));
+        assert_eq!(
+            commit(&mut writer, &[big])[0].as_ref().unwrap(),
+            &ok(1, 1, 2)
+        );
     }
 }

@@ -59,7 +59,11 @@ fn crash_child_writer() {
                         let command_id = format!("r{round}-w{writer}-{n}");
                         let request = AppendRequest {
                             stream: stream.to_owned(),
-                            expected: if shared { ExpectedRevision::Any } else { expected },
+                            expected: if shared {
+                                ExpectedRevision::Any
+                            } else {
+                                expected
+                            },
                             events: events(&command_id, 1 + n % 3),
                             command_id: command_id.clone(),
                         };
@@ -137,7 +141,12 @@ fn acknowledged_appends_survive_sigkill() {
     for round in 0..ROUNDS {
         let kill_after = 300 + 100 * round;
         let child = Command::new(std::env::current_exe().unwrap())
-            .args(["crash_child_writer", "--exact", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_child_writer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR, dir.path())
             .env(CHILD_ROUND, round.to_string())
             .stdout(Stdio::piped())
@@ -164,12 +173,20 @@ fn acknowledged_appends_survive_sigkill() {
             this_round >= kill_after,
             "round {round}: the child stopped after {this_round} acks ({status})"
         );
-        verify(&db_path(dir.path()), &acked);
+        let head = verify(&db_path(dir.path()), &acked);
+        eprintln!("round {round}: {this_round} acks read, log head {head} after SIGKILL");
     }
 }
 
-/// Reopen the store and check it against every acknowledgement so far.
-fn verify(path: &Path, acked: &[Ack]) {
+/// One stored event of a command: its place among the command's events, and in its stream.
+struct Written {
+    index: usize,
+    count: usize,
+    revision: u64,
+}
+
+/// Reopen the store and check it against every acknowledgement so far; the log's head.
+fn verify(path: &Path, acked: &[Ack]) -> u64 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -182,15 +199,23 @@ fn verify(path: &Path, acked: &[Ack]) {
 
         // One log, positions 1..=head, no holes, no repeats.
         let positions: Vec<u64> = log.iter().map(|e| e.position).collect();
-        assert_eq!(positions, (1..=head).collect::<Vec<_>>(), "the log has holes");
+        assert_eq!(
+            positions,
+            (1..=head).collect::<Vec<_>>(),
+            "the log has holes"
+        );
 
         // Every stream's revisions run 0, 1, 2, ... and every command wrote its events once,
         // together, in order.
         let mut next_revision: HashMap<&str, u64> = HashMap::new();
-        let mut commands: BTreeMap<(&str, &str), Vec<(usize, usize, u64)>> = BTreeMap::new();
+        let mut commands: BTreeMap<(&str, &str), Vec<Written>> = BTreeMap::new();
         for event in &log {
             let revision = next_revision.entry(&event.stream).or_insert(0);
-            assert_eq!(event.revision, *revision, "{} skips a revision", event.stream);
+            assert_eq!(
+                event.revision, *revision,
+                "{} skips a revision",
+                event.stream
+            );
             *revision += 1;
             let metadata = std::str::from_utf8(&event.metadata).unwrap();
             let mut fields = metadata.split(' ');
@@ -200,14 +225,22 @@ fn verify(path: &Path, acked: &[Ack]) {
             commands
                 .entry((event.stream.as_str(), command))
                 .or_default()
-                .push((index, count, event.revision));
+                .push(Written {
+                    index,
+                    count,
+                    revision: event.revision,
+                });
         }
         for ((stream, command), events) in &commands {
-            let count = events[0].1;
-            assert_eq!(events.len(), count, "{stream}/{command} is stored partly or twice");
-            for (i, (index, _, revision)) in events.iter().enumerate() {
-                assert_eq!(*index, i, "{stream}/{command} is out of order");
-                assert_eq!(*revision, events[0].2 + i as u64);
+            let count = events[0].count;
+            assert_eq!(
+                events.len(),
+                count,
+                "{stream}/{command} is stored partly or twice"
+            );
+            for (i, event) in events.iter().enumerate() {
+                assert_eq!(event.index, i, "{stream}/{command} is out of order");
+                assert_eq!(event.revision, events[0].revision + i as u64);
             }
         }
 
@@ -216,11 +249,17 @@ fn verify(path: &Path, acked: &[Ack]) {
             let stored = commands
                 .get(&(ack.stream.as_str(), ack.command_id.as_str()))
                 .unwrap_or_else(|| panic!("acknowledged {ack:?} is missing"));
-            let first = stored[0].2;
-            let last = stored[stored.len() - 1].2;
-            assert_eq!((first, last), (ack.result.first_revision, ack.result.last_revision));
+            let first = stored[0].revision;
+            let last = stored[stored.len() - 1].revision;
+            assert_eq!(
+                (first, last),
+                (ack.result.first_revision, ack.result.last_revision)
+            );
             let at = &log[(ack.result.last_position - 1) as usize];
-            assert_eq!((at.stream.as_str(), at.revision), (ack.stream.as_str(), last));
+            assert_eq!(
+                (at.stream.as_str(), at.revision),
+                (ack.stream.as_str(), last)
+            );
         }
 
         // The idempotency record survived too: a retry writes nothing.
@@ -246,5 +285,6 @@ fn verify(path: &Path, acked: &[Ack]) {
             .await
             .unwrap();
         assert!(!tail.is_empty());
-    });
+        head
+    })
 }

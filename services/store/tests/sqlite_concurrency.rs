@@ -81,10 +81,11 @@ async fn one_of_256_simultaneous_exact_appends_wins() {
     assert_eq!(wins, 1);
     assert!(outcomes.iter().all(|o| matches!(
         o,
-        Ok(_) | Err(StoreError::WrongExpectedRevision {
-            actual: Some(1),
-            ..
-        })
+        Ok(_)
+            | Err(StoreError::WrongExpectedRevision {
+                actual: Some(1),
+                ..
+            })
     )));
 }
 
@@ -104,17 +105,17 @@ async fn conflicts_inside_full_batches_do_not_sink_the_others() {
             }
         })
         .collect();
-    let outcomes = futures::future::join_all(
-        requests
-            .iter()
-            .map(|request| store.append(request.clone())),
-    )
-    .await;
+    let outcomes =
+        futures::future::join_all(requests.iter().map(|request| store.append(request.clone())))
+            .await;
     let mut positions = Vec::new();
     for (i, outcome) in outcomes.into_iter().enumerate() {
         if i % 100 == 7 {
             assert!(
-                matches!(outcome, Err(StoreError::WrongExpectedRevision { actual: None, .. })),
+                matches!(
+                    outcome,
+                    Err(StoreError::WrongExpectedRevision { actual: None, .. })
+                ),
                 "{outcome:?}"
             );
         } else {

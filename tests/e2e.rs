@@ -1,0 +1,274 @@
+//! End to end: the real `diandan up` process on random ports in a temp dir, driven over real
+//! HTTP and gRPC sockets.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tonic::transport::{Channel, Endpoint};
+
+use diandan::client::{drive_order, Cast, Client, OrderSpec, Stage};
+use diandan_proto::v1 as pb;
+use support::{yongfu_order, Server, User, LOCATION};
+
+async fn grpc_channel(server: &Server) -> Channel {
+    Endpoint::from_shared(format!("http://{}", server.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .expect("gRPC connect")
+}
+
+async fn grpc_login(channel: &Channel, role: &str, user: &str, node: &str) -> Client {
+    let mut identity = pb::identity_service_client::IdentityServiceClient::new(channel.clone());
+    let token = identity
+        .dev_login(pb::DevLoginRequest {
+            role: role.into(),
+            user_id: user.into(),
+            org_node: node.into(),
+        })
+        .await
+        .expect("dev login")
+        .into_inner()
+        .token;
+    Client::new(channel.clone(), token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
+    let server = Server::start_demo().await;
+    let resident = User::login(&server, "resident", "r-yongfu-1", "").await;
+    let neighbour = User::login(&server, "resident", "r-yongfu-2", "").await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let volunteer = User::login(&server, "volunteer", "v-wangsen", "").await;
+    let outsider = User::login(&server, "volunteer", "v-zhaolei", "").await;
+
+    // 点单
+    let (status, ack) = resident.post("/api/v1/orders", yongfu_order("永福巷积水，需要疏通排水沟。")).await;
+    assert_eq!(status, 201, "{ack}");
+    let id = ack["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(ack["status"], "placed");
+    let order = |suffix: &str| format!("/api/v1/orders/{id}{suffix}");
+
+    // A neighbour cannot see it; the station head's queue has it.
+    assert_eq!(neighbour.get(&order("")).await.0, 404);
+    let position = ack["position"].as_u64().unwrap();
+    let (status, queue) = head
+        .get(&format!("/api/v1/nodes/chezhanlu/queue?min_position={position}&limit=500"))
+        .await;
+    assert_eq!(status, 200, "{queue}");
+    assert!(queue["orders"].as_array().unwrap().iter().any(|o| o["order_id"] == id.as_str()));
+
+    // 审单, 派单
+    let (status, ack) = head.post(&order("/triage"), json!({"accept": true})).await;
+    assert_eq!((status, ack["status"].as_str()), (200, Some("triaged")), "{ack}");
+    let (status, ack) = head
+        .post(&order("/dispatch"), json!({"team_id": "zhidui-chezhanlu", "reason": "本社区支队，离得最近"}))
+        .await;
+    assert_eq!((status, ack["status"].as_str()), (200, Some("dispatched")), "{ack}");
+
+    // Offered: the volunteer sees the order but not the resident's number; a volunteer of
+    // another team does not see it at all.
+    let (status, view) = volunteer.get(&order("")).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["contact_phone"], "138****5678");
+    assert_eq!(outsider.get(&order("")).await.0, 404);
+
+    // 接单: now the number is visible to the one who accepted.
+    let (status, ack) = volunteer.post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu"})).await;
+    assert_eq!((status, ack["status"].as_str()), (200, Some("accepted")), "{ack}");
+    let (_, view) = volunteer.get(&order("")).await;
+    assert_eq!(view["contact_phone"], "13812345678");
+
+    // 服务, 办结, 评单, 归档
+    for (path, body, expected) in [
+        ("/check-in", json!({"location": LOCATION()}), "in_service"),
+        ("/check-out", json!({"location": LOCATION()}), "served"),
+        ("/complete", json!({"note": "疏通排水沟 30 米，新增排水口 2 个", "photos": ["evidence/1.jpg"]}), "completed"),
+    ] {
+        let (status, ack) = volunteer.post(&order(path), body).await;
+        assert_eq!((status, ack["status"].as_str()), (200, Some(expected)), "{path}: {ack}");
+    }
+    // After completion the number is hidden again.
+    assert_eq!(volunteer.get(&order("")).await.1["contact_phone"], "138****5678");
+    let (status, ack) = resident.post(&order("/review"), json!({"rating": 5, "comment": "排水修好了，非常满意"})).await;
+    assert_eq!((status, ack["status"].as_str()), (200, Some("reviewed")), "{ack}");
+    let (status, ack) = head.post(&order("/close"), json!({})).await;
+    assert_eq!((status, ack["status"].as_str()), (200, Some("closed")), "{ack}");
+
+    // The auditor's history: every step, with actor, command id and correlation id.
+    let auditor = User::login(&server, "auditor", "audit-1", "xianan").await;
+    let (status, history) = auditor.get(&order("/history")).await;
+    assert_eq!(status, 200, "{history}");
+    let types: Vec<&str> = history["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["OrderPlaced", "OrderTriaged", "OrderDispatched", "OrderAccepted", "VolunteerCheckedIn",
+         "VolunteerCheckedOut", "OrderCompleted", "OrderReviewed", "OrderClosed"]
+    );
+    for event in history["events"].as_array().unwrap() {
+        assert!(!event["actor"]["id"].as_str().unwrap().is_empty());
+        assert!(!event["command_id"].as_str().unwrap().is_empty());
+        assert!(!event["correlation_id"].as_str().unwrap().is_empty());
+        assert!(!event["payload_json"].as_str().unwrap().contains("13812345678"), "phone leaked into the log");
+    }
+
+    // The second order, over gRPC.
+    let channel = grpc_channel(&server).await;
+    let cast = Cast {
+        resident: grpc_login(&channel, "resident", "r-yongfu-3", "").await,
+        head: grpc_login(&channel, "station_head", "head-dengxiaohu", "chezhanlu").await,
+        volunteer: grpc_login(&channel, "volunteer", "v-liuhong", "").await,
+        team_id: "zhidui-chezhanlu".into(),
+        station_id: "yongfu-lane".into(),
+    };
+    let spec = OrderSpec {
+        category: "elderly_care".into(),
+        description: "独居老人家中需要更换灯泡。".into(),
+        lat: 29.8711,
+        lng: 114.2840,
+        address: "永福巷 3 号".into(),
+        phone: "13987654321".into(),
+        rating: 3,
+        comment: "来得有点晚".into(),
+    };
+    let (_, last) = drive_order(&cast, &spec, Stage::Closed).await.expect("gRPC loop");
+    assert_eq!(last.status, "closed");
+
+    // Station statistics for Yongfu Lane: exactly these two orders.
+    let (status, stats) = head
+        .get(&format!("/api/v1/nodes/yongfu-lane/stats?min_position={}", last.position))
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    assert_eq!(stats["received"], 2);
+    assert_eq!(stats["dispatched"], 2);
+    assert_eq!(stats["accepted"], 2);
+    assert_eq!(stats["completed"], 2);
+    assert_eq!(stats["reviewed"], 2);
+    assert_eq!(stats["satisfaction_rate"], 0.5);
+    assert_eq!(stats["average_rating"], 4.0);
+    let categories: Vec<&str> = stats["by_category"].as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
+    assert_eq!(categories, ["elderly_care", "health_environment"]);
+    // Rolled up: the station and the institute above include them too.
+    let (_, station) = head.get("/api/v1/nodes/chezhanlu/stats").await;
+    assert!(station["received"].as_u64().unwrap() > 2);
+    // Outside the head's subtree: refused.
+    let (status, _) = head.get("/api/v1/nodes/xianan/stats").await;
+    assert_eq!(status, 403);
+    // Over gRPC too.
+    let report = cast
+        .head
+        .stats()
+        .station_stats(cast.head.request(pb::StationStatsRequest { node_id: "yongfu-lane".into(), ..Default::default() }, None))
+        .await
+        .expect("gRPC stats")
+        .into_inner();
+    assert_eq!(report.completed, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volunteers_racing_to_accept_one_order_exactly_one_wins() {
+    const RACERS: usize = 12;
+    let server = Server::start_demo().await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    for i in 0..RACERS {
+        let (status, body) = head
+            .post("/api/v1/volunteers", json!({"id": format!("racer-{i}"), "name": format!("志愿者{i}"), "team_ids": ["zhidui-chezhanlu"]}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let resident = User::login(&server, "resident", "r-race", "").await;
+    for round in 0..3 {
+        let (_, ack) = resident.post("/api/v1/orders", yongfu_order(&format!("抢单测试 {round}"))).await;
+        let id = ack["order_id"].as_str().unwrap().to_owned();
+        head.post(&format!("/api/v1/orders/{id}/triage"), json!({"accept": true})).await;
+        let (status, _) = head.post(&format!("/api/v1/orders/{id}/dispatch"), json!({"team_id": "zhidui-chezhanlu"})).await;
+        assert_eq!(status, 200);
+
+        let mut racers = Vec::new();
+        for i in 0..RACERS {
+            racers.push(User::login(&server, "volunteer", &format!("racer-{i}"), "").await);
+        }
+        let attempts = racers.iter().map(|v| {
+            let path = format!("/api/v1/orders/{id}/accept");
+            async move { v.post(&path, json!({"team_id": "zhidui-chezhanlu"})).await }
+        });
+        let results = futures::future::join_all(attempts).await;
+        let winners = results.iter().filter(|(s, _)| *s == 200).count();
+        let losers: Vec<&(u16, Value)> = results.iter().filter(|(s, _)| *s != 200).collect();
+        assert_eq!(winners, 1, "round {round}: {results:?}");
+        for (status, body) in losers {
+            assert_eq!(*status, 409, "{body}");
+            assert_eq!(body["type"], "https://diandan.dev/problems/illegal-transition");
+        }
+        let (_, history) = head.get(&format!("/api/v1/orders/{id}/history")).await;
+        let accepted = history["events"].as_array().unwrap().iter().filter(|e| e["event_type"] == "OrderAccepted").count();
+        assert_eq!(accepted, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_key_places_an_order_once() {
+    let server = Server::start_demo().await;
+    let resident = User::login(&server, "resident", "r-idem", "").await;
+    let body = yongfu_order("同一个请求重试三次，只应产生一个订单。");
+    let mut acks = Vec::new();
+    for _ in 0..3 {
+        let (status, ack) = resident.post_with("/api/v1/orders", body.clone(), Some("retry-key-1")).await;
+        assert_eq!(status, 201, "{ack}");
+        acks.push(ack);
+    }
+    assert_eq!(acks[0]["order_id"], acks[2]["order_id"]);
+    assert_eq!(acks[0]["duplicate"], false);
+    assert_eq!(acks[1]["duplicate"], true);
+    let (_, list) = resident.get(&format!("/api/v1/orders?min_position={}", acks[0]["position"])).await;
+    assert_eq!(list["orders"].as_array().unwrap().len(), 1, "{list}");
+
+    // The same key on a later command of the order is answered, not re-applied.
+    let id = acks[0]["order_id"].as_str().unwrap();
+    let (s1, a1) = resident.post_with(&format!("/api/v1/orders/{id}/cancel"), json!({"reason": "不需要了"}), Some("cancel-1")).await;
+    let (s2, a2) = resident.post_with(&format!("/api/v1/orders/{id}/cancel"), json!({"reason": "不需要了"}), Some("cancel-1")).await;
+    assert_eq!((s1, s2), (200, 200), "{a1} {a2}");
+    assert_eq!(a2["duplicate"], true);
+    assert_eq!(a1["revision"], a2["revision"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilt_projections_equal_live_ones_and_data_survives_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(tmp.path(), true);
+    server.wait_for_demo().await;
+    let resident = User::login(&server, "resident", "r-rebuild", "").await;
+    let (_, ack) = resident.post("/api/v1/orders", yongfu_order("重建前下的订单")).await;
+    let id = ack["order_id"].as_str().unwrap().to_owned();
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let (_, stats) = head.get(&format!("/api/v1/nodes/chezhanlu/stats?min_position={}", ack["position"])).await;
+    assert!(stats["position"].as_u64().unwrap() >= ack["position"].as_u64().unwrap());
+
+    let status = server.stop_gracefully();
+    assert!(status.success(), "graceful shutdown exit status: {status}");
+
+    let live_path = tmp.path().join("read.db");
+    let live = diandan_runtime::projections::ReadModel::open(&live_path).unwrap().dump().unwrap();
+    let output = std::process::Command::new(support::binary())
+        .args(["projections", "rebuild", "--data-dir"])
+        .arg(tmp.path())
+        .output()
+        .expect("run rebuild");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let rebuilt = diandan_runtime::projections::ReadModel::open(&live_path).unwrap().dump().unwrap();
+    assert!(live.len() > 100, "live read model is suspiciously small: {}", live.len());
+    assert_eq!(live.len(), rebuilt.len());
+    for (l, r) in live.iter().zip(&rebuilt) {
+        assert_eq!(l, r);
+    }
+
+    // Everything acknowledged is still there after a restart.
+    let server = Server::start_in(tmp.path(), true);
+    let (status, view) = resident.clone_for(&server).get(&format!("/api/v1/orders/{id}")).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["description"], "重建前下的订单");
+    assert_eq!(view["contact_phone"], "13812345678");
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,247 @@
+//! Test support: start the real `diandan up` on random ports in a temp dir, and talk to it
+//! over real HTTP and gRPC.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// A running `diandan up` process. Killed on drop.
+pub struct Server {
+    child: Option<Child>,
+    pub grpc: SocketAddr,
+    pub http: SocketAddr,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_diandan")
+}
+
+impl Server {
+    /// Starts the demo district in a fresh temp dir and waits until it is seeded.
+    pub async fn start_demo() -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut server = Server::start_in(tmp.path(), true);
+        server._tmp = Some(tmp);
+        server.wait_for_demo().await;
+        server
+    }
+
+    /// Starts `diandan up` on `data_dir` and waits for its ready line.
+    pub fn start_in(data_dir: &Path, demo: bool) -> Server {
+        let mut command = Command::new(binary());
+        command
+            .args(["up", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if demo {
+            command.arg("--demo");
+        }
+        let mut child = command.spawn().expect("start diandan");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
+        let addr = |key: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                .parse()
+                .expect("address")
+        };
+        Server {
+            grpc: addr("grpc="),
+            http: addr("http="),
+            child: Some(child),
+            data_dir: data_dir.to_owned(),
+            _tmp: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.http, path)
+    }
+
+    /// The demo seeds the directory and then 112 orders; wait for the last of them.
+    pub async fn wait_for_demo(&self) {
+        let http = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(token) = try_login(&http, self, "station_head", "head-test", "xianan").await {
+                let stats = http
+                    .get(self.url("/api/v1/nodes/xianan/stats"))
+                    .bearer_auth(&token)
+                    .send()
+                    .await;
+                if let Ok(r) = stats {
+                    let v: Value = r.json().await.unwrap_or_default();
+                    if v["received"].as_u64() == Some(112) && v["cancelled"].as_u64() == Some(1) {
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("demo was not seeded within 60 s");
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for a clean exit.
+    pub fn stop_gracefully(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().ok();
+        panic!("diandan did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
+
+async fn try_login(
+    http: &reqwest::Client,
+    server: &Server,
+    role: &str,
+    user: &str,
+    node: &str,
+) -> Result<String, String> {
+    let response = http
+        .post(server.url("/api/v1/dev/login"))
+        .json(&json!({"role": role, "user_id": user, "org_node": node}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(response.text().await.unwrap_or_default());
+    }
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    Ok(body["token"].as_str().expect("token").to_owned())
+}
+
+/// A signed-in HTTP user.
+#[derive(Clone)]
+pub struct User {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl User {
+    pub async fn login(server: &Server, role: &str, user: &str, node: &str) -> User {
+        let http = reqwest::Client::new();
+        let token = try_login(&http, server, role, user, node)
+            .await
+            .unwrap_or_else(|e| panic!("login {role} {user}: {e}"));
+        User {
+            http,
+            base: format!("http://{}", server.http),
+            token,
+        }
+    }
+
+    /// POSTs JSON; returns (status, body).
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.post_with(path, body, None).await
+    }
+
+    pub async fn post_with(&self, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .json(&body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.expect("POST");
+        split(response).await
+    }
+
+    /// POSTs raw bytes as JSON.
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value, String) {
+        let response = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let (status, body) = split(response).await;
+        (status, body, content_type)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET");
+        split(response).await
+    }
+}
+
+async fn split(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// A valid order at the Yongfu Lane point (no demo orders are placed there, so its statistics
+/// are the tests' own).
+pub fn yongfu_order(description: &str) -> Value {
+    json!({
+        "station_id": "yongfu-lane",
+        "category": "health_environment",
+        "description": description,
+        "location": {"lat": 29.8711, "lng": 114.2840, "address": "永福巷 12 号"},
+        "contact_phone": "13812345678"
+    })
+}
+
+pub const LOCATION: fn() -> Value = || json!({"lat": 29.8711, "lng": 114.2840, "address": "永福巷 12 号"});
+
+impl User {
+    /// The same user (same token) against another server process on the same data dir.
+    pub fn clone_for(&self, server: &Server) -> User {
+        User {
+            http: self.http.clone(),
+            base: format!("http://{}", server.http),
+            token: self.token.clone(),
+        }
+    }
+}
