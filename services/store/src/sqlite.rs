@@ -370,9 +370,11 @@ impl Writer {
     /// Run the batch in one transaction. The outer error is a storage failure that sinks the
     /// whole batch; the inner results are each append's own answer.
     ///
-    /// Every append checks its command id and expected revision before writing anything, so
-    /// a rejected append writes nothing and leaves the others in the batch untouched; later
-    /// appends in the batch see the writes of earlier ones because they share the transaction.
+    /// Each append is checked (expected revision, command id) before its events are written,
+    /// so a rejected append writes nothing and leaves the others in the batch untouched;
+    /// later appends see the writes of earlier ones because they share the transaction. That
+    /// is why no savepoint per append is needed: the only failure after the checks is a
+    /// storage failure, and SQLite may already have rolled back the whole transaction for it.
     fn write_batch(
         &mut self,
         batch: &[PendingAppend],
