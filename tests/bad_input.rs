@@ -12,7 +12,13 @@ use support::{yongfu_order, Server, User, LOCATION};
 /// Asserts a problem+json response with this status and field.
 fn assert_problem(status: u16, body: &Value, expected_status: u16, field: Option<&str>) {
     assert_eq!(status, expected_status, "{body}");
-    assert!(body["type"].as_str().unwrap_or("").starts_with("https://diandan.dev/problems/"), "{body}");
+    assert!(
+        body["type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("https://diandan.dev/problems/"),
+        "{body}"
+    );
     assert_eq!(body["status"], expected_status, "{body}");
     assert!(!body["detail"].as_str().unwrap_or("").is_empty(), "{body}");
     if let Some(field) = field {
@@ -37,14 +43,42 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
 
     // Placing: each bad field is named.
     let cases: Vec<(Value, &str)> = vec![
-        (with(base.clone(), "category", json!("astrology")), "category"),
-        (with(base.clone(), "description", json!("   ")), "description"),
-        (with(base.clone(), "description", json!("字".repeat(501))), "description"),
-        (with(base.clone(), "location", json!({"lat": 114.28, "lng": 29.87})), "location"),
-        (with(base.clone(), "location", json!({"lat": 91.0, "lng": 200.0})), "location"),
-        (with(base.clone(), "contact_phone", json!("12345")), "contact_phone"),
-        (with(base.clone(), "station_id", json!("no-such-station")), "station_id"),
-        (with(base.clone(), "wanted_time", json!("tomorrow")), "wanted_time"),
+        (
+            with(base.clone(), "category", json!("astrology")),
+            "category",
+        ),
+        (
+            with(base.clone(), "description", json!("   ")),
+            "description",
+        ),
+        (
+            with(base.clone(), "description", json!("字".repeat(501))),
+            "description",
+        ),
+        (
+            with(
+                base.clone(),
+                "location",
+                json!({"lat": 114.28, "lng": 29.87}),
+            ),
+            "location",
+        ),
+        (
+            with(base.clone(), "location", json!({"lat": 91.0, "lng": 200.0})),
+            "location",
+        ),
+        (
+            with(base.clone(), "contact_phone", json!("12345")),
+            "contact_phone",
+        ),
+        (
+            with(base.clone(), "station_id", json!("no-such-station")),
+            "station_id",
+        ),
+        (
+            with(base.clone(), "wanted_time", json!("tomorrow")),
+            "wanted_time",
+        ),
         (with(base.clone(), "location", json!("here")), "location"),
         (with(base.clone(), "surprise", json!(1)), "surprise"),
     ];
@@ -53,14 +87,20 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         assert_problem(status, &problem, 400, Some(field));
     }
     // Malformed JSON, wrong content, oversized body.
-    let (status, problem, content_type) = resident.post_raw("/api/v1/orders", "{\"station_id\": ").await;
+    let (status, problem, content_type) = resident
+        .post_raw("/api/v1/orders", "{\"station_id\": ")
+        .await;
     assert_problem(status, &problem, 400, None);
     assert_eq!(content_type, "application/problem+json");
-    let huge = Box::leak(format!("{{\"description\": \"{}\"}}", "x".repeat(100_000)).into_boxed_str());
+    let huge =
+        Box::leak(format!("{{\"description\": \"{}\"}}", "x".repeat(100_000)).into_boxed_str());
     let (status, problem, _) = resident.post_raw("/api/v1/orders", huge).await;
     assert_problem(status, &problem, 413, None);
     // No token, a forged token.
-    let anonymous = User { token: "forged.token".into(), ..resident.clone() };
+    let anonymous = User {
+        token: "forged.token".into(),
+        ..resident.clone()
+    };
     let (status, problem) = anonymous.post("/api/v1/orders", base.clone()).await;
     assert_problem(status, &problem, 401, None);
     // Nothing of the above was stored.
@@ -75,54 +115,89 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let history_len = |h: &Value| h["events"].as_array().unwrap().len();
 
     // Before dispatch: accepting, checking in, reviewing are illegal; a volunteer may not triage.
-    let (status, problem) = volunteer.post(&order("/triage"), json!({"accept": true})).await;
+    let (status, problem) = volunteer
+        .post(&order("/triage"), json!({"accept": true}))
+        .await;
     assert_problem(status, &problem, 403, None);
-    let (status, problem) = head.post(&order("/triage"), json!({"accept": false, "reason": ""})).await;
+    let (status, problem) = head
+        .post(&order("/triage"), json!({"accept": false, "reason": ""}))
+        .await;
     assert_problem(status, &problem, 400, Some("reason"));
     head.post(&order("/triage"), json!({"accept": true})).await;
-    let (status, problem) = head.post(&order("/dispatch"), json!({"team_id": "no-such-team"})).await;
+    let (status, problem) = head
+        .post(&order("/dispatch"), json!({"team_id": "no-such-team"}))
+        .await;
     assert_problem(status, &problem, 400, Some("team_id"));
     // A team that does not serve this station (another institute's station team).
-    let (status, problem) = head.post(&order("/dispatch"), json!({"team_id": "zhidui-meiyuan"})).await;
+    let (status, problem) = head
+        .post(&order("/dispatch"), json!({"team_id": "zhidui-meiyuan"}))
+        .await;
     assert_problem(status, &problem, 400, Some("team_id"));
-    head.post(&order("/dispatch"), json!({"team_id": "zhidui-chezhanlu"})).await;
+    head.post(&order("/dispatch"), json!({"team_id": "zhidui-chezhanlu"}))
+        .await;
 
     // Accepting an order not dispatched to your team; claiming a team you are not in.
-    let (status, problem) = wrong_team.post(&order("/accept"), json!({"team_id": "audit-bureau"})).await;
+    let (status, problem) = wrong_team
+        .post(&order("/accept"), json!({"team_id": "audit-bureau"}))
+        .await;
     assert_problem(status, &problem, 403, None);
-    let (status, problem) = wrong_team.post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu"})).await;
+    let (status, problem) = wrong_team
+        .post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu"}))
+        .await;
     assert_problem(status, &problem, 403, None);
     // A stale expected revision.
     let (status, problem) = volunteer
-        .post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu", "expected_revision": 0}))
+        .post(
+            &order("/accept"),
+            json!({"team_id": "zhidui-chezhanlu", "expected_revision": 0}),
+        )
         .await;
     assert_problem(status, &problem, 409, Some("expected_revision"));
     let (status, ack) = volunteer
-        .post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu", "expected_revision": 2}))
+        .post(
+            &order("/accept"),
+            json!({"team_id": "zhidui-chezhanlu", "expected_revision": 2}),
+        )
         .await;
     assert_eq!(status, 200, "{ack}");
 
     // Checking out before checking in.
-    let (status, problem) = volunteer.post(&order("/check-out"), json!({"location": LOCATION()})).await;
+    let (status, problem) = volunteer
+        .post(&order("/check-out"), json!({"location": LOCATION()}))
+        .await;
     assert_problem(status, &problem, 409, None);
     let (status, problem) = volunteer.post(&order("/check-in"), json!({})).await;
     assert_problem(status, &problem, 400, Some("location"));
-    volunteer.post(&order("/check-in"), json!({"location": LOCATION()})).await;
-    volunteer.post(&order("/check-out"), json!({"location": LOCATION()})).await;
-    let (status, problem) = volunteer.post(&order("/complete"), json!({"note": ""})).await;
+    volunteer
+        .post(&order("/check-in"), json!({"location": LOCATION()}))
+        .await;
+    volunteer
+        .post(&order("/check-out"), json!({"location": LOCATION()}))
+        .await;
+    let (status, problem) = volunteer
+        .post(&order("/complete"), json!({"note": ""}))
+        .await;
     assert_problem(status, &problem, 400, Some("note"));
-    volunteer.post(&order("/complete"), json!({"note": "已处理"})).await;
+    volunteer
+        .post(&order("/complete"), json!({"note": "已处理"}))
+        .await;
 
     // Reviews: out of range, wrong type, by someone else.
     for rating in [json!(0), json!(6)] {
-        let (status, problem) = resident.post(&order("/review"), json!({"rating": rating})).await;
+        let (status, problem) = resident
+            .post(&order("/review"), json!({"rating": rating}))
+            .await;
         assert_problem(status, &problem, 400, Some("rating"));
     }
-    let (status, problem) = resident.post(&order("/review"), json!({"rating": "five"})).await;
+    let (status, problem) = resident
+        .post(&order("/review"), json!({"rating": "five"}))
+        .await;
     assert_problem(status, &problem, 400, Some("rating"));
     let (status, problem) = other.post(&order("/review"), json!({"rating": 5})).await;
     assert_problem(status, &problem, 403, None);
-    resident.post(&order("/review"), json!({"rating": 4, "comment": "好"})).await;
+    resident
+        .post(&order("/review"), json!({"rating": 4, "comment": "好"}))
+        .await;
     let (status, _) = head.post(&order("/close"), json!({})).await;
     assert_eq!(status, 200);
 
@@ -134,7 +209,11 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (&head, "/triage", json!({"accept": true})),
         (&head, "/dispatch", json!({"team_id": "zhidui-chezhanlu"})),
         (&head, "/close", json!({})),
-        (&volunteer, "/accept", json!({"team_id": "zhidui-chezhanlu"})),
+        (
+            &volunteer,
+            "/accept",
+            json!({"team_id": "zhidui-chezhanlu"}),
+        ),
         (&volunteer, "/check-in", json!({"location": LOCATION()})),
     ] {
         let (status, problem) = who.post(&order(path), body).await;
@@ -149,28 +228,55 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     assert_problem(status, &problem, 404, None);
     let (status, problem) = resident.get("/api/v1/nope").await;
     assert_problem(status, &problem, 404, None);
-    let (status, problem) = head.get("/api/v1/nodes/chezhanlu/stats?from_day=yesterday").await;
+    let (status, problem) = head
+        .get("/api/v1/nodes/chezhanlu/stats?from_day=yesterday")
+        .await;
     assert_problem(status, &problem, 400, Some("from_day"));
     let (status, problem) = head.get("/api/v1/orders?limit=lots").await;
     assert_problem(status, &problem, 400, Some("limit"));
 
     // gRPC: a status naming the field, and a malformed protobuf body.
-    let channel = Endpoint::from_shared(format!("http://{}", server.grpc)).unwrap().connect().await.unwrap();
+    let channel = Endpoint::from_shared(format!("http://{}", server.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let client = diandan::client::Client::new(channel.clone(), resident.token.clone());
     let status = client
         .reviews()
-        .review_order(client.request(pb::ReviewOrderRequest { order_id: id.clone(), rating: 9, ..Default::default() }, None))
+        .review_order(client.request(
+            pb::ReviewOrderRequest {
+                order_id: id.clone(),
+                rating: 9,
+                ..Default::default()
+            },
+            None,
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
-    let mut place = pb::PlaceOrderRequest { station_id: "yongfu-lane".into(), category: "astrology".into(), ..Default::default() };
+    let mut place = pb::PlaceOrderRequest {
+        station_id: "yongfu-lane".into(),
+        category: "astrology".into(),
+        ..Default::default()
+    };
     place.description = "x".into();
-    let status = client.orders().place_order(client.request(place, None)).await.unwrap_err();
+    let status = client
+        .orders()
+        .place_order(client.request(place, None))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
-    assert_eq!(status.metadata().get("x-diandan-field").unwrap(), "contact_phone");
+    assert_eq!(
+        status.metadata().get("x-diandan-field").unwrap(),
+        "contact_phone"
+    );
     let status = malformed_protobuf(&server).await;
     assert!(
-        matches!(status.code(), tonic::Code::Internal | tonic::Code::InvalidArgument),
+        matches!(
+            status.code(),
+            tonic::Code::Internal | tonic::Code::InvalidArgument
+        ),
         "{status:?}"
     );
     assert!(status.message().contains("decode"), "{status:?}");
@@ -213,10 +319,15 @@ async fn malformed_protobuf(server: &Server) -> tonic::Status {
         }
     }
 
-    let channel = Endpoint::from_shared(format!("http://{}", server.grpc)).unwrap().connect().await.unwrap();
+    let channel = Endpoint::from_shared(format!("http://{}", server.grpc))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
-    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/diandan.v1.OrderService/PlaceOrder");
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/diandan.v1.OrderService/PlaceOrder");
     // Field 1 declared as length-delimited with a length far past the end.
     let garbage = vec![0x0a, 0xff, 0xff, 0xff, 0x0f, 0x01];
     grpc.unary::<Vec<u8>, Vec<u8>, Raw>(tonic::Request::new(garbage), path, Raw)

@@ -45,7 +45,12 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
     let outsider = User::login(&server, "volunteer", "v-zhaolei", "").await;
 
     // 点单
-    let (status, ack) = resident.post("/api/v1/orders", yongfu_order("永福巷积水，需要疏通排水沟。")).await;
+    let (status, ack) = resident
+        .post(
+            "/api/v1/orders",
+            yongfu_order("永福巷积水，需要疏通排水沟。"),
+        )
+        .await;
     assert_eq!(status, 201, "{ack}");
     let id = ack["order_id"].as_str().unwrap().to_owned();
     assert_eq!(ack["status"], "placed");
@@ -55,18 +60,35 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
     assert_eq!(neighbour.get(&order("")).await.0, 404);
     let position = ack["position"].as_u64().unwrap();
     let (status, queue) = head
-        .get(&format!("/api/v1/nodes/chezhanlu/queue?min_position={position}&limit=500"))
+        .get(&format!(
+            "/api/v1/nodes/chezhanlu/queue?min_position={position}&limit=500"
+        ))
         .await;
     assert_eq!(status, 200, "{queue}");
-    assert!(queue["orders"].as_array().unwrap().iter().any(|o| o["order_id"] == id.as_str()));
+    assert!(queue["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o["order_id"] == id.as_str()));
 
     // 审单, 派单
     let (status, ack) = head.post(&order("/triage"), json!({"accept": true})).await;
-    assert_eq!((status, ack["status"].as_str()), (200, Some("triaged")), "{ack}");
+    assert_eq!(
+        (status, ack["status"].as_str()),
+        (200, Some("triaged")),
+        "{ack}"
+    );
     let (status, ack) = head
-        .post(&order("/dispatch"), json!({"team_id": "zhidui-chezhanlu", "reason": "本社区支队，离得最近"}))
+        .post(
+            &order("/dispatch"),
+            json!({"team_id": "zhidui-chezhanlu", "reason": "本社区支队，离得最近"}),
+        )
         .await;
-    assert_eq!((status, ack["status"].as_str()), (200, Some("dispatched")), "{ack}");
+    assert_eq!(
+        (status, ack["status"].as_str()),
+        (200, Some("dispatched")),
+        "{ack}"
+    );
 
     // Offered: the volunteer sees the order but not the resident's number; a volunteer of
     // another team does not see it at all.
@@ -76,8 +98,14 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
     assert_eq!(outsider.get(&order("")).await.0, 404);
 
     // 接单: now the number is visible to the one who accepted.
-    let (status, ack) = volunteer.post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu"})).await;
-    assert_eq!((status, ack["status"].as_str()), (200, Some("accepted")), "{ack}");
+    let (status, ack) = volunteer
+        .post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu"}))
+        .await;
+    assert_eq!(
+        (status, ack["status"].as_str()),
+        (200, Some("accepted")),
+        "{ack}"
+    );
     let (_, view) = volunteer.get(&order("")).await;
     assert_eq!(view["contact_phone"], "13812345678");
 
@@ -85,33 +113,77 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
     for (path, body, expected) in [
         ("/check-in", json!({"location": LOCATION()}), "in_service"),
         ("/check-out", json!({"location": LOCATION()}), "served"),
-        ("/complete", json!({"note": "疏通排水沟 30 米，新增排水口 2 个", "photos": ["evidence/1.jpg"]}), "completed"),
+        (
+            "/complete",
+            json!({"note": "疏通排水沟 30 米，新增排水口 2 个", "photos": ["evidence/1.jpg"]}),
+            "completed",
+        ),
     ] {
         let (status, ack) = volunteer.post(&order(path), body).await;
-        assert_eq!((status, ack["status"].as_str()), (200, Some(expected)), "{path}: {ack}");
+        assert_eq!(
+            (status, ack["status"].as_str()),
+            (200, Some(expected)),
+            "{path}: {ack}"
+        );
     }
     // After completion the number is hidden again.
-    assert_eq!(volunteer.get(&order("")).await.1["contact_phone"], "138****5678");
-    let (status, ack) = resident.post(&order("/review"), json!({"rating": 5, "comment": "排水修好了，非常满意"})).await;
-    assert_eq!((status, ack["status"].as_str()), (200, Some("reviewed")), "{ack}");
+    assert_eq!(
+        volunteer.get(&order("")).await.1["contact_phone"],
+        "138****5678"
+    );
+    let (status, ack) = resident
+        .post(
+            &order("/review"),
+            json!({"rating": 5, "comment": "排水修好了，非常满意"}),
+        )
+        .await;
+    assert_eq!(
+        (status, ack["status"].as_str()),
+        (200, Some("reviewed")),
+        "{ack}"
+    );
     let (status, ack) = head.post(&order("/close"), json!({})).await;
-    assert_eq!((status, ack["status"].as_str()), (200, Some("closed")), "{ack}");
+    assert_eq!(
+        (status, ack["status"].as_str()),
+        (200, Some("closed")),
+        "{ack}"
+    );
 
     // The auditor's history: every step, with actor, command id and correlation id.
     let auditor = User::login(&server, "auditor", "audit-1", "xianan").await;
     let (status, history) = auditor.get(&order("/history")).await;
     assert_eq!(status, 200, "{history}");
-    let types: Vec<&str> = history["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
     assert_eq!(
         types,
-        ["OrderPlaced", "OrderTriaged", "OrderDispatched", "OrderAccepted", "VolunteerCheckedIn",
-         "VolunteerCheckedOut", "OrderCompleted", "OrderReviewed", "OrderClosed"]
+        [
+            "OrderPlaced",
+            "OrderTriaged",
+            "OrderDispatched",
+            "OrderAccepted",
+            "VolunteerCheckedIn",
+            "VolunteerCheckedOut",
+            "OrderCompleted",
+            "OrderReviewed",
+            "OrderClosed"
+        ]
     );
     for event in history["events"].as_array().unwrap() {
         assert!(!event["actor"]["id"].as_str().unwrap().is_empty());
         assert!(!event["command_id"].as_str().unwrap().is_empty());
         assert!(!event["correlation_id"].as_str().unwrap().is_empty());
-        assert!(!event["payload_json"].as_str().unwrap().contains("13812345678"), "phone leaked into the log");
+        assert!(
+            !event["payload_json"]
+                .as_str()
+                .unwrap()
+                .contains("13812345678"),
+            "phone leaked into the log"
+        );
     }
 
     // The second order, over gRPC.
@@ -133,12 +205,17 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
         rating: 3,
         comment: "来得有点晚".into(),
     };
-    let (_, last) = drive_order(&cast, &spec, Stage::Closed).await.expect("gRPC loop");
+    let (_, last) = drive_order(&cast, &spec, Stage::Closed)
+        .await
+        .expect("gRPC loop");
     assert_eq!(last.status, "closed");
 
     // Station statistics for Yongfu Lane: exactly these two orders.
     let (status, stats) = head
-        .get(&format!("/api/v1/nodes/yongfu-lane/stats?min_position={}", last.position))
+        .get(&format!(
+            "/api/v1/nodes/yongfu-lane/stats?min_position={}",
+            last.position
+        ))
         .await;
     assert_eq!(status, 200, "{stats}");
     assert_eq!(stats["received"], 2);
@@ -148,7 +225,12 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
     assert_eq!(stats["reviewed"], 2);
     assert_eq!(stats["satisfaction_rate"], 0.5);
     assert_eq!(stats["average_rating"], 4.0);
-    let categories: Vec<&str> = stats["by_category"].as_array().unwrap().iter().map(|c| c["category"].as_str().unwrap()).collect();
+    let categories: Vec<&str> = stats["by_category"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["category"].as_str().unwrap())
+        .collect();
     assert_eq!(categories, ["elderly_care", "health_environment"]);
     // Rolled up: the station and the institute above include them too.
     let (_, station) = head.get("/api/v1/nodes/chezhanlu/stats").await;
@@ -160,7 +242,13 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
     let report = cast
         .head
         .stats()
-        .station_stats(cast.head.request(pb::StationStatsRequest { node_id: "yongfu-lane".into(), ..Default::default() }, None))
+        .station_stats(cast.head.request(
+            pb::StationStatsRequest {
+                node_id: "yongfu-lane".into(),
+                ..Default::default()
+            },
+            None,
+        ))
         .await
         .expect("gRPC stats")
         .into_inner();
@@ -180,10 +268,21 @@ async fn volunteers_racing_to_accept_one_order_exactly_one_wins() {
     }
     let resident = User::login(&server, "resident", "r-race", "").await;
     for round in 0..3 {
-        let (_, ack) = resident.post("/api/v1/orders", yongfu_order(&format!("抢单测试 {round}"))).await;
+        let (_, ack) = resident
+            .post("/api/v1/orders", yongfu_order(&format!("抢单测试 {round}")))
+            .await;
         let id = ack["order_id"].as_str().unwrap().to_owned();
-        head.post(&format!("/api/v1/orders/{id}/triage"), json!({"accept": true})).await;
-        let (status, _) = head.post(&format!("/api/v1/orders/{id}/dispatch"), json!({"team_id": "zhidui-chezhanlu"})).await;
+        head.post(
+            &format!("/api/v1/orders/{id}/triage"),
+            json!({"accept": true}),
+        )
+        .await;
+        let (status, _) = head
+            .post(
+                &format!("/api/v1/orders/{id}/dispatch"),
+                json!({"team_id": "zhidui-chezhanlu"}),
+            )
+            .await;
         assert_eq!(status, 200);
 
         let mut racers = Vec::new();
@@ -200,10 +299,18 @@ async fn volunteers_racing_to_accept_one_order_exactly_one_wins() {
         assert_eq!(winners, 1, "round {round}: {results:?}");
         for (status, body) in losers {
             assert_eq!(*status, 409, "{body}");
-            assert_eq!(body["type"], "https://diandan.dev/problems/illegal-transition");
+            assert_eq!(
+                body["type"],
+                "https://diandan.dev/problems/illegal-transition"
+            );
         }
         let (_, history) = head.get(&format!("/api/v1/orders/{id}/history")).await;
-        let accepted = history["events"].as_array().unwrap().iter().filter(|e| e["event_type"] == "OrderAccepted").count();
+        let accepted = history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event_type"] == "OrderAccepted")
+            .count();
         assert_eq!(accepted, 1);
     }
 }
@@ -215,20 +322,39 @@ async fn idempotency_key_places_an_order_once() {
     let body = yongfu_order("同一个请求重试三次，只应产生一个订单。");
     let mut acks = Vec::new();
     for _ in 0..3 {
-        let (status, ack) = resident.post_with("/api/v1/orders", body.clone(), Some("retry-key-1")).await;
+        let (status, ack) = resident
+            .post_with("/api/v1/orders", body.clone(), Some("retry-key-1"))
+            .await;
         assert_eq!(status, 201, "{ack}");
         acks.push(ack);
     }
     assert_eq!(acks[0]["order_id"], acks[2]["order_id"]);
     assert_eq!(acks[0]["duplicate"], false);
     assert_eq!(acks[1]["duplicate"], true);
-    let (_, list) = resident.get(&format!("/api/v1/orders?min_position={}", acks[0]["position"])).await;
+    let (_, list) = resident
+        .get(&format!(
+            "/api/v1/orders?min_position={}",
+            acks[0]["position"]
+        ))
+        .await;
     assert_eq!(list["orders"].as_array().unwrap().len(), 1, "{list}");
 
     // The same key on a later command of the order is answered, not re-applied.
     let id = acks[0]["order_id"].as_str().unwrap();
-    let (s1, a1) = resident.post_with(&format!("/api/v1/orders/{id}/cancel"), json!({"reason": "不需要了"}), Some("cancel-1")).await;
-    let (s2, a2) = resident.post_with(&format!("/api/v1/orders/{id}/cancel"), json!({"reason": "不需要了"}), Some("cancel-1")).await;
+    let (s1, a1) = resident
+        .post_with(
+            &format!("/api/v1/orders/{id}/cancel"),
+            json!({"reason": "不需要了"}),
+            Some("cancel-1"),
+        )
+        .await;
+    let (s2, a2) = resident
+        .post_with(
+            &format!("/api/v1/orders/{id}/cancel"),
+            json!({"reason": "不需要了"}),
+            Some("cancel-1"),
+        )
+        .await;
     assert_eq!((s1, s2), (200, 200), "{a1} {a2}");
     assert_eq!(a2["duplicate"], true);
     assert_eq!(a1["revision"], a2["revision"]);
@@ -240,25 +366,46 @@ async fn rebuilt_projections_equal_live_ones_and_data_survives_restart() {
     let mut server = Server::start_in(tmp.path(), true);
     server.wait_for_demo().await;
     let resident = User::login(&server, "resident", "r-rebuild", "").await;
-    let (_, ack) = resident.post("/api/v1/orders", yongfu_order("重建前下的订单")).await;
+    let (_, ack) = resident
+        .post("/api/v1/orders", yongfu_order("重建前下的订单"))
+        .await;
     let id = ack["order_id"].as_str().unwrap().to_owned();
     let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
-    let (_, stats) = head.get(&format!("/api/v1/nodes/chezhanlu/stats?min_position={}", ack["position"])).await;
+    let (_, stats) = head
+        .get(&format!(
+            "/api/v1/nodes/chezhanlu/stats?min_position={}",
+            ack["position"]
+        ))
+        .await;
     assert!(stats["position"].as_u64().unwrap() >= ack["position"].as_u64().unwrap());
 
     let status = server.stop_gracefully();
     assert!(status.success(), "graceful shutdown exit status: {status}");
 
     let live_path = tmp.path().join("read.db");
-    let live = diandan_runtime::projections::ReadModel::open(&live_path).unwrap().dump().unwrap();
+    let live = diandan_runtime::projections::ReadModel::open(&live_path)
+        .unwrap()
+        .dump()
+        .unwrap();
     let output = std::process::Command::new(support::binary())
         .args(["projections", "rebuild", "--data-dir"])
         .arg(tmp.path())
         .output()
         .expect("run rebuild");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let rebuilt = diandan_runtime::projections::ReadModel::open(&live_path).unwrap().dump().unwrap();
-    assert!(live.len() > 100, "live read model is suspiciously small: {}", live.len());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rebuilt = diandan_runtime::projections::ReadModel::open(&live_path)
+        .unwrap()
+        .dump()
+        .unwrap();
+    assert!(
+        live.len() > 100,
+        "live read model is suspiciously small: {}",
+        live.len()
+    );
     assert_eq!(live.len(), rebuilt.len());
     for (l, r) in live.iter().zip(&rebuilt) {
         assert_eq!(l, r);
@@ -266,7 +413,10 @@ async fn rebuilt_projections_equal_live_ones_and_data_survives_restart() {
 
     // Everything acknowledged is still there after a restart.
     let server = Server::start_in(tmp.path(), true);
-    let (status, view) = resident.clone_for(&server).get(&format!("/api/v1/orders/{id}")).await;
+    let (status, view) = resident
+        .clone_for(&server)
+        .get(&format!("/api/v1/orders/{id}"))
+        .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["description"], "重建前下的订单");
     assert_eq!(view["contact_phone"], "13812345678");

@@ -38,7 +38,13 @@ impl Server {
     pub fn start_in(data_dir: &Path, demo: bool) -> Server {
         let mut command = Command::new(binary());
         command
-            .args(["up", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args([
+                "up",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
@@ -233,7 +239,8 @@ pub fn yongfu_order(description: &str) -> Value {
     })
 }
 
-pub const LOCATION: fn() -> Value = || json!({"lat": 29.8711, "lng": 114.2840, "address": "永福巷 12 号"});
+pub const LOCATION: fn() -> Value =
+    || json!({"lat": 29.8711, "lng": 114.2840, "address": "永福巷 12 号"});
 
 impl User {
     /// The same user (same token) against another server process on the same data dir.

@@ -53,7 +53,10 @@ mod tests {
     fn codes_round_trip_and_match_serde() {
         for &c in Category::ALL {
             assert_eq!(Category::parse(c.code()), Some(c));
-            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.code()));
+            assert_eq!(
+                serde_json::to_string(&c).unwrap(),
+                format!("\"{}\"", c.code())
+            );
         }
         assert_eq!(Category::parse("astrology"), None);
     }

@@ -46,7 +46,12 @@ impl Location {
 }
 
 /// Trimmed text of `min..=max` characters.
-pub fn text(field: &'static str, value: &str, min: usize, max: usize) -> Result<String, DomainError> {
+pub fn text(
+    field: &'static str,
+    value: &str,
+    min: usize,
+    max: usize,
+) -> Result<String, DomainError> {
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
     if chars < min {
@@ -81,7 +86,8 @@ pub fn id(field: &'static str, value: &str) -> Result<(), DomainError> {
 
 /// A mainland mobile number: 11 digits starting with 1.
 pub fn phone(field: &'static str, value: &str) -> Result<(), DomainError> {
-    let ok = value.len() == 11 && value.starts_with('1') && value.bytes().all(|b| b.is_ascii_digit());
+    let ok =
+        value.len() == 11 && value.starts_with('1') && value.bytes().all(|b| b.is_ascii_digit());
     if ok {
         Ok(())
     } else {
@@ -113,11 +119,23 @@ mod tests {
 
     #[test]
     fn coordinates_outside_china_are_refused() {
-        let ok = Location { lat: 29.85, lng: 114.32, address: String::new() };
+        let ok = Location {
+            lat: 29.85,
+            lng: 114.32,
+            address: String::new(),
+        };
         assert!(ok.validate("location").is_ok());
-        let swapped = Location { lat: 114.32, lng: 29.85, address: String::new() };
+        let swapped = Location {
+            lat: 114.32,
+            lng: 29.85,
+            address: String::new(),
+        };
         assert!(swapped.validate("location").is_err());
-        let nan = Location { lat: f64::NAN, lng: 114.0, address: String::new() };
+        let nan = Location {
+            lat: f64::NAN,
+            lng: 114.0,
+            address: String::new(),
+        };
         assert!(nan.validate("location").is_err());
     }
 

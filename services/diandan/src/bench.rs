@@ -55,8 +55,9 @@ fn ms(d: Duration) -> f64 {
 async fn appends(dir: &Path, writers: usize, duration: Duration) -> anyhow::Result<AppendRow> {
     let ours: AppendBench = durable_appends(dir, writers, duration, 256).await?;
     let raw_dir = dir.to_owned();
-    let raw = tokio::task::spawn_blocking(move || raw_sqlite_inserts(&raw_dir, writers, duration, 256))
-        .await??;
+    let raw =
+        tokio::task::spawn_blocking(move || raw_sqlite_inserts(&raw_dir, writers, duration, 256))
+            .await??;
     eprintln!("  diandan  {ours}\n  raw      {raw}");
     Ok(AppendRow {
         writers,
@@ -93,9 +94,23 @@ async fn flows(dir: &Path, concurrency: usize, duration: Duration) -> anyhow::Re
     crate::demo::seed(channel.clone(), &app.signer).await?;
 
     let cast = Cast {
-        resident: Client::new(channel.clone(), token(&app.signer, "r-bench", Role::Resident, None)),
-        head: Client::new(channel.clone(), token(&app.signer, "head-bench", Role::StationHead, Some("chezhanlu"))),
-        volunteer: Client::new(channel.clone(), token(&app.signer, "v-wangsen", Role::Volunteer, None)),
+        resident: Client::new(
+            channel.clone(),
+            token(&app.signer, "r-bench", Role::Resident, None),
+        ),
+        head: Client::new(
+            channel.clone(),
+            token(
+                &app.signer,
+                "head-bench",
+                Role::StationHead,
+                Some("chezhanlu"),
+            ),
+        ),
+        volunteer: Client::new(
+            channel.clone(),
+            token(&app.signer, "v-wangsen", Role::Volunteer, None),
+        ),
         team_id: "zhidui-chezhanlu".into(),
         station_id: "chezhanlu".into(),
     };
@@ -179,7 +194,10 @@ pub async fn run_all(out: &Path, duration: Duration) -> anyhow::Result<Report> {
         appends: rows,
         flows,
     };
-    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
     std::fs::write(out.join("report.md"), markdown(&report))?;
     Ok(report)
 }
@@ -192,7 +210,11 @@ pub fn markdown(report: &Report) -> String {
     for r in &report.appends {
         md.push_str(&format!(
             "| {} | {:.0} | {:.1} | {:.0} | {:.2}× |\n",
-            r.writers, r.diandan_events_per_sec, r.diandan_p99_ms, r.raw_sqlite_inserts_per_sec, r.ratio
+            r.writers,
+            r.diandan_events_per_sec,
+            r.diandan_p99_ms,
+            r.raw_sqlite_inserts_per_sec,
+            r.ratio
         ));
     }
     let f = &report.flows;

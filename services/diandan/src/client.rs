@@ -143,7 +143,11 @@ pub async fn drive_order(
         ack = match step {
             Stage::Placed => unreachable!("placing is the first step"),
             Stage::Triaged => {
-                let m = pb::TriageOrderRequest { order_id, accept: true, ..Default::default() };
+                let m = pb::TriageOrderRequest {
+                    order_id,
+                    accept: true,
+                    ..Default::default()
+                };
                 who.dispatch().triage_order(who.request(m, None)).await?
             }
             Stage::Dispatched => {
@@ -163,11 +167,19 @@ pub async fn drive_order(
                 who.volunteers().accept_order(who.request(m, None)).await?
             }
             Stage::InService => {
-                let m = pb::CheckRequest { order_id, location: location(spec), ..Default::default() };
+                let m = pb::CheckRequest {
+                    order_id,
+                    location: location(spec),
+                    ..Default::default()
+                };
                 who.volunteers().check_in(who.request(m, None)).await?
             }
             Stage::Served => {
-                let m = pb::CheckRequest { order_id, location: location(spec), ..Default::default() };
+                let m = pb::CheckRequest {
+                    order_id,
+                    location: location(spec),
+                    ..Default::default()
+                };
                 who.volunteers().check_out(who.request(m, None)).await?
             }
             Stage::Completed => {
@@ -176,7 +188,9 @@ pub async fn drive_order(
                     note: format!("已完成：{}", spec.description),
                     ..Default::default()
                 };
-                who.volunteers().complete_order(who.request(m, None)).await?
+                who.volunteers()
+                    .complete_order(who.request(m, None))
+                    .await?
             }
             Stage::Reviewed => {
                 let m = pb::ReviewOrderRequest {
@@ -188,7 +202,10 @@ pub async fn drive_order(
                 who.reviews().review_order(who.request(m, None)).await?
             }
             Stage::Closed => {
-                let m = pb::CloseOrderRequest { order_id, ..Default::default() };
+                let m = pb::CloseOrderRequest {
+                    order_id,
+                    ..Default::default()
+                };
                 who.reviews().close_order(who.request(m, None)).await?
             }
         }

@@ -22,31 +22,168 @@ pub fn token(signer: &TokenSigner, sub: &str, role: Role, node: Option<&str>) ->
 
 /// (id, name, level, parent, lat, lng)
 const NODES: &[(&str, &str, &str, &str, f64, f64)] = &[
-    ("xianan", "咸安区新时代文明实践中心", "centre", "", 29.8527, 114.2986),
-    ("wenquan", "温泉街道新时代文明实践所", "institute", "xianan", 29.8416, 114.3203),
-    ("yongan", "永安街道新时代文明实践所", "institute", "xianan", 29.8669, 114.2874),
-    ("fushan", "浮山街道新时代文明实践所", "institute", "xianan", 29.8180, 114.3330),
-    ("maqiao", "马桥镇新时代文明实践所", "institute", "xianan", 29.7710, 114.3890),
-    ("chezhanlu", "车站路社区新时代文明实践站", "station", "yongan", 29.8702, 114.2851),
-    ("meiyuan", "梅园社区新时代文明实践站", "station", "wenquan", 29.8431, 114.3182),
-    ("nanchanglu", "南昌路社区新时代文明实践站", "station", "wenquan", 29.8390, 114.3251),
-    ("xianghe", "祥和苑社区新时代文明实践站", "station", "fushan", 29.8166, 114.3302),
-    ("gaoqiao", "高桥村新时代文明实践站", "station", "maqiao", 29.7745, 114.3921),
-    ("yongfu-lane", "永福巷新时代文明实践点", "point", "chezhanlu", 29.8711, 114.2840),
+    (
+        "xianan",
+        "咸安区新时代文明实践中心",
+        "centre",
+        "",
+        29.8527,
+        114.2986,
+    ),
+    (
+        "wenquan",
+        "温泉街道新时代文明实践所",
+        "institute",
+        "xianan",
+        29.8416,
+        114.3203,
+    ),
+    (
+        "yongan",
+        "永安街道新时代文明实践所",
+        "institute",
+        "xianan",
+        29.8669,
+        114.2874,
+    ),
+    (
+        "fushan",
+        "浮山街道新时代文明实践所",
+        "institute",
+        "xianan",
+        29.8180,
+        114.3330,
+    ),
+    (
+        "maqiao",
+        "马桥镇新时代文明实践所",
+        "institute",
+        "xianan",
+        29.7710,
+        114.3890,
+    ),
+    (
+        "chezhanlu",
+        "车站路社区新时代文明实践站",
+        "station",
+        "yongan",
+        29.8702,
+        114.2851,
+    ),
+    (
+        "meiyuan",
+        "梅园社区新时代文明实践站",
+        "station",
+        "wenquan",
+        29.8431,
+        114.3182,
+    ),
+    (
+        "nanchanglu",
+        "南昌路社区新时代文明实践站",
+        "station",
+        "wenquan",
+        29.8390,
+        114.3251,
+    ),
+    (
+        "xianghe",
+        "祥和苑社区新时代文明实践站",
+        "station",
+        "fushan",
+        29.8166,
+        114.3302,
+    ),
+    (
+        "gaoqiao",
+        "高桥村新时代文明实践站",
+        "station",
+        "maqiao",
+        29.7745,
+        114.3921,
+    ),
+    (
+        "yongfu-lane",
+        "永福巷新时代文明实践点",
+        "point",
+        "chezhanlu",
+        29.8711,
+        114.2840,
+    ),
 ];
 
 /// (id, name, kind, node, skills)
 const TEAMS: &[(&str, &str, &str, &str, &[&str])] = &[
-    ("zongdui", "咸安区新时代文明实践总队", "team", "xianan", &["policy_talk", "culture", "aid", "education"]),
-    ("xuanjiang", "理论政策宣讲团", "team", "xianan", &["policy_talk"]),
-    ("audit-bureau", "区审计局志愿服务队", "helper_unit", "xianan", &["repair", "health_environment"]),
-    ("hospital", "区人民医院党员志愿队", "helper_unit", "xianan", &["medical", "elderly_care"]),
-    ("fendui-yongan", "永安街道文明实践分队", "team", "yongan", &["health_environment", "elderly_care", "repair"]),
-    ("fendui-wenquan", "温泉街道文明实践分队", "team", "wenquan", &["culture", "child_care", "education"]),
-    ("zhidui-chezhanlu", "车站路社区文明实践支队", "team", "chezhanlu", &["health_environment", "elderly_care", "repair", "aid"]),
-    ("zhidui-meiyuan", "梅园社区文明实践支队", "team", "meiyuan", &["elderly_care", "child_care", "legal_aid"]),
-    ("xiangmei", "“向美而行”小分队", "team", "xianghe", &["health_environment", "culture"]),
-    ("zhidui-gaoqiao", "高桥村文明实践支队", "team", "gaoqiao", &["aid", "repair", "policy_talk"]),
+    (
+        "zongdui",
+        "咸安区新时代文明实践总队",
+        "team",
+        "xianan",
+        &["policy_talk", "culture", "aid", "education"],
+    ),
+    (
+        "xuanjiang",
+        "理论政策宣讲团",
+        "team",
+        "xianan",
+        &["policy_talk"],
+    ),
+    (
+        "audit-bureau",
+        "区审计局志愿服务队",
+        "helper_unit",
+        "xianan",
+        &["repair", "health_environment"],
+    ),
+    (
+        "hospital",
+        "区人民医院党员志愿队",
+        "helper_unit",
+        "xianan",
+        &["medical", "elderly_care"],
+    ),
+    (
+        "fendui-yongan",
+        "永安街道文明实践分队",
+        "team",
+        "yongan",
+        &["health_environment", "elderly_care", "repair"],
+    ),
+    (
+        "fendui-wenquan",
+        "温泉街道文明实践分队",
+        "team",
+        "wenquan",
+        &["culture", "child_care", "education"],
+    ),
+    (
+        "zhidui-chezhanlu",
+        "车站路社区文明实践支队",
+        "team",
+        "chezhanlu",
+        &["health_environment", "elderly_care", "repair", "aid"],
+    ),
+    (
+        "zhidui-meiyuan",
+        "梅园社区文明实践支队",
+        "team",
+        "meiyuan",
+        &["elderly_care", "child_care", "legal_aid"],
+    ),
+    (
+        "xiangmei",
+        "“向美而行”小分队",
+        "team",
+        "xianghe",
+        &["health_environment", "culture"],
+    ),
+    (
+        "zhidui-gaoqiao",
+        "高桥村文明实践支队",
+        "team",
+        "gaoqiao",
+        &["aid", "repair", "policy_talk"],
+    ),
 ];
 
 /// (id, name, teams)
@@ -64,33 +201,153 @@ const VOLUNTEERS: &[(&str, &str, &[&str])] = &[
 ];
 
 /// (station, head id, team, volunteer, category, description, address, rating, comment)
-type DemoOrder = (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str, &'static str, u32, &'static str);
+type DemoOrder = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    u32,
+    &'static str,
+);
 
 const ORDERS: &[DemoOrder] = &[
-    ("chezhanlu", "head-dengxiaohu", "audit-bureau", "v-zhaolei", "health_environment", "永福巷一下雨就积水，希望疏通排水管网、增加排水口。", "永福巷 12 号", 5, "排水修好了，非常满意！"),
-    ("chezhanlu", "head-dengxiaohu", "zhidui-chezhanlu", "v-wangsen", "elderly_care", "独居老人需要每周上门探访、帮忙买菜。", "车站路 38 号 2 单元", 5, "志愿者很耐心"),
-    ("chezhanlu", "head-dengxiaohu", "zhidui-chezhanlu", "v-liuhong", "repair", "楼道灯坏了三个月，晚上上下楼不安全。", "车站路 41 号", 4, "修好了，谢谢"),
-    ("meiyuan", "head-meiyuan", "zhidui-meiyuan", "v-chenjing", "legal_aid", "想咨询赡养纠纷的法律问题。", "梅园小区 6 栋", 3, "解答了一部分"),
-    ("meiyuan", "head-meiyuan", "fendui-wenquan", "v-huangmin", "child_care", "暑假希望有志愿者辅导孩子作业。", "梅园小区 2 栋", 5, "孩子很喜欢"),
-    ("nanchanglu", "head-nanchanglu", "fendui-wenquan", "v-chenjing", "culture", "社区想办一场广场舞培训。", "南昌路社区广场", 4, "很热闹"),
-    ("xianghe", "head-xianghe", "xiangmei", "v-zhengqiang", "health_environment", "小区楼栋间杂物堆放，需要清理。", "祥和苑 3 栋", 5, "环境变好了"),
-    ("gaoqiao", "head-gaoqiao", "zhidui-gaoqiao", "v-heping", "aid", "困难户家中屋顶漏雨，需要帮忙修补。", "高桥村四组", 2, "修了但还在漏"),
-    ("gaoqiao", "head-gaoqiao", "xuanjiang", "v-zhoujie", "policy_talk", "村民想了解新农合医保报销政策。", "高桥村村委会", 5, "讲得很清楚"),
-    ("chezhanlu", "head-dengxiaohu", "hospital", "v-wufang", "medical", "希望组织一次老年人免费量血压。", "车站路社区活动室", 4, "很方便"),
+    (
+        "chezhanlu",
+        "head-dengxiaohu",
+        "audit-bureau",
+        "v-zhaolei",
+        "health_environment",
+        "永福巷一下雨就积水，希望疏通排水管网、增加排水口。",
+        "永福巷 12 号",
+        5,
+        "排水修好了，非常满意！",
+    ),
+    (
+        "chezhanlu",
+        "head-dengxiaohu",
+        "zhidui-chezhanlu",
+        "v-wangsen",
+        "elderly_care",
+        "独居老人需要每周上门探访、帮忙买菜。",
+        "车站路 38 号 2 单元",
+        5,
+        "志愿者很耐心",
+    ),
+    (
+        "chezhanlu",
+        "head-dengxiaohu",
+        "zhidui-chezhanlu",
+        "v-liuhong",
+        "repair",
+        "楼道灯坏了三个月，晚上上下楼不安全。",
+        "车站路 41 号",
+        4,
+        "修好了，谢谢",
+    ),
+    (
+        "meiyuan",
+        "head-meiyuan",
+        "zhidui-meiyuan",
+        "v-chenjing",
+        "legal_aid",
+        "想咨询赡养纠纷的法律问题。",
+        "梅园小区 6 栋",
+        3,
+        "解答了一部分",
+    ),
+    (
+        "meiyuan",
+        "head-meiyuan",
+        "fendui-wenquan",
+        "v-huangmin",
+        "child_care",
+        "暑假希望有志愿者辅导孩子作业。",
+        "梅园小区 2 栋",
+        5,
+        "孩子很喜欢",
+    ),
+    (
+        "nanchanglu",
+        "head-nanchanglu",
+        "fendui-wenquan",
+        "v-chenjing",
+        "culture",
+        "社区想办一场广场舞培训。",
+        "南昌路社区广场",
+        4,
+        "很热闹",
+    ),
+    (
+        "xianghe",
+        "head-xianghe",
+        "xiangmei",
+        "v-zhengqiang",
+        "health_environment",
+        "小区楼栋间杂物堆放，需要清理。",
+        "祥和苑 3 栋",
+        5,
+        "环境变好了",
+    ),
+    (
+        "gaoqiao",
+        "head-gaoqiao",
+        "zhidui-gaoqiao",
+        "v-heping",
+        "aid",
+        "困难户家中屋顶漏雨，需要帮忙修补。",
+        "高桥村四组",
+        2,
+        "修了但还在漏",
+    ),
+    (
+        "gaoqiao",
+        "head-gaoqiao",
+        "xuanjiang",
+        "v-zhoujie",
+        "policy_talk",
+        "村民想了解新农合医保报销政策。",
+        "高桥村村委会",
+        5,
+        "讲得很清楚",
+    ),
+    (
+        "chezhanlu",
+        "head-dengxiaohu",
+        "hospital",
+        "v-wufang",
+        "medical",
+        "希望组织一次老年人免费量血压。",
+        "车站路社区活动室",
+        4,
+        "很方便",
+    ),
 ];
 
 /// Seeds the demo district unless the store already holds events. Returns how many orders it placed.
 pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usize> {
-    let system = Client::new(channel.clone(), token(signer, "demo-seeder", Role::System, None));
+    let system = Client::new(
+        channel.clone(),
+        token(signer, "demo-seeder", Role::System, None),
+    );
     for (id, name, level, parent, lat, lng) in NODES {
         let node = pb::OrgNode {
             id: (*id).into(),
             name: (*name).into(),
             level: (*level).into(),
             parent_id: (*parent).into(),
-            location: Some(pb::Location { lat: *lat, lng: *lng, address: String::new() }),
+            location: Some(pb::Location {
+                lat: *lat,
+                lng: *lng,
+                address: String::new(),
+            }),
         };
-        system.volunteers().register_org_node(system.request(node, None)).await?;
+        system
+            .volunteers()
+            .register_org_node(system.request(node, None))
+            .await?;
     }
     for (id, name, kind, node, skills) in TEAMS {
         let team = pb::Team {
@@ -101,7 +358,10 @@ pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usiz
             skills: skills.iter().map(|s| (*s).into()).collect(),
             leader_id: String::new(),
         };
-        system.volunteers().register_team(system.request(team, None)).await?;
+        system
+            .volunteers()
+            .register_team(system.request(team, None))
+            .await?;
     }
     for (id, name, teams) in VOLUNTEERS {
         let volunteer = pb::Volunteer {
@@ -110,7 +370,10 @@ pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usiz
             team_ids: teams.iter().map(|t| (*t).into()).collect(),
             skills: Vec::new(),
         };
-        system.volunteers().register_volunteer(system.request(volunteer, None)).await?;
+        system
+            .volunteers()
+            .register_volunteer(system.request(volunteer, None))
+            .await?;
     }
 
     // Every order in the table, at every stage of the loop, plus rejected and cancelled ones.
@@ -130,13 +393,26 @@ pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usiz
     let mut placed = 0;
     for (round, stage) in stages.iter().enumerate() {
         for (i, o) in ORDERS.iter().enumerate() {
-            let (station, head, team, volunteer, category, description, address, rating, comment) = *o;
-            let node = NODES.iter().find(|n| n.0 == station).expect("demo station exists");
+            let (station, head, team, volunteer, category, description, address, rating, comment) =
+                *o;
+            let node = NODES
+                .iter()
+                .find(|n| n.0 == station)
+                .expect("demo station exists");
             let resident = format!("r-{:03}", i + 1);
             let cast = Cast {
-                resident: Client::new(channel.clone(), token(signer, &resident, Role::Resident, None)),
-                head: Client::new(channel.clone(), token(signer, head, Role::StationHead, Some(station))),
-                volunteer: Client::new(channel.clone(), token(signer, volunteer, Role::Volunteer, None)),
+                resident: Client::new(
+                    channel.clone(),
+                    token(signer, &resident, Role::Resident, None),
+                ),
+                head: Client::new(
+                    channel.clone(),
+                    token(signer, head, Role::StationHead, Some(station)),
+                ),
+                volunteer: Client::new(
+                    channel.clone(),
+                    token(signer, volunteer, Role::Volunteer, None),
+                ),
                 team_id: team.into(),
                 station_id: station.into(),
             };
@@ -155,23 +431,57 @@ pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usiz
         }
     }
     // A rejected and a cancelled order, for completeness.
-    let head = Client::new(channel.clone(), token(signer, "head-dengxiaohu", Role::StationHead, Some("chezhanlu")));
-    let resident = Client::new(channel.clone(), token(signer, "r-099", Role::Resident, None));
-    for (description, cancel) in [("请帮我代购香烟。", false), ("家里水管漏水，已自行修好。", true)] {
+    let head = Client::new(
+        channel.clone(),
+        token(
+            signer,
+            "head-dengxiaohu",
+            Role::StationHead,
+            Some("chezhanlu"),
+        ),
+    );
+    let resident = Client::new(
+        channel.clone(),
+        token(signer, "r-099", Role::Resident, None),
+    );
+    for (description, cancel) in [
+        ("请帮我代购香烟。", false),
+        ("家里水管漏水，已自行修好。", true),
+    ] {
         let place = pb::PlaceOrderRequest {
             station_id: "chezhanlu".into(),
             category: "repair".into(),
             description: description.into(),
-            location: Some(pb::Location { lat: 29.8702, lng: 114.2851, address: "车站路 9 号".into() }),
+            location: Some(pb::Location {
+                lat: 29.8702,
+                lng: 114.2851,
+                address: "车站路 9 号".into(),
+            }),
             contact_phone: "13900000999".into(),
             ..Default::default()
         };
-        let ack = resident.orders().place_order(resident.request(place, None)).await?.into_inner();
+        let ack = resident
+            .orders()
+            .place_order(resident.request(place, None))
+            .await?
+            .into_inner();
         if cancel {
-            let m = pb::CancelOrderRequest { order_id: ack.order_id, reason: "问题已自行解决".into(), ..Default::default() };
-            resident.orders().cancel_order(resident.request(m, None)).await?;
+            let m = pb::CancelOrderRequest {
+                order_id: ack.order_id,
+                reason: "问题已自行解决".into(),
+                ..Default::default()
+            };
+            resident
+                .orders()
+                .cancel_order(resident.request(m, None))
+                .await?;
         } else {
-            let m = pb::TriageOrderRequest { order_id: ack.order_id, accept: false, reason: "不属于志愿服务范围".into(), ..Default::default() };
+            let m = pb::TriageOrderRequest {
+                order_id: ack.order_id,
+                accept: false,
+                reason: "不属于志愿服务范围".into(),
+                ..Default::default()
+            };
             head.dispatch().triage_order(head.request(m, None)).await?;
         }
         placed += 1;

@@ -14,7 +14,11 @@ use diandan::server::{run, shutdown_signal, Config};
 use diandan_store::{EventStore, SqliteStore};
 
 #[derive(Parser)]
-#[command(name = "diandan", version, about = "点单 — the four-order engine of civilization practice centres")]
+#[command(
+    name = "diandan",
+    version,
+    about = "点单 — the four-order engine of civilization practice centres"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -97,13 +101,17 @@ async fn main() -> anyhow::Result<()> {
                                 return;
                             }
                             let seeded = async {
-                                let channel = Endpoint::from_shared(format!("http://{}", bound.grpc))?
-                                    .connect()
-                                    .await?;
+                                let channel =
+                                    Endpoint::from_shared(format!("http://{}", bound.grpc))?
+                                        .connect()
+                                        .await?;
                                 diandan::demo::seed(channel, &app.signer).await
                             };
                             match seeded.await {
-                                Ok(n) => tracing::info!(orders = n, "demo district seeded: 咸安区 with {n} orders"),
+                                Ok(n) => tracing::info!(
+                                    orders = n,
+                                    "demo district seeded: 咸安区 with {n} orders"
+                                ),
                                 Err(e) => tracing::error!(error = %e, "demo seeding failed"),
                             }
                         });

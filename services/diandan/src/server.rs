@@ -30,14 +30,21 @@ pub struct Config {
 /// The token signing secret: `DIANDAN_TOKEN_SECRET`, else one generated once per data dir.
 fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(secret) = std::env::var("DIANDAN_TOKEN_SECRET") {
-        anyhow::ensure!(secret.len() >= 32, "DIANDAN_TOKEN_SECRET must be at least 32 bytes");
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "DIANDAN_TOKEN_SECRET must be at least 32 bytes"
+        );
         return Ok(secret.into_bytes());
     }
     let path = data_dir.join("token.secret");
     if let Ok(secret) = std::fs::read(&path) {
         return Ok(secret);
     }
-    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
     Ok(secret.into_bytes())
 }

@@ -23,7 +23,11 @@ impl Dispatch {
     }
 
     /// Station heads act only on orders of their subtree.
-    async fn require_order_scope(&self, ctx: &RequestContext, order_id: &str) -> Result<(), AppError> {
+    async fn require_order_scope(
+        &self,
+        ctx: &RequestContext,
+        order_id: &str,
+    ) -> Result<(), AppError> {
         ctx.require_role(&[Role::StationHead])?;
         let loaded = self.app.load_order(order_id).await?;
         if loaded.revision.is_none() {
@@ -68,7 +72,9 @@ impl DispatchService for Dispatch {
             .directory
             .team(&req.team_id)
             .await?
-            .ok_or_else(|| AppError::invalid("team_id", format!("队伍「{}」不存在", req.team_id)))?;
+            .ok_or_else(|| {
+                AppError::invalid("team_id", format!("队伍「{}」不存在", req.team_id))
+            })?;
         let node = self
             .app
             .directory
@@ -78,7 +84,12 @@ impl DispatchService for Dispatch {
         // A team may serve an order at its own node's level or below: a station's team serves
         // that station, an institute's team its stations, the centre's team everywhere.
         let station_id = self.app.load_order(&req.order_id).await?.state.station_id;
-        if !self.app.directory.is_within(&station_id, &team.node_id).await? {
+        if !self
+            .app
+            .directory
+            .is_within(&station_id, &team.node_id)
+            .await?
+        {
             return Err(AppError::invalid(
                 "team_id",
                 format!("队伍「{}」不服务该订单所在的实践站", team.name),

@@ -63,7 +63,9 @@ impl From<tonic::Status> for Problem {
     fn from(status: tonic::Status) -> Problem {
         use tonic::Code;
         let (http, kind) = match status.code() {
-            Code::InvalidArgument | Code::OutOfRange => (StatusCode::BAD_REQUEST, "invalid-request"),
+            Code::InvalidArgument | Code::OutOfRange => {
+                (StatusCode::BAD_REQUEST, "invalid-request")
+            }
             Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
             Code::NotFound => (StatusCode::NOT_FOUND, "not-found"),

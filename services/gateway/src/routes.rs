@@ -184,7 +184,10 @@ pub(crate) async fn dev_login(
     body: Result<Bytes, BytesRejection>,
 ) -> Reply<pb::DevLoginResponse> {
     let request: pb::DevLoginRequest = json_body(body)?;
-    let reply = clients.identity().dev_login(grpc(&headers, request)?).await?;
+    let reply = clients
+        .identity()
+        .dev_login(grpc(&headers, request)?)
+        .await?;
     Ok(Json(reply.into_inner()))
 }
 
@@ -200,7 +203,10 @@ pub(crate) async fn place_order(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<pb::CommandAck>), Problem> {
     let request: pb::PlaceOrderRequest = json_body(body)?;
-    let reply = clients.orders().place_order(grpc(&headers, request)?).await?;
+    let reply = clients
+        .orders()
+        .place_order(grpc(&headers, request)?)
+        .await?;
     Ok((StatusCode::CREATED, Json(reply.into_inner())))
 }
 
@@ -215,7 +221,10 @@ pub(crate) async fn list_orders(
     RawQuery(raw): RawQuery,
 ) -> Reply<pb::OrderList> {
     let request: pb::ListOrdersRequest = query(raw)?;
-    let reply = clients.orders().list_my_orders(grpc(&headers, request)?).await?;
+    let reply = clients
+        .orders()
+        .list_my_orders(grpc(&headers, request)?)
+        .await?;
     Ok(Json(reply.into_inner()))
 }
 
@@ -262,7 +271,10 @@ pub(crate) async fn order_history(
         order_id: id,
         min_position: 0,
     };
-    let reply = clients.orders().get_order_history(grpc(&headers, request)?).await?;
+    let reply = clients
+        .orders()
+        .get_order_history(grpc(&headers, request)?)
+        .await?;
     Ok(Json(reply.into_inner()))
 }
 
@@ -291,7 +303,10 @@ pub(crate) async fn station_queue(
         limit: params.limit,
         min_position: params.min_position,
     };
-    let reply = clients.dispatch().station_queue(grpc(&headers, request)?).await?;
+    let reply = clients
+        .dispatch()
+        .station_queue(grpc(&headers, request)?)
+        .await?;
     Ok(Json(reply.into_inner()))
 }
 
@@ -324,7 +339,10 @@ pub(crate) async fn node_stats(
         to_day: params.to_day,
         min_position: params.min_position,
     };
-    let reply = clients.stats().station_stats(grpc(&headers, request)?).await?;
+    let reply = clients
+        .stats()
+        .station_stats(grpc(&headers, request)?)
+        .await?;
     Ok(Json(reply.into_inner()))
 }
 
@@ -339,7 +357,10 @@ pub(crate) async fn org_tree(
     RawQuery(raw): RawQuery,
 ) -> Reply<pb::OrgTree> {
     let request: pb::GetOrgTreeRequest = query(raw)?;
-    let reply = clients.volunteers().get_org_tree(grpc(&headers, request)?).await?;
+    let reply = clients
+        .volunteers()
+        .get_org_tree(grpc(&headers, request)?)
+        .await?;
     Ok(Json(reply.into_inner()))
 }
 
@@ -354,7 +375,10 @@ pub(crate) async fn list_teams(
     RawQuery(raw): RawQuery,
 ) -> Reply<pb::TeamList> {
     let request: pb::ListTeamsRequest = query(raw)?;
-    let reply = clients.volunteers().list_teams(grpc(&headers, request)?).await?;
+    let reply = clients
+        .volunteers()
+        .list_teams(grpc(&headers, request)?)
+        .await?;
     Ok(Json(reply.into_inner()))
 }
 

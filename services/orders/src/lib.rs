@@ -12,7 +12,8 @@ use diandan_workflows::order::{self, Action, Status as OrderStatus};
 use diandan_workflows::{validate, OrgLevel, Role};
 
 /// Namespace for order ids derived from a command id (so a retried place keeps its id).
-const ORDER_ID_NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6469_616e_6461_6e2d_6f72_6465_7273_0001);
+const ORDER_ID_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0x6469_616e_6461_6e2d_6f72_6465_7273_0001);
 
 pub struct Orders {
     app: App,
@@ -105,7 +106,10 @@ impl OrderService for Orders {
             .revision
             .filter(|_| loaded.state.status != OrderStatus::New)
             .ok_or_else(|| AppError::NotFound("订单不存在".into()))?;
-        let view = self.app.visible_order(&ctx, &loaded.state, revision).await?;
+        let view = self
+            .app
+            .visible_order(&ctx, &loaded.state, revision)
+            .await?;
         Ok(Response::new(view))
     }
 

@@ -105,8 +105,12 @@ mod tests {
         };
         let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
         let signature = token.split_once('.').unwrap().1;
-        assert!(signer.verify(&format!("{forged_payload}.{signature}"), now).is_err());
-        assert!(TokenSigner::new(b"other".to_vec()).verify(&token, now).is_err());
+        assert!(signer
+            .verify(&format!("{forged_payload}.{signature}"), now)
+            .is_err());
+        assert!(TokenSigner::new(b"other".to_vec())
+            .verify(&token, now)
+            .is_err());
         assert!(signer.verify(&token, now + TOKEN_LIFETIME * 2).is_err());
     }
 }

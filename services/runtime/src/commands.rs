@@ -54,11 +54,7 @@ pub fn decode_order_event(event: &RecordedEvent) -> Result<OrderEvent> {
 }
 
 /// Serializes a payload and its metadata for the store.
-pub fn new_event(
-    event_type: &str,
-    payload: &impl Serialize,
-    metadata: &EventMetadata,
-) -> NewEvent {
+pub fn new_event(event_type: &str, payload: &impl Serialize, metadata: &EventMetadata) -> NewEvent {
     NewEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: event_type.to_owned(),

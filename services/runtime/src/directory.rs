@@ -170,7 +170,13 @@ impl Directory {
             return Ok(Some(v.clone()));
         }
         self.load(format!("volunteer-{id}")).await?;
-        Ok(self.cache.read().expect("poisoned").volunteers.get(id).cloned())
+        Ok(self
+            .cache
+            .read()
+            .expect("poisoned")
+            .volunteers
+            .get(id)
+            .cloned())
     }
 
     /// The node and its ancestors, nearest first.

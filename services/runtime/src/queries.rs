@@ -35,7 +35,10 @@ impl App {
         let node = match node_id.filter(|n| !n.is_empty()) {
             Some(n) => {
                 if self.directory.node(n).await?.is_none() {
-                    return Err(AppError::invalid("node_id", format!("组织节点「{n}」不存在")));
+                    return Err(AppError::invalid(
+                        "node_id",
+                        format!("组织节点「{n}」不存在"),
+                    ));
                 }
                 self.directory.require_scope(ctx, n).await?;
                 n
@@ -73,7 +76,10 @@ impl App {
             Vec::new()
         } else {
             if diandan_workflows::order::Status::parse(status).is_none() {
-                return Err(AppError::invalid("status", format!("未知的订单状态「{status}」")));
+                return Err(AppError::invalid(
+                    "status",
+                    format!("未知的订单状态「{status}」"),
+                ));
             }
             vec![status.to_owned()]
         };
@@ -159,9 +165,8 @@ impl App {
                     "SELECT id, name, level, parent_id, lat, lng, address FROM org_nodes
                      WHERE path >= ?1 AND path < ?2 ORDER BY path",
                 )?;
-                let rows = stmt.query_map(
-                    rusqlite::params![path, format!("{path}\u{10FFFF}")],
-                    |r| {
+                let rows =
+                    stmt.query_map(rusqlite::params![path, format!("{path}\u{10FFFF}")], |r| {
                         let lat: Option<f64> = r.get(4)?;
                         let lng: Option<f64> = r.get(5)?;
                         Ok(pb::OrgNode {
@@ -172,11 +177,14 @@ impl App {
                             location: lat.zip(lng).map(|(lat, lng)| pb::Location {
                                 lat,
                                 lng,
-                                address: r.get::<_, Option<String>>(6).ok().flatten().unwrap_or_default(),
+                                address: r
+                                    .get::<_, Option<String>>(6)
+                                    .ok()
+                                    .flatten()
+                                    .unwrap_or_default(),
                             }),
                         })
-                    },
-                )?;
+                    })?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;
@@ -198,9 +206,8 @@ impl App {
                     "SELECT id, name, kind, node_id, skills, leader_id FROM teams
                      WHERE path >= ?1 AND path < ?2 ORDER BY path, id",
                 )?;
-                let rows = stmt.query_map(
-                    rusqlite::params![path, format!("{path}\u{10FFFF}")],
-                    |r| {
+                let rows =
+                    stmt.query_map(rusqlite::params![path, format!("{path}\u{10FFFF}")], |r| {
                         let skills: String = r.get(4)?;
                         Ok(pb::Team {
                             id: r.get(0)?,
@@ -210,8 +217,7 @@ impl App {
                             skills: serde_json::from_str(&skills).unwrap_or_default(),
                             leader_id: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
                         })
-                    },
-                )?;
+                    })?;
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;

@@ -32,7 +32,10 @@ pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
     pb::OrderView {
         order_id: state.order_id.clone(),
         status: state.status.as_str().to_owned(),
-        category: state.category.map(|c| c.code().to_owned()).unwrap_or_default(),
+        category: state
+            .category
+            .map(|c| c.code().to_owned())
+            .unwrap_or_default(),
         description: state.description.clone(),
         location: state.location.as_ref().map(|l| pb::Location {
             lat: l.lat,
@@ -68,7 +71,11 @@ pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
 
 impl App {
     /// May this caller see this order at all, and how much of the number?
-    pub async fn order_access(&self, ctx: &RequestContext, state: &OrderState) -> Result<PhoneAccess> {
+    pub async fn order_access(
+        &self,
+        ctx: &RequestContext,
+        state: &OrderState,
+    ) -> Result<PhoneAccess> {
         let not_found = || AppError::NotFound("订单不存在".into());
         match ctx.role() {
             Role::Resident if state.requester_id == ctx.claims.sub => Ok(PhoneAccess::Full),
@@ -83,7 +90,11 @@ impl App {
                         state.status,
                         Status::Accepted | Status::InService | Status::Served
                     );
-                    return Ok(if serving { PhoneAccess::Full } else { PhoneAccess::Masked });
+                    return Ok(if serving {
+                        PhoneAccess::Full
+                    } else {
+                        PhoneAccess::Masked
+                    });
                 }
                 let offered = match (&state.assignee, state.status) {
                     (Some(a), Status::Dispatched) => self
@@ -152,13 +163,20 @@ pub fn time_from(field: &'static str, value: &str) -> Result<Option<OffsetDateTi
     }
     OffsetDateTime::parse(value, &Rfc3339)
         .map(Some)
-        .map_err(|_| AppError::invalid(field, "时间格式须为 RFC 3339，例如 2026-11-22T09:00:00+08:00"))
+        .map_err(|_| {
+            AppError::invalid(
+                field,
+                "时间格式须为 RFC 3339，例如 2026-11-22T09:00:00+08:00",
+            )
+        })
 }
 
 /// A stored event as auditors see it.
 pub fn envelope(event: &diandan_store::RecordedEvent) -> Result<pb::EventEnvelope> {
     let meta = crate::commands::EventMetadata::decode(event)?;
-    let recorded_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.recorded_at_ms) * 1_000_000).ok();
+    let recorded_at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.recorded_at_ms) * 1_000_000)
+            .ok();
     Ok(pb::EventEnvelope {
         event_id: event.event_id.to_string(),
         stream: event.stream.clone(),

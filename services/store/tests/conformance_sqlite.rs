@@ -114,3 +114,19 @@ async fn closing_the_store_ends_its_subscriptions_after_delivering_everything() 
     assert_eq!(delivered.len(), 2);
     assert!(delivered.iter().all(Result::is_ok));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_store_closes_every_connection() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::open(&path).expect("open");
+    store
+        .append(request("s", ExpectedRevision::NoStream, 2))
+        .await
+        .unwrap();
+    store.read_all(1, 10).await.unwrap();
+    assert!(dir.path().join("events.db-wal").exists());
+    drop(store);
+    // SQLite checkpoints and deletes the WAL when the last connection to the file closes.
+    assert!(!dir.path().join("events.db-wal").exists());
+}

@@ -41,7 +41,9 @@ impl Volunteers {
         if member {
             Ok(())
         } else {
-            Err(AppError::Forbidden(format!("你不是队伍「{team_id}」的成员")))
+            Err(AppError::Forbidden(format!(
+                "你不是队伍「{team_id}」的成员"
+            )))
         }
     }
 
@@ -97,7 +99,10 @@ impl VolunteerService for Volunteers {
             location,
         };
         let position = self.app.directory.register(&ctx, event).await?;
-        Ok(Response::new(pb::DirectoryAck { id: req.id, position }))
+        Ok(Response::new(pb::DirectoryAck {
+            id: req.id,
+            position,
+        }))
     }
 
     async fn register_team(
@@ -117,7 +122,10 @@ impl VolunteerService for Volunteers {
             leader_id: optional(req.leader_id),
         };
         let position = self.app.directory.register(&ctx, event).await?;
-        Ok(Response::new(pb::DirectoryAck { id: req.id, position }))
+        Ok(Response::new(pb::DirectoryAck {
+            id: req.id,
+            position,
+        }))
     }
 
     async fn register_volunteer(
@@ -133,7 +141,10 @@ impl VolunteerService for Volunteers {
             skills: skills(&req.skills)?,
         };
         let position = self.app.directory.register(&ctx, event).await?;
-        Ok(Response::new(pb::DirectoryAck { id: req.id, position }))
+        Ok(Response::new(pb::DirectoryAck {
+            id: req.id,
+            position,
+        }))
     }
 
     async fn get_org_tree(

@@ -3,7 +3,9 @@
 use super::command::{Action, Command};
 use super::event::{OrderChange, OrderEvent};
 use super::state::{OrderState, Status};
-use crate::validate::{self, MAX_DESCRIPTION_CHARS, MAX_NOTE_CHARS, MAX_PHOTOS, MAX_SHORT_TEXT_CHARS};
+use crate::validate::{
+    self, MAX_DESCRIPTION_CHARS, MAX_NOTE_CHARS, MAX_PHOTOS, MAX_SHORT_TEXT_CHARS,
+};
 use crate::{Category, DomainError, Role};
 
 /// Decides what a command does to an order. Pure: no I/O, no clock (time comes in the command).
@@ -60,8 +62,7 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
             let category = Category::parse(category).ok_or_else(|| {
                 DomainError::invalid("category", format!("未知的服务类别「{category}」"))
             })?;
-            let description =
-                validate::text("description", description, 1, MAX_DESCRIPTION_CHARS)?;
+            let description = validate::text("description", description, 1, MAX_DESCRIPTION_CHARS)?;
             location.validate("location")?;
             validate::phone("contact_phone", contact_phone)?;
             OrderChange::OrderPlaced {
@@ -171,7 +172,7 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
             OrderChange::OrderClosed
         }
         Action::Cancel { reason } => {
-            if actor.id != state.requester_id {
+            if actor.role != Role::Resident || actor.id != state.requester_id {
                 return Err(DomainError::Forbidden("只有下单的居民可以取消订单".into()));
             }
             OrderChange::OrderCancelled {
