@@ -241,7 +241,10 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .connect()
         .await
         .unwrap();
-    let client = diandan::client::Client::new(channel.clone(), resident.token.clone());
+    let client = diandan::client::Client::new(
+        diandan_proto::Upstreams::single(channel.clone()),
+        resident.token.clone(),
+    );
     let status = client
         .reviews()
         .review_order(client.request(

@@ -32,7 +32,7 @@ async fn grpc_login(channel: &Channel, role: &str, user: &str, node: &str) -> Cl
         .expect("dev login")
         .into_inner()
         .token;
-    Client::new(channel.clone(), token)
+    Client::new(diandan_proto::Upstreams::single(channel.clone()), token)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

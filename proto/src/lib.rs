@@ -13,3 +13,56 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("diandan_descriptor");
 }
+
+/// Where each gRPC service is reached: one channel for all (`diandan up`) or one per service
+/// process (`diandan serve`). Identity is served beside volunteers.
+#[derive(Debug, Clone)]
+pub struct Upstreams {
+    pub orders: tonic::transport::Channel,
+    pub dispatch: tonic::transport::Channel,
+    pub volunteers: tonic::transport::Channel,
+    pub reviews: tonic::transport::Channel,
+    pub stats: tonic::transport::Channel,
+}
+
+impl Upstreams {
+    /// Every service behind one channel.
+    pub fn single(channel: tonic::transport::Channel) -> Upstreams {
+        Upstreams {
+            orders: channel.clone(),
+            dispatch: channel.clone(),
+            volunteers: channel.clone(),
+            reviews: channel.clone(),
+            stats: channel,
+        }
+    }
+
+    pub fn orders(
+        &self,
+    ) -> v1::order_service_client::OrderServiceClient<tonic::transport::Channel> {
+        v1::order_service_client::OrderServiceClient::new(self.orders.clone())
+    }
+    pub fn dispatch(
+        &self,
+    ) -> v1::dispatch_service_client::DispatchServiceClient<tonic::transport::Channel> {
+        v1::dispatch_service_client::DispatchServiceClient::new(self.dispatch.clone())
+    }
+    pub fn volunteers(
+        &self,
+    ) -> v1::volunteer_service_client::VolunteerServiceClient<tonic::transport::Channel> {
+        v1::volunteer_service_client::VolunteerServiceClient::new(self.volunteers.clone())
+    }
+    pub fn reviews(
+        &self,
+    ) -> v1::review_service_client::ReviewServiceClient<tonic::transport::Channel> {
+        v1::review_service_client::ReviewServiceClient::new(self.reviews.clone())
+    }
+    pub fn stats(&self) -> v1::stats_service_client::StatsServiceClient<tonic::transport::Channel> {
+        v1::stats_service_client::StatsServiceClient::new(self.stats.clone())
+    }
+    pub fn identity(
+        &self,
+    ) -> v1::identity_service_client::IdentityServiceClient<tonic::transport::Channel> {
+        v1::identity_service_client::IdentityServiceClient::new(self.volunteers.clone())
+    }
+}

@@ -91,15 +91,16 @@ async fn flows(dir: &Path, concurrency: usize, duration: Duration) -> anyhow::Re
         .tcp_nodelay(true)
         .connect()
         .await?;
-    crate::demo::seed(channel.clone(), &app.signer).await?;
+    let upstreams = diandan_proto::Upstreams::single(channel);
+    crate::demo::seed(upstreams.clone(), &app.signer).await?;
 
     let cast = Cast {
         resident: Client::new(
-            channel.clone(),
+            upstreams.clone(),
             token(&app.signer, "r-bench", Role::Resident, None),
         ),
         head: Client::new(
-            channel.clone(),
+            upstreams.clone(),
             token(
                 &app.signer,
                 "head-bench",
@@ -108,7 +109,7 @@ async fn flows(dir: &Path, concurrency: usize, duration: Duration) -> anyhow::Re
             ),
         ),
         volunteer: Client::new(
-            channel.clone(),
+            upstreams.clone(),
             token(&app.signer, "v-wangsen", Role::Volunteer, None),
         ),
         team_id: "zhidui-chezhanlu".into(),

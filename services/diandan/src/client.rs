@@ -6,6 +6,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 use diandan_proto::v1 as pb;
+use diandan_proto::Upstreams;
 use pb::dispatch_service_client::DispatchServiceClient;
 use pb::order_service_client::OrderServiceClient;
 use pb::review_service_client::ReviewServiceClient;
@@ -15,14 +16,14 @@ use pb::volunteer_service_client::VolunteerServiceClient;
 /// The API as one user sees it.
 #[derive(Clone)]
 pub struct Client {
-    channel: Channel,
+    upstreams: Upstreams,
     token: String,
 }
 
 impl Client {
-    pub fn new(channel: Channel, token: impl Into<String>) -> Client {
+    pub fn new(upstreams: Upstreams, token: impl Into<String>) -> Client {
         Client {
-            channel,
+            upstreams,
             token: token.into(),
         }
     }
@@ -42,19 +43,19 @@ impl Client {
     }
 
     pub fn orders(&self) -> OrderServiceClient<Channel> {
-        OrderServiceClient::new(self.channel.clone())
+        self.upstreams.orders()
     }
     pub fn dispatch(&self) -> DispatchServiceClient<Channel> {
-        DispatchServiceClient::new(self.channel.clone())
+        self.upstreams.dispatch()
     }
     pub fn volunteers(&self) -> VolunteerServiceClient<Channel> {
-        VolunteerServiceClient::new(self.channel.clone())
+        self.upstreams.volunteers()
     }
     pub fn reviews(&self) -> ReviewServiceClient<Channel> {
-        ReviewServiceClient::new(self.channel.clone())
+        self.upstreams.reviews()
     }
     pub fn stats(&self) -> StatsServiceClient<Channel> {
-        StatsServiceClient::new(self.channel.clone())
+        self.upstreams.stats()
     }
 }
 

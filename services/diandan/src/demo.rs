@@ -1,8 +1,8 @@
 //! `diandan up --demo`: a living district — 咸安区's centre with institutes, stations, teams,
 //! helper units, volunteers — and orders in every state, entered through the real gRPC API.
 
+use diandan_proto::Upstreams;
 use time::OffsetDateTime;
-use tonic::transport::Channel;
 
 use diandan_proto::v1 as pb;
 use diandan_runtime::auth::{Claims, TokenSigner, TOKEN_LIFETIME};
@@ -327,9 +327,9 @@ const ORDERS: &[DemoOrder] = &[
 ];
 
 /// Seeds the demo district unless the store already holds events. Returns how many orders it placed.
-pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usize> {
+pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<usize> {
     let system = Client::new(
-        channel.clone(),
+        upstreams.clone(),
         token(signer, "demo-seeder", Role::System, None),
     );
     for (id, name, level, parent, lat, lng) in NODES {
@@ -402,15 +402,15 @@ pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usiz
             let resident = format!("r-{:03}", i + 1);
             let cast = Cast {
                 resident: Client::new(
-                    channel.clone(),
+                    upstreams.clone(),
                     token(signer, &resident, Role::Resident, None),
                 ),
                 head: Client::new(
-                    channel.clone(),
+                    upstreams.clone(),
                     token(signer, head, Role::StationHead, Some(station)),
                 ),
                 volunteer: Client::new(
-                    channel.clone(),
+                    upstreams.clone(),
                     token(signer, volunteer, Role::Volunteer, None),
                 ),
                 team_id: team.into(),
@@ -432,7 +432,7 @@ pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usiz
     }
     // A rejected and a cancelled order, for completeness.
     let head = Client::new(
-        channel.clone(),
+        upstreams.clone(),
         token(
             signer,
             "head-dengxiaohu",
@@ -441,7 +441,7 @@ pub async fn seed(channel: Channel, signer: &TokenSigner) -> anyhow::Result<usiz
         ),
     );
     let resident = Client::new(
-        channel.clone(),
+        upstreams.clone(),
         token(signer, "r-099", Role::Resident, None),
     );
     for (description, cancel) in [

@@ -105,7 +105,11 @@ async fn main() -> anyhow::Result<()> {
                                     Endpoint::from_shared(format!("http://{}", bound.grpc))?
                                         .connect()
                                         .await?;
-                                diandan::demo::seed(channel, &app.signer).await
+                                diandan::demo::seed(
+                                    diandan_proto::Upstreams::single(channel),
+                                    &app.signer,
+                                )
+                                .await
                             };
                             match seeded.await {
                                 Ok(n) => tracing::info!(

@@ -138,7 +138,11 @@ pub async fn run(
     let channel = Endpoint::from_shared(format!("http://{}", bound.grpc))?
         .tcp_nodelay(true)
         .connect_lazy();
-    let http = tokio::spawn(diandan_gateway::run(http_listener, channel, stopped()));
+    let http = tokio::spawn(diandan_gateway::run(
+        http_listener,
+        diandan_proto::Upstreams::single(channel),
+        stopped(),
+    ));
 
     tracing::info!(grpc = %bound.grpc, http = %bound.http, data_dir = %config.data_dir.display(), "diandan is up");
     ready(bound, app.clone());

@@ -13,23 +13,23 @@ mod routes;
 use std::future::Future;
 
 use axum::Router;
+use diandan_proto::Upstreams;
 use tokio::net::TcpListener;
-use tonic::transport::Channel;
 
 pub use routes::MAX_BODY_BYTES;
 
-/// The gateway's router, calling the services over `channel`.
-pub fn router(channel: Channel) -> Router {
-    routes::router(channel)
+/// The gateway's router, calling the services at `upstreams`.
+pub fn router(upstreams: Upstreams) -> Router {
+    routes::router(upstreams)
 }
 
 /// Serves the gateway on `listener` until `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
-    channel: Channel,
+    upstreams: Upstreams,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(channel))
+    axum::serve(listener, router(upstreams))
         .with_graceful_shutdown(shutdown)
         .await
 }

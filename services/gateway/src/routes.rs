@@ -9,15 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use tonic::transport::Channel;
 
 use diandan_proto::v1 as pb;
-use pb::dispatch_service_client::DispatchServiceClient;
-use pb::identity_service_client::IdentityServiceClient;
-use pb::order_service_client::OrderServiceClient;
-use pb::review_service_client::ReviewServiceClient;
-use pb::stats_service_client::StatsServiceClient;
-use pb::volunteer_service_client::VolunteerServiceClient;
+use diandan_proto::Upstreams as Clients;
 
 use crate::problem::Problem;
 
@@ -30,32 +24,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Headers forwarded to the services as gRPC metadata.
 const FORWARDED_HEADERS: [&str; 3] = ["authorization", "idempotency-key", "x-correlation-id"];
-
-#[derive(Clone)]
-pub(crate) struct Clients {
-    channel: Channel,
-}
-
-impl Clients {
-    fn orders(&self) -> OrderServiceClient<Channel> {
-        OrderServiceClient::new(self.channel.clone())
-    }
-    fn dispatch(&self) -> DispatchServiceClient<Channel> {
-        DispatchServiceClient::new(self.channel.clone())
-    }
-    fn volunteers(&self) -> VolunteerServiceClient<Channel> {
-        VolunteerServiceClient::new(self.channel.clone())
-    }
-    fn reviews(&self) -> ReviewServiceClient<Channel> {
-        ReviewServiceClient::new(self.channel.clone())
-    }
-    fn stats(&self) -> StatsServiceClient<Channel> {
-        StatsServiceClient::new(self.channel.clone())
-    }
-    fn identity(&self) -> IdentityServiceClient<Channel> {
-        IdentityServiceClient::new(self.channel.clone())
-    }
-}
 
 /// Wraps a message for a gRPC call, forwarding the caller's headers.
 fn grpc<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
@@ -419,7 +387,7 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-pub(crate) fn router(channel: Channel) -> Router {
+pub(crate) fn router(upstreams: Clients) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/openapi.json", get(crate::openapi::serve))
@@ -445,5 +413,5 @@ pub(crate) fn router(channel: Channel) -> Router {
         .route("/api/v1/volunteers", post(register_volunteer))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(Clients { channel })
+        .with_state(upstreams)
 }

@@ -258,7 +258,7 @@ pub async fn concurrent_exact_appends_one_wins(store: &dyn EventStore) {
 }
 
 /// A retried command returns the first result with `duplicate: true` and writes nothing,
-/// even when its expected revision has gone stale and its events differ.
+/// whether its expected revision still holds or has gone stale, and whatever its events.
 pub async fn idempotent_append(store: &dyn EventStore) {
     let stream = unique_stream("idempotent");
     let first = request(&stream, ExpectedRevision::NoStream, 2);
@@ -289,6 +289,23 @@ pub async fn idempotent_append(store: &dyn EventStore) {
     assert_eq!(
         read_forward(store, &stream).await.len(),
         3,
+        "a retry wrote events"
+    );
+
+    // A retry whose expected revision still holds (`Any`) is a retry all the same.
+    let any = request(&stream, ExpectedRevision::Any, 2);
+    let original = append_ok(store, any.clone()).await;
+    let retried = append_ok(store, any).await;
+    assert_eq!(
+        retried,
+        AppendResult {
+            duplicate: true,
+            ..original
+        }
+    );
+    assert_eq!(
+        read_forward(store, &stream).await.len(),
+        5,
         "a retry wrote events"
     );
 

@@ -679,9 +679,11 @@ mod tests {
             request("a", ExpectedRevision::Exact(5), 1),
             request("a", ExpectedRevision::NoStream, 1),
             request("a", ExpectedRevision::Exact(0), 2),
-            // A retry inside the same batch.
+            // Retries inside the same batch, with a stale and with a still-valid expectation.
             create_a,
+            request("c", ExpectedRevision::Any, 1),
         ];
+        let requests = [requests.to_vec(), vec![requests[6].clone()]].concat();
         let answers = commit(&mut writer, &requests);
 
         assert_eq!(answers[0].as_ref().unwrap(), &ok(0, 0, 1));
@@ -708,6 +710,14 @@ mod tests {
                 ..ok(0, 0, 1)
             }
         );
+        assert_eq!(answers[6].as_ref().unwrap(), &ok(0, 0, 6));
+        assert_eq!(
+            answers[7].as_ref().unwrap(),
+            &AppendResult {
+                duplicate: true,
+                ..ok(0, 0, 6)
+            }
+        );
         let stored = positions(&writer);
         let expected: Vec<(u64, String, u64)> = vec![
             (1, "a".into(), 0),
@@ -715,9 +725,10 @@ mod tests {
             (3, "b".into(), 1),
             (4, "a".into(), 1),
             (5, "a".into(), 2),
+            (6, "c".into(), 0),
         ];
         assert_eq!(stored, expected);
-        assert_eq!(*writer.head.borrow(), 5);
+        assert_eq!(*writer.head.borrow(), 6);
     }
 
     #[test]

@@ -1,0 +1,118 @@
+//! Catch-up-then-live feeds of the global log on one ordered JetStream consumer.
+//!
+//! An ordered consumer delivers every message of the store's subjects from a start sequence,
+//! stored ones first, then new ones as they are acknowledged, so catching up and going live
+//! are the same loop. async-nats recreates the consumer after a gap or a lost heartbeat; the
+//! feed still drops any message below the next sequence it expects, so a recreated consumer
+//! that starts over cannot deliver an event twice or out of order.
+//!
+//! This module reads; it must not write to the stream.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use async_nats::jetstream::consumer::pull;
+use diandan_store::{RecordedEvent, Result, StoreError, Subscription};
+use futures::StreamExt;
+
+use crate::failure;
+use crate::layout;
+use crate::store::{decode_delivered, Inner};
+
+/// Every event with position `>= from`, in order, live after catching up. Ends after
+/// yielding its first error; resubscribe from the last position processed, plus one.
+pub(crate) fn subscribe(inner: Arc<Inner>, from: u64) -> Subscription {
+    let from = from.max(1);
+    let feed = Feed {
+        inner,
+        from,
+        next_sequence: layout::locate(from).0,
+        messages: None,
+        buffered: VecDeque::new(),
+        finished: false,
+    };
+    Box::pin(futures::stream::unfold(feed, Feed::next_event))
+}
+
+struct Feed {
+    inner: Arc<Inner>,
+    /// The first position to deliver.
+    from: u64,
+    /// The JetStream sequence of the next message to take; anything below is a redelivery.
+    next_sequence: u64,
+    messages: Option<pull::Ordered>,
+    buffered: VecDeque<RecordedEvent>,
+    finished: bool,
+}
+
+impl Feed {
+    async fn next_event(mut self) -> Option<(Result<RecordedEvent>, Self)> {
+        loop {
+            if let Some(event) = self.buffered.pop_front() {
+                return Some((Ok(event), self));
+            }
+            if self.finished {
+                return None;
+            }
+            if let Err(error) = self.fill().await {
+                self.finished = true;
+                return Some((Err(error), self));
+            }
+        }
+    }
+
+    /// Waits for the next message and buffers its events.
+    async fn fill(&mut self) -> Result<()> {
+        let messages = match &mut self.messages {
+            Some(messages) => messages,
+            None => {
+                let messages = open(&self.inner, self.next_sequence).await?;
+                self.messages.insert(messages)
+            }
+        };
+        let what = "following the log";
+        let message = match messages.next().await {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => return Err(failure::unavailable(what, error)),
+            None => {
+                return Err(StoreError::Unavailable(format!(
+                    "{what}: the consumer ended"
+                )))
+            }
+        };
+        let commit = decode_delivered(&message)?;
+        if commit.sequence < self.next_sequence {
+            return Ok(());
+        }
+        self.next_sequence = commit.sequence + 1;
+        let from = self.from;
+        self.buffered
+            .extend(commit.into_events().filter(|event| event.position >= from));
+        Ok(())
+    }
+}
+
+/// An ordered consumer of the log from `sequence` on.
+async fn open(inner: &Inner, sequence: u64) -> Result<pull::Ordered> {
+    let what = format!("subscribing from message {sequence}");
+    let reader = inner.log_consumer(sequence);
+    let config = pull::OrderedConfig {
+        filter_subject: reader.filter_subject,
+        deliver_policy: reader.deliver_policy,
+        ..Default::default()
+    };
+    let consumer = inner
+        .stream_handle()
+        .create_consumer(config)
+        .await
+        .map_err(|error| match error.kind() {
+            async_nats::jetstream::stream::ConsumerErrorKind::JetStream(api) => {
+                failure::api(&what, &api)
+            }
+            _ => failure::unavailable(&what, error),
+        })?;
+    consumer
+        .messages()
+        .await
+        .map_err(|error| failure::unavailable(&what, error))
+}
