@@ -8,4 +8,5 @@
 pub mod bench;
 pub mod client;
 pub mod demo;
+pub mod serve;
 pub mod server;

@@ -42,6 +42,27 @@ enum Command {
         #[arg(long, env = "DIANDAN_NO_DEV_LOGIN")]
         no_dev_login: bool,
     },
+    /// Run one part of the system in this process (split deployments; see `diandan up` for all-in-one).
+    Serve {
+        #[arg(value_enum)]
+        part: diandan::serve::Part,
+        /// The event store: nats://host:port (JetStream) or sqlite:<path>.
+        #[arg(long, env = "DIANDAN_STORE", default_value = "nats://127.0.0.1:4222")]
+        store: String,
+        /// The event bus (for relay and projections): nats://host:port.
+        #[arg(long, env = "DIANDAN_BUS")]
+        bus: Option<String>,
+        /// Read models and the contact vault (shared by the processes of one host).
+        #[arg(long, env = "DIANDAN_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        /// Where this part listens (gRPC parts and the gateway).
+        #[arg(long, env = "DIANDAN_LISTEN", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        upstreams: diandan::serve::UpstreamUrls,
+        #[arg(long, env = "DIANDAN_NO_DEV_LOGIN")]
+        no_dev_login: bool,
+    },
     /// Read-model maintenance.
     Projections {
         #[command(subcommand)]
@@ -120,6 +141,34 @@ async fn main() -> anyhow::Result<()> {
                             }
                         });
                     }
+                },
+                shutdown_signal(),
+            )
+            .await
+        }
+        Command::Serve {
+            part,
+            store,
+            bus,
+            data_dir,
+            listen,
+            upstreams,
+            no_dev_login,
+        } => {
+            let config = diandan::serve::ServeConfig {
+                part,
+                store,
+                bus,
+                data_dir,
+                listen,
+                upstreams,
+                dev_login: !no_dev_login,
+            };
+            diandan::serve::serve(
+                config,
+                |addr| match addr {
+                    Some(addr) => println!("diandan ready listen={addr}"),
+                    None => println!("diandan ready"),
                 },
                 shutdown_signal(),
             )

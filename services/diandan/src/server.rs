@@ -10,7 +10,9 @@ use anyhow::Context;
 use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::{Endpoint, Server};
+use tonic_health::ServingStatus;
 
 use diandan_proto::v1 as pb;
 use diandan_runtime::auth::TokenSigner;
@@ -55,8 +57,19 @@ pub fn open_app(data_dir: &Path, dev_login: bool) -> anyhow::Result<App> {
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let store = SqliteStore::open(data_dir.join("events.db"))
         .with_context(|| format!("opening the event store in {}", data_dir.display()))?;
+    app_over(Arc::new(store), data_dir, dev_login)
+}
+
+/// The app over any store, keeping read models and the contact vault in `data_dir`.
+pub fn app_over(
+    store: Arc<dyn diandan_store::EventStore>,
+    data_dir: &Path,
+    dev_login: bool,
+) -> anyhow::Result<App> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let signer = TokenSigner::new(token_secret(data_dir)?);
-    Ok(App::open(Arc::new(store), data_dir, signer, dev_login)?)
+    Ok(App::open(store, data_dir, signer, dev_login)?)
 }
 
 /// A running system's addresses.
@@ -98,37 +111,9 @@ pub async fn run(
         tokio::spawn(read.follow_owned(store, stopped()))
     };
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<pb::order_service_server::OrderServiceServer<diandan_orders::Orders>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::dispatch_service_server::DispatchServiceServer<diandan_dispatch::Dispatch>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::volunteer_service_server::VolunteerServiceServer<diandan_volunteers::Volunteers>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::review_service_server::ReviewServiceServer<diandan_reviews::Reviews>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::stats_service_server::StatsServiceServer<diandan_stats::Stats>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("building gRPC reflection")?;
-
+    let routes = grpc_routes(&app, GrpcService::ALL).await?;
     let grpc = Server::builder()
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(diandan_volunteers::Identity::new(app.clone()).into_server())
-        .add_service(diandan_orders::Orders::new(app.clone()).into_server())
-        .add_service(diandan_dispatch::Dispatch::new(app.clone()).into_server())
-        .add_service(diandan_volunteers::Volunteers::new(app.clone()).into_server())
-        .add_service(diandan_reviews::Reviews::new(app.clone()).into_server())
-        .add_service(diandan_stats::Stats::new(app.clone()).into_server())
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
             stopped(),
@@ -156,6 +141,80 @@ pub async fn run(
     projections?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gRPC services a process can serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GrpcService {
+    /// 点单: place, cancel, get, list, history.
+    Orders,
+    /// 审单/派单: triage, dispatch, queue.
+    Dispatch,
+    /// Directory, 接单/签到/签退/办结, and sign-in.
+    Volunteers,
+    /// 评单 and archiving.
+    Reviews,
+    /// Station statistics.
+    Stats,
+}
+
+impl GrpcService {
+    pub const ALL: &'static [GrpcService] = &[
+        GrpcService::Orders,
+        GrpcService::Dispatch,
+        GrpcService::Volunteers,
+        GrpcService::Reviews,
+        GrpcService::Stats,
+    ];
+}
+
+/// The routes of `services`, with gRPC health checking and server reflection.
+pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<Routes> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building gRPC reflection")?;
+    let mut routes = RoutesBuilder::default();
+    routes.add_service(health_service).add_service(reflection);
+    for service in services {
+        match service {
+            GrpcService::Orders => {
+                let server = diandan_orders::Orders::new(app.clone()).into_server();
+                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                routes.add_service(server);
+            }
+            GrpcService::Dispatch => {
+                let server = diandan_dispatch::Dispatch::new(app.clone()).into_server();
+                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                routes.add_service(server);
+            }
+            GrpcService::Volunteers => {
+                let server = diandan_volunteers::Volunteers::new(app.clone()).into_server();
+                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                routes.add_service(server);
+                let identity = diandan_volunteers::Identity::new(app.clone()).into_server();
+                health.set_service_status(server_name(&identity), ServingStatus::Serving).await;
+                routes.add_service(identity);
+            }
+            GrpcService::Reviews => {
+                let server = diandan_reviews::Reviews::new(app.clone()).into_server();
+                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                routes.add_service(server);
+            }
+            GrpcService::Stats => {
+                let server = diandan_stats::Stats::new(app.clone()).into_server();
+                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                routes.add_service(server);
+            }
+        }
+    }
+    Ok(routes.routes())
+}
+
+fn server_name<S: tonic::server::NamedService>(_: &S) -> &'static str {
+    S::NAME
 }
 
 /// Resolves on the first ctrl-c or SIGTERM.

@@ -63,7 +63,9 @@ impl JetStreamStore {
     ///
     /// Fails with [`StoreError::InvalidRequest`] for a bad config, [`StoreError::Unavailable`]
     /// when NATS or JetStream cannot be reached (or a cluster has no quorum yet), and
-    /// [`StoreError::Backend`] when the server refuses the stream.
+    /// [`StoreError::Backend`] when the server refuses the stream, or when `replicas > 1` and
+    /// the server is older than 2.11 (older servers let two appends win the same revision on a
+    /// replicated stream).
     pub async fn connect(config: JetStreamConfig) -> Result<Self> {
         config.validate()?;
         let servers: Vec<&str> = config
@@ -84,6 +86,9 @@ impl JetStreamStore {
                 }
                 _ => failure::unavailable(&format!("connecting to {}", config.url), error),
             })?;
+        if config.replicas > 1 {
+            check_replicated_server(&client.server_info().version)?;
+        }
         let mut jetstream = jetstream::new(client.clone());
         jetstream.set_timeout(config.request_timeout);
         let subjects = Subjects::new(&config.subject_prefix);
@@ -103,6 +108,32 @@ impl JetStreamStore {
     pub fn config(&self) -> &JetStreamConfig {
         &self.inner.config
     }
+}
+
+/// The oldest nats-server a replicated store runs on. Older servers check
+/// `Nats-Expected-Last-Subject-Sequence` only before proposing a write to the stream's Raft
+/// group, so two concurrent appends expecting the same revision can both be accepted
+/// (nats-server#4320, fixed in 2.9.21; we saw it on 2.9.10), and an expected sequence of 0
+/// could let replicas diverge (nats-server#5794, fixed in August 2024). 2.11.0 has both fixes.
+const MIN_REPLICATED_SERVER: (u64, u64, u64) = (2, 11, 0);
+
+fn check_replicated_server(version: &str) -> Result<()> {
+    let mut parts = version
+        .split(['.', '-', '+'])
+        .map(|part| part.parse::<u64>().unwrap_or(0));
+    let found = (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    );
+    if found >= MIN_REPLICATED_SERVER {
+        return Ok(());
+    }
+    let (major, minor, patch) = MIN_REPLICATED_SERVER;
+    Err(StoreError::Backend(format!(
+        "nats-server {version} does not enforce expected revisions on replicated streams; \
+         replicas > 1 needs {major}.{minor}.{patch} or later"
+    )))
 }
 
 /// The stream's configuration as this crate creates it.

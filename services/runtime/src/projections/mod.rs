@@ -79,7 +79,9 @@ impl ReadModel {
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS checkpoints (
                  projection TEXT PRIMARY KEY,
-                 position INTEGER NOT NULL
+                 position INTEGER NOT NULL,
+                 -- events applied: equals the events seen iff each was applied exactly once
+                 applied INTEGER NOT NULL DEFAULT 0
              );",
         )?;
         for p in &projections {
@@ -108,10 +110,34 @@ impl ReadModel {
     }
 
     /// Waits (up to `timeout`) until the read model reflects `position`; returns where it is.
+    ///
+    /// Another process may be the one applying events (`diandan serve projections`), so the
+    /// checkpoint is re-read from the database, not only from this process's notifications.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.inner.position.subscribe();
-        let _ = tokio::time::timeout(timeout, rx.wait_for(|p| *p >= position)).await;
-        self.position()
+        loop {
+            let now = self.stored_position().await.unwrap_or_else(|_| self.position());
+            if now >= position || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
+        }
+    }
+
+    /// The checkpoint as stored (every projection has applied up to it).
+    pub async fn stored_position(&self) -> Result<u64> {
+        let position = self
+            .query(|c| Ok(c.query_row("SELECT MIN(position) FROM checkpoints", [], |r| r.get(0))?))
+            .await?;
+        self.inner.position.send_if_modified(|p| {
+            let advanced = position > *p;
+            if advanced {
+                *p = position;
+            }
+            advanced
+        });
+        Ok(position)
     }
 
     /// Runs a read-only query on a pooled connection, off the async runtime.
@@ -140,24 +166,31 @@ impl ReadModel {
             return Ok(self.position());
         };
         let mut conn = self.inner.writer.lock().expect("writer poisoned");
-        let tx = conn.transaction()?;
+        // IMMEDIATE: take the write lock before reading the checkpoint, so replicas in other
+        // processes applying the same events serialize here and each event applies once.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for p in &self.inner.projections {
             let checkpoint: u64 = tx.query_row(
                 "SELECT position FROM checkpoints WHERE projection = ?1",
                 [p.name()],
                 |r| r.get(0),
             )?;
+            let mut applied = 0u64;
             for event in events.iter().filter(|e| e.position > checkpoint) {
                 p.apply(&tx, event)?;
+                applied += 1;
             }
             tx.execute(
-                "UPDATE checkpoints SET position = MAX(position, ?2) WHERE projection = ?1",
-                rusqlite::params![p.name(), last.position],
+                "UPDATE checkpoints SET position = MAX(position, ?2), applied = applied + ?3
+                 WHERE projection = ?1",
+                rusqlite::params![p.name(), last.position, applied],
             )?;
         }
+        let position: u64 =
+            tx.query_row("SELECT MIN(position) FROM checkpoints", [], |r| r.get(0))?;
         tx.commit()?;
-        self.inner.position.send_replace(last.position);
-        Ok(last.position)
+        self.inner.position.send_replace(position);
+        Ok(position)
     }
 
     pub async fn apply_batch(&self, events: Vec<RecordedEvent>) -> Result<u64> {

@@ -1,0 +1,123 @@
+//! The relay: the store's global log → the bus, in order, each event once.
+//!
+//! It resumes from the bus itself (the position in the last relayed message), so it needs no
+//! checkpoint of its own; a publish that was in flight when it stopped is published again and
+//! dropped by JetStream's de-duplication (`Nats-Msg-Id` = event id).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, context::PublishAckFuture, stream};
+use futures::{FutureExt, StreamExt};
+
+use diandan_store::EventStore;
+
+use crate::{cloudevents, BusConfig, BusError, DUPLICATE_WINDOW, SUBJECT_PREFIX};
+
+/// Publishes in flight at once before waiting for acknowledgements.
+const MAX_IN_FLIGHT: usize = 256;
+
+/// Creates (or finds) the bus stream.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    config: &BusConfig,
+) -> Result<stream::Stream, BusError> {
+    js.get_or_create_stream(stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![format!("{SUBJECT_PREFIX}.>")],
+        storage: stream::StorageType::File,
+        num_replicas: config.replicas,
+        duplicate_window: DUPLICATE_WINDOW,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| BusError::Unavailable(format!("bus stream {}: {e}", config.stream)))
+}
+
+/// The store position of the last event on the bus (0 when none).
+pub async fn last_relayed_position(stream: &mut stream::Stream) -> Result<u64, BusError> {
+    let info = stream
+        .info()
+        .await
+        .map_err(|e| BusError::Unavailable(e.to_string()))?;
+    let (messages, last_sequence) = (info.state.messages, info.state.last_sequence);
+    if messages == 0 {
+        return Ok(0);
+    }
+    let last = stream
+        .get_raw_message(last_sequence)
+        .await
+        .map_err(|e| BusError::Unavailable(e.to_string()))?;
+    let decoded = cloudevents::decode(&last.subject, Some(&last.headers), &last.payload)?;
+    Ok(decoded.event.position)
+}
+
+/// Relays until `shutdown` resolves; returns how many events it published.
+pub async fn run(
+    store: Arc<dyn EventStore>,
+    client: async_nats::Client,
+    config: BusConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<u64, BusError> {
+    let js = jetstream::new(client);
+    let mut shutdown = std::pin::pin!(shutdown.fuse());
+    let mut published = 0u64;
+    loop {
+        let mut stream = ensure_stream(&js, &config).await?;
+        let mut prev = last_relayed_position(&mut stream).await?;
+        tracing::info!(from = prev + 1, "relaying the store's log to the bus");
+        let mut log = store.subscribe_all(prev + 1).fuse();
+        let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
+        let outcome: Result<(), BusError> = async {
+            loop {
+                // Wait for acknowledgements when the pipeline is full or the log is idle.
+                let next = if in_flight.len() >= MAX_IN_FLIGHT {
+                    None
+                } else {
+                    match log.next().now_or_never() {
+                        Some(item) => Some(item),
+                        None if !in_flight.is_empty() => None,
+                        None => futures::select! {
+                            _ = shutdown => return Ok(()),
+                            item = log.next() => Some(item),
+                        },
+                    }
+                };
+                match next {
+                    None => {
+                        let ack = in_flight.pop_front().expect("pipeline not empty");
+                        ack.await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+                        published += 1;
+                    }
+                    Some(None) => return Err(BusError::Local("store subscription ended".into())),
+                    Some(Some(Err(e))) => return Err(BusError::Local(e.to_string())),
+                    Some(Some(Ok(event))) => {
+                        let (subject, headers, body) = cloudevents::encode(&event, prev);
+                        let ack = js
+                            .publish_with_headers(subject, headers, body)
+                            .await
+                            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+                        in_flight.push_back(ack);
+                        prev = event.position;
+                    }
+                }
+            }
+        }
+        .await;
+        match outcome {
+            Ok(()) => {
+                for ack in in_flight {
+                    if ack.await.is_ok() {
+                        published += 1;
+                    }
+                }
+                return Ok(published);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relay interrupted; resuming from the bus in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

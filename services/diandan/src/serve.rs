@@ -1,0 +1,183 @@
+//! `diandan serve <part>`: one part of the system per process, for deployments that outgrow
+//! one machine. The same services as `diandan up`, wired differently:
+//!
+//! - `orders`, `dispatch`, `volunteers`, `reviews`, `stats`: one gRPC service each, over a
+//!   networked store (`--store nats://…`); they read the read models in `--data-dir`;
+//! - `projections`: feeds the read models in `--data-dir` from the bus through a durable
+//!   consumer; run several for failover — each event is applied once;
+//! - `relay`: the store's global log → the bus as CloudEvents (no dual writes);
+//! - `gateway`: the HTTP JSON API, calling the services at their `--*-url`s.
+//!
+//! The read models are SQLite files, so processes serving and projecting them share a
+//! `--data-dir` on one host; spreading them over hosts needs a networked read store (not yet).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use futures::FutureExt;
+use tokio::net::TcpListener;
+use tonic::transport::{Endpoint, Server};
+
+use diandan_bus::BusConfig;
+use diandan_proto::Upstreams;
+use diandan_runtime::projections::ReadModel;
+use diandan_store::{EventStore, SqliteStore};
+use diandan_store_jetstream::{JetStreamConfig, JetStreamStore};
+
+use crate::server::{app_over, grpc_routes, GrpcService};
+
+/// What one `diandan serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Orders,
+    Dispatch,
+    Volunteers,
+    Reviews,
+    Stats,
+    Gateway,
+    Projections,
+    Relay,
+}
+
+/// Where each gRPC service of a split deployment listens (for the gateway).
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpstreamUrls {
+    #[arg(long, env = "DIANDAN_ORDERS_URL", default_value = "http://127.0.0.1:50061")]
+    pub orders_url: String,
+    #[arg(long, env = "DIANDAN_DISPATCH_URL", default_value = "http://127.0.0.1:50062")]
+    pub dispatch_url: String,
+    #[arg(long, env = "DIANDAN_VOLUNTEERS_URL", default_value = "http://127.0.0.1:50063")]
+    pub volunteers_url: String,
+    #[arg(long, env = "DIANDAN_REVIEWS_URL", default_value = "http://127.0.0.1:50064")]
+    pub reviews_url: String,
+    #[arg(long, env = "DIANDAN_STATS_URL", default_value = "http://127.0.0.1:50065")]
+    pub stats_url: String,
+}
+
+impl UpstreamUrls {
+    pub fn connect_lazy(&self) -> anyhow::Result<Upstreams> {
+        let channel = |url: &str| -> anyhow::Result<tonic::transport::Channel> {
+            Ok(Endpoint::from_shared(url.to_owned())
+                .with_context(|| format!("bad service URL {url}"))?
+                .connect_timeout(std::time::Duration::from_secs(3))
+                .tcp_nodelay(true)
+                .connect_lazy())
+        };
+        Ok(Upstreams {
+            orders: channel(&self.orders_url)?,
+            dispatch: channel(&self.dispatch_url)?,
+            volunteers: channel(&self.volunteers_url)?,
+            reviews: channel(&self.reviews_url)?,
+            stats: channel(&self.stats_url)?,
+        })
+    }
+}
+
+/// A `diandan serve` process.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub part: Part,
+    /// `nats://host:port` (JetStream) or `sqlite:<path>`.
+    pub store: String,
+    /// `nats://host:port`, for `relay` and `projections`.
+    pub bus: Option<String>,
+    pub data_dir: PathBuf,
+    /// Where a gRPC part listens, or where the gateway listens.
+    pub listen: SocketAddr,
+    pub upstreams: UpstreamUrls,
+    pub dev_login: bool,
+}
+
+/// Opens the store a `--store` URL names.
+pub async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
+    if spec.starts_with("nats://") {
+        let store = JetStreamStore::connect(JetStreamConfig::new(spec))
+            .await
+            .with_context(|| format!("connecting to the JetStream store at {spec}"))?;
+        return Ok(Arc::new(store));
+    }
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        let store = SqliteStore::open(path).with_context(|| format!("opening {path}"))?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!("--store must be nats://host:port or sqlite:<path>, not {spec:?}")
+}
+
+fn bus_url(config: &ServeConfig) -> anyhow::Result<&str> {
+    config
+        .bus
+        .as_deref()
+        .with_context(|| format!("diandan serve {:?} needs --bus nats://host:port", config.part))
+}
+
+/// Runs one part until `shutdown` resolves; `ready` hears the address it listens on (if any).
+pub async fn serve(
+    config: ServeConfig,
+    ready: impl FnOnce(Option<SocketAddr>) + Send,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let grpc_service = match config.part {
+        Part::Orders => Some(GrpcService::Orders),
+        Part::Dispatch => Some(GrpcService::Dispatch),
+        Part::Volunteers => Some(GrpcService::Volunteers),
+        Part::Reviews => Some(GrpcService::Reviews),
+        Part::Stats => Some(GrpcService::Stats),
+        _ => None,
+    };
+    if let Some(service) = grpc_service {
+        let store = open_store(&config.store).await?;
+        let app = app_over(store, &config.data_dir, config.dev_login)?;
+        let routes = grpc_routes(&app, &[service]).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        ready(Some(listener.local_addr()?));
+        Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                shutdown,
+            )
+            .await?;
+        return Ok(());
+    }
+    match config.part {
+        Part::Gateway => {
+            let upstreams = config.upstreams.connect_lazy()?;
+            let listener = TcpListener::bind(config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            ready(Some(listener.local_addr()?));
+            diandan_gateway::run(listener, upstreams, shutdown.boxed()).await?;
+        }
+        Part::Relay => {
+            let store = open_store(&config.store).await?;
+            let url = bus_url(&config)?;
+            let client = diandan_bus::connect(url, 30).await?;
+            ready(None);
+            let published =
+                diandan_bus::relay::run(store, client, BusConfig::new(url), shutdown).await?;
+            tracing::info!(published, "relay stopped");
+        }
+        Part::Projections => {
+            let url = bus_url(&config)?;
+            let read = ReadModel::open(&config.data_dir.join("read.db"))?;
+            let client = diandan_bus::connect(url, 30).await?;
+            ready(None);
+            let applied = diandan_bus::consumer::run(
+                read,
+                client,
+                BusConfig::new(url),
+                "projections",
+                shutdown,
+            )
+            .await?;
+            tracing::info!(applied, "projection consumer stopped");
+        }
+        _ => unreachable!("gRPC parts are served above"),
+    }
+    Ok(())
+}
