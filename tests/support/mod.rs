@@ -36,7 +36,13 @@ impl Server {
 
     /// Starts `diandan up` on `data_dir` and waits for its ready line.
     pub fn start_in(data_dir: &Path, demo: bool) -> Server {
+        Server::start_with_env(data_dir, demo, &[])
+    }
+
+    /// Starts `diandan up` with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, demo: bool, env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(binary());
+        command.envs(env.iter().copied());
         command
             .args([
                 "up",

@@ -129,10 +129,7 @@ impl Calendar {
         Calendar::new(
             "cn-office-hours",
             CHINA_STANDARD_TIME,
-            &[
-                (hm(8, 30), hm(12, 0)),
-                (hm(14, 0), hm(17, 30)),
-            ],
+            &[(hm(8, 30), hm(12, 0)), (hm(14, 0), hm(17, 30))],
         )
         .expect("fixed periods are valid")
     }
@@ -272,7 +269,11 @@ impl Calendar {
     /// Time outside working hours does not count: starting on Saturday, or at 07:00, counting
     /// begins at the next working period. A limit used up exactly at the end of a period ends
     /// there (17:30), not at the start of the next one. Returned in this calendar's offset.
-    pub fn add_working_duration(&self, start: OffsetDateTime, duration: Duration) -> OffsetDateTime {
+    pub fn add_working_duration(
+        &self,
+        start: OffsetDateTime,
+        duration: Duration,
+    ) -> OffsetDateTime {
         let local = start.to_offset(self.offset);
         if duration <= Duration::ZERO {
             return local;
@@ -346,7 +347,12 @@ impl Calendar {
         }
     }
 
-    fn add_fraction(&self, start: OffsetDateTime, limit: TimeLimit, fraction: f64) -> OffsetDateTime {
+    fn add_fraction(
+        &self,
+        start: OffsetDateTime,
+        limit: TimeLimit,
+        fraction: f64,
+    ) -> OffsetDateTime {
         let full = match limit {
             TimeLimit::WorkingDays(n) => self.working_day() * n,
             TimeLimit::WorkingHours(n) => Duration::hours(i64::from(n)),
@@ -491,7 +497,8 @@ fn period_text(start: Time, end: Time) -> String {
 }
 
 fn next_day(date: Date) -> Date {
-    date.next_day().expect("working time does not run past the year 9999")
+    date.next_day()
+        .expect("working time does not run past the year 9999")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,9 +530,11 @@ struct RawHoliday {
 
 impl RawCalendar {
     fn into_calendar(self, lines: &LineIndex) -> Result<Calendar, Problem> {
-        let at = |line: usize| move |error: CalendarError| Problem {
-            line,
-            kind: ProblemKind::Calendar(error),
+        let at = |line: usize| {
+            move |error: CalendarError| Problem {
+                line,
+                kind: ProblemKind::Calendar(error),
+            }
         };
         let name = self.name.into_inner();
         if !is_calendar_name(&name) {
@@ -566,7 +575,8 @@ impl RawCalendar {
         for holiday in &self.holidays {
             let line = lines.of(holiday);
             let (from, to) = (
-                toml_date(&holiday.get_ref().from).map_err(at(lines.of(&holiday.get_ref().from)))?,
+                toml_date(&holiday.get_ref().from)
+                    .map_err(at(lines.of(&holiday.get_ref().from)))?,
                 toml_date(&holiday.get_ref().to).map_err(at(lines.of(&holiday.get_ref().to)))?,
             );
             calendar = calendar
@@ -798,7 +808,10 @@ mod tests {
             datetime!(2026-10-10 17:00 +8)
         );
         assert!(calendar.is_working_day(date!(2026 - 10 - 10)));
-        assert!(!calendar.is_working_day(date!(2026 - 10 - 17)), "an ordinary Saturday");
+        assert!(
+            !calendar.is_working_day(date!(2026 - 10 - 17)),
+            "an ordinary Saturday"
+        );
     }
 
     #[test]
@@ -836,27 +849,42 @@ mod tests {
         let calendar = given_national_day_2026();
         let between = |a, b| calendar.working_time_between(a, b);
         assert_eq!(
-            between(datetime!(2026-11-02 09:00 +8), datetime!(2026-11-02 15:00 +8)),
+            between(
+                datetime!(2026-11-02 09:00 +8),
+                datetime!(2026-11-02 15:00 +8)
+            ),
             hours(4),
             "09:00–12:00 and 14:00–15:00"
         );
         assert_eq!(
-            between(datetime!(2026-11-06 17:00 +8), datetime!(2026-11-09 09:30 +8)),
+            between(
+                datetime!(2026-11-06 17:00 +8),
+                datetime!(2026-11-09 09:30 +8)
+            ),
             Duration::minutes(90),
             "Friday's last half hour and Monday's first hour"
         );
         assert_eq!(
-            between(datetime!(2026-09-30 08:00 +8), datetime!(2026-10-09 08:00 +8)),
+            between(
+                datetime!(2026-09-30 08:00 +8),
+                datetime!(2026-10-09 08:00 +8)
+            ),
             hours(14),
             "30 September and 8 October only"
         );
         assert_eq!(
-            between(datetime!(2026-11-02 15:00 +8), datetime!(2026-11-02 09:00 +8)),
+            between(
+                datetime!(2026-11-02 15:00 +8),
+                datetime!(2026-11-02 09:00 +8)
+            ),
             Duration::ZERO,
             "backwards is zero"
         );
         assert_eq!(
-            between(datetime!(2026-11-07 09:00 +8), datetime!(2026-11-08 18:00 +8)),
+            between(
+                datetime!(2026-11-07 09:00 +8),
+                datetime!(2026-11-08 18:00 +8)
+            ),
             Duration::ZERO,
             "a weekend"
         );
@@ -887,7 +915,11 @@ mod tests {
     #[test]
     fn the_yellow_light_comes_at_eighty_percent_of_working_time() {
         let calendar = Calendar::china_office_hours();
-        let due = calendar.due(datetime!(2026-11-02 08:30 +8), TimeLimit::WorkingDays(1), 0.8);
+        let due = calendar.due(
+            datetime!(2026-11-02 08:30 +8),
+            TimeLimit::WorkingDays(1),
+            0.8,
+        );
         // 80% of 7 h = 5 h 36 min: 3.5 h in the morning, 2 h 6 min in the afternoon.
         assert_eq!(due.warn_at, datetime!(2026-11-02 16:06 +8));
         assert_eq!(due.due_at, datetime!(2026-11-02 17:30 +8));
@@ -896,9 +928,17 @@ mod tests {
     #[test]
     fn calendar_days_count_the_clock_not_office_hours() {
         let calendar = given_national_day_2026();
-        let due = calendar.due(datetime!(2026-09-30 20:00 +8), TimeLimit::CalendarDays(7), 0.8);
+        let due = calendar.due(
+            datetime!(2026-09-30 20:00 +8),
+            TimeLimit::CalendarDays(7),
+            0.8,
+        );
         assert_eq!(due.due_at, datetime!(2026-10-07 20:00 +8), "holidays count");
-        assert_eq!(due.warn_at, datetime!(2026-10-06 10:24 +8), "5.6 days later");
+        assert_eq!(
+            due.warn_at,
+            datetime!(2026-10-06 10:24 +8),
+            "5.6 days later"
+        );
     }
 
     #[test]
@@ -914,7 +954,14 @@ mod tests {
             assert_eq!(TimeLimit::parse(text), Some(limit), "{text}");
             assert_eq!(limit.to_string(), text);
         }
-        for bad in ["", "1", "0 working days", "1 working days", "2 working day", "3 weeks"] {
+        for bad in [
+            "",
+            "1",
+            "0 working days",
+            "1 working days",
+            "2 working day",
+            "3 weeks",
+        ] {
             assert_eq!(TimeLimit::parse(bad), None, "{bad:?}");
         }
         assert_eq!(TimeLimit::WorkingDays(1).name_zh(), "1 个工作日");
@@ -933,7 +980,10 @@ mod tests {
                 CHINA_STANDARD_TIME,
                 &[(time!(8:00), time!(12:00)), (time!(11:00), time!(13:00))]
             ),
-            Err(CalendarError::OverlappingPeriods("08:00-12:00".into(), "11:00-13:00".into()))
+            Err(CalendarError::OverlappingPeriods(
+                "08:00-12:00".into(),
+                "11:00-13:00".into()
+            ))
         );
         assert_eq!(
             office().with_make_up_day(date!(2026 - 10 - 12)),
@@ -947,11 +997,19 @@ mod tests {
             Err(CalendarError::MakeUpDayInHoliday(date!(2026 - 10 - 03)))
         );
         assert!(matches!(
-            given_national_day_2026().with_holiday("中秋节", date!(2026 - 10 - 07), date!(2026 - 10 - 08)),
+            given_national_day_2026().with_holiday(
+                "中秋节",
+                date!(2026 - 10 - 07),
+                date!(2026 - 10 - 08)
+            ),
             Err(CalendarError::OverlappingHolidays { .. })
         ));
         assert!(matches!(
-            given_national_day_2026().with_holiday("元旦", date!(2027 - 01 - 01), date!(2027 - 01 - 01)),
+            given_national_day_2026().with_holiday(
+                "元旦",
+                date!(2027 - 01 - 01),
+                date!(2027 - 01 - 01)
+            ),
             Err(CalendarError::DateOutsideYears { .. })
         ));
     }
@@ -1006,7 +1064,7 @@ make_up_days = [2026-09-20, 2026-10-10]
             ),
             (
                 CALENDAR.replace("utc_offset", "timezone"),
-                "test.toml:1: unknown field `timezone`, expected one of `name`, `utc_offset`, `working_weekdays`, `working_hours`, `years`, `holidays`",
+                "test.toml:2: unknown field `timezone`, expected one of `name`, `utc_offset`, `working_weekdays`, `working_hours`, `years`, `holidays`",
             ),
         ];
         for (source, expected) in cases {

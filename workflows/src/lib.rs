@@ -11,18 +11,27 @@
 //!   [`order::OrderState`], [`order::decide`] and [`order::evolve`].
 //! - [`directory`]: events that register org nodes, teams, helper units and volunteers.
 //! - [`validate`]: field checks shared by commands, each naming the field it rejects.
+//! - [`definition`]: declarative, versioned workflow definitions read from TOML
+//!   (`workflows/definitions/`), checked with file:line errors, kept in a [`Registry`].
+//! - [`calendar`]: working-time arithmetic for time limits (工作日, holidays, 调休).
+//! - [`dispatch_rules`]: which teams to suggest for an order and why (层层派单).
 //!
 //! A rejected command is a [`DomainError`]; failing to store its events is somebody else's error.
 
 pub mod actor;
+pub mod calendar;
 pub mod category;
+pub mod definition;
 pub mod directory;
+pub mod dispatch_rules;
 pub mod order;
 pub mod org;
 pub mod validate;
 
 pub use actor::{Actor, CommandMeta, Role};
+pub use calendar::Calendar;
 pub use category::Category;
+pub use definition::{Definition, Registry};
 pub use org::OrgLevel;
 
 /// Why the domain refused a command. Nothing was changed.

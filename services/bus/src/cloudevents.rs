@@ -35,10 +35,11 @@ pub fn subject(event: &RecordedEvent, schema_version: u32) -> String {
 pub fn encode(event: &RecordedEvent, prev_position: u64) -> (String, HeaderMap, Bytes) {
     let meta = EventMetadata::decode(event).ok();
     let schema_version = meta.as_ref().map_or(SCHEMA_VERSION, |m| m.schema_version);
-    let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.recorded_at_ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default();
+    let time =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(event.recorded_at_ms) * 1_000_000)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_default();
     let mut headers = HeaderMap::new();
     let id = event.event_id.to_string();
     headers.insert("ce-specversion", SPEC_VERSION);
@@ -53,7 +54,10 @@ pub fn encode(event: &RecordedEvent, prev_position: u64) -> (String, HeaderMap, 
     headers.insert("ce-diandanposition", event.position.to_string().as_str());
     headers.insert("ce-diandanprevposition", prev_position.to_string().as_str());
     headers.insert("ce-diandanrevision", event.revision.to_string().as_str());
-    headers.insert("ce-diandanrecordedms", event.recorded_at_ms.to_string().as_str());
+    headers.insert(
+        "ce-diandanrecordedms",
+        event.recorded_at_ms.to_string().as_str(),
+    );
     headers.insert(
         "ce-diandanmeta",
         String::from_utf8_lossy(&event.metadata).as_ref(),
@@ -71,7 +75,11 @@ pub fn encode(event: &RecordedEvent, prev_position: u64) -> (String, HeaderMap, 
 }
 
 /// Decodes a bus message, refusing anything that is not a diandan CloudEvent we understand.
-pub fn decode(subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Result<BusEvent, BusError> {
+pub fn decode(
+    subject: &str,
+    headers: Option<&HeaderMap>,
+    payload: &[u8],
+) -> Result<BusEvent, BusError> {
     let reject = |reason: String| BusError::Rejected {
         subject: subject.to_owned(),
         reason,
@@ -108,7 +116,9 @@ pub fn decode(subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Res
     let stream = header("ce-subject")?;
     let expected_subject = format!("{SUBJECT_PREFIX}.{event_type}.v{version}.{stream}");
     if subject != expected_subject {
-        return Err(reject(format!("subject does not match its CloudEvent ({expected_subject})")));
+        return Err(reject(format!(
+            "subject does not match its CloudEvent ({expected_subject})"
+        )));
     }
     let event_id = uuid::Uuid::parse_str(&header("ce-id")?)
         .map_err(|_| reject("ce-id is not a UUID".into()))?;
@@ -130,7 +140,9 @@ pub fn decode(subject: &str, headers: Option<&HeaderMap>, payload: &[u8]) -> Res
     };
     let prev_position = number("ce-diandanprevposition")?;
     if prev_position >= event.position {
-        return Err(reject("previous position is not before the position".into()));
+        return Err(reject(
+            "previous position is not before the position".into(),
+        ));
     }
     Ok(BusEvent {
         event,

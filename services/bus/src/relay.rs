@@ -87,13 +87,28 @@ pub async fn run(
                 match next {
                     None => {
                         let ack = in_flight.pop_front().expect("pipeline not empty");
-                        ack.await.map_err(|e| BusError::Unavailable(e.to_string()))?;
+                        ack.await
+                            .map_err(|e| BusError::Unavailable(e.to_string()))?;
                         published += 1;
+                        diandan_telemetry::metrics::metrics()
+                            .events_relayed
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     Some(None) => return Err(BusError::Local("store subscription ended".into())),
                     Some(Some(Err(e))) => return Err(BusError::Local(e.to_string())),
                     Some(Some(Ok(event))) => {
-                        let (subject, headers, body) = cloudevents::encode(&event, prev);
+                        let (subject, mut headers, body) = cloudevents::encode(&event, prev);
+                        // The publish joins the trace of the command that produced the event,
+                        // and hands its own context on to the consumers.
+                        let span = tracing::info_span!("bus.publish", subject = %subject);
+                        diandan_telemetry::propagation::set_parent(&span, |name| {
+                            headers.get(name).map(|v| v.as_str().to_owned())
+                        });
+                        for (name, value) in
+                            span.in_scope(diandan_telemetry::propagation::current_headers)
+                        {
+                            headers.insert(name.as_str(), value.as_str());
+                        }
                         let ack = js
                             .publish_with_headers(subject, headers, body)
                             .await

@@ -89,14 +89,19 @@ enum ProjectionsCommand {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,h2=warn,tower=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let service_name = match &cli.command {
+        Command::Serve { part, .. } => format!("diandan-{part:?}").to_lowercase(),
+        _ => "diandan".to_owned(),
+    };
+    let telemetry = diandan_telemetry::init(&service_name);
+    let result = run_command(cli.command).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Up {
             data_dir,
             grpc_addr,

@@ -45,15 +45,35 @@ pub enum Part {
 /// Where each gRPC service of a split deployment listens (for the gateway).
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpstreamUrls {
-    #[arg(long, env = "DIANDAN_ORDERS_URL", default_value = "http://127.0.0.1:50061")]
+    #[arg(
+        long,
+        env = "DIANDAN_ORDERS_URL",
+        default_value = "http://127.0.0.1:50061"
+    )]
     pub orders_url: String,
-    #[arg(long, env = "DIANDAN_DISPATCH_URL", default_value = "http://127.0.0.1:50062")]
+    #[arg(
+        long,
+        env = "DIANDAN_DISPATCH_URL",
+        default_value = "http://127.0.0.1:50062"
+    )]
     pub dispatch_url: String,
-    #[arg(long, env = "DIANDAN_VOLUNTEERS_URL", default_value = "http://127.0.0.1:50063")]
+    #[arg(
+        long,
+        env = "DIANDAN_VOLUNTEERS_URL",
+        default_value = "http://127.0.0.1:50063"
+    )]
     pub volunteers_url: String,
-    #[arg(long, env = "DIANDAN_REVIEWS_URL", default_value = "http://127.0.0.1:50064")]
+    #[arg(
+        long,
+        env = "DIANDAN_REVIEWS_URL",
+        default_value = "http://127.0.0.1:50064"
+    )]
     pub reviews_url: String,
-    #[arg(long, env = "DIANDAN_STATS_URL", default_value = "http://127.0.0.1:50065")]
+    #[arg(
+        long,
+        env = "DIANDAN_STATS_URL",
+        default_value = "http://127.0.0.1:50065"
+    )]
     pub stats_url: String,
 }
 
@@ -107,10 +127,12 @@ pub async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
 }
 
 fn bus_url(config: &ServeConfig) -> anyhow::Result<&str> {
-    config
-        .bus
-        .as_deref()
-        .with_context(|| format!("diandan serve {:?} needs --bus nats://host:port", config.part))
+    config.bus.as_deref().with_context(|| {
+        format!(
+            "diandan serve {:?} needs --bus nats://host:port",
+            config.part
+        )
+    })
 }
 
 /// Runs one part until `shutdown` resolves; `ready` hears the address it listens on (if any).
@@ -136,6 +158,7 @@ pub async fn serve(
             .with_context(|| format!("binding {}", config.listen))?;
         ready(Some(listener.local_addr()?));
         Server::builder()
+            .trace_fn(crate::server::grpc_span)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),

@@ -113,6 +113,7 @@ pub async fn run(
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
     let grpc = Server::builder()
+        .trace_fn(grpc_span)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
@@ -182,30 +183,42 @@ pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<
         match service {
             GrpcService::Orders => {
                 let server = diandan_orders::Orders::new(app.clone()).into_server();
-                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                health
+                    .set_service_status(server_name(&server), ServingStatus::Serving)
+                    .await;
                 routes.add_service(server);
             }
             GrpcService::Dispatch => {
                 let server = diandan_dispatch::Dispatch::new(app.clone()).into_server();
-                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                health
+                    .set_service_status(server_name(&server), ServingStatus::Serving)
+                    .await;
                 routes.add_service(server);
             }
             GrpcService::Volunteers => {
                 let server = diandan_volunteers::Volunteers::new(app.clone()).into_server();
-                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                health
+                    .set_service_status(server_name(&server), ServingStatus::Serving)
+                    .await;
                 routes.add_service(server);
                 let identity = diandan_volunteers::Identity::new(app.clone()).into_server();
-                health.set_service_status(server_name(&identity), ServingStatus::Serving).await;
+                health
+                    .set_service_status(server_name(&identity), ServingStatus::Serving)
+                    .await;
                 routes.add_service(identity);
             }
             GrpcService::Reviews => {
                 let server = diandan_reviews::Reviews::new(app.clone()).into_server();
-                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                health
+                    .set_service_status(server_name(&server), ServingStatus::Serving)
+                    .await;
                 routes.add_service(server);
             }
             GrpcService::Stats => {
                 let server = diandan_stats::Stats::new(app.clone()).into_server();
-                health.set_service_status(server_name(&server), ServingStatus::Serving).await;
+                health
+                    .set_service_status(server_name(&server), ServingStatus::Serving)
+                    .await;
                 routes.add_service(server);
             }
         }
@@ -215,6 +228,19 @@ pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<
 
 fn server_name<S: tonic::server::NamedService>(_: &S) -> &'static str {
     S::NAME
+}
+
+/// A span per gRPC request, child of the trace context in its metadata.
+pub fn grpc_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let span = tracing::info_span!("grpc.request", path = %request.uri().path());
+    diandan_telemetry::propagation::set_parent(&span, |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    span
 }
 
 /// Resolves on the first ctrl-c or SIGTERM.

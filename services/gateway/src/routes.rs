@@ -29,6 +29,15 @@ const FORWARDED_HEADERS: [&str; 3] = ["authorization", "idempotency-key", "x-cor
 fn grpc<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
     let mut request = tonic::Request::new(message);
     request.set_timeout(CALL_TIMEOUT);
+    // The trace continues in the service: this request's span is the parent.
+    for (name, value) in diandan_telemetry::propagation::current_headers() {
+        if let (Ok(name), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(name.as_bytes()),
+            value.parse(),
+        ) {
+            request.metadata_mut().insert(name, value);
+        }
+    }
     for name in FORWARDED_HEADERS {
         if let Some(value) = headers.get(name) {
             let value = value
@@ -387,9 +396,47 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
+/// Prometheus metrics of this process.
+async fn prometheus_metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        diandan_telemetry::metrics::render_prometheus(),
+    )
+}
+
+/// Every request gets a span, child of the caller's trace context when it sends one.
+async fn traced(
+    matched: Option<axum::extract::MatchedPath>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let span = tracing::info_span!(
+        "http.request",
+        method = %request.method(),
+        route = %route,
+        status = tracing::field::Empty
+    );
+    let headers = request.headers().clone();
+    diandan_telemetry::propagation::set_parent(&span, |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("status", response.status().as_u16());
+    response
+}
+
 pub(crate) fn router(upstreams: Clients) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(prometheus_metrics))
         .route("/api/openapi.json", get(crate::openapi::serve))
         .route("/api/v1/dev/login", post(dev_login))
         .route("/api/v1/orders", post(place_order).get(list_orders))
@@ -412,6 +459,7 @@ pub(crate) fn router(upstreams: Clients) -> Router {
         .route("/api/v1/teams", get(list_teams).post(register_team))
         .route("/api/v1/volunteers", post(register_volunteer))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(traced))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(upstreams)
 }

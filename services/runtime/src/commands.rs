@@ -33,11 +33,12 @@ pub struct EventMetadata {
 }
 
 impl EventMetadata {
+    /// Metadata for events produced now, inside the current trace (if any).
     pub fn new(command: CommandMeta) -> EventMetadata {
         EventMetadata {
             command,
             schema_version: SCHEMA_VERSION,
-            traceparent: None,
+            traceparent: diandan_telemetry::propagation::current_traceparent(),
         }
     }
 
@@ -132,6 +133,26 @@ impl App {
         action: Action,
         expected_revision: Option<u64>,
     ) -> Result<Outcome> {
+        let metrics = diandan_telemetry::metrics::metrics();
+        let result = self
+            .execute_once(ctx, order_id, action, expected_revision)
+            .await;
+        let counter = match &result {
+            Ok(_) => &metrics.commands_accepted,
+            Err(AppError::Store(_) | AppError::Storage(_)) => &metrics.commands_failed,
+            Err(_) => &metrics.commands_refused,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    async fn execute_once(
+        &self,
+        ctx: &RequestContext,
+        order_id: &str,
+        action: Action,
+        expected_revision: Option<u64>,
+    ) -> Result<Outcome> {
         let command = Command {
             meta: ctx.command_meta(OffsetDateTime::now_utc()),
             action,
@@ -172,6 +193,9 @@ impl App {
             match self.store.append(request).await {
                 Ok(result) if result.duplicate => continue, // a concurrent retry won: reload
                 Ok(result) => {
+                    diandan_telemetry::metrics::metrics()
+                        .events_appended
+                        .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     let state = events.iter().fold(loaded.state, order::evolve);
                     return Ok(Outcome {
                         state,

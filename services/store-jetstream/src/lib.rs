@@ -47,7 +47,9 @@
 //! (`STREAM.MSG.GET`, never a possibly lagging replica): forwards with `next_by_subj`,
 //! backwards along each commit's link to its predecessor. That is one round trip per commit,
 //! right for aggregates of tens of commits. `read_all` uses a short-lived ephemeral consumer;
-//! subscriptions an ordered consumer, catch-up then live.
+//! subscriptions an ordered consumer, catch-up then live. A subscription holds its own
+//! consumer and a handle on the connection: it outlives the store it came from and ends only
+//! when dropped or after yielding an error.
 //!
 //! # What an acknowledgement means
 //!
@@ -60,12 +62,23 @@
 //!   `jetstream { sync_interval: always }` (nats-server 2.10 and later) every write is fsynced
 //!   before the acknowledgement, which is what the embedded SQLite store promises. nats-server
 //!   2.9 (Debian 12's package) has no per-write fsync at all.
-//! - **R3** (`replicas: 3`): a quorum, two of the three servers, holds the message before the
-//!   acknowledgement, written to their file stores (page cache unless `sync_interval: always`).
-//!   An acknowledged append survives losing any one server, and a power loss of all three only
-//!   if they fsync on every write.
+//! - **R3** (`replicas: 3`): a quorum, two of the three servers (the stream leader and one
+//!   follower), has appended the message to its Raft log before the acknowledgement; that is
+//!   the page cache unless the servers run with `sync_interval: always`. An acknowledged append
+//!   survives losing any one server, and a power loss of all three only if they fsync on every
+//!   write. While a new stream leader is elected (seconds), appends fail with
+//!   [`StoreError::Unavailable`](diandan_store::StoreError::Unavailable).
 //!
-//! The tests run nats-server with `sync_interval: always` whenever it supports it.
+//! Leave the stream's `persist_mode` (2.12+) at its default: `async` acknowledges before the
+//! write reaches the file store at all.
+//!
+//! Replicated stores need **nats-server 2.11 or later**; [`JetStreamStore::connect`] refuses
+//! `replicas > 1` on older servers, because they check `Nats-Expected-Last-Subject-Sequence`
+//! only before a write enters the stream's Raft group, so two concurrent appends expecting the
+//! same revision can both be accepted (nats-server#4320; seen on Debian's 2.9.10). Single
+//! server stores work on 2.9.
+//!
+//! The tests run nats-server with `sync_interval: always` whenever it supports it (2.10+).
 //!
 //! # Errors
 //!

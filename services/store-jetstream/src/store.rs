@@ -30,6 +30,9 @@ const LOG_FETCH_BATCH: usize = 256;
 /// How long an ephemeral consumer outlives its reader if the reader vanishes.
 const CONSUMER_INACTIVE_THRESHOLD: Duration = Duration::from_secs(30);
 
+/// Room left in a message for the headers of a commit (about 150 bytes plus the stream name).
+const HEADER_ALLOWANCE: usize = 1024;
+
 /// JetStream's error code for "duplicate message id is in process": on a clustered stream, a
 /// copy of a commit arrived while the original was still being replicated.
 const DUPLICATE_IN_PROCESS: u64 = 10158;
@@ -58,8 +61,9 @@ pub(crate) struct Inner {
 
 impl JetStreamStore {
     /// Connects to NATS and makes sure the JetStream stream exists: creates it when missing,
-    /// and refuses one whose subjects, replicas or storage differ from `config` (change the
-    /// stream or the config; this crate never edits an existing stream).
+    /// and refuses one whose subjects or replicas differ from `config`, or that keeps messages
+    /// in memory or acknowledges them before storing them (change the stream or the config;
+    /// this crate never edits an existing stream).
     ///
     /// Fails with [`StoreError::InvalidRequest`] for a bad config, [`StoreError::Unavailable`]
     /// when NATS or JetStream cannot be reached (or a cluster has no quorum yet), and
@@ -191,6 +195,9 @@ async fn ensure_stream(
     }
     if found.storage != stream::StorageType::File {
         return mismatch("keeps messages in memory, not on disk".to_owned());
+    }
+    if found.persist_mode == Some(stream::PersistenceMode::Async) {
+        return mismatch("acknowledges writes before storing them (persist_mode async)".to_owned());
     }
     if found.duplicate_window != config.duplicate_window {
         warn!(
@@ -355,10 +362,13 @@ impl Inner {
                 &recent,
                 &request.events,
             );
+            // The server counts headers against `max_payload` too, and answers a message over
+            // the limit by closing the connection, so stay clear of it.
             let max_payload = self.client.server_info().max_payload;
-            if max_payload > 0 && body.len() > max_payload {
+            let max_body = max_payload.saturating_sub(HEADER_ALLOWANCE);
+            if max_payload > 0 && body.len() > max_body {
                 return Err(StoreError::InvalidRequest(format!(
-                    "the append is {} bytes; the server takes at most {max_payload}",
+                    "the append is {} bytes; this server takes at most {max_body}",
                     body.len()
                 )));
             }
@@ -513,7 +523,12 @@ impl Inner {
             Kind::WrongLastMessageId | Kind::Other => {}
         }
         match failure::api_error_of(&error) {
-            Some(api) if api.error_code().0 == DUPLICATE_IN_PROCESS => {
+            Some(api)
+                if api.error_code().0 == DUPLICATE_IN_PROCESS
+                    || api
+                        .to_string()
+                        .contains("duplicate message id is in process") =>
+            {
                 Ok(Err(Rejected::CopyInFlight))
             }
             // Newer servers reject a write whose subject has another write in flight with a
@@ -673,9 +688,15 @@ impl Inner {
             Ok(())
         }
         .await;
-        if let Err(error) = self.stream.delete_consumer(&name).await {
-            debug!(consumer = %name, %error, "could not delete a log reader; it expires by itself");
-        }
+        // Deleting is tidiness, not correctness (the server drops an idle consumer after
+        // CONSUMER_INACTIVE_THRESHOLD), so the reader does not wait for it: right after a
+        // failover, consumer deletes can wait seconds for a new meta leader.
+        let stream = self.stream.clone();
+        tokio::spawn(async move {
+            if let Err(error) = stream.delete_consumer(&name).await {
+                debug!(consumer = %name, %error, "could not delete a log reader; it expires by itself");
+            }
+        });
         outcome.map(|()| events)
     }
 

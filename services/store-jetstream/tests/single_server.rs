@@ -293,16 +293,34 @@ async fn append_latency_report() {
     let read_all = started.elapsed();
     assert_eq!((events.len(), log.len()), (600, 600));
 
+    // Sixteen writers, each on its own stream, at once.
+    let started = Instant::now();
+    futures::future::join_all((0..16).map(|_| {
+        let store = &store;
+        async move {
+            let stream = conformance::unique_stream("latency-concurrent");
+            let mut expected = ExpectedRevision::NoStream;
+            for _ in 0..50 {
+                let result = store.append(request(&stream, expected, 2)).await.unwrap();
+                expected = ExpectedRevision::Exact(result.last_revision);
+            }
+        }
+    }))
+    .await;
+    let concurrent = started.elapsed();
+
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize];
     eprintln!(
         "{} (sync always: {}): sequential 2-event Exact appends p50 {:?} p90 {:?} p99 {:?} max {:?}; \
-         read_stream of 300 commits {read_stream:?}; read_all of 600 events {read_all:?}",
+         read_stream of 300 commits {read_stream:?}; read_all of 600 events {read_all:?}; \
+         16 writers x 50 appends in {concurrent:?} ({:.0} appends/s)",
         binary.describe(),
         binary.supports_sync_always(),
         at(0.5),
         at(0.9),
         at(0.99),
         at(1.0),
+        800.0 / concurrent.as_secs_f64(),
     );
 }

@@ -202,9 +202,10 @@ impl LineIndex {
 /// Reads a definition or calendar file. The only disk access in this crate, and only of a path
 /// the caller names.
 pub(crate) fn read_file(path: &std::path::Path) -> Result<(String, String), DefinitionError> {
-    let file = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     match std::fs::read_to_string(path) {
         Ok(source) => Ok((source, file)),
         Err(error) => Err(DefinitionError::single(

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 
 use diandan_store::{EventStore, RecordedEvent};
 
+use crate::commands::EventMetadata;
 use crate::{AppError, Result};
 
 pub use orders::{list_orders, OrderFilter, OrderScope};
@@ -117,7 +118,10 @@ impl ReadModel {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.inner.position.subscribe();
         loop {
-            let now = self.stored_position().await.unwrap_or_else(|_| self.position());
+            let now = self
+                .stored_position()
+                .await
+                .unwrap_or_else(|_| self.position());
             if now >= position || tokio::time::Instant::now() >= deadline {
                 return now;
             }
@@ -193,11 +197,36 @@ impl ReadModel {
         Ok(position)
     }
 
+    /// Applies a batch off the async runtime. Each event that was produced inside a trace gets
+    /// a `projection.apply` span in that trace, lasting while its batch is applied.
     pub async fn apply_batch(&self, events: Vec<RecordedEvent>) -> Result<u64> {
+        let spans: Vec<tracing::Span> = events
+            .iter()
+            .filter_map(|event| {
+                let traceparent = EventMetadata::decode(event).ok()?.traceparent?;
+                let span = tracing::info_span!(
+                    "projection.apply",
+                    event_type = %event.event_type,
+                    stream = %event.stream,
+                    position = event.position,
+                    batch = events.len()
+                );
+                diandan_telemetry::propagation::set_parent(&span, |name| {
+                    (name == "traceparent").then(|| traceparent.clone())
+                });
+                Some(span)
+            })
+            .collect();
+        let count = events.len() as u64;
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.apply_batch_blocking(&events))
+        let position = tokio::task::spawn_blocking(move || this.apply_batch_blocking(&events))
             .await
-            .map_err(|e| AppError::Storage(e.to_string()))?
+            .map_err(|e| AppError::Storage(e.to_string()))??;
+        diandan_telemetry::metrics::metrics()
+            .events_projected
+            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        drop(spans);
+        Ok(position)
     }
 
     /// Every row of every projection table (and the checkpoints), sorted: two read models with
@@ -268,6 +297,12 @@ impl ReadModel {
                 if let Err(e) = self.apply_batch(batch).await {
                     tracing::error!(error = %e, "projection batch failed; retrying");
                     break;
+                }
+                if let Ok(head) = store.head_position().await {
+                    diandan_telemetry::metrics::metrics().projection_lag.store(
+                        head.saturating_sub(self.position()),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                 }
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

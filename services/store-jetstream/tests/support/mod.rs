@@ -131,6 +131,29 @@ pub fn primary_or_skip(test: &str) -> Option<NatsServerBinary> {
     }
 }
 
+/// A server that can run a replicated store (2.11 or later): `NATS_SERVER_BIN_CURRENT` if set,
+/// else the primary one. Like [`primary_or_skip`], fails instead of skipping under `CI=true`.
+pub fn replicating_or_skip(test: &str) -> Option<NatsServerBinary> {
+    let binary = match NatsServerBinary::from_env("NATS_SERVER_BIN_CURRENT") {
+        Some(binary) => binary,
+        None => primary_or_skip(test)?,
+    };
+    if binary.version >= (2, 11, 0) {
+        eprintln!("{test}: using {}", binary.describe());
+        return Some(binary);
+    }
+    let why = format!(
+        "{test}: a replicated store needs nats-server 2.11 or later, found {}; set \
+         NATS_SERVER_BIN_CURRENT",
+        binary.describe()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
 /// The binary named by env `var`, or `None` after saying why the test is skipped.
 pub fn env_binary_or_skip(test: &str, var: &str) -> Option<NatsServerBinary> {
     match NatsServerBinary::from_env(var) {
