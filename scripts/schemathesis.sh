@@ -80,7 +80,7 @@ schemathesis run "$base/api/openapi.json" \
   --checks "$CHECKS" \
   --max-examples "$MAX_EXAMPLES" \
   --seed "$SEED" \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 15 \
   --report junit,ndjson --report-dir "$REPORT_DIR" || status=$?
 

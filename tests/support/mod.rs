@@ -142,8 +142,18 @@ async fn try_login(
     user: &str,
     node: &str,
 ) -> Result<String, String> {
+    try_login_at(http, &format!("http://{}", server.http), role, user, node).await
+}
+
+async fn try_login_at(
+    http: &reqwest::Client,
+    base: &str,
+    role: &str,
+    user: &str,
+    node: &str,
+) -> Result<String, String> {
     let response = http
-        .post(server.url("/api/v1/dev/login"))
+        .post(format!("{base}/api/v1/dev/login"))
         .json(&json!({"role": role, "user_id": user, "org_node": node}))
         .send()
         .await
@@ -165,13 +175,18 @@ pub struct User {
 
 impl User {
     pub async fn login(server: &Server, role: &str, user: &str, node: &str) -> User {
+        User::login_at(&format!("http://{}", server.http), role, user, node).await
+    }
+
+    /// Signs in at a gateway's base URL (`http://host:port`).
+    pub async fn login_at(base: &str, role: &str, user: &str, node: &str) -> User {
         let http = reqwest::Client::new();
-        let token = try_login(&http, server, role, user, node)
+        let token = try_login_at(&http, base, role, user, node)
             .await
             .unwrap_or_else(|e| panic!("login {role} {user}: {e}"));
         User {
             http,
-            base: format!("http://{}", server.http),
+            base: base.to_owned(),
             token,
         }
     }

@@ -17,6 +17,9 @@ use crate::{cloudevents, relay, BusConfig, BusError};
 /// Messages fetched per round (and the consumer's limit of unacknowledged messages).
 const BATCH: usize = 256;
 
+/// How long an idle consumer waits before asking again.
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
 /// Creates (or finds) the durable consumer `name` on the bus stream.
 pub async fn ensure_consumer(
     js: &jetstream::Context,
@@ -54,10 +57,11 @@ pub async fn run(
         let consumer = ensure_consumer(&js, &config, name).await?;
         let round: Result<(), BusError> = async {
             loop {
+                // `fetch` answers at once with what is pending (no long poll): a replica never
+                // sits on messages another replica could be applying.
                 let mut batch = consumer
                     .fetch()
                     .max_messages(BATCH)
-                    .expires(Duration::from_millis(500))
                     .messages()
                     .await
                     .map_err(|e| BusError::Unavailable(e.to_string()))?;
@@ -73,6 +77,10 @@ pub async fn run(
                     }
                 }
                 if messages.is_empty() {
+                    futures::select! {
+                        _ = shutdown => return Ok(()),
+                        _ = tokio::time::sleep(IDLE_POLL).fuse() => {},
+                    }
                     continue;
                 }
                 let mut checkpoint = read

@@ -181,7 +181,10 @@ mod tests {
             &[0xff, 0x00, 0xfe],
         ] {
             let envelope = Envelope::new("cmd", Uuid::nil(), Uuid::nil(), 0, 1, metadata);
-            assert!(envelope.metadata_base64.is_some(), "{metadata:?} kept as base64");
+            assert!(
+                envelope.metadata_base64.is_some(),
+                "{metadata:?} kept as base64"
+            );
             let decoded = Envelope::decode(&envelope.encode()).expect("decodes");
             assert_eq!(decoded.caller_metadata().as_deref(), Some(metadata));
         }

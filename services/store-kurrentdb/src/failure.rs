@@ -55,7 +55,9 @@ pub fn actual_revision(current: &kurrentdb::CurrentRevision) -> Option<u64> {
 
 /// A stored event is not what this crate can read.
 pub fn unreadable(stream: &str, revision: u64, why: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(format!("event {revision} of {stream} cannot be read: {why}"))
+    StoreError::Backend(format!(
+        "event {revision} of {stream} cannot be read: {why}"
+    ))
 }
 
 #[cfg(test)]
@@ -70,11 +72,15 @@ mod tests {
     fn no_answer_is_unavailable() {
         assert!(is_unavailable(Error::ConnectionClosed));
         assert!(is_unavailable(Error::DeadlineExceeded));
-        assert!(is_unavailable(Error::ServerError("status: Unavailable".into())));
-        assert!(is_unavailable(Error::NotLeaderException(kurrentdb::Endpoint {
-            host: "node-2".into(),
-            port: 2113,
-        })));
+        assert!(is_unavailable(Error::ServerError(
+            "status: Unavailable".into()
+        )));
+        assert!(is_unavailable(Error::NotLeaderException(
+            kurrentdb::Endpoint {
+                host: "node-2".into(),
+                port: 2113,
+            }
+        )));
         assert!(is_unavailable(Error::GrpcConnectionError(
             kurrentdb::GrpcConnectionError::MaxDiscoveryAttemptReached(3)
         )));

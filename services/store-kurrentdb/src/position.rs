@@ -92,7 +92,10 @@ mod tests {
             .map(|l| origin.position_of(*l).unwrap())
             .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]));
-        assert!(positions.iter().all(|p| p % 2 == 1), "events are at odd positions");
+        assert!(
+            positions.iter().all(|p| p % 2 == 1),
+            "events are at odd positions"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What can be wrong with a definition or calendar file, said as `file:line: problem`.
 //!
-//! Every check collects its problems instead of stopping at the first, so an author fixes a file
-//! in one pass. Byte spans from [`toml::Spanned`] become line numbers through [`LineIndex`].
+//! A definition's checks collect all its problems instead of stopping at the first, so an author
+//! fixes a file in one pass (a calendar, built rule by rule, stops at its first). Byte spans
+//! from [`toml::Spanned`] become line numbers through [`LineIndex`].
 
 use std::fmt;
 

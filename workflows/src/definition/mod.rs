@@ -327,9 +327,20 @@ impl Definition {
 
     /// Where `command` with this `outcome` leads from `state` (`None`: the default outcome).
     pub fn target_of(&self, state: &str, command: &str, outcome: Option<&str>) -> Option<&str> {
+        self.transition(state, command, outcome)
+            .map(|t| t.to.as_str())
+    }
+
+    /// The row for `command` with this `outcome` from `state`: its target and, since outcomes
+    /// of one command may be open to different roles, who may fire it.
+    pub fn transition(
+        &self,
+        state: &str,
+        command: &str,
+        outcome: Option<&str>,
+    ) -> Option<&Transition> {
         self.transitions_from(state, command)
             .find(|t| t.outcome.as_deref() == outcome)
-            .map(|t| t.to.as_str())
     }
 
     /// The deadlines whose clock runs in `state`.
