@@ -1345,3 +1345,49 @@ async fn a_client_that_never_finishes_its_header_is_disconnected() {
          (no header read timeout)"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// The OpenAPI document (what scripts/schemathesis.sh tests against)
+// ---------------------------------------------------------------------------------------------
+
+/// The OpenAPI document says what the gateway does: query parameters are declared in the
+/// query (a client generated from it would otherwise put `min_position` into the path, and
+/// Schemathesis cannot send them), and every operation documents the 5xx problem details the
+/// gateway really returns (503 when the store cannot write, as on a full disk; 504 on a
+/// timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_matches_the_gateway() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(tmp.path(), false);
+    let document: Value = reqwest::get(server.url("/api/openapi.json"))
+        .await
+        .expect("GET openapi.json")
+        .json()
+        .await
+        .expect("JSON");
+    let mut misplaced = Vec::new();
+    let mut undocumented_5xx = Vec::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().unwrap() {
+            let method = method.to_uppercase();
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                if parameter["in"] == "path" && !path.contains(&format!("{{{name}}}")) {
+                    misplaced.push(format!("{method} {path}: `{name}` declared in: path"));
+                }
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            if !["5XX", "503"].iter().any(|s| responses.contains_key(*s)) {
+                undocumented_5xx.push(format!("{method} {path}"));
+            }
+        }
+    }
+    assert!(
+        misplaced.is_empty(),
+        "query parameters documented as path parameters: {misplaced:#?}"
+    );
+    assert!(
+        undocumented_5xx.is_empty(),
+        "operations whose 503/504 problem details are not documented: {undocumented_5xx:#?}"
+    );
+}

@@ -41,6 +41,11 @@ impl Server {
 
     /// Starts `diandan up` with extra environment variables.
     pub fn start_with_env(data_dir: &Path, demo: bool, env: &[(&str, &str)]) -> Server {
+        Server::start_with(data_dir, demo, env, &[])
+    }
+
+    /// Starts `diandan up` with extra environment variables and arguments.
+    pub fn start_with(data_dir: &Path, demo: bool, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut command = Command::new(binary());
         command.envs(env.iter().copied());
         command
@@ -51,6 +56,7 @@ impl Server {
                 "--http-addr",
                 "127.0.0.1:0",
             ])
+            .args(args)
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")

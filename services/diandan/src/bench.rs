@@ -76,6 +76,7 @@ async fn flows(dir: &Path, concurrency: usize, duration: Duration) -> anyhow::Re
         grpc_addr: "127.0.0.1:0".parse()?,
         http_addr: "127.0.0.1:0".parse()?,
         dev_login: true,
+        workflows_dir: None,
     };
     let server = tokio::spawn(run(
         config,

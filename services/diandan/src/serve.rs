@@ -109,6 +109,7 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub upstreams: UpstreamUrls,
     pub dev_login: bool,
+    pub workflows_dir: Option<PathBuf>,
 }
 
 /// Opens the store a `--store` URL names.
@@ -151,7 +152,8 @@ pub async fn serve(
     };
     if let Some(service) = grpc_service {
         let store = open_store(&config.store).await?;
-        let app = app_over(store, &config.data_dir, config.dev_login)?;
+        let registry = crate::server::workflows(config.workflows_dir.as_deref())?;
+        let app = app_over(store, &config.data_dir, config.dev_login, registry)?;
         let routes = grpc_routes(&app, &[service]).await?;
         let listener = TcpListener::bind(config.listen)
             .await

@@ -27,6 +27,20 @@ pub struct Config {
     pub http_addr: SocketAddr,
     /// Issue development tokens (`DevLogin`). Never in production.
     pub dev_login: bool,
+    /// Extra workflow definitions (new versions) beside the shipped ones.
+    pub workflows_dir: Option<PathBuf>,
+}
+
+/// The shipped workflow definitions plus those in `dir`; an invalid file is an error naming
+/// the file and line.
+pub fn workflows(dir: Option<&Path>) -> anyhow::Result<diandan_workflows::Registry> {
+    let mut registry = diandan_workflows::Registry::builtin();
+    if let Some(dir) = dir {
+        registry
+            .extend_from_dir(dir)
+            .map_err(|e| anyhow::anyhow!("invalid workflow definitions:\n{e}"))?;
+    }
+    Ok(registry)
 }
 
 /// The token signing secret: `DIANDAN_TOKEN_SECRET`, else one generated once per data dir.
@@ -52,12 +66,16 @@ fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Opens the embedded store and the app over it.
-pub fn open_app(data_dir: &Path, dev_login: bool) -> anyhow::Result<App> {
+pub fn open_app(
+    data_dir: &Path,
+    dev_login: bool,
+    workflows: diandan_workflows::Registry,
+) -> anyhow::Result<App> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let store = SqliteStore::open(data_dir.join("events.db"))
         .with_context(|| format!("opening the event store in {}", data_dir.display()))?;
-    app_over(Arc::new(store), data_dir, dev_login)
+    app_over(Arc::new(store), data_dir, dev_login, workflows)
 }
 
 /// The app over any store, keeping read models and the contact vault in `data_dir`.
@@ -65,11 +83,12 @@ pub fn app_over(
     store: Arc<dyn diandan_store::EventStore>,
     data_dir: &Path,
     dev_login: bool,
+    workflows: diandan_workflows::Registry,
 ) -> anyhow::Result<App> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let signer = TokenSigner::new(token_secret(data_dir)?);
-    Ok(App::open(store, data_dir, signer, dev_login)?)
+    Ok(App::open(store, data_dir, signer, dev_login, workflows)?)
 }
 
 /// A running system's addresses.
@@ -85,7 +104,8 @@ pub async fn run(
     ready: impl FnOnce(Bound, App) + Send,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = open_app(&config.data_dir, config.dev_login)?;
+    let registry = workflows(config.workflows_dir.as_deref())?;
+    let app = open_app(&config.data_dir, config.dev_login, registry)?;
     let grpc_listener = TcpListener::bind(config.grpc_addr)
         .await
         .with_context(|| format!("binding gRPC on {}", config.grpc_addr))?;

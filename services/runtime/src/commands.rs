@@ -176,7 +176,8 @@ impl App {
                     return Err(stale(expected, loaded.revision));
                 }
             }
-            let events = order::decide(&loaded.state, &command)?;
+            let definition = self.definition_for(&loaded.state)?;
+            let events = order::decide(definition, &loaded.state, &command)?;
             let metadata = EventMetadata::new(command.meta.clone());
             let request = AppendRequest {
                 stream: order::stream_name(order_id),
@@ -216,6 +217,28 @@ impl App {
         Err(AppError::Conflict {
             field: None,
             message: "订单正被频繁修改，请稍后重试".into(),
+        })
+    }
+}
+
+/// The workflow new orders start on.
+pub const DEFAULT_WORKFLOW: &str = "dispatched-order";
+
+impl App {
+    /// The definition an order runs on: the one it was placed on, or the latest for a new one.
+    pub fn definition_for(&self, state: &OrderState) -> Result<&diandan_workflows::Definition> {
+        let definition = match &state.workflow {
+            Some(id) => self.workflows.resolve(id),
+            None => self.workflows.latest(DEFAULT_WORKFLOW),
+        };
+        definition.ok_or_else(|| {
+            AppError::Storage(format!(
+                "workflow definition {} is not loaded",
+                state
+                    .workflow
+                    .as_ref()
+                    .map_or(DEFAULT_WORKFLOW.to_owned(), |id| id.to_string())
+            ))
         })
     }
 }

@@ -43,6 +43,8 @@ pub struct App {
     pub signer: auth::TokenSigner,
     /// Whether `DevLogin` issues tokens (development and demos only).
     pub dev_login: bool,
+    /// Workflow definitions, every version: an order runs on the one it was placed on.
+    pub workflows: Arc<diandan_workflows::Registry>,
 }
 
 impl App {
@@ -52,6 +54,7 @@ impl App {
         data_dir: &Path,
         signer: auth::TokenSigner,
         dev_login: bool,
+        workflows: diandan_workflows::Registry,
     ) -> Result<App> {
         let read = projections::ReadModel::open(&data_dir.join("read.db"))?;
         let vault = vault::ContactVault::open(&data_dir.join("private.db"))?;
@@ -63,6 +66,7 @@ impl App {
             directory,
             signer,
             dev_login,
+            workflows: Arc::new(workflows),
         })
     }
 }

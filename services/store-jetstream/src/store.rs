@@ -642,6 +642,25 @@ impl Inner {
         if max == 0 {
             return Ok(Vec::new());
         }
+        // A consumer on a replicated stream can be created before its leader answers pulls
+        // ("503 no responders" for a few milliseconds), and a failover can cut a read short:
+        // try again with a new consumer until the request timeout is used up.
+        let deadline = Instant::now() + self.config.request_timeout;
+        loop {
+            match self.read_log_once(from, max).await {
+                Err(StoreError::Unavailable(why)) if Instant::now() < deadline => {
+                    debug!(from, %why, "reading the log failed, trying again");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    /// One attempt at [`Inner::read_all`] on one ephemeral consumer. Returns what it read when
+    /// the consumer fails part way (a correct prefix of the log), but never an empty page
+    /// while the log holds more: that would read as the end of the log.
+    async fn read_log_once(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
         let (sequence, _) = layout::locate(from);
         let what = format!("reading the log from message {sequence}");
         let consumer = self
@@ -654,6 +673,7 @@ impl Inner {
             })?;
         let name = consumer.cached_info().name.clone();
         let mut pending = consumer.cached_info().num_pending;
+        let mut delivered = 0;
         let mut events = Vec::new();
         let outcome = async {
             while pending > 0 && events.len() < max {
@@ -667,10 +687,29 @@ impl Inner {
                     .await
                     .map_err(|error| failure::unavailable(&what, error))?;
                 let mut fetched = 0;
-                while let Some(message) = batch.next().await {
-                    let message = message.map_err(|error| failure::unavailable(&what, error))?;
+                loop {
+                    let message =
+                        match tokio::time::timeout(self.config.request_timeout, batch.next()).await
+                        {
+                            Ok(Some(message)) => {
+                                message.map_err(|error| failure::unavailable(&what, error))?
+                            }
+                            Ok(None) => break,
+                            Err(_) => return Err(failure::unavailable(&what, "no answer")),
+                        };
+                    let info = message.info().map_err(|error| {
+                        StoreError::Backend(format!("a delivered message has no metadata: {error}"))
+                    })?;
+                    // Without acknowledgements, a message the server sent and we did not get
+                    // is gone from this consumer; stop at a gap rather than skip events.
+                    if info.consumer_sequence != delivered + 1 {
+                        return Err(failure::unavailable(&what, "the consumer skipped messages"));
+                    }
+                    delivered = info.consumer_sequence;
                     fetched += 1;
-                    pending -= 1;
+                    // Counted down from the consumer's creation rather than taken from the
+                    // message: a read of the whole log ends even while appends go on.
+                    pending = pending.saturating_sub(1);
                     let commit = decode_delivered(&message)?;
                     events.extend(
                         commit
@@ -680,9 +719,10 @@ impl Inner {
                     );
                 }
                 if fetched == 0 {
-                    // The consumer counted messages it then did not deliver; what was read
-                    // is still a correct prefix of the log.
-                    break;
+                    return Err(failure::unavailable(
+                        &what,
+                        "the consumer delivered nothing",
+                    ));
                 }
             }
             Ok(())
@@ -697,7 +737,11 @@ impl Inner {
                 debug!(consumer = %name, %error, "could not delete a log reader; it expires by itself");
             }
         });
-        outcome.map(|()| events)
+        match outcome {
+            Ok(()) => Ok(events),
+            Err(StoreError::Unavailable(_)) if !events.is_empty() => Ok(events),
+            Err(error) => Err(error),
+        }
     }
 
     async fn head_position(&self) -> Result<u64> {

@@ -83,6 +83,49 @@ struct Search {
     rest: Option<u64>,
 }
 
+/// How far a backward search of a stream reads.
+#[derive(Debug, Clone, Copy)]
+struct Reach {
+    /// Where it starts.
+    from: StreamPosition<u64>,
+    /// It stops before events at or below this revision.
+    floor: Option<u64>,
+    /// Events per read.
+    page: usize,
+    /// At most this many reads (`None`: until the start of the stream).
+    pages: Option<usize>,
+}
+
+impl Reach {
+    /// The stream's last [`RECENT_WINDOW`] events.
+    fn recent() -> Self {
+        Self {
+            from: StreamPosition::End,
+            floor: None,
+            page: RECENT_WINDOW,
+            pages: Some(1),
+        }
+    }
+
+    /// From revision `from` (the end when `None`) down to the stream's start.
+    fn down_from(from: Option<u64>) -> Self {
+        Self {
+            from: from.map_or(StreamPosition::End, StreamPosition::Position),
+            floor: None,
+            page: SEARCH_PAGE,
+            pages: None,
+        }
+    }
+
+    /// The events after revision `floor` (all of them when `None`).
+    fn above(floor: Option<u64>) -> Self {
+        Self {
+            floor,
+            ..Self::down_from(None)
+        }
+    }
+}
+
 impl KurrentDbStore {
     /// Connects to the KurrentDB node or cluster a connection string names, e.g.
     /// `kurrentdb://127.0.0.1:2113?tls=false` or
@@ -323,18 +366,21 @@ impl KurrentDbStore {
         })
     }
 
-    /// Reads `stream` backwards from `from`, page by page, for an append of `command_id`: at
-    /// most `pages` pages (all when `None`), never below revision `floor`.
+    /// Reads `stream` backwards, page by page, as far as `reach` says, for an append of
+    /// `command_id`.
     async fn search(
         &self,
         stream: &str,
         command_id: &str,
-        from: StreamPosition<u64>,
-        floor: Option<u64>,
-        page: usize,
-        pages: Option<usize>,
         attempt: Uuid,
+        reach: Reach,
     ) -> Result<Search> {
+        let Reach {
+            from,
+            floor,
+            page,
+            pages,
+        } = reach;
         let mut search = Search {
             newest: None,
             found: None,
@@ -379,7 +425,8 @@ impl KurrentDbStore {
         Ok(search)
     }
 
-    /// Searches all of `stream`, from its end, for an append of `command_id`.
+    /// Searches `stream` from revision `from` (its end when `None`) to its start for an append
+    /// of `command_id`.
     async fn search_all(
         &self,
         stream: &str,
@@ -387,8 +434,7 @@ impl KurrentDbStore {
         from: Option<u64>,
         attempt: Uuid,
     ) -> Result<Search> {
-        let start = from.map_or(StreamPosition::End, StreamPosition::Position);
-        self.search(stream, command_id, start, None, SEARCH_PAGE, None, attempt)
+        self.search(stream, command_id, attempt, Reach::down_from(from))
             .await
     }
 
@@ -461,18 +507,28 @@ impl KurrentDbStore {
     }
 
     /// The answer to an append whose expectation does not hold: the original's result if the
-    /// command is stored further back (searched from `rest`), else the conflict.
+    /// command is stored in the part of the stream not yet searched (`unsearched`: from that
+    /// revision, or from the end, down), else the conflict.
     async fn conflict(
         &self,
         request: &AppendRequest,
         actual: Option<u64>,
-        rest: Option<u64>,
+        unsearched: Option<StreamPosition<u64>>,
         attempt: Uuid,
     ) -> Result<AppendResult> {
-        let search = self
-            .search_all(&request.stream, &request.command_id, rest, attempt)
-            .await?;
-        match search.found {
+        let found = match unsearched {
+            Some(from) => {
+                let reach = Reach {
+                    from,
+                    ..Reach::down_from(None)
+                };
+                self.search(&request.stream, &request.command_id, attempt, reach)
+                    .await?
+                    .found
+            }
+            None => None,
+        };
+        match found {
             Some(original) => Ok(original),
             None => Err(StoreError::WrongExpectedRevision {
                 stream: request.stream.clone(),
@@ -507,15 +563,7 @@ impl KurrentDbStore {
                 Written::Stored(result) => return Ok(result),
                 Written::Conflict(_) => {
                     let newer = self
-                        .search(
-                            stream,
-                            &request.command_id,
-                            StreamPosition::End,
-                            tail,
-                            SEARCH_PAGE,
-                            None,
-                            attempt,
-                        )
+                        .search(stream, &request.command_id, attempt, Reach::above(tail))
                         .await?;
                     if let Some(original) = newer.found {
                         return Ok(original);
@@ -539,11 +587,8 @@ impl EventStore for KurrentDbStore {
             .search(
                 &request.stream,
                 &request.command_id,
-                StreamPosition::End,
-                None,
-                RECENT_WINDOW,
-                Some(1),
                 attempt,
+                Reach::recent(),
             )
             .await?;
         if let Some(original) = recent.found {
@@ -558,15 +603,19 @@ impl EventStore for KurrentDbStore {
             // The stream is already elsewhere (it never goes back): a conflict, or a retry of
             // an append further back.
             _ => {
+                let unsearched = recent.rest.map(StreamPosition::Position);
                 return self
-                    .conflict(&request, recent.newest, recent.rest, attempt)
-                    .await
+                    .conflict(&request, recent.newest, unsearched, attempt)
+                    .await;
             }
         };
         match self.write(&request, attempt, state).await? {
             Written::Stored(result) => Ok(result),
             // Someone appended since the search; maybe a copy of this very command.
-            Written::Conflict(actual) => self.conflict(&request, actual, None, attempt).await,
+            Written::Conflict(actual) => {
+                self.conflict(&request, actual, Some(StreamPosition::End), attempt)
+                    .await
+            }
         }
     }
 

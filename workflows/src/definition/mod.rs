@@ -48,6 +48,17 @@ pub struct DefinitionId {
     pub version: u32,
 }
 
+impl DefinitionId {
+    /// The dispatched-order workflow every order ran on before definitions were versioned:
+    /// events stored without a `workflow` field belong to it.
+    pub fn dispatched_order_v1() -> DefinitionId {
+        DefinitionId {
+            name: "dispatched-order".into(),
+            version: 1,
+        }
+    }
+}
+
 impl fmt::Display for DefinitionId {
     /// `dispatched-order@1`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -59,6 +59,13 @@ impl Registry {
     /// workflow definitions. Stops at the first file with problems (all of that file's
     /// problems are in the error).
     pub fn load_dir(dir: impl AsRef<Path>) -> Result<Registry, DefinitionError> {
+        let mut registry = Registry::new();
+        registry.extend_from_dir(dir)?;
+        Ok(registry)
+    }
+
+    /// Adds every `*.toml` in `dir` to this registry (e.g. a v2 beside the shipped v1).
+    pub fn extend_from_dir(&mut self, dir: impl AsRef<Path>) -> Result<(), DefinitionError> {
         let dir = dir.as_ref();
         let unreadable = |error: std::io::Error| {
             DefinitionError::single(
@@ -79,15 +86,14 @@ impl Registry {
             path.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("calendar-"))
         };
-        let mut registry = Registry::new();
         // Calendars first: a definition is refused if its calendar is unknown.
         for path in paths.iter().filter(|p| is_calendar(p)) {
-            registry.add_calendar(Calendar::load(path)?);
+            self.add_calendar(Calendar::load(path)?);
         }
         for path in paths.iter().filter(|p| !is_calendar(p)) {
-            registry.add(Definition::load(path)?)?;
+            self.add(Definition::load(path)?)?;
         }
-        Ok(registry)
+        Ok(())
     }
 
     /// Registers a calendar, replacing one of the same name (a new year's holidays).

@@ -51,6 +51,31 @@ pub enum Action {
 }
 
 impl Action {
+    /// The command's name in workflow definitions (`[[transitions]] command = …`).
+    pub fn command(&self) -> &'static str {
+        match self {
+            Action::Place { .. } => "place",
+            Action::Triage { .. } => "triage",
+            Action::Dispatch { .. } => "dispatch",
+            Action::Accept { .. } => "accept",
+            Action::Decline { .. } => "decline",
+            Action::CheckIn { .. } => "check_in",
+            Action::CheckOut { .. } => "check_out",
+            Action::Complete { .. } => "complete",
+            Action::Review { .. } => "review",
+            Action::Close => "close",
+            Action::Cancel { .. } => "cancel",
+        }
+    }
+
+    /// Which of a command's rows applies (`outcome = …` in a definition); `None` for the default.
+    pub fn outcome(&self) -> Option<&'static str> {
+        match self {
+            Action::Triage { accept: false, .. } => Some("reject"),
+            _ => None,
+        }
+    }
+
     /// The action's name in user-facing messages.
     pub fn name_zh(&self) -> &'static str {
         match self {

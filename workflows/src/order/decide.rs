@@ -3,19 +3,28 @@
 use super::command::{Action, Command};
 use super::event::{OrderChange, OrderEvent};
 use super::state::{OrderState, Status};
+use crate::definition::Definition;
 use crate::validate::{
     self, MAX_DESCRIPTION_CHARS, MAX_NOTE_CHARS, MAX_PHOTOS, MAX_SHORT_TEXT_CHARS,
 };
 use crate::{Category, DomainError, Role};
 
-/// Decides what a command does to an order. Pure: no I/O, no clock (time comes in the command).
+/// Decides what a command does to an order running on `definition`. Pure: no I/O, no clock
+/// (time comes in the command).
 ///
-/// Checks, in order: the status allows the action (the transition table), the actor may do it,
-/// the fields are valid. Scope checks that need the organisation tree (is this station in the
-/// head's subtree? is this volunteer in that team?) are made by the caller before deciding.
-pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, DomainError> {
+/// Checks, in order: the definition has a transition for the action from this status, the
+/// actor's role may fire it, the actor is the right person (the requester, the accepting
+/// volunteer), the fields are valid. Scope checks that need the organisation tree (is this
+/// station in the head's subtree? is this volunteer in that team?) are the caller's.
+pub fn decide(
+    definition: &Definition,
+    state: &OrderState,
+    command: &Command,
+) -> Result<Vec<OrderEvent>, DomainError> {
     let action = &command.action;
-    if !state.status.allows(action) {
+    let Some(transition) =
+        definition.transition(state.status.as_str(), action.command(), action.outcome())
+    else {
         if state.status == Status::New {
             return Err(DomainError::NotFound);
         }
@@ -23,8 +32,16 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
             action: action.name_zh(),
             status: state.status.name_zh(),
         });
-    }
+    };
     let actor = &command.meta.actor;
+    if !transition.roles.contains(&actor.role) {
+        let who: Vec<&str> = transition.roles.iter().map(|r| role_zh(*r)).collect();
+        return Err(DomainError::Forbidden(format!(
+            "只有{}可以{}",
+            who.join("或"),
+            action.name_zh()
+        )));
+    }
     let at = command.meta.at;
     let change = match action {
         Action::Place {
@@ -75,10 +92,10 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
                 contact_phone_masked: validate::mask_phone(contact_phone),
                 wanted_time: *wanted_time,
                 placed_by_staff: actor.role == Role::StationHead,
+                workflow: definition.id().clone(),
             }
         }
         Action::Triage { accept, reason } => {
-            require_role(actor.role, Role::StationHead, "审单")?;
             if *accept {
                 OrderChange::OrderTriaged
             } else {
@@ -88,7 +105,6 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
             }
         }
         Action::Dispatch { assignee, reason } => {
-            require_role(actor.role, Role::StationHead, "派单")?;
             if state.assignee.as_ref().map(|a| &a.team_id) == Some(&assignee.team_id) {
                 return Err(DomainError::invalid("team_id", "订单已派给该队伍"));
             }
@@ -98,7 +114,6 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
             }
         }
         Action::Accept { team_id } => {
-            require_role(actor.role, Role::Volunteer, "接单")?;
             require_assigned_team(state, team_id)?;
             OrderChange::OrderAccepted {
                 volunteer_id: actor.id.clone(),
@@ -106,7 +121,6 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
             }
         }
         Action::Decline { team_id, reason } => {
-            require_role(actor.role, Role::Volunteer, "退单")?;
             require_assigned_team(state, team_id)?;
             let returned_after_accept = state.status == Status::Accepted;
             if returned_after_accept {
@@ -156,7 +170,8 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
             }
         }
         Action::Review { rating, comment } => {
-            if actor.role != Role::Resident || actor.id != state.requester_id {
+            let by_default = actor.role == Role::System;
+            if !by_default && actor.id != state.requester_id {
                 return Err(DomainError::Forbidden("只有下单的居民可以评价".into()));
             }
             if !(1..=5).contains(rating) {
@@ -165,14 +180,12 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
             OrderChange::OrderReviewed {
                 rating: *rating,
                 comment: validate::text("comment", comment, 0, MAX_SHORT_TEXT_CHARS)?,
+                by_default,
             }
         }
-        Action::Close => {
-            require_role(actor.role, Role::StationHead, "归档")?;
-            OrderChange::OrderClosed
-        }
+        Action::Close => OrderChange::OrderClosed,
         Action::Cancel { reason } => {
-            if actor.role != Role::Resident || actor.id != state.requester_id {
+            if actor.id != state.requester_id {
                 return Err(DomainError::Forbidden("只有下单的居民可以取消订单".into()));
             }
             OrderChange::OrderCancelled {
@@ -183,18 +196,13 @@ pub fn decide(state: &OrderState, command: &Command) -> Result<Vec<OrderEvent>, 
     Ok(vec![OrderEvent { at, change }])
 }
 
-fn require_role(actual: Role, wanted: Role, action: &str) -> Result<(), DomainError> {
-    if actual == wanted {
-        Ok(())
-    } else {
-        let who = match wanted {
-            Role::StationHead => "站长",
-            Role::Volunteer => "志愿者",
-            Role::Resident => "居民",
-            Role::Auditor => "审计人员",
-            Role::System => "系统",
-        };
-        Err(DomainError::Forbidden(format!("只有{who}可以{action}")))
+fn role_zh(role: Role) -> &'static str {
+    match role {
+        Role::StationHead => "站长",
+        Role::Volunteer => "志愿者",
+        Role::Resident => "居民",
+        Role::Auditor => "审计人员",
+        Role::System => "系统",
     }
 }
 

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::definition::DefinitionId;
 use crate::validate::Location;
 use crate::{Category, OrgLevel};
 
@@ -72,6 +73,9 @@ pub enum OrderChange {
         /// Placed by staff for the resident (制单).
         #[serde(default)]
         placed_by_staff: bool,
+        /// The workflow definition this order runs on, for its whole life (version pinning).
+        #[serde(default = "DefinitionId::dispatched_order_v1")]
+        workflow: DefinitionId,
     },
     OrderTriaged,
     OrderRejected {
@@ -110,6 +114,9 @@ pub enum OrderChange {
     OrderReviewed {
         rating: u32,
         comment: String,
+        /// Given by the system when the resident did not review in time.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        by_default: bool,
     },
     OrderClosed,
     OrderCancelled {

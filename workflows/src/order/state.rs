@@ -1,10 +1,10 @@
-//! An order's state, folded from its events, and the table of which action each status allows.
+//! An order's state, folded from its events.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::command::Action;
 use super::event::{Assignee, OrderChange, OrderEvent};
+use crate::definition::DefinitionId;
 use crate::validate::Location;
 use crate::Category;
 
@@ -66,6 +66,7 @@ impl Status {
 
     pub fn parse(s: &str) -> Option<Status> {
         Some(match s {
+            "new" => Status::New,
             "placed" => Status::Placed,
             "triaged" => Status::Triaged,
             "rejected" => Status::Rejected,
@@ -81,25 +82,6 @@ impl Status {
         })
     }
 
-    /// The transition table: may `action` be applied in this status?
-    pub fn allows(self, action: &Action) -> bool {
-        use Status::*;
-        matches!(
-            (self, action),
-            (New, Action::Place { .. })
-                | (Placed, Action::Triage { .. })
-                | (Triaged | Dispatched, Action::Dispatch { .. })
-                | (Dispatched, Action::Accept { .. })
-                | (Dispatched | Accepted, Action::Decline { .. })
-                | (Accepted, Action::CheckIn { .. })
-                | (InService, Action::CheckOut { .. })
-                | (Served, Action::Complete { .. })
-                | (Completed, Action::Review { .. })
-                | (Reviewed, Action::Close)
-                | (Placed | Triaged | Dispatched, Action::Cancel { .. })
-        )
-    }
-
     /// No command applies any more.
     pub fn is_final(self) -> bool {
         matches!(self, Status::Rejected | Status::Closed | Status::Cancelled)
@@ -110,6 +92,9 @@ impl Status {
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OrderState {
     pub status: Status,
+    /// The workflow definition the order runs on (set when placed).
+    #[serde(default)]
+    pub workflow: Option<DefinitionId>,
     pub order_id: String,
     pub requester_id: String,
     pub station_id: String,
@@ -162,8 +147,10 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             contact_phone_masked,
             wanted_time,
             placed_by_staff: _,
+            workflow,
         } => {
             state.status = Status::Placed;
+            state.workflow = Some(workflow.clone());
             state.order_id = order_id.clone();
             state.requester_id = requester_id.clone();
             state.station_id = station_id.clone();
@@ -216,7 +203,9 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             state.completion_note = note.clone();
             state.photos = photos.clone();
         }
-        OrderChange::OrderReviewed { rating, comment } => {
+        OrderChange::OrderReviewed {
+            rating, comment, ..
+        } => {
             state.status = Status::Reviewed;
             state.rating = Some(*rating);
             state.review_comment = comment.clone();
