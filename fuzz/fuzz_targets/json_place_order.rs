@@ -1,6 +1,7 @@
 //! An HTTP body for `POST /api/v1/orders`, however malformed: JSON → `PlaceOrderRequest` (the
 //! gateway's serde) → `Action::Place` (the orders service's own conversions) → `decide` on a
-//! new order, as a resident, a station head placing for a resident (制单) and a volunteer.
+//! new order under every shipped workflow definition, as a resident, a station head placing
+//! for a resident (制单) and a volunteer.
 //!
 //! Never panics; and what `decide` accepts is stored as JSON and loaded back, so it must
 //! deserialize again into the same order.
@@ -13,7 +14,25 @@ use time::OffsetDateTime;
 use diandan_proto::v1 as pb;
 use diandan_runtime::views::{location_from, time_from};
 use diandan_workflows::order::{decide, evolve, Action, Command, OrderEvent, OrderState, Status};
-use diandan_workflows::{Actor, CommandMeta, Role};
+use diandan_workflows::{Actor, CommandMeta, Definition, Registry, Role};
+
+fn definitions() -> &'static [Definition] {
+    static DEFINITIONS: std::sync::OnceLock<Vec<Definition>> = std::sync::OnceLock::new();
+    DEFINITIONS.get_or_init(|| {
+        let registry = Registry::builtin();
+        let names: Vec<String> = registry.names().map(str::to_owned).collect();
+        names
+            .iter()
+            .flat_map(|name| {
+                registry
+                    .versions(name)
+                    .into_iter()
+                    .filter_map(|v| registry.get(name, v).cloned())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    })
+}
 
 fuzz_target!(|data: &[u8]| {
     let Ok(request) = serde_json::from_slice::<pb::PlaceOrderRequest>(data) else {
@@ -40,7 +59,9 @@ fuzz_target!(|data: &[u8]| {
         wanted_time,
         on_behalf_of: Some(request.on_behalf_of.clone()).filter(|r| !r.is_empty()),
     };
-    for role in [Role::Resident, Role::StationHead, Role::Volunteer] {
+    for (definition, role) in definitions().iter().flat_map(|d| {
+        [Role::Resident, Role::StationHead, Role::Volunteer].map(|role| (d, role))
+    }) {
         let command = Command {
             meta: CommandMeta {
                 actor: Actor::new("fuzz-user", role),
@@ -51,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
             },
             action: action.clone(),
         };
-        let Ok(events) = decide(&OrderState::default(), &command) else {
+        let Ok(events) = decide(definition, &OrderState::default(), &command) else {
             continue;
         };
         let placed = events.iter().fold(OrderState::default(), evolve);
@@ -79,6 +100,6 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(reloaded.wanted_time, placed.wanted_time);
         assert_eq!(reloaded.contact_phone_masked, placed.contact_phone_masked);
         // An order is placed once.
-        assert!(decide(&placed, &command).is_err());
+        assert!(decide(definition, &placed, &command).is_err());
     }
 });

@@ -1,6 +1,6 @@
 //! Arbitrary JSON as stored order events (one, or a stream of them): deserializing and folding
-//! them with `evolve` from a new order never panics, and neither does deciding any command
-//! against whatever state that leaves.
+//! them with `evolve` from a new order never panics, and neither does deciding any command,
+//! under every shipped workflow definition, against whatever state that leaves.
 
 #![no_main]
 
@@ -11,7 +11,25 @@ use diandan_workflows::order::{
     decide, evolve, Action, Assignee, Command, OrderEvent, OrderState, TeamKind,
 };
 use diandan_workflows::validate::Location;
-use diandan_workflows::{Actor, CommandMeta, OrgLevel, Role};
+use diandan_workflows::{Actor, CommandMeta, Definition, OrgLevel, Registry, Role};
+
+fn definitions() -> &'static [Definition] {
+    static DEFINITIONS: std::sync::OnceLock<Vec<Definition>> = std::sync::OnceLock::new();
+    DEFINITIONS.get_or_init(|| {
+        let registry = Registry::builtin();
+        let names: Vec<String> = registry.names().map(str::to_owned).collect();
+        names
+            .iter()
+            .flat_map(|name| {
+                registry
+                    .versions(name)
+                    .into_iter()
+                    .filter_map(|v| registry.get(name, v).cloned())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    })
+}
 
 fn commands() -> Vec<Action> {
     let location = Location {
@@ -85,7 +103,10 @@ fuzz_target!(|data: &[u8]| {
         OffsetDateTime::from_unix_timestamp(1_795_300_000).unwrap(),
         state.updated_at.unwrap_or(OffsetDateTime::UNIX_EPOCH),
     ] {
-        for actor in &actors {
+        for (definition, actor) in definitions()
+            .iter()
+            .flat_map(|d| actors.iter().map(move |a| (d, a)))
+        {
             for action in commands() {
                 let command = Command {
                     meta: CommandMeta {
@@ -97,7 +118,7 @@ fuzz_target!(|data: &[u8]| {
                     },
                     action,
                 };
-                if let Ok(new_events) = decide(&state, &command) {
+                if let Ok(new_events) = decide(definition, &state, &command) {
                     let _ = new_events.iter().fold(state.clone(), evolve);
                 }
             }

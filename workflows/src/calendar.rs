@@ -359,6 +359,7 @@ impl Calendar {
             TimeLimit::WorkingMinutes(n) => Duration::minutes(i64::from(n)),
             TimeLimit::CalendarDays(n) => Duration::days(i64::from(n)),
             TimeLimit::CalendarHours(n) => Duration::hours(i64::from(n)),
+            TimeLimit::CalendarSeconds(n) => Duration::seconds(i64::from(n)),
         };
         // Whole seconds: deadlines are shown to the minute and stored as RFC 3339.
         let part = Duration::seconds((full.as_seconds_f64() * fraction).round() as i64);
@@ -420,6 +421,8 @@ pub enum TimeLimit {
     WorkingMinutes(u32),
     CalendarDays(u32),
     CalendarHours(u32),
+    /// Clock seconds: for tests and drills, not for real service limits.
+    CalendarSeconds(u32),
 }
 
 impl TimeLimit {
@@ -445,6 +448,7 @@ impl TimeLimit {
             ["working", u] if unit_is("minute", "minutes", u) => TimeLimit::WorkingMinutes(count),
             ["calendar", u] if unit_is("day", "days", u) => TimeLimit::CalendarDays(count),
             [u] if unit_is("hour", "hours", u) => TimeLimit::CalendarHours(count),
+            [u] if unit_is("second", "seconds", u) => TimeLimit::CalendarSeconds(count),
             _ => return None,
         })
     }
@@ -465,6 +469,7 @@ impl TimeLimit {
             TimeLimit::WorkingMinutes(n) => format!("{n} 分钟（工作时间）"),
             TimeLimit::CalendarDays(n) => format!("{n} 个自然日"),
             TimeLimit::CalendarHours(n) => format!("{n} 小时"),
+            TimeLimit::CalendarSeconds(n) => format!("{n} 秒"),
         }
     }
 }
@@ -477,6 +482,7 @@ impl fmt::Display for TimeLimit {
             TimeLimit::WorkingMinutes(n) => (n, "working minute"),
             TimeLimit::CalendarDays(n) => (n, "calendar day"),
             TimeLimit::CalendarHours(n) => (n, "hour"),
+            TimeLimit::CalendarSeconds(n) => (n, "second"),
         };
         write!(f, "{n} {unit}{}", if n == 1 { "" } else { "s" })
     }

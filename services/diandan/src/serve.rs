@@ -155,6 +155,18 @@ pub async fn serve(
         let registry = crate::server::workflows(config.workflows_dir.as_deref())?;
         let app = app_over(store, &config.data_dir, config.dev_login, registry)?;
         let routes = grpc_routes(&app, &[service]).await?;
+        // The dispatch service owns the deadlines (时限): it runs the timers. Replicas may all
+        // run them; a timer fired twice is answered as a duplicate.
+        let (stop_timers, timers_stopped) = tokio::sync::oneshot::channel::<()>();
+        let timers = (service == GrpcService::Dispatch).then(|| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.run_timers(diandan_runtime::timers::MAX_IDLE, async {
+                    let _ = timers_stopped.await;
+                })
+                .await
+            })
+        });
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -167,6 +179,10 @@ pub async fn serve(
                 shutdown,
             )
             .await?;
+        let _ = stop_timers.send(());
+        if let Some(timers) = timers {
+            timers.await?;
+        }
         return Ok(());
     }
     match config.part {

@@ -130,6 +130,10 @@ pub async fn run(
         let (read, store) = (app.read.clone(), app.store.clone());
         tokio::spawn(read.follow_owned(store, stopped()))
     };
+    let timers = {
+        let (app, stop) = (app.clone(), stopped());
+        tokio::spawn(async move { app.run_timers(diandan_runtime::timers::MAX_IDLE, stop).await })
+    };
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
     let grpc = Server::builder()
@@ -156,7 +160,8 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     let _ = stop_tx.send(true);
-    let (grpc, http, projections) = tokio::join!(grpc, http, projections);
+    let (grpc, http, projections, timers) = tokio::join!(grpc, http, projections, timers);
+    timers?;
     grpc?.context("gRPC server")?;
     http?.context("HTTP gateway")?;
     projections?;

@@ -6,7 +6,6 @@
 //! `expected_revision` gets [`AppError::Conflict`] instead of a silent retry.
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use diandan_store::{
     AppendRequest, Direction, ExpectedRevision, NewEvent, RecordedEvent, StoreError,
@@ -154,7 +153,7 @@ impl App {
         expected_revision: Option<u64>,
     ) -> Result<Outcome> {
         let command = Command {
-            meta: ctx.command_meta(OffsetDateTime::now_utc()),
+            meta: ctx.command_meta(self.clock.now()),
             action,
         };
         for _ in 0..MAX_CONFLICT_RETRIES {
@@ -177,7 +176,18 @@ impl App {
                 }
             }
             let definition = self.definition_for(&loaded.state)?;
-            let events = order::decide(definition, &loaded.state, &command)?;
+            let mut events = order::decide(definition, &loaded.state, &command)?;
+            let calendar = self.workflows.calendar_for(definition).ok_or_else(|| {
+                AppError::Storage(format!("calendar {} is not loaded", definition.calendar()))
+            })?;
+            // Deadlines start and stop in the same append as the change that moves them.
+            events.extend(order::schedule_clocks(
+                definition,
+                calendar,
+                &loaded.state,
+                &command,
+                &events,
+            ));
             let metadata = EventMetadata::new(command.meta.clone());
             let request = AppendRequest {
                 stream: order::stream_name(order_id),

@@ -13,12 +13,14 @@
 //! - [`error`]: [`AppError`] and its mapping to gRPC status codes.
 
 pub mod auth;
+pub mod clock;
 pub mod commands;
 pub mod context;
 pub mod directory;
 pub mod error;
 pub mod projections;
 pub mod queries;
+pub mod timers;
 pub mod vault;
 pub mod views;
 
@@ -45,6 +47,8 @@ pub struct App {
     pub dev_login: bool,
     /// Workflow definitions, every version: an order runs on the one it was placed on.
     pub workflows: Arc<diandan_workflows::Registry>,
+    /// What time it is (the system clock, or a test's).
+    pub clock: clock::Clock,
 }
 
 impl App {
@@ -67,6 +71,7 @@ impl App {
             signer,
             dev_login,
             workflows: Arc::new(workflows),
+            clock: clock::Clock::system(),
         })
     }
 }

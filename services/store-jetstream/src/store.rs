@@ -180,9 +180,11 @@ async fn ensure_stream(
             config.stream_name
         )))
     };
-    if !found.subjects.contains(&subjects.all()) {
+    // Exactly ours: every message in the stream must be a commit, since positions, the head
+    // and the log are read off stream sequences.
+    if found.subjects != [subjects.all()] {
         return mismatch(format!(
-            "holds subjects {:?}, not {}",
+            "holds subjects {:?}, not just {}",
             found.subjects,
             subjects.all()
         ));
@@ -221,16 +223,9 @@ enum Rejected {
 impl Inner {
     // ----- single commits -----------------------------------------------------------------
 
-    fn decode(&self, message: jetstream::message::StreamMessage) -> Result<Commit> {
-        let sequence = message.sequence;
-        let recorded_at_ms = (message.time.unix_timestamp_nanos() / 1_000_000) as i64;
-        Commit::decode(sequence, recorded_at_ms, &message.payload)
-            .map_err(|why| failure::corrupt(sequence, why))
-    }
-
     async fn get(&self, request: stream::RawMessageBuilder, what: &str) -> Result<Option<Commit>> {
         match request.send().await {
-            Ok(message) => self.decode(message).map(Some),
+            Ok(message) => decode_stored(&message).map(Some),
             Err(error) => match error.kind() {
                 stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
                 stream::LastRawMessageErrorKind::JetStream(api) => Err(failure::api(what, &api)),
@@ -765,6 +760,14 @@ impl Inner {
     pub(crate) fn stream_handle(&self) -> &stream::Stream {
         &self.stream
     }
+}
+
+/// The commit in a message read by sequence or subject.
+fn decode_stored(message: &jetstream::message::StreamMessage) -> Result<Commit> {
+    let sequence = message.sequence;
+    let recorded_at_ms = (message.time.unix_timestamp_nanos() / 1_000_000) as i64;
+    Commit::decode(sequence, recorded_at_ms, &message.payload)
+        .map_err(|why| failure::corrupt(sequence, why))
 }
 
 /// The commit in a message delivered by a consumer.

@@ -2,9 +2,10 @@
 //!
 //! An ordered consumer delivers every message of the store's subjects from a start sequence,
 //! stored ones first, then new ones as they are acknowledged, so catching up and going live
-//! are the same loop. async-nats recreates the consumer after a gap or a lost heartbeat; the
-//! feed still drops any message below the next sequence it expects, so a recreated consumer
-//! that starts over cannot deliver an event twice or out of order.
+//! are the same loop. async-nats recreates the consumer after a gap or a lost heartbeat, from
+//! the message after the last one it delivered, but from the stream's very first message when
+//! it had delivered none yet (async-nats 0.46). So the feed drops any message below the next
+//! sequence it expects: a recreated consumer cannot deliver an event twice or out of order.
 //!
 //! This module reads; it must not write to the stream.
 

@@ -76,8 +76,10 @@
 //! `?nodePreference=leader` so the client picks the leader first (otherwise a call that hits a
 //! follower fails as unavailable and the client reconnects to the leader).
 //!
-//! Needs KurrentDB 24.10 or later (or EventStoreDB of the same age): older servers do not
-//! report stream events' positions.
+//! Needs a server that reports the `$all` position of events it returns from stream reads, as
+//! current KurrentDB does (for every event written by one append). Where a server does not,
+//! reads fail with a `Backend` error saying so. `tests/conformance.rs` runs the store
+//! conformance suite against a server named by `DIANDAN_KURRENTDB_URL`.
 //!
 //! # Errors
 //!

@@ -22,8 +22,8 @@ use crate::envelope::{exact_json, stored_event_id, Envelope};
 use crate::failure::{actual_revision, store_error, unreadable};
 use crate::position::{LogStart, Origin};
 
-/// The stream holding the one event that pins the log's [`Origin`] (see the crate docs).
-/// Appends to it are refused.
+/// The stream holding the one event that pins the origin of the log's positions (see the
+/// crate docs). Appends to it are refused.
 pub const ORIGIN_STREAM: &str = "diandan-log-origin";
 
 /// The type of the event in [`ORIGIN_STREAM`]. It starts with `$`, so it is a system event to
@@ -746,7 +746,7 @@ pub(crate) fn log_position(event: &kurrentdb::RecordedEvent) -> Result<u64> {
         return Err(unreadable(
             event.stream_id(),
             event.revision,
-            "the server did not say where in $all it is (KurrentDB 24.10 or later does)",
+            "the server did not say where in $all it is (current KurrentDB does)",
         ));
     }
     Ok(log)

@@ -48,6 +48,32 @@ pub enum Action {
     Close,
     /// Withdrawn by the requester before anyone accepted it.
     Cancel { reason: String },
+    /// A deadline's timer went off (the system): yellow at `Warn` (催办), red at `Due` (督办).
+    /// `due_at` names the timer, so a stale one (the order moved on) is recognised and ignored.
+    FireTimer {
+        deadline: String,
+        phase: TimerPhase,
+        due_at: OffsetDateTime,
+    },
+}
+
+/// Which moment of a deadline a timer marks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerPhase {
+    /// 80% of the time used: yellow, chase (催办).
+    Warn,
+    /// Overdue: red, supervise (督办) or act.
+    Due,
+}
+
+impl TimerPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimerPhase::Warn => "warn",
+            TimerPhase::Due => "due",
+        }
+    }
 }
 
 impl Action {
@@ -65,6 +91,7 @@ impl Action {
             Action::Review { .. } => "review",
             Action::Close => "close",
             Action::Cancel { .. } => "cancel",
+            Action::FireTimer { .. } => "fire_timer",
         }
     }
 
@@ -90,6 +117,7 @@ impl Action {
             Action::Review { .. } => "评单",
             Action::Close => "归档",
             Action::Cancel { .. } => "取消",
+            Action::FireTimer { .. } => "计时",
         }
     }
 }

@@ -22,6 +22,14 @@ pub fn decide(
     command: &Command,
 ) -> Result<Vec<OrderEvent>, DomainError> {
     let action = &command.action;
+    if let Action::FireTimer {
+        deadline,
+        phase,
+        due_at,
+    } = action
+    {
+        return super::timers::fire(definition, state, command, deadline, *phase, *due_at);
+    }
     let Some(transition) =
         definition.transition(state.status.as_str(), action.command(), action.outcome())
     else {
@@ -184,6 +192,7 @@ pub fn decide(
             }
         }
         Action::Close => OrderChange::OrderClosed,
+        Action::FireTimer { .. } => unreachable!("timers are decided above"),
         Action::Cancel { reason } => {
             if actor.id != state.requester_id {
                 return Err(DomainError::Forbidden("只有下单的居民可以取消订单".into()));

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::definition::DefinitionId;
+use super::command::TimerPhase;
+use crate::definition::{DefinitionId, Timer};
 use crate::validate::Location;
 use crate::{Category, OrgLevel};
 
@@ -122,6 +123,30 @@ pub enum OrderChange {
     OrderCancelled {
         reason: String,
     },
+    /// A deadline's clock started (the order entered a stage it covers).
+    DeadlineScheduled {
+        timer: Timer,
+    },
+    /// A deadline's clock stopped: the order left the stage in time (or it restarted).
+    DeadlineCleared {
+        deadline: String,
+    },
+    /// 催办: 80% of the time is used; the order shows yellow and the station head is told.
+    DeadlineWarned {
+        deadline: String,
+    },
+    /// 督办: the deadline passed; the order shows red and the level above is told.
+    DeadlineOverdue {
+        deadline: String,
+        /// What happens now, e.g. "督办" or "系统默认好评并归档".
+        action: String,
+    },
+    /// A timer went off for a deadline that no longer applies: recorded, nothing changes.
+    TimerIgnored {
+        deadline: String,
+        phase: TimerPhase,
+        reason: String,
+    },
 }
 
 impl OrderChange {
@@ -140,6 +165,11 @@ impl OrderChange {
             OrderChange::OrderReviewed { .. } => "OrderReviewed",
             OrderChange::OrderClosed => "OrderClosed",
             OrderChange::OrderCancelled { .. } => "OrderCancelled",
+            OrderChange::DeadlineScheduled { .. } => "DeadlineScheduled",
+            OrderChange::DeadlineCleared { .. } => "DeadlineCleared",
+            OrderChange::DeadlineWarned { .. } => "DeadlineWarned",
+            OrderChange::DeadlineOverdue { .. } => "DeadlineOverdue",
+            OrderChange::TimerIgnored { .. } => "TimerIgnored",
         }
     }
 }

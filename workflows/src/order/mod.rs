@@ -27,11 +27,13 @@ mod event;
 mod state;
 #[cfg(test)]
 mod tests;
+mod timers;
 
-pub use command::{Action, Command};
+pub use command::{Action, Command, TimerPhase};
 pub use decide::decide;
 pub use event::{Assignee, OrderChange, OrderEvent, TeamKind};
-pub use state::{evolve, OrderState, Status};
+pub use state::{evolve, ActiveDeadline, OrderState, Status};
+pub use timers::schedule_clocks;
 
 /// The stream an order's events live in.
 pub fn stream_name(order_id: &str) -> String {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::event::{Assignee, OrderChange, OrderEvent};
-use crate::definition::DefinitionId;
+use crate::definition::{DefinitionId, Timer};
 use crate::validate::Location;
 use crate::Category;
 
@@ -130,6 +130,19 @@ pub struct OrderState {
     pub cancel_reason: String,
     /// How many times the order was declined or returned.
     pub declines: u32,
+    /// Deadlines whose clock runs now, by name.
+    #[serde(default)]
+    pub deadlines: std::collections::BTreeMap<String, ActiveDeadline>,
+}
+
+/// A running deadline and how far it has gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveDeadline {
+    pub timer: Timer,
+    /// Yellow: 催办 sent.
+    pub warned: bool,
+    /// Red: 督办 sent.
+    pub overdue: bool,
 }
 
 /// Folds one event into the state.
@@ -215,6 +228,31 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             state.status = Status::Cancelled;
             state.cancel_reason = reason.clone();
         }
+        OrderChange::DeadlineScheduled { timer } => {
+            state.deadlines.insert(
+                timer.deadline.clone(),
+                ActiveDeadline {
+                    timer: timer.clone(),
+                    warned: false,
+                    overdue: false,
+                },
+            );
+        }
+        OrderChange::DeadlineCleared { deadline } => {
+            state.deadlines.remove(deadline);
+        }
+        OrderChange::DeadlineWarned { deadline } => {
+            if let Some(d) = state.deadlines.get_mut(deadline) {
+                d.warned = true;
+            }
+        }
+        OrderChange::DeadlineOverdue { deadline, .. } => {
+            if let Some(d) = state.deadlines.get_mut(deadline) {
+                d.warned = true;
+                d.overdue = true;
+            }
+        }
+        OrderChange::TimerIgnored { .. } => {}
     }
     state
 }

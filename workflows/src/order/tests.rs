@@ -1304,6 +1304,7 @@ fn action_key(action: &Action) -> &'static str {
         Action::Review { .. } => "review",
         Action::Close => "close",
         Action::Cancel { .. } => "cancel",
+        Action::FireTimer { .. } => "fire_timer",
     }
 }
 
@@ -1528,6 +1529,7 @@ fn the_whole_story_folds_into_the_detail_view() {
             reject_reason: String::new(),
             cancel_reason: String::new(),
             declines: 0,
+            deadlines: Default::default(),
         }
     );
 }
@@ -1585,6 +1587,30 @@ fn one_change_of_each_kind() -> Vec<OrderChange> {
         reviewed().change,
         OrderChange::OrderClosed,
         cancelled().change,
+        OrderChange::DeadlineScheduled {
+            timer: crate::definition::Timer {
+                deadline: "sign_for".into(),
+                limit: "1 working day".into(),
+                started_at: NOW,
+                warn_at: NOW,
+                due_at: NOW,
+            },
+        },
+        OrderChange::DeadlineCleared {
+            deadline: "sign_for".into(),
+        },
+        OrderChange::DeadlineWarned {
+            deadline: "sign_for".into(),
+        },
+        OrderChange::DeadlineOverdue {
+            deadline: "sign_for".into(),
+            action: "督办".into(),
+        },
+        OrderChange::TimerIgnored {
+            deadline: "sign_for".into(),
+            phase: crate::order::TimerPhase::Due,
+            reason: "已督办".into(),
+        },
     ]
 }
 
@@ -1602,6 +1628,11 @@ fn variant_index(change: &OrderChange) -> usize {
         OrderChange::OrderReviewed { .. } => 9,
         OrderChange::OrderClosed => 10,
         OrderChange::OrderCancelled { .. } => 11,
+        OrderChange::DeadlineScheduled { .. } => 12,
+        OrderChange::DeadlineCleared { .. } => 13,
+        OrderChange::DeadlineWarned { .. } => 14,
+        OrderChange::DeadlineOverdue { .. } => 15,
+        OrderChange::TimerIgnored { .. } => 16,
     }
 }
 
@@ -1609,7 +1640,7 @@ fn variant_index(change: &OrderChange) -> usize {
 fn every_change_serializes_with_its_event_type_and_round_trips() {
     let changes = one_change_of_each_kind();
     let covered: BTreeSet<usize> = changes.iter().map(variant_index).collect();
-    assert_eq!(covered.len(), 12, "every OrderChange variant is exercised");
+    assert_eq!(covered.len(), 17, "every OrderChange variant is exercised");
 
     for change in changes {
         let stored = OrderEvent {

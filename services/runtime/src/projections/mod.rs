@@ -9,6 +9,7 @@
 mod directory;
 mod orders;
 mod stats;
+mod timers;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use crate::{AppError, Result};
 
 pub use orders::{list_orders, OrderFilter, OrderScope};
 pub use stats::{local_day, station_stats, StatsQuery};
+pub use timers::{due_timers, next_timer_ms, DueTimer};
 
 /// One read model: its tables and how an event changes them.
 pub trait Projection: Send + Sync {
@@ -43,6 +45,7 @@ fn all_projections() -> Vec<Box<dyn Projection>> {
         Box::new(directory::DirectoryProjection),
         Box::new(orders::OrdersProjection),
         Box::new(stats::StatsProjection),
+        Box::new(timers::TimersProjection),
     ]
 }
 
@@ -103,6 +106,11 @@ impl ReadModel {
                 position: watch::channel(position).0,
             }),
         })
+    }
+
+    /// Notified whenever this process advances the read model.
+    pub fn subscribe_position(&self) -> watch::Receiver<u64> {
+        self.inner.position.subscribe()
     }
 
     /// The last position every projection has applied.

@@ -28,7 +28,9 @@ CREATE TABLE IF NOT EXISTS order_facts (
     accepted_ms INTEGER,
     completed_ms INTEGER,
     rating INTEGER,
-    service_minutes INTEGER NOT NULL DEFAULT 0
+    service_minutes INTEGER NOT NULL DEFAULT 0,
+    warned INTEGER NOT NULL DEFAULT 0,
+    overdue INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
 ";
@@ -120,10 +122,21 @@ impl Projection for StatsProjection {
                 "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
                 "cancelled".to_owned().into(),
             )?,
+            OrderChange::DeadlineWarned { .. } => set(
+                "UPDATE order_facts SET warned = ?2 WHERE order_id = ?1",
+                1i64.into(),
+            )?,
+            OrderChange::DeadlineOverdue { .. } => set(
+                "UPDATE order_facts SET overdue = ?2 WHERE order_id = ?1",
+                1i64.into(),
+            )?,
             OrderChange::OrderTriaged
             | OrderChange::OrderDeclined { .. }
             | OrderChange::VolunteerCheckedIn { .. }
-            | OrderChange::OrderClosed => {}
+            | OrderChange::OrderClosed
+            | OrderChange::DeadlineScheduled { .. }
+            | OrderChange::DeadlineCleared { .. }
+            | OrderChange::TimerIgnored { .. } => {}
         }
         Ok(())
     }
@@ -156,7 +169,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::StationStatsReport> {
     let mut stmt = conn.prepare_cached(
         "SELECT category, day, outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms,
-                rating, service_minutes
+                rating, service_minutes, warned, overdue
          FROM order_facts
          WHERE station_path >= ?1 AND station_path < ?2 AND day >= ?3 AND day <= ?4",
     )?;
@@ -178,6 +191,8 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, Option<i64>>(7)?,
                 r.get::<_, i64>(8)?,
+                r.get::<_, i64>(9)?,
+                r.get::<_, i64>(10)?,
             ))
         },
     )?;
@@ -192,8 +207,21 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
     let mut by_day = std::collections::BTreeMap::<String, (u64, u64)>::new();
     let minutes_between = |from: i64, to: i64| (to - from) as f64 / 60_000.0;
     for row in rows {
-        let (category, day, outcome, placed, dispatched, accepted, completed, rating, served) =
-            row?;
+        let (
+            category,
+            day,
+            outcome,
+            placed,
+            dispatched,
+            accepted,
+            completed,
+            rating,
+            served,
+            warned,
+            overdue,
+        ) = row?;
+        report.overdue_yellow += u64::from(warned > 0 && overdue == 0);
+        report.overdue_red += u64::from(overdue > 0);
         report.received += 1;
         let category = by_category.entry(category).or_default();
         let day = by_day.entry(day).or_default();

@@ -1,0 +1,140 @@
+//! The timer runner: fires deadlines (时限) when they come due, exactly once.
+//!
+//! Deadlines are events (`DeadlineScheduled`), so the pending ones are a projection
+//! (`timers` in the read model) and survive any restart. The runner polls the earliest, and for
+//! each fires a system command whose id is derived from the order, the deadline, its `due_at`
+//! and the phase: after a crash between firing and the projection catching up, firing again is
+//! answered as a duplicate, never applied twice. A timer for an order that already moved on is
+//! recorded as ignored by the domain.
+//!
+//! When a deadline whose definition says `on_expiry = { fire = [...] }` goes red, the runner
+//! then sends those commands as the system (e.g. a default five-star review and closing).
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use time::OffsetDateTime;
+
+use diandan_workflows::definition::OnExpiry;
+use diandan_workflows::order::{Action, TimerPhase};
+
+use crate::projections::{due_timers, next_timer_ms, DueTimer};
+use crate::{App, RequestContext, Result};
+
+/// Longest sleep between looks at the timers table when nothing wakes the runner earlier: a
+/// new event projected in this process wakes it at once; one projected by another process
+/// (`diandan serve projections`) is seen within this.
+pub const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// Timers fired per round.
+const BATCH: usize = 256;
+
+fn millis(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl App {
+    /// Fires one timer (and its expiry commands); returns the last position written.
+    async fn fire_timer(&self, timer: &DueTimer) -> Result<u64> {
+        let due_at =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(timer.due_at_ms) * 1_000_000)
+                .map_err(|e| crate::AppError::Storage(e.to_string()))?;
+        let id = format!(
+            "timer/{}/{}/{}/{}",
+            timer.order_id,
+            timer.deadline,
+            timer.due_at_ms,
+            timer.phase.as_str()
+        );
+        let ctx = RequestContext::system(id.clone());
+        let action = Action::FireTimer {
+            deadline: timer.deadline.clone(),
+            phase: timer.phase,
+            due_at,
+        };
+        let outcome = self.execute(&ctx, &timer.order_id, action, None).await?;
+        let mut position = outcome.position;
+        if timer.phase != TimerPhase::Due || outcome.duplicate {
+            return Ok(position);
+        }
+        let definition = self.definition_for(&outcome.state)?;
+        let Some(OnExpiry::Fire { commands, args }) = definition
+            .deadline(&timer.deadline)
+            .map(|d| d.on_expiry.clone())
+        else {
+            return Ok(position);
+        };
+        for command in commands {
+            let action = match command.as_str() {
+                "review" => Action::Review {
+                    rating: args.get("rating").and_then(|v| v.as_u64()).unwrap_or(5) as u32,
+                    comment: args
+                        .get("comment")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                },
+                "close" => Action::Close,
+                other => {
+                    tracing::warn!(
+                        command = other,
+                        "expiry command not supported by the timer runner"
+                    );
+                    continue;
+                }
+            };
+            let ctx = RequestContext::system(format!("{id}/{command}"));
+            match self.execute(&ctx, &timer.order_id, action, None).await {
+                Ok(outcome) => position = outcome.position,
+                Err(e) => {
+                    tracing::warn!(error = %e, order = %timer.order_id, command, "expiry command refused")
+                }
+            }
+        }
+        Ok(position)
+    }
+
+    /// Runs the timers until `shutdown` resolves, looking at least every `max_idle`.
+    pub async fn run_timers(
+        &self,
+        max_idle: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown.fuse());
+        let mut projected = self.read.subscribe_position();
+        loop {
+            let now = millis(self.clock.now());
+            let due = self.read.query(move |c| due_timers(c, now, BATCH)).await;
+            let mut wrote = 0;
+            match due {
+                Ok(due) => {
+                    for timer in &due {
+                        match self.fire_timer(timer).await {
+                            Ok(position) => wrote = wrote.max(position),
+                            Err(e) => {
+                                tracing::warn!(error = %e, order = %timer.order_id, "timer not fired; will retry")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reading timers failed"),
+            }
+            if wrote > 0 {
+                // Let the projection take the fired timers off the table before looking again.
+                self.read.wait_for(wrote, Duration::from_secs(5)).await;
+                continue;
+            }
+            let next = self.read.query(next_timer_ms).await.ok().flatten();
+            let now = millis(self.clock.now());
+            let idle = next
+                .map(|n| Duration::from_millis(n.saturating_sub(now).max(20) as u64))
+                .unwrap_or(max_idle)
+                .min(max_idle);
+            futures::select! {
+                _ = shutdown => return,
+                _ = tokio::time::sleep(idle).fuse() => {}
+                _ = projected.changed().fuse() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Deadlines on tokio's paused clock: a working week passes in milliseconds, and each timer
+//! fires exactly once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::macros::datetime;
+
+use diandan_runtime::auth::{Claims, TokenSigner};
+use diandan_runtime::clock::Clock;
+use diandan_runtime::{App, RequestContext};
+use diandan_store::{Direction, EventStore, SqliteStore};
+use diandan_workflows::order::{Action, Assignee, TeamKind};
+use diandan_workflows::validate::Location;
+use diandan_workflows::{OrgLevel, Registry, Role};
+
+fn ctx(sub: &str, role: Role) -> RequestContext {
+    let id = uuid::Uuid::new_v4().to_string();
+    RequestContext {
+        claims: Claims {
+            sub: sub.into(),
+            role,
+            node: Some("s1".into()),
+            exp: i64::MAX,
+        },
+        command_id: id.clone(),
+        correlation_id: id,
+    }
+}
+
+async fn types(store: &dyn EventStore, order: &str) -> Vec<String> {
+    store
+        .read_stream(&format!("order-{order}"), 0, Direction::Forward, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let payload: serde_json::Value = serde_json::from_slice(&e.data).unwrap();
+            match payload.get("deadline").and_then(|d| d.as_str()) {
+                Some(deadline) => format!("{}:{deadline}", e.event_type),
+                None => e.event_type,
+            }
+        })
+        .collect()
+}
+
+fn count(types: &[String], wanted: &str) -> usize {
+    types.iter().filter(|t| *t == wanted).count()
+}
+
+/// Lets virtual time pass in `step`s (blocking SQLite work does not hold tokio's paused clock
+/// back, so one long sleep could outrun the runner) until `wanted` is in the history, then a
+/// while longer to catch a second firing.
+async fn pass_time_until(
+    store: &dyn EventStore,
+    order: &str,
+    step: Duration,
+    wanted: &str,
+) -> Vec<String> {
+    for _ in 0..2000 {
+        if types(store, order).await.iter().any(|t| t == wanted) {
+            for _ in 0..20 {
+                tokio::time::sleep(step).await;
+            }
+            return types(store, order).await;
+        }
+        tokio::time::sleep(step).await;
+    }
+    panic!("{wanted} never happened: {:?}", types(store, order).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_seven_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    let mut app = App::open(
+        store.clone(),
+        dir.path(),
+        TokenSigner::new(b"test".to_vec()),
+        false,
+        Registry::builtin(),
+    )
+    .unwrap();
+    // Monday 2026-11-23, 09:00 China Standard Time.
+    app.clock = Clock::tokio_from(datetime!(2026-11-23 01:00 UTC));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let follower = tokio::spawn(app.read.clone().follow_owned(store.clone(), stopped()));
+    let runner = {
+        let (app, stop) = (app.clone(), stopped());
+        tokio::spawn(async move { app.run_timers(Duration::from_secs(3600), stop).await })
+    };
+
+    let here = Location {
+        lat: 29.87,
+        lng: 114.28,
+        address: String::new(),
+    };
+    let place = Action::Place {
+        order_id: "o1".into(),
+        station_id: "s1".into(),
+        category: "repair".into(),
+        description: "楼道灯坏了".into(),
+        location: here.clone(),
+        contact_phone: "13812345678".into(),
+        wanted_time: None,
+        on_behalf_of: None,
+    };
+    app.execute(&ctx("r1", Role::Resident), "o1", place, None)
+        .await
+        .unwrap();
+    let triage = Action::Triage {
+        accept: true,
+        reason: String::new(),
+    };
+    app.execute(&ctx("head", Role::StationHead), "o1", triage, None)
+        .await
+        .unwrap();
+    let dispatch = Action::Dispatch {
+        assignee: Assignee {
+            team_id: "t1".into(),
+            kind: TeamKind::Team,
+            node_id: "s1".into(),
+            level: OrgLevel::Station,
+        },
+        reason: "就近".into(),
+    };
+    app.execute(&ctx("head", Role::StationHead), "o1", dispatch, None)
+        .await
+        .unwrap();
+
+    // Nobody signs for it. Tuesday 09:00 it is due: yellow at 80%, red after.
+    let history = pass_time_until(
+        store.as_ref(),
+        "o1",
+        Duration::from_secs(300),
+        "DeadlineOverdue:sign_for",
+    )
+    .await;
+    assert_eq!(count(&history, "DeadlineWarned:sign_for"), 1, "{history:?}");
+    assert_eq!(
+        count(&history, "DeadlineOverdue:sign_for"),
+        1,
+        "{history:?}"
+    );
+    let warned = history
+        .iter()
+        .position(|t| t == "DeadlineWarned:sign_for")
+        .unwrap();
+    let overdue = history
+        .iter()
+        .position(|t| t == "DeadlineOverdue:sign_for")
+        .unwrap();
+    assert!(warned < overdue);
+
+    // The volunteer finally accepts, serves and completes; the resident never reviews.
+    let volunteer = ctx("v1", Role::Volunteer);
+    for action in [
+        Action::Accept {
+            team_id: "t1".into(),
+        },
+        Action::CheckIn {
+            location: here.clone(),
+        },
+        Action::CheckOut {
+            location: here.clone(),
+        },
+        Action::Complete {
+            note: "已更换".into(),
+            photos: vec![],
+        },
+    ] {
+        let v = RequestContext {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            ..volunteer.clone()
+        };
+        app.execute(&v, "o1", action, None).await.unwrap();
+    }
+    // Seven calendar days later: a default review, then closed — by the system, once.
+    let history = pass_time_until(
+        store.as_ref(),
+        "o1",
+        Duration::from_secs(1800),
+        "OrderClosed",
+    )
+    .await;
+    assert_eq!(count(&history, "DeadlineOverdue:review"), 1, "{history:?}");
+    assert_eq!(count(&history, "OrderReviewed"), 1, "{history:?}");
+    assert_eq!(count(&history, "OrderClosed"), 1, "{history:?}");
+    let events = store
+        .read_stream("order-o1", 0, Direction::Forward, 1000)
+        .await
+        .unwrap();
+    let review = events
+        .iter()
+        .find(|e| e.event_type == "OrderReviewed")
+        .unwrap();
+    let review: serde_json::Value = serde_json::from_slice(&review.data).unwrap();
+    assert_eq!(review["rating"], 5);
+    assert_eq!(review["by_default"], true);
+    // Clocks stopped with the stages they covered: nothing is pending any more.
+    let pending = app
+        .read
+        .query(|c| Ok(c.query_row("SELECT COUNT(*) FROM timers", [], |r| r.get::<_, i64>(0))?))
+        .await
+        .unwrap();
+    assert_eq!(pending, 0);
+
+    stop_tx.send(true).unwrap();
+    follower.await.unwrap();
+    runner.await.unwrap();
+}

@@ -1,0 +1,317 @@
+//! Deadlines of an order (时限): when their clocks start and stop, and what a timer going off
+//! means. Pure: the caller stores the events; a timer runner fires [`Action::FireTimer`] at
+//! `warn_at` and `due_at`.
+//!
+//! A deadline is scheduled as an event ([`OrderChange::DeadlineScheduled`]) carrying its
+//! `warn_at` and `due_at`, so timers survive restarts: whatever runs them reads them back from
+//! the log. Firing is idempotent by construction: a timer names its deadline and `due_at`, and
+//! one that no longer matches a running deadline is recorded as ignored.
+
+use time::OffsetDateTime;
+
+use super::command::{Action, Command, TimerPhase};
+use super::event::{OrderChange, OrderEvent};
+use super::state::{evolve, OrderState};
+use crate::calendar::Calendar;
+use crate::definition::{Definition, OnExpiry};
+use crate::{DomainError, Role};
+
+/// The clock events a command's events imply: deadlines of the stage left stop
+/// ([`OrderChange::DeadlineCleared`]), those of the stage entered start
+/// ([`OrderChange::DeadlineScheduled`], timed by `calendar`). Append them with the command's
+/// events, in the same append.
+pub fn schedule_clocks(
+    definition: &Definition,
+    calendar: &Calendar,
+    before: &OrderState,
+    command: &Command,
+    events: &[OrderEvent],
+) -> Vec<OrderEvent> {
+    let Some(last) = events.last() else {
+        return Vec::new();
+    };
+    if matches!(command.action, Action::FireTimer { .. }) {
+        return Vec::new();
+    }
+    let after = events.iter().fold(before.clone(), evolve);
+    let changes = definition.clock_changes(
+        before.status.as_str(),
+        command.action.command(),
+        after.status.as_str(),
+    );
+    let at = last.at;
+    let mut clock_events = Vec::new();
+    for deadline in changes.stopped {
+        if before.deadlines.contains_key(&deadline.name) {
+            clock_events.push(OrderEvent {
+                at,
+                change: OrderChange::DeadlineCleared {
+                    deadline: deadline.name.clone(),
+                },
+            });
+        }
+    }
+    for deadline in changes.started {
+        clock_events.push(OrderEvent {
+            at,
+            change: OrderChange::DeadlineScheduled {
+                timer: deadline.schedule(at, false, calendar),
+            },
+        });
+    }
+    clock_events
+}
+
+/// What a timer going off does to the order.
+pub(super) fn fire(
+    definition: &Definition,
+    state: &OrderState,
+    command: &Command,
+    deadline: &str,
+    phase: TimerPhase,
+    due_at: OffsetDateTime,
+) -> Result<Vec<OrderEvent>, DomainError> {
+    if command.meta.actor.role != Role::System {
+        return Err(DomainError::Forbidden("只有系统计时器可以触发时限".into()));
+    }
+    let at = command.meta.at;
+    let ignored = |reason: &str| {
+        Ok(vec![OrderEvent {
+            at,
+            change: OrderChange::TimerIgnored {
+                deadline: deadline.to_owned(),
+                phase,
+                reason: reason.to_owned(),
+            },
+        }])
+    };
+    let Some(active) = state.deadlines.get(deadline) else {
+        return ignored("订单已离开该时限覆盖的环节");
+    };
+    if active.timer.due_at != due_at {
+        return ignored("该时限已重新计时");
+    }
+    let change = match phase {
+        TimerPhase::Warn if active.warned => return ignored("已催办"),
+        TimerPhase::Warn => OrderChange::DeadlineWarned {
+            deadline: deadline.to_owned(),
+        },
+        TimerPhase::Due if active.overdue => return ignored("已督办"),
+        TimerPhase::Due => OrderChange::DeadlineOverdue {
+            deadline: deadline.to_owned(),
+            action: match definition.deadline(deadline).map(|d| &d.on_expiry) {
+                Some(OnExpiry::Fire { commands, .. }) => {
+                    format!("系统自动执行：{}", commands.join("、"))
+                }
+                _ => "督办：通知上级".to_owned(),
+            },
+        },
+    };
+    Ok(vec![OrderEvent { at, change }])
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::definition::Registry;
+    use crate::order::{decide, Assignee, TeamKind};
+    use crate::validate::Location;
+    use crate::{Actor, CommandMeta, OrgLevel};
+
+    fn registry() -> &'static Registry {
+        static REGISTRY: std::sync::OnceLock<Registry> = std::sync::OnceLock::new();
+        REGISTRY.get_or_init(Registry::builtin)
+    }
+
+    fn v1() -> (&'static Definition, &'static Calendar) {
+        let definition = registry().get("dispatched-order", 1).unwrap();
+        (definition, registry().calendar_for(definition).unwrap())
+    }
+
+    fn command(actor: Actor, at: OffsetDateTime, action: Action) -> Command {
+        Command {
+            meta: CommandMeta {
+                actor,
+                at,
+                command_id: format!("c-{}", at.unix_timestamp()),
+                correlation_id: "k".into(),
+                causation_id: None,
+            },
+            action,
+        }
+    }
+
+    /// Runs commands through decide + schedule_clocks, as the engine does.
+    fn run(commands: Vec<Command>) -> (OrderState, Vec<OrderEvent>) {
+        let (definition, calendar) = v1();
+        let mut state = OrderState::default();
+        let mut all = Vec::new();
+        for c in commands {
+            let mut events = decide(definition, &state, &c).expect("legal");
+            events.extend(schedule_clocks(definition, calendar, &state, &c, &events));
+            state = events.iter().fold(state, evolve);
+            all.extend(events);
+        }
+        (state, all)
+    }
+
+    // Monday 2026-11-23 09:00 CST.
+    const MONDAY_9: OffsetDateTime = datetime!(2026-11-23 01:00 UTC);
+
+    fn placed_and_dispatched() -> Vec<Command> {
+        let resident = Actor::new("r1", Role::Resident);
+        let head = Actor::new("head", Role::StationHead);
+        vec![
+            command(
+                resident,
+                MONDAY_9,
+                Action::Place {
+                    order_id: "o1".into(),
+                    station_id: "s1".into(),
+                    category: "repair".into(),
+                    description: "楼道灯坏了".into(),
+                    location: Location {
+                        lat: 29.87,
+                        lng: 114.28,
+                        address: String::new(),
+                    },
+                    contact_phone: "13812345678".into(),
+                    wanted_time: None,
+                    on_behalf_of: None,
+                },
+            ),
+            command(
+                head.clone(),
+                MONDAY_9 + time::Duration::minutes(10),
+                Action::Triage {
+                    accept: true,
+                    reason: String::new(),
+                },
+            ),
+            command(
+                head,
+                MONDAY_9 + time::Duration::minutes(20),
+                Action::Dispatch {
+                    assignee: Assignee {
+                        team_id: "t1".into(),
+                        kind: TeamKind::Team,
+                        node_id: "s1".into(),
+                        level: OrgLevel::Station,
+                    },
+                    reason: String::new(),
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn entering_a_stage_starts_its_clock_and_leaving_it_stops_it() {
+        let (state, events) = run(placed_and_dispatched());
+        let kinds: Vec<&str> = events.iter().map(|e| e.change.event_type()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "OrderPlaced",
+                "DeadlineScheduled", // triage clock
+                "OrderTriaged",
+                "DeadlineCleared",
+                "DeadlineScheduled", // dispatch clock
+                "OrderDispatched",
+                "DeadlineCleared",
+                "DeadlineScheduled", // sign-for clock
+            ]
+        );
+        let sign_for = &state.deadlines["sign_for"];
+        // 1 working day from Monday 09:20: Tuesday 09:20 CST; yellow at 80%.
+        assert_eq!(sign_for.timer.due_at, datetime!(2026-11-24 01:20 UTC));
+        assert!(sign_for.timer.warn_at < sign_for.timer.due_at);
+        assert_eq!(state.deadlines.len(), 1);
+    }
+
+    #[test]
+    fn timers_warn_then_supervise_once_and_stale_ones_are_ignored() {
+        let (definition, _) = v1();
+        let (state, _) = run(placed_and_dispatched());
+        let due_at = state.deadlines["sign_for"].timer.due_at;
+        let system = Actor::new("system", Role::System);
+        let fire = |state: &OrderState, phase, due_at| {
+            let c = command(
+                system.clone(),
+                due_at,
+                Action::FireTimer {
+                    deadline: "sign_for".into(),
+                    phase,
+                    due_at,
+                },
+            );
+            decide(definition, state, &c).unwrap()
+        };
+        let warned = fire(&state, TimerPhase::Warn, due_at);
+        assert!(matches!(
+            warned[0].change,
+            OrderChange::DeadlineWarned { .. }
+        ));
+        let state = warned.iter().fold(state, evolve);
+        let again = fire(&state, TimerPhase::Warn, due_at);
+        assert!(matches!(again[0].change, OrderChange::TimerIgnored { .. }));
+        let overdue = fire(&state, TimerPhase::Due, due_at);
+        assert!(
+            matches!(&overdue[0].change, OrderChange::DeadlineOverdue { action, .. } if action.contains("督办"))
+        );
+        let state = overdue.iter().fold(state, evolve);
+        assert!(matches!(
+            fire(&state, TimerPhase::Due, due_at)[0].change,
+            OrderChange::TimerIgnored { .. }
+        ));
+        // A timer of an earlier clock (another due_at) is ignored.
+        let stale = fire(&state, TimerPhase::Due, due_at - time::Duration::hours(1));
+        assert!(matches!(stale[0].change, OrderChange::TimerIgnored { .. }));
+        // Nobody but the system fires timers.
+        let c = command(
+            Actor::new("head", Role::StationHead),
+            due_at,
+            Action::FireTimer {
+                deadline: "sign_for".into(),
+                phase: TimerPhase::Due,
+                due_at,
+            },
+        );
+        assert!(matches!(
+            decide(definition, &state, &c),
+            Err(DomainError::Forbidden(_))
+        ));
+    }
+
+    #[test]
+    fn a_timer_for_a_stage_already_left_is_recorded_as_ignored() {
+        let (definition, _) = v1();
+        let mut commands = placed_and_dispatched();
+        let (before, _) = run(commands.clone());
+        let due_at = before.deadlines["sign_for"].timer.due_at;
+        commands.push(command(
+            Actor::new("v1", Role::Volunteer),
+            MONDAY_9 + time::Duration::hours(1),
+            Action::Accept {
+                team_id: "t1".into(),
+            },
+        ));
+        let (state, _) = run(commands);
+        assert!(!state.deadlines.contains_key("sign_for"));
+        assert!(state.deadlines.contains_key("complete"));
+        let c = command(
+            Actor::new("system", Role::System),
+            due_at,
+            Action::FireTimer {
+                deadline: "sign_for".into(),
+                phase: TimerPhase::Due,
+                due_at,
+            },
+        );
+        let events = decide(definition, &state, &c).unwrap();
+        assert!(
+            matches!(&events[0].change, OrderChange::TimerIgnored { reason, .. } if reason.contains("离开"))
+        );
+    }
+}
