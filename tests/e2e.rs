@@ -422,3 +422,61 @@ async fn rebuilt_projections_equal_live_ones_and_data_survives_restart() {
     assert_eq!(view["contact_phone"], "13812345678");
     let _ = Duration::ZERO;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_rules_suggest_escalate_and_auto_assign_with_reasons() {
+    let server = Server::start_demo().await;
+    let resident = User::login(&server, "resident", "r-rules", "").await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let place = |category: &'static str| {
+        let resident = resident.clone();
+        let head = head.clone();
+        async move {
+            let mut body = yongfu_order("需要志愿服务");
+            body["category"] = json!(category);
+            let (status, ack) = resident.post("/api/v1/orders", body).await;
+            assert_eq!(status, 201, "{ack}");
+            let id = ack["order_id"].as_str().unwrap().to_owned();
+            head.post(&format!("/api/v1/orders/{id}/triage"), json!({"accept": true})).await;
+            id
+        }
+    };
+
+    // A repair at Yongfu Lane: the station's own team can do it.
+    let repair = place("repair").await;
+    let (status, s) = head.get(&format!("/api/v1/orders/{repair}/suggestions")).await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["level"], "station", "{s}");
+    assert_eq!(s["suggestions"][0]["team_id"], "zhidui-chezhanlu", "{s}");
+    assert!(s["suggestions"][0]["reason"].as_str().unwrap().contains("技能匹配"), "{s}");
+
+    // Medical help: nobody at the station or the institute has the skill → the centre's
+    // hospital volunteers, and the passed-over levels say why.
+    let medical = place("medical").await;
+    let (_, s) = head.get(&format!("/api/v1/orders/{medical}/suggestions")).await;
+    assert_eq!(s["level"], "centre", "{s}");
+    assert_eq!(s["suggestions"][0]["team_id"], "hospital", "{s}");
+    assert_eq!(s["passed_over"].as_array().unwrap().len(), 2, "{s}");
+    // Automatic assignment takes the top suggestion and records why.
+    let (status, ack) = head
+        .post(&format!("/api/v1/orders/{medical}/dispatch"), json!({"auto": true}))
+        .await;
+    assert_eq!(status, 200, "{ack}");
+    let (_, history) = head.get(&format!("/api/v1/orders/{medical}/history")).await;
+    let dispatched = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "OrderDispatched")
+        .unwrap();
+    let payload: Value = serde_json::from_str(dispatched["payload_json"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["assignee"]["team_id"], "hospital");
+    assert_eq!(payload["assignee"]["level"], "centre");
+    assert!(payload["reason"].as_str().unwrap().starts_with("自动派单"), "{payload}");
+
+    // Legal aid: only a sibling station's team has it, which does not serve Yongfu Lane.
+    let legal = place("legal_aid").await;
+    let (status, problem) = head.get(&format!("/api/v1/orders/{legal}/suggestions")).await;
+    assert_eq!(status, 409, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("没有可派的队伍"), "{problem}");
+}

@@ -161,3 +161,77 @@ fn invalid_definitions_are_refused_naming_file_and_line() {
     assert!(String::from_utf8_lossy(&output.stderr)
         .contains(&format!("dispatched-order.v3.toml:{line}")));
 }
+
+/// v2 with a sign-for deadline of three seconds (yellow after 2.4 s), for drills and tests.
+fn v2_with_short_sign_for() -> String {
+    let v2 = v2();
+    let start = v2.find("name = \"sign_for\"").expect("sign_for deadline");
+    let within = start + v2[start..].find("within = \"1 working day\"").unwrap();
+    let mut text = v2.clone();
+    text.replace_range(within..within + "within = \"1 working day\"".len(), "within = \"3 seconds\"");
+    text
+}
+
+fn history_types(history: &serde_json::Value) -> Vec<String> {
+    history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let payload: serde_json::Value =
+                serde_json::from_str(e["payload_json"].as_str().unwrap()).unwrap();
+            match payload.get("deadline").and_then(|d| d.as_str()) {
+                Some(d) => format!("{}:{d}", e["event_type"].as_str().unwrap()),
+                None => e["event_type"].as_str().unwrap().to_owned(),
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_timers_survive_sigkill_and_fire_exactly_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let definitions = tmp.path().join("workflows");
+    std::fs::create_dir_all(&definitions).unwrap();
+    std::fs::write(definitions.join("dispatched-order.v2.toml"), v2_with_short_sign_for()).unwrap();
+    let args = ["--workflows-dir", definitions.to_str().unwrap()];
+
+    let server = Server::start_with(&data, true, &[], &args);
+    server.wait_for_demo().await;
+    let resident = User::login(&server, "resident", "r-timers", "").await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let id = dispatched_order(&server, &resident).await;
+    // Killed (SIGKILL) with the sign-for timer pending.
+    drop(server);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+
+    // Restarted after the deadline passed: it goes yellow and red, once each.
+    let server = Server::start_with(&data, false, &[], &args);
+    let head = head.clone_for(&server);
+    let mut types = Vec::new();
+    for _ in 0..100 {
+        let (_, history) = head.get(&format!("/api/v1/orders/{id}/history")).await;
+        types = history_types(&history);
+        if types.iter().any(|t| t == "DeadlineOverdue:sign_for") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let count = |types: &[String], wanted: &str| types.iter().filter(|t| *t == wanted).count();
+    assert_eq!(count(&types, "DeadlineWarned:sign_for"), 1, "{types:?}");
+    assert_eq!(count(&types, "DeadlineOverdue:sign_for"), 1, "{types:?}");
+
+    // Killed and restarted again: nothing fires twice.
+    drop(server);
+    let server = Server::start_with(&data, false, &[], &args);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let head = head.clone_for(&server);
+    let (_, history) = head.get(&format!("/api/v1/orders/{id}/history")).await;
+    let types = history_types(&history);
+    assert_eq!(count(&types, "DeadlineWarned:sign_for"), 1, "{types:?}");
+    assert_eq!(count(&types, "DeadlineOverdue:sign_for"), 1, "{types:?}");
+    // The station's statistics count it red.
+    let (_, stats) = head.get("/api/v1/nodes/yongfu-lane/stats").await;
+    assert_eq!(stats["overdue_red"], 1, "{stats}");
+}

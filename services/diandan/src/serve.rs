@@ -3,6 +3,9 @@
 //!
 //! - `orders`, `dispatch`, `volunteers`, `reviews`, `stats`: one gRPC service each, over a
 //!   networked store (`--store nats://…`); they read the read models in `--data-dir`;
+//!   on a JetStream cluster give every node and the copies to keep, e.g.
+//!   `--store 'nats://a:4222,nats://b:4222,nats://c:4222?replicas=3'` (default `replicas=1`;
+//!   every process of one deployment must name the same count);
 //! - `projections`: feeds the read models in `--data-dir` from the bus through a durable
 //!   consumer; run several for failover — each event is applied once;
 //! - `relay`: the store's global log → the bus as CloudEvents (no dual writes);
@@ -100,7 +103,7 @@ impl UpstreamUrls {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub part: Part,
-    /// `nats://host:port` (JetStream) or `sqlite:<path>`.
+    /// `nats://host:port[,nats://host:port…][?replicas=1|3|5]` (JetStream) or `sqlite:<path>`.
     pub store: String,
     /// `nats://host:port`, for `relay` and `projections`.
     pub bus: Option<String>,
@@ -112,10 +115,13 @@ pub struct ServeConfig {
     pub workflows_dir: Option<PathBuf>,
 }
 
-/// Opens the store a `--store` URL names.
+/// Opens the store a `--store` URL names: `nats://host:port` (JetStream; several servers
+/// separated by commas, then optionally `?replicas=3` for a replicated stream) or
+/// `sqlite:<path>`.
 pub async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
     if spec.starts_with("nats://") {
-        let store = JetStreamStore::connect(JetStreamConfig::new(spec))
+        let config = jetstream_config(spec)?;
+        let store = JetStreamStore::connect(config)
             .await
             .with_context(|| format!("connecting to the JetStream store at {spec}"))?;
         return Ok(Arc::new(store));
@@ -124,7 +130,31 @@ pub async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
         let store = SqliteStore::open(path).with_context(|| format!("opening {path}"))?;
         return Ok(Arc::new(store));
     }
-    anyhow::bail!("--store must be nats://host:port or sqlite:<path>, not {spec:?}")
+    anyhow::bail!(
+        "--store must be nats://host:port[,nats://host:port…][?replicas=N] or sqlite:<path>, \
+         not {spec:?}"
+    )
+}
+
+/// The JetStream store's config from `nats://a:4222,nats://b:4222?replicas=3`: the servers
+/// before the `?`, the stream's replica count (default 1) after it.
+pub fn jetstream_config(spec: &str) -> anyhow::Result<JetStreamConfig> {
+    let (servers, options) = spec.split_once('?').unwrap_or((spec, ""));
+    let mut config = JetStreamConfig::new(servers);
+    for option in options.split('&').filter(|o| !o.is_empty()) {
+        match option.split_once('=') {
+            Some(("replicas", count)) => {
+                config.replicas = count.parse().with_context(|| {
+                    format!("--store {spec:?}: replicas must be 1, 3 or 5, not {count:?}")
+                })?;
+            }
+            _ => anyhow::bail!(
+                "--store {spec:?}: unknown option {option:?}; the JetStream store takes \
+                 ?replicas=1|3|5"
+            ),
+        }
+    }
+    Ok(config)
 }
 
 fn bus_url(config: &ServeConfig) -> anyhow::Result<&str> {
@@ -221,4 +251,24 @@ pub async fn serve(
         _ => unreachable!("gRPC parts are served above"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jetstream_config;
+
+    #[test]
+    fn store_url_names_servers_and_replicas() {
+        let one = jetstream_config("nats://127.0.0.1:4222").unwrap();
+        assert_eq!(
+            (one.url.as_str(), one.replicas),
+            ("nats://127.0.0.1:4222", 1)
+        );
+        let three =
+            jetstream_config("nats://a:4222,nats://b:4222,nats://c:4222?replicas=3").unwrap();
+        assert_eq!(three.url, "nats://a:4222,nats://b:4222,nats://c:4222");
+        assert_eq!(three.replicas, 3);
+        assert!(jetstream_config("nats://a:4222?replicas=three").is_err());
+        assert!(jetstream_config("nats://a:4222?stream=X").is_err());
+    }
 }

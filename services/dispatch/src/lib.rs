@@ -27,7 +27,7 @@ impl Dispatch {
         &self,
         ctx: &RequestContext,
         order_id: &str,
-    ) -> Result<(), AppError> {
+    ) -> Result<diandan_workflows::order::OrderState, AppError> {
         ctx.require_role(&[Role::StationHead])?;
         let loaded = self.app.load_order(order_id).await?;
         if loaded.revision.is_none() {
@@ -36,7 +36,8 @@ impl Dispatch {
         self.app
             .directory
             .require_scope(ctx, &loaded.state.station_id)
-            .await
+            .await?;
+        Ok(loaded.state)
     }
 }
 
@@ -65,8 +66,15 @@ impl DispatchService for Dispatch {
         request: Request<pb::DispatchOrderRequest>,
     ) -> Result<Response<pb::CommandAck>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
-        let req = request.into_inner();
-        self.require_order_scope(&ctx, &req.order_id).await?;
+        let mut req = request.into_inner();
+        let order = self.require_order_scope(&ctx, &req.order_id).await?;
+        if req.auto && req.team_id.is_empty() {
+            // 自动派单: the rules' first suggestion, with its reasons on the record.
+            let suggestions = self.app.suggest_teams(&order).await?;
+            let top = suggestions.top();
+            req.team_id = top.team_id.clone();
+            req.reason = format!("自动派单：{}", top.reason);
+        }
         let team = self
             .app
             .directory
@@ -83,11 +91,10 @@ impl DispatchService for Dispatch {
             .ok_or_else(|| AppError::invalid("team_id", "队伍所属节点不存在"))?;
         // A team may serve an order at its own node's level or below: a station's team serves
         // that station, an institute's team its stations, the centre's team everywhere.
-        let station_id = self.app.load_order(&req.order_id).await?.state.station_id;
         if !self
             .app
             .directory
-            .is_within(&station_id, &team.node_id)
+            .is_within(&order.station_id, &team.node_id)
             .await?
         {
             return Err(AppError::invalid(
@@ -115,6 +122,39 @@ impl DispatchService for Dispatch {
             .execute(&ctx, &req.order_id, action, req.expected_revision)
             .await?;
         Ok(Response::new(outcome.ack(&req.order_id)))
+    }
+
+    async fn suggest_teams(
+        &self,
+        request: Request<pb::SuggestTeamsRequest>,
+    ) -> Result<Response<pb::TeamSuggestions>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let order = self.require_order_scope(&ctx, &req.order_id).await?;
+        let suggestions = self.app.suggest_teams(&order).await?;
+        Ok(Response::new(pb::TeamSuggestions {
+            level: suggestions.level.as_str().to_owned(),
+            passed_over: suggestions
+                .passed_over
+                .iter()
+                .filter_map(|report| order.category.map(|c| report.reason_zh(c)))
+                .collect(),
+            suggestions: suggestions
+                .ranked
+                .iter()
+                .map(|s| pb::TeamSuggestion {
+                    team_id: s.team_id.clone(),
+                    team_name: s.team_name.clone(),
+                    level: s.level.as_str().to_owned(),
+                    score: s.score,
+                    distance_km: s.distance_km.unwrap_or(-1.0),
+                    open_load: s.open_load,
+                    capacity: s.capacity,
+                    recent_assignments: s.recent_assignments,
+                    reason: s.reason.clone(),
+                })
+                .collect(),
+        }))
     }
 
     async fn station_queue(

@@ -26,7 +26,7 @@ impl Modify for BearerAuth {
     info(title = "diandan 点单 API", description = "四单：居民点单、中心派单、志愿者接单、群众评单"),
     paths(
         dev_login, place_order, list_orders, get_order, order_history, cancel_order,
-        triage_order, dispatch_order, station_queue, accept_order, decline_order, check_in,
+        triage_order, dispatch_order, suggest_teams, station_queue, accept_order, decline_order, check_in,
         check_out, complete_order, review_order, close_order, node_stats, org_tree,
         register_org_node, list_teams, register_team, register_volunteer,
     ),

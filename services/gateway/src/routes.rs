@@ -262,6 +262,22 @@ pub(crate) struct QueueParams {
     min_position: u64,
 }
 
+/// 派单建议: ranked teams for an order by the dispatch rules, with their reasons.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/suggestions",
+    params(("id" = String, Path, description = "订单编号")),
+    responses((status = 200, body = pb::TeamSuggestions),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn suggest_teams(
+    State(clients): State<Clients>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply<pb::TeamSuggestions> {
+    let request = pb::SuggestTeamsRequest { order_id: id };
+    let reply = clients.dispatch().suggest_teams(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
 /// 待办: orders of a node's subtree waiting for triage or dispatch.
 #[utoipa::path(get, path = "/api/v1/nodes/{id}/queue",
     params(("id" = String, Path, description = "组织节点编号"), QueueParams),
@@ -442,6 +458,7 @@ pub(crate) fn router(upstreams: Clients) -> Router {
         .route("/api/v1/orders", post(place_order).get(list_orders))
         .route("/api/v1/orders/{id}", get(get_order))
         .route("/api/v1/orders/{id}/history", get(order_history))
+        .route("/api/v1/orders/{id}/suggestions", get(suggest_teams))
         .route("/api/v1/orders/{id}/cancel", post(cancel_order))
         .route("/api/v1/orders/{id}/triage", post(triage_order))
         .route("/api/v1/orders/{id}/dispatch", post(dispatch_order))

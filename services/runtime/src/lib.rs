@@ -17,6 +17,7 @@ pub mod clock;
 pub mod commands;
 pub mod context;
 pub mod directory;
+pub mod dispatching;
 pub mod error;
 pub mod projections;
 pub mod queries;

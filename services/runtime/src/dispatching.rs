@@ -1,0 +1,117 @@
+//! Dispatch suggestions (派单建议): the pure dispatch rules
+//! ([`diandan_workflows::dispatch_rules`]) fed with the directory and the teams' current load
+//! from the read model.
+
+use time::OffsetDateTime;
+
+use diandan_workflows::dispatch_rules::{
+    DispatchIndex, DispatchRequest, GeoPoint, OrgNode, Suggestions, TeamProfile,
+};
+use diandan_workflows::order::{OrderState, TeamKind};
+use diandan_workflows::{Category, OrgLevel};
+
+use crate::{App, AppError, Result};
+
+/// Open orders a team takes at once when it declared nothing (the directory has no field yet).
+pub const DEFAULT_TEAM_CAPACITY: u32 = 10;
+
+/// The fairness window: dispatches in the last 7 days count against a team.
+const RECENT_MS: i64 = 7 * 24 * 3600 * 1000;
+
+fn index_from(conn: &rusqlite::Connection, now_ms: i64) -> Result<DispatchIndex> {
+    let mut index = DispatchIndex::new();
+    // Parents before children: the index learns the tree top-down.
+    let mut nodes = conn.prepare(
+        "SELECT id, name, level, parent_id, lat, lng FROM org_nodes ORDER BY length(path), path",
+    )?;
+    let rows = nodes.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, Option<f64>>(4)?,
+            r.get::<_, Option<f64>>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, name, level, parent_id, lat, lng) = row?;
+        let Some(level) = OrgLevel::parse(&level) else { continue };
+        let location = lat.zip(lng).map(|(lat, lng)| GeoPoint { lat, lng });
+        if let Err(e) = index.add_node(OrgNode { id, name, level, parent_id, location }) {
+            tracing::warn!(error = %e, "directory node skipped by the dispatch index");
+        }
+    }
+    let load = |sql: &str| -> Result<std::collections::HashMap<String, u32>> {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([now_ms - RECENT_MS], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    };
+    let open = load(
+        "SELECT assignee_id, COUNT(*) FROM orders
+         WHERE assignee_id IS NOT NULL AND ?1 IS NOT NULL
+           AND status IN ('dispatched', 'accepted', 'in_service', 'served')
+         GROUP BY assignee_id",
+    )?;
+    let recent = load(
+        "SELECT o.assignee_id, COUNT(*) FROM orders o JOIN order_facts f USING (order_id)
+         WHERE o.assignee_id IS NOT NULL AND f.dispatched_ms >= ?1
+         GROUP BY o.assignee_id",
+    )?;
+    let mut teams = conn.prepare("SELECT id, name, kind, node_id, skills FROM teams")?;
+    let rows = teams.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (team_id, name, kind, node_id, skills) = row?;
+        let skills: Vec<Category> = serde_json::from_str(&skills).unwrap_or_default();
+        let profile = TeamProfile {
+            open_load: open.get(&team_id).copied().unwrap_or(0),
+            recent_assignments: recent.get(&team_id).copied().unwrap_or(0),
+            team_id,
+            name,
+            kind: TeamKind::parse(&kind).unwrap_or(TeamKind::Team),
+            node_id,
+            skills,
+            location: None,
+            capacity: DEFAULT_TEAM_CAPACITY,
+            availability: Vec::new(),
+        };
+        if let Err(e) = index.add_team(profile) {
+            tracing::warn!(error = %e, "team skipped by the dispatch index");
+        }
+    }
+    Ok(index)
+}
+
+impl App {
+    /// Ranked teams for an order, escalating up the tree when a level has none.
+    pub async fn suggest_teams(&self, order: &OrderState) -> Result<Suggestions> {
+        let category = order
+            .category
+            .ok_or_else(|| AppError::NotFound("订单不存在".into()))?;
+        let request = DispatchRequest {
+            category,
+            station_id: order.station_id.clone(),
+            location: order.location.as_ref().map(|l| GeoPoint { lat: l.lat, lng: l.lng }),
+            urgent: false,
+            at: self.clock.now(),
+        };
+        let now_ms = (self.clock.now().unix_timestamp_nanos() / 1_000_000) as i64;
+        let _ = OffsetDateTime::UNIX_EPOCH;
+        self.read
+            .query(move |c| {
+                let index = index_from(c, now_ms)?;
+                index
+                    .suggest(&request)
+                    .map_err(|e| AppError::Conflict { field: Some("team_id"), message: e.to_string() })
+            })
+            .await
+    }
+}

@@ -1,0 +1,640 @@
+//! The split deployment on a three-node JetStream cluster: every part of diandan its own
+//! process (`diandan serve …`), the store an R3 stream (`--store 'nats://…,nats://…?replicas=3'`)
+//! and the bus an R3 stream too. Twenty orders go through the whole loop at once over gRPC,
+//! and while they do, the store stream's leader is killed (SIGKILL). Every flow must finish
+//! (clients retry a command with the same idempotency key while the cluster elects a new
+//! leader), no acknowledged event may be lost or applied twice, and the read models fed
+//! through the bus must equal a rebuild from the store.
+//!
+//! `diandan serve` cannot set the bus stream's replicas (the relay creates it with
+//! `BusConfig::new`, R1, when it is missing), so the test creates the bus stream R3 first,
+//! with the config the relay would use; the relay and the consumers then find it.
+
+#[path = "../services/store-jetstream/tests/support/mod.rs"]
+mod nats;
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tonic::transport::Endpoint;
+use tonic::{Code, Status};
+
+use diandan::client::{Cast, Client};
+use diandan_proto::v1 as pb;
+use diandan_proto::Upstreams;
+use diandan_runtime::auth::TokenSigner;
+use diandan_runtime::projections::ReadModel;
+use diandan_store::{EventStore, RecordedEvent, StoreError};
+use diandan_store_jetstream::{JetStreamConfig, DEFAULT_STREAM_NAME};
+use diandan_workflows::Role;
+
+const SECRET: &str = "cluster-test-secret-0123456789abcdef012345";
+
+/// Orders driven through the loop at once.
+const ORDERS: usize = 20;
+
+/// How long one command is retried while the cluster cannot answer.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
+/// One `diandan serve` process, killed on drop.
+struct Part {
+    child: Child,
+    listen: Option<String>,
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn serve(part: &str, args: &[&str], data_dir: &Path) -> Part {
+    let mut child = Command::new(support::binary())
+        .args(["serve", part, "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env("DIANDAN_TOKEN_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start diandan serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("ready line");
+    assert!(line.starts_with("diandan ready"), "{part}: {line:?}");
+    let listen = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .map(str::to_owned);
+    Part { child, listen }
+}
+
+fn url(part: &Part) -> String {
+    format!("http://{}", part.listen.as_deref().expect("listens"))
+}
+
+/// A JetStream API request (`$JS.API.<api>`) on a client from `diandan_bus::connect`; the
+/// answer as JSON. A macro because this crate does not name `async_nats` types.
+macro_rules! js_api {
+    ($client:expr, $api:expr, $body:expr) => {{
+        let body: Value = $body;
+        let reply = $client
+            .request(
+                format!("$JS.API.{}", $api),
+                bytes::Bytes::from(body.to_string()),
+            )
+            .await;
+        reply
+            .map_err(|e| e.to_string())
+            .and_then(|m| serde_json::from_slice::<Value>(&m.payload).map_err(|e| e.to_string()))
+    }};
+}
+
+/// Which of a step's failures a client retries with the same idempotency key.
+fn retryable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Internal
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Place,
+    Triage,
+    Dispatch,
+    Accept,
+    CheckIn,
+    CheckOut,
+    Complete,
+    Review,
+    Close,
+}
+
+const STEPS: [Step; 9] = [
+    Step::Place,
+    Step::Triage,
+    Step::Dispatch,
+    Step::Accept,
+    Step::CheckIn,
+    Step::CheckOut,
+    Step::Complete,
+    Step::Review,
+    Step::Close,
+];
+
+/// One acknowledged command.
+#[derive(Debug, Clone)]
+struct Acked {
+    order: usize,
+    step: Step,
+    key: String,
+    ack: pb::CommandAck,
+    at: Instant,
+}
+
+/// What one flow saw.
+#[derive(Debug, Default)]
+struct FlowReport {
+    acked: Vec<Acked>,
+    retries: usize,
+    /// (first retryable failure, idempotency key) of each retried command.
+    failures: Vec<(Instant, String)>,
+}
+
+/// Sends one step once, with the step's stable idempotency key.
+async fn send(cast: &Cast, order_id: &str, step: Step, key: &str) -> Result<pb::CommandAck, Status> {
+    let here = || {
+        Some(pb::Location {
+            lat: 29.8711,
+            lng: 114.284,
+            address: "永福巷 12 号".into(),
+        })
+    };
+    let order_id = order_id.to_owned();
+    let key = Some(key);
+    let ack = match step {
+        Step::Place => {
+            let c = &cast.resident;
+            let m = pb::PlaceOrderRequest {
+                station_id: cast.station_id.clone(),
+                category: "repair".into(),
+                description: "楼道灯坏了，请帮忙更换。".into(),
+                location: here(),
+                contact_phone: "13900001111".into(),
+                ..Default::default()
+            };
+            c.orders().place_order(c.request(m, key)).await?
+        }
+        Step::Triage => {
+            let c = &cast.head;
+            let m = pb::TriageOrderRequest {
+                order_id,
+                accept: true,
+                ..Default::default()
+            };
+            c.dispatch().triage_order(c.request(m, key)).await?
+        }
+        Step::Dispatch => {
+            let c = &cast.head;
+            let m = pb::DispatchOrderRequest {
+                order_id,
+                team_id: cast.team_id.clone(),
+                ..Default::default()
+            };
+            c.dispatch().dispatch_order(c.request(m, key)).await?
+        }
+        Step::Accept => {
+            let c = &cast.volunteer;
+            let m = pb::AcceptOrderRequest {
+                order_id,
+                team_id: cast.team_id.clone(),
+                ..Default::default()
+            };
+            c.volunteers().accept_order(c.request(m, key)).await?
+        }
+        Step::CheckIn => {
+            let c = &cast.volunteer;
+            let m = pb::CheckRequest {
+                order_id,
+                location: here(),
+                ..Default::default()
+            };
+            c.volunteers().check_in(c.request(m, key)).await?
+        }
+        Step::CheckOut => {
+            let c = &cast.volunteer;
+            let m = pb::CheckRequest {
+                order_id,
+                location: here(),
+                ..Default::default()
+            };
+            c.volunteers().check_out(c.request(m, key)).await?
+        }
+        Step::Complete => {
+            let c = &cast.volunteer;
+            let m = pb::CompleteOrderRequest {
+                order_id,
+                note: "已更换楼道灯".into(),
+                ..Default::default()
+            };
+            c.volunteers().complete_order(c.request(m, key)).await?
+        }
+        Step::Review => {
+            let c = &cast.resident;
+            let m = pb::ReviewOrderRequest {
+                order_id,
+                rating: 5,
+                comment: "很及时".into(),
+                ..Default::default()
+            };
+            c.reviews().review_order(c.request(m, key)).await?
+        }
+        Step::Close => {
+            let c = &cast.head;
+            let m = pb::CloseOrderRequest {
+                order_id,
+                ..Default::default()
+            };
+            c.reviews().close_order(c.request(m, key)).await?
+        }
+    };
+    Ok(ack.into_inner())
+}
+
+/// Drives order `order` through the whole loop, retrying each step (same key) while the
+/// cluster cannot answer.
+async fn flow(
+    order: usize,
+    cast: Cast,
+    acks: Arc<AtomicUsize>,
+) -> Result<FlowReport, String> {
+    let mut report = FlowReport::default();
+    let mut order_id = String::new();
+    for step in STEPS {
+        let key = format!("cluster-{order}-{step:?}");
+        let started = Instant::now();
+        let ack = loop {
+            match send(&cast, &order_id, step, &key).await {
+                Ok(ack) => break ack,
+                Err(status) if retryable(&status) && started.elapsed() < RETRY_FOR => {
+                    if report.failures.last().map(|f| f.1.as_str()) != Some(key.as_str()) {
+                        report.failures.push((Instant::now(), key.clone()));
+                    }
+                    report.retries += 1;
+                    eprintln!(
+                        "order {order} {step:?}: {:?} {}; retrying",
+                        status.code(),
+                        status.message()
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(status) => {
+                    return Err(format!(
+                        "order {order} {step:?} (key {key}) failed after {:?}: {status}",
+                        started.elapsed()
+                    ))
+                }
+            }
+        };
+        if step == Step::Place {
+            order_id = ack.order_id.clone();
+        }
+        assert_eq!(ack.order_id, order_id, "{step:?}");
+        acks.fetch_add(1, Ordering::SeqCst);
+        report.acked.push(Acked {
+            order,
+            step,
+            key,
+            ack,
+            at: Instant::now(),
+        });
+    }
+    Ok(report)
+}
+
+/// The whole global log, retrying while the cluster cannot answer.
+async fn whole_log(store: &dyn EventStore) -> Vec<RecordedEvent> {
+    let deadline = Instant::now() + RETRY_FOR;
+    let (mut log, mut from) = (Vec::new(), 1u64);
+    loop {
+        match store.read_all(from, 1000).await {
+            Ok(batch) => {
+                let Some(last) = batch.last() else {
+                    return log;
+                };
+                from = last.position + 1;
+                log.extend(batch);
+            }
+            Err(StoreError::Unavailable(why)) if Instant::now() < deadline => {
+                eprintln!("read_all unavailable, retrying: {why}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("read_all: {error}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_loop_on_a_three_node_cluster_survives_losing_the_store_leader() {
+    let test = "full_loop_on_a_three_node_cluster_survives_losing_the_store_leader";
+    let Some(binary) = nats::replicating_or_skip(test) else {
+        return;
+    };
+    let started = Instant::now();
+    let mut cluster = nats::NatsCluster::start(&binary).await;
+    let urls = cluster.urls();
+    let store_spec = format!("{urls}?replicas=3");
+    // The bus client takes one server; it learns the others from the cluster.
+    let bus_url = cluster.nodes[0].url.clone();
+
+    // The store stream (R3), once the cluster has a JetStream meta leader; every part below
+    // connects with the same replica count, or it would refuse the stream.
+    let store_config = JetStreamConfig {
+        replicas: 3,
+        ..JetStreamConfig::new(urls.as_str())
+    };
+    nats::connect(store_config.clone()).await;
+    // The bus stream, R3, exactly as `diandan_bus::relay::ensure_stream` would make it with
+    // `BusConfig { replicas: 3, .. }`.
+    let admin = diandan_bus::connect(&bus_url, 30)
+        .await
+        .expect("connect to the cluster");
+    let bus_stream = diandan_bus::BusConfig::new(bus_url.as_str()).stream;
+    let created = js_api!(
+        admin,
+        format!("STREAM.CREATE.{bus_stream}"),
+        json!({
+            "name": bus_stream,
+            "subjects": [format!("{}.>", diandan_bus::SUBJECT_PREFIX)],
+            "storage": "file",
+            "num_replicas": 3,
+            "duplicate_window": diandan_bus::DUPLICATE_WINDOW.as_nanos() as u64,
+        })
+    )
+    .expect("create the bus stream");
+    assert_eq!(created["config"]["num_replicas"], 3, "{created}");
+    eprintln!("cluster up, streams created: {:?}", started.elapsed());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let args = [
+        "--store",
+        store_spec.as_str(),
+        "--bus",
+        bus_url.as_str(),
+    ];
+    let relay = serve("relay", &args, data);
+    let projections = [
+        serve("projections", &args, data),
+        serve("projections", &args, data),
+    ];
+    let orders = serve("orders", &args, data);
+    let dispatch = serve("dispatch", &args, data);
+    let volunteers = serve("volunteers", &args, data);
+    let reviews = serve("reviews", &args, data);
+    let stats = serve("stats", &args, data);
+    let channel = |p: &Part| Endpoint::from_shared(url(p)).unwrap().connect_lazy();
+    let upstreams = Upstreams {
+        orders: channel(&orders),
+        dispatch: channel(&dispatch),
+        volunteers: channel(&volunteers),
+        reviews: channel(&reviews),
+        stats: channel(&stats),
+    };
+    let signer = TokenSigner::new(SECRET.as_bytes().to_vec());
+    let seeded = diandan::demo::seed(upstreams.clone(), &signer)
+        .await
+        .expect("seed the demo");
+    assert_eq!(seeded, 112);
+    eprintln!("parts up, demo seeded: {:?}", started.elapsed());
+
+    // Twenty orders through the loop at once...
+    let head = Client::new(
+        upstreams.clone(),
+        diandan::demo::token(
+            &signer,
+            "head-dengxiaohu",
+            Role::StationHead,
+            Some("chezhanlu"),
+        ),
+    );
+    let volunteer = Client::new(
+        upstreams.clone(),
+        diandan::demo::token(&signer, "v-liuhong", Role::Volunteer, None),
+    );
+    let acks = Arc::new(AtomicUsize::new(0));
+    let flows_started = Instant::now();
+    let flows: Vec<_> = (0..ORDERS)
+        .map(|order| {
+            let cast = Cast {
+                resident: Client::new(
+                    upstreams.clone(),
+                    diandan::demo::token(
+                        &signer,
+                        &format!("r-cluster-{order}"),
+                        Role::Resident,
+                        None,
+                    ),
+                ),
+                head: head.clone(),
+                volunteer: volunteer.clone(),
+                team_id: "zhidui-chezhanlu".into(),
+                station_id: "yongfu-lane".into(),
+            };
+            tokio::spawn(flow(order, cast, acks.clone()))
+        })
+        .collect();
+
+    // ...and once a quarter of their commands are acknowledged, the store's leader dies.
+    let total = ORDERS * STEPS.len();
+    while acks.load(Ordering::SeqCst) < total / 4 {
+        assert!(
+            flows_started.elapsed() < Duration::from_secs(30),
+            "flows made no progress: {} of {total} commands acknowledged",
+            acks.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let info = js_api!(
+        admin,
+        format!("STREAM.INFO.{DEFAULT_STREAM_NAME}"),
+        json!({})
+    )
+    .expect("store stream info");
+    assert_eq!(info["config"]["num_replicas"], 3, "{info}");
+    let leader = info["cluster"]["leader"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the store stream has no leader: {info}"))
+        .to_owned();
+    drop(admin);
+    let acked_before_kill = acks.load(Ordering::SeqCst);
+    cluster.node(&leader).kill();
+    let killed = Instant::now();
+    eprintln!(
+        "killed the store stream's leader {leader} after {acked_before_kill} of {total} \
+         commands ({:?} into the flows)",
+        flows_started.elapsed()
+    );
+
+    let mut reports = Vec::new();
+    for (order, flow) in flows.into_iter().enumerate() {
+        match tokio::time::timeout(Duration::from_secs(60), flow).await {
+            Ok(Ok(Ok(report))) => reports.push(report),
+            Ok(Ok(Err(failure))) => panic!("{failure}"),
+            Ok(Err(panic)) => panic!("order {order}: {panic}"),
+            Err(_) => panic!("order {order} did not finish within 60 s"),
+        }
+    }
+    let flows_took = flows_started.elapsed();
+    let acked: Vec<Acked> = reports.iter().flat_map(|r| r.acked.clone()).collect();
+    let retries: usize = reports.iter().map(|r| r.retries).sum();
+    let retried_commands: usize = reports.iter().map(|r| r.failures.len()).sum();
+    let duplicates = acked.iter().filter(|a| a.ack.duplicate).count();
+    let first_after_kill = acked
+        .iter()
+        .filter(|a| a.at > killed)
+        .map(|a| a.at - killed)
+        .min();
+    let last_failure = reports
+        .iter()
+        .flat_map(|r| r.failures.iter().map(|f| f.0))
+        .max();
+    eprintln!(
+        "{ORDERS} flows ({total} commands) finished in {flows_took:?}: {retried_commands} \
+         commands retried ({retries} retries, {duplicates} answered as duplicates); first ack \
+         after the kill {first_after_kill:?} later; last retryable failure {:?} after the kill",
+        last_failure.map(|f| f.saturating_duration_since(killed))
+    );
+    assert_eq!(acked.len(), total);
+    for report in &reports {
+        let last = &report.acked.last().expect("acked").ack;
+        assert_eq!(last.status, "closed", "{last:?}");
+    }
+
+    // Every acknowledged command is in its order's history exactly once, where its ack said.
+    let mut histories: BTreeMap<String, Vec<pb::EventEnvelope>> = BTreeMap::new();
+    for a in &acked {
+        if histories.contains_key(&a.ack.order_id) {
+            continue;
+        }
+        let deadline = Instant::now() + RETRY_FOR;
+        let history = loop {
+            let m = pb::OrderRef {
+                order_id: a.ack.order_id.clone(),
+                min_position: 0,
+            };
+            match head.orders().get_order_history(head.request(m, None)).await {
+                Ok(history) => break history.into_inner(),
+                Err(status) if retryable(&status) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(status) => panic!("history of order {}: {status}", a.order),
+            }
+        };
+        histories.insert(a.ack.order_id.clone(), history.events);
+    }
+    assert_eq!(histories.len(), ORDERS);
+    for a in &acked {
+        let events = &histories[&a.ack.order_id];
+        let revisions: Vec<u64> = events.iter().map(|e| e.revision).collect();
+        assert_eq!(
+            revisions,
+            (0..events.len() as u64).collect::<Vec<_>>(),
+            "order {} has gaps",
+            a.order
+        );
+        let event = events
+            .iter()
+            .find(|e| e.revision == a.ack.revision)
+            .unwrap_or_else(|| panic!("{:?} of order {} is lost: {:?}", a.step, a.order, a.ack));
+        assert_eq!(
+            (event.position, event.command_id.as_str()),
+            (a.ack.position, a.key.as_str()),
+            "{:?} of order {}: ack {:?}, stored {event:?}",
+            a.step,
+            a.order,
+            a.ack
+        );
+        // Applied once: the command's events are one run of consecutive revisions.
+        let mine: Vec<u64> = events
+            .iter()
+            .filter(|e| e.command_id == a.key)
+            .map(|e| e.revision)
+            .collect();
+        assert!(
+            mine.windows(2).all(|w| w[1] == w[0] + 1) && mine.last() == Some(&a.ack.revision),
+            "{:?} of order {} applied more than once: revisions {mine:?}",
+            a.step,
+            a.order
+        );
+    }
+    // Every command of an order's history is one of its acknowledged steps (a retry wrote
+    // nothing of its own), bar events the system added (deadlines).
+    for (order_id, events) in &histories {
+        let keys: Vec<&str> = acked
+            .iter()
+            .filter(|a| &a.ack.order_id == order_id)
+            .map(|a| a.key.as_str())
+            .collect();
+        let mut runs: Vec<&str> = Vec::new();
+        for e in events {
+            if runs.last() != Some(&e.command_id.as_str()) {
+                runs.push(&e.command_id);
+            }
+        }
+        let user_runs: Vec<&str> = runs
+            .into_iter()
+            .filter(|c| c.starts_with("cluster-"))
+            .collect();
+        assert_eq!(user_runs, keys, "order {order_id}");
+    }
+
+    // No more writers; the read models catch up with the store's head...
+    drop((orders, dispatch, volunteers, reviews, stats));
+    let store = nats::connect(JetStreamConfig {
+        url: cluster.urls(),
+        ..store_config.clone()
+    })
+    .await;
+    let log = whole_log(&store).await;
+    let by_position: HashMap<u64, &RecordedEvent> =
+        log.iter().map(|e| (e.position, e)).collect();
+    for a in &acked {
+        let event = by_position
+            .get(&a.ack.position)
+            .unwrap_or_else(|| panic!("{:?} of order {} missing from the log", a.step, a.order));
+        assert_eq!(event.revision, a.ack.revision);
+    }
+    let head_position = log.last().expect("events").position;
+    let read = ReadModel::open(&data.join("read.db")).unwrap();
+    let caught_up_by = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = read.stored_position().await.unwrap();
+        if at >= head_position {
+            break;
+        }
+        assert!(
+            Instant::now() < caught_up_by,
+            "projections stuck at {at}, the store's head is {head_position}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("projections caught up {:?} after the flows", flows_started.elapsed() - flows_took);
+    drop(relay);
+    for p in projections {
+        drop(p);
+    }
+
+    // ...and equal a rebuild from the store.
+    let live = read.dump().unwrap();
+    drop(read);
+    let rebuilt = diandan_runtime::projections::rebuild(&store, &data.join("rebuilt.db"), |_, _| {})
+        .await
+        .unwrap();
+    let rebuilt = rebuilt.dump().unwrap();
+    if live != rebuilt {
+        let only_live: Vec<&String> = live.iter().filter(|l| !rebuilt.contains(l)).collect();
+        let only_rebuilt: Vec<&String> = rebuilt.iter().filter(|l| !live.contains(l)).collect();
+        panic!(
+            "the read models differ from a rebuild ({} events):\nonly live: {only_live:#?}\n\
+             only rebuilt: {only_rebuilt:#?}",
+            log.len()
+        );
+    }
+    eprintln!(
+        "{} events; whole test took {:?}",
+        log.len(),
+        started.elapsed()
+    );
+}
