@@ -153,7 +153,12 @@ struct FlowReport {
 }
 
 /// Sends one step once, with the step's stable idempotency key.
-async fn send(cast: &Cast, order_id: &str, step: Step, key: &str) -> Result<pb::CommandAck, Status> {
+async fn send(
+    cast: &Cast,
+    order_id: &str,
+    step: Step,
+    key: &str,
+) -> Result<pb::CommandAck, Status> {
     let here = || {
         Some(pb::Location {
             lat: 29.8711,
@@ -254,11 +259,7 @@ async fn send(cast: &Cast, order_id: &str, step: Step, key: &str) -> Result<pb::
 
 /// Drives order `order` through the whole loop, retrying each step (same key) while the
 /// cluster cannot answer.
-async fn flow(
-    order: usize,
-    cast: Cast,
-    acks: Arc<AtomicUsize>,
-) -> Result<FlowReport, String> {
+async fn flow(order: usize, cast: Cast, acks: Arc<AtomicUsize>) -> Result<FlowReport, String> {
     let mut report = FlowReport::default();
     let mut order_id = String::new();
     for step in STEPS {
@@ -368,12 +369,7 @@ async fn full_loop_on_a_three_node_cluster_survives_losing_the_store_leader() {
 
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let args = [
-        "--store",
-        store_spec.as_str(),
-        "--bus",
-        bus_url.as_str(),
-    ];
+    let args = ["--store", store_spec.as_str(), "--bus", bus_url.as_str()];
     let relay = serve("relay", &args, data);
     let projections = [
         serve("projections", &args, data),
@@ -588,8 +584,7 @@ async fn full_loop_on_a_three_node_cluster_survives_losing_the_store_leader() {
     })
     .await;
     let log = whole_log(&store).await;
-    let by_position: HashMap<u64, &RecordedEvent> =
-        log.iter().map(|e| (e.position, e)).collect();
+    let by_position: HashMap<u64, &RecordedEvent> = log.iter().map(|e| (e.position, e)).collect();
     for a in &acked {
         let event = by_position
             .get(&a.ack.position)
@@ -610,7 +605,10 @@ async fn full_loop_on_a_three_node_cluster_survives_losing_the_store_leader() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("projections caught up {:?} after the flows", flows_started.elapsed() - flows_took);
+    eprintln!(
+        "projections caught up {:?} after the flows",
+        flows_started.elapsed() - flows_took
+    );
     drop(relay);
     for p in projections {
         drop(p);
@@ -619,9 +617,10 @@ async fn full_loop_on_a_three_node_cluster_survives_losing_the_store_leader() {
     // ...and equal a rebuild from the store.
     let live = read.dump().unwrap();
     drop(read);
-    let rebuilt = diandan_runtime::projections::rebuild(&store, &data.join("rebuilt.db"), |_, _| {})
-        .await
-        .unwrap();
+    let rebuilt =
+        diandan_runtime::projections::rebuild(&store, &data.join("rebuilt.db"), |_, _| {})
+            .await
+            .unwrap();
     let rebuilt = rebuilt.dump().unwrap();
     if live != rebuilt {
         let only_live: Vec<&String> = live.iter().filter(|l| !rebuilt.contains(l)).collect();

@@ -225,7 +225,7 @@ async fn every_service_its_own_process_on_nats() {
         .iter()
         .filter(|l| l.starts_with("checkpoints:"))
         .collect();
-    assert_eq!(applied.len(), 3);
+    assert_eq!(applied.len(), 4, "directory, orders, stats, timers");
     for line in &applied {
         assert!(
             line.ends_with(&format!(" Integer({events})")),

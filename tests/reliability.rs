@@ -127,6 +127,63 @@ async fn send(user: &User, path: &str, body: &Value, key: &str) -> Result<Answer
     })
 }
 
+/// A node's statistics once the read model reflects `position` (bounded: 30 s).
+async fn stats_at(head: &User, node: &str, position: u64) -> Value {
+    let path = format!("/api/v1/nodes/{node}/stats?min_position={position}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, stats) = head.get(&path).await;
+        assert_eq!(status, 200, "{path}: {stats}");
+        if stats["position"].as_u64().unwrap() >= position {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the read model did not reach position {position} within 30 s: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Checks one order's history (as `GET /api/v1/orders/{id}/history` returns it): placed once,
+/// each command's events one commit (contiguous revisions), and every key in `acknowledged`
+/// there. Returns each command id's revisions.
+fn check_history<'h>(
+    order_id: &str,
+    history: &'h Value,
+    acknowledged: &[&str],
+) -> BTreeMap<&'h str, Vec<u64>> {
+    let events = history["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("history of {order_id}: {history}"));
+    let placed = events
+        .iter()
+        .filter(|e| e["event_type"] == "OrderPlaced")
+        .count();
+    assert_eq!(placed, 1, "{order_id} placed {placed} times: {history}");
+    let mut commits: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for event in events {
+        commits
+            .entry(event["command_id"].as_str().unwrap())
+            .or_default()
+            .push(event["revision"].as_u64().unwrap());
+    }
+    for (command_id, revisions) in &commits {
+        assert!(
+            revisions.windows(2).all(|w| w[1] == w[0] + 1),
+            "{order_id}: command {command_id} was applied more than once: revisions \
+             {revisions:?}: {history}"
+        );
+    }
+    for key in acknowledged {
+        assert!(
+            commits.contains_key(key),
+            "{order_id}: acknowledged command {key} is not in the store: {history}"
+        );
+    }
+    commits
+}
+
 /// Every file of a directory and its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
@@ -552,33 +609,11 @@ async fn crash_loop_loses_and_duplicates_nothing() {
         .await;
     for (order_id, order_acks, status, history) in histories {
         assert_eq!(status, 200, "history of {order_id}: {history}");
-        let events = history["events"].as_array().unwrap();
-        let placed = events
-            .iter()
-            .filter(|e| e["event_type"] == "OrderPlaced")
-            .count();
-        assert_eq!(placed, 1, "{order_id} placed {placed} times: {history}");
-        let mut commits: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for event in events {
-            commits
-                .entry(event["command_id"].as_str().unwrap())
-                .or_default()
-                .push(event["revision"].as_u64().unwrap());
-        }
-        for (command_id, revisions) in &commits {
-            let contiguous = revisions.windows(2).all(|w| w[1] == w[0] + 1);
-            assert!(
-                contiguous,
-                "{order_id}: command {command_id} was applied more than once: revisions \
-                 {revisions:?}"
-            );
-        }
+        let keys: Vec<&str> = order_acks.iter().map(|a| a.key.as_str()).collect();
+        let commits = check_history(order_id, &history, &keys);
         for ack in order_acks {
-            let revisions = commits.get(ack.key.as_str()).unwrap_or_else(|| {
-                panic!("{order_id}: acknowledged {ack:?} is not in the store: {history}")
-            });
             assert_eq!(
-                revisions.last(),
+                commits[ack.key.as_str()].last(),
                 Some(&ack.revision),
                 "{order_id}: {ack:?} stored at another revision"
             );
@@ -646,17 +681,7 @@ async fn crash_loop_loses_and_duplicates_nothing() {
             .collect::<BTreeSet<_>>()
             .len()
     };
-    let (status, stats) = head
-        .clone_for(&server)
-        .get(&format!(
-            "/api/v1/nodes/yongfu-lane/stats?min_position={last_position}"
-        ))
-        .await;
-    assert_eq!(status, 200, "{stats}");
-    assert!(
-        stats["position"].as_u64().unwrap() >= last_position,
-        "the read model did not catch up with {last_position} after the restarts: {stats}"
-    );
+    let stats = stats_at(&head.clone_for(&server), "yongfu-lane", last_position).await;
     assert_eq!(stats["received"], count(Step::Place), "{stats}");
     assert_eq!(stats["dispatched"], count(Step::Dispatch), "{stats}");
     assert_eq!(stats["accepted"], count(Step::Accept), "{stats}");
@@ -1102,32 +1127,14 @@ async fn full_disk_refuses_cleanly_and_recovers() {
             .get(&format!("/api/v1/orders/{order_id}/history"))
             .await;
         assert_eq!(status, 200, "{order_id}: {history}");
-        let keys: Vec<&str> = history["events"]
-            .as_array()
-            .unwrap()
+        let keys: Vec<&str> = acked
             .iter()
-            .map(|e| e["command_id"].as_str().unwrap())
+            .filter(|(id, _)| id == order_id)
+            .map(|(_, key)| key.as_str())
             .collect();
-        for (_, key) in acked.iter().filter(|(id, _)| id == order_id) {
-            assert_eq!(
-                keys.iter().filter(|k| *k == key).count(),
-                1,
-                "{order_id}: acknowledged {key} is not stored exactly once: {history}"
-            );
-        }
-        assert!(keys.len() <= 2, "{order_id}: {history}");
+        check_history(order_id, &history, &keys);
     }
-    let (status, stats) = head
-        .clone_for(&server)
-        .get(&format!(
-            "/api/v1/nodes/yongfu-lane/stats?min_position={last_position}"
-        ))
-        .await;
-    assert_eq!(status, 200, "{stats}");
-    assert!(
-        stats["position"].as_u64().unwrap() >= last_position,
-        "the read model did not catch up after the disk was full: {stats}"
-    );
+    let stats = stats_at(&head.clone_for(&server), "yongfu-lane", last_position).await;
     assert_eq!(stats["received"], placed.len(), "{stats}");
 }
 

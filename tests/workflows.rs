@@ -168,7 +168,10 @@ fn v2_with_short_sign_for() -> String {
     let start = v2.find("name = \"sign_for\"").expect("sign_for deadline");
     let within = start + v2[start..].find("within = \"1 working day\"").unwrap();
     let mut text = v2.clone();
-    text.replace_range(within..within + "within = \"1 working day\"".len(), "within = \"3 seconds\"");
+    text.replace_range(
+        within..within + "within = \"1 working day\"".len(),
+        "within = \"3 seconds\"",
+    );
     text
 }
 
@@ -194,7 +197,11 @@ async fn pending_timers_survive_sigkill_and_fire_exactly_once() {
     let data = tmp.path().join("data");
     let definitions = tmp.path().join("workflows");
     std::fs::create_dir_all(&definitions).unwrap();
-    std::fs::write(definitions.join("dispatched-order.v2.toml"), v2_with_short_sign_for()).unwrap();
+    std::fs::write(
+        definitions.join("dispatched-order.v2.toml"),
+        v2_with_short_sign_for(),
+    )
+    .unwrap();
     let args = ["--workflows-dir", definitions.to_str().unwrap()];
 
     let server = Server::start_with(&data, true, &[], &args);

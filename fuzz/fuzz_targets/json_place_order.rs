@@ -59,9 +59,10 @@ fuzz_target!(|data: &[u8]| {
         wanted_time,
         on_behalf_of: Some(request.on_behalf_of.clone()).filter(|r| !r.is_empty()),
     };
-    for (definition, role) in definitions().iter().flat_map(|d| {
-        [Role::Resident, Role::StationHead, Role::Volunteer].map(|role| (d, role))
-    }) {
+    for (definition, role) in definitions()
+        .iter()
+        .flat_map(|d| [Role::Resident, Role::StationHead, Role::Volunteer].map(|role| (d, role)))
+    {
         let command = Command {
             meta: CommandMeta {
                 actor: Actor::new("fuzz-user", role),

@@ -196,7 +196,8 @@ fn machine(out: &Path) -> Machine {
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (dev, at, fs) = (f.next()?, f.next()?, f.next()?);
-            out.starts_with(at).then(|| (at.len(), format!("{dev} ({fs})")))
+            out.starts_with(at)
+                .then(|| (at.len(), format!("{dev} ({fs})")))
         })
         .max_by_key(|(len, _)| *len)
         .map_or_else(|| "?".to_owned(), |(_, d)| d);
@@ -528,7 +529,10 @@ fn reproduce_command() -> String {
 
 fn svg_files(out: &Path, flows: &FlowsReport) -> anyhow::Result<()> {
     let max = format!("closed loop, {} in flight", flows.max.concurrency);
-    let offered = format!("open loop, {:.0} flows/s offered", flows.offered.offered_rate);
+    let offered = format!(
+        "open loop, {:.0} flows/s offered",
+        flows.offered.offered_rate
+    );
     std::fs::write(
         out.join("flows-throughput.svg"),
         svg::line_chart(
@@ -770,7 +774,10 @@ pub fn markdown(report: &Report) -> String {
     }
 
     if let Some(f) = &report.fsync {
-        let _ = writeln!(md, "## 1. Durable appends (256-byte events, fsync before ack)\n");
+        let _ = writeln!(
+            md,
+            "## 1. Durable appends (256-byte events, fsync before ack)\n"
+        );
         let _ = writeln!(
             md,
             "Disk baseline: {} fsyncs/s (4 KiB write + `fdatasync`, one file, one thread; p50 {:.2} ms, p99 {:.2} ms).\n",
@@ -815,9 +822,15 @@ pub fn markdown(report: &Report) -> String {
             "| load | flows | flows/s | commands/s | flow p50 ms | flow p99 ms | command p50 ms | command p99 ms | command p99.9 ms | failed flows |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for (label, r) in [
-            (format!("max: closed loop, {} in flight", f.max.concurrency), &f.max),
             (
-                format!("80%: open loop, {:.0} flows/s offered", f.offered.offered_rate),
+                format!("max: closed loop, {} in flight", f.max.concurrency),
+                &f.max,
+            ),
+            (
+                format!(
+                    "80%: open loop, {:.0} flows/s offered",
+                    f.offered.offered_rate
+                ),
                 &f.offered,
             ),
         ] {
@@ -870,7 +883,12 @@ pub fn markdown(report: &Report) -> String {
                 a.errors + b.errors
             );
         }
-        if let Some(e) = f.max.first_error.as_ref().or(f.offered.first_error.as_ref()) {
+        if let Some(e) = f
+            .max
+            .first_error
+            .as_ref()
+            .or(f.offered.first_error.as_ref())
+        {
             let _ = writeln!(md, "\nFirst error: `{e}`");
         }
         let _ = writeln!(

@@ -132,7 +132,16 @@ pub async fn run(
     };
     let timers = {
         let (app, stop) = (app.clone(), stopped());
-        tokio::spawn(async move { app.run_timers(diandan_runtime::timers::MAX_IDLE, stop).await })
+        tokio::spawn(async move {
+            app.run_timers(diandan_runtime::timers::MAX_IDLE, stop)
+                .await
+        })
+    };
+    let outbox = diandan_runtime::notify::outbox::Outbox::open(&config.data_dir.join("outbox.db"))?;
+    let notifications = {
+        let (app, stop) = (app.clone(), stopped());
+        let notifier = diandan_runtime::notify::notifier_from_env();
+        tokio::spawn(async move { app.run_outbox(outbox, notifier, stop).await })
     };
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
@@ -160,8 +169,10 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     let _ = stop_tx.send(true);
-    let (grpc, http, projections, timers) = tokio::join!(grpc, http, projections, timers);
+    let (grpc, http, projections, timers, notifications) =
+        tokio::join!(grpc, http, projections, timers, notifications);
     timers?;
+    notifications?;
     grpc?.context("gRPC server")?;
     http?.context("HTTP gateway")?;
     projections?;

@@ -274,7 +274,10 @@ pub(crate) async fn suggest_teams(
     headers: HeaderMap,
 ) -> Reply<pb::TeamSuggestions> {
     let request = pb::SuggestTeamsRequest { order_id: id };
-    let reply = clients.dispatch().suggest_teams(grpc(&headers, request)?).await?;
+    let reply = clients
+        .dispatch()
+        .suggest_teams(grpc(&headers, request)?)
+        .await?;
     Ok(Json(reply.into_inner()))
 }
 

@@ -36,15 +36,25 @@ fn index_from(conn: &rusqlite::Connection, now_ms: i64) -> Result<DispatchIndex>
     })?;
     for row in rows {
         let (id, name, level, parent_id, lat, lng) = row?;
-        let Some(level) = OrgLevel::parse(&level) else { continue };
+        let Some(level) = OrgLevel::parse(&level) else {
+            continue;
+        };
         let location = lat.zip(lng).map(|(lat, lng)| GeoPoint { lat, lng });
-        if let Err(e) = index.add_node(OrgNode { id, name, level, parent_id, location }) {
+        if let Err(e) = index.add_node(OrgNode {
+            id,
+            name,
+            level,
+            parent_id,
+            location,
+        }) {
             tracing::warn!(error = %e, "directory node skipped by the dispatch index");
         }
     }
     let load = |sql: &str| -> Result<std::collections::HashMap<String, u32>> {
         let mut stmt = conn.prepare(sql)?;
-        let rows = stmt.query_map([now_ms - RECENT_MS], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))?;
+        let rows = stmt.query_map([now_ms - RECENT_MS], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     };
     let open = load(
@@ -99,7 +109,10 @@ impl App {
         let request = DispatchRequest {
             category,
             station_id: order.station_id.clone(),
-            location: order.location.as_ref().map(|l| GeoPoint { lat: l.lat, lng: l.lng }),
+            location: order.location.as_ref().map(|l| GeoPoint {
+                lat: l.lat,
+                lng: l.lng,
+            }),
             urgent: false,
             at: self.clock.now(),
         };
@@ -108,9 +121,10 @@ impl App {
         self.read
             .query(move |c| {
                 let index = index_from(c, now_ms)?;
-                index
-                    .suggest(&request)
-                    .map_err(|e| AppError::Conflict { field: Some("team_id"), message: e.to_string() })
+                index.suggest(&request).map_err(|e| AppError::Conflict {
+                    field: Some("team_id"),
+                    message: e.to_string(),
+                })
             })
             .await
     }

@@ -19,6 +19,7 @@ pub mod context;
 pub mod directory;
 pub mod dispatching;
 pub mod error;
+pub mod notify;
 pub mod projections;
 pub mod queries;
 pub mod timers;

@@ -8,7 +8,8 @@
 //! - `subscription`: catch-up-then-live feeds on an ordered consumer;
 //! - `commit`: the one message an append writes, and its binary body;
 //! - `layout`: subjects, global positions and idempotency keys;
-//! - `failure`: how async-nats errors become [`diandan_store::StoreError`]s.
+//! - `failure`: how async-nats errors become [`diandan_store::StoreError`]s;
+//! - [`bench`]: appends against raw JetStream publishes on the same server, in one run.
 //!
 //! # Layout
 //!
@@ -88,6 +89,7 @@
 //! [`StoreError::Unavailable`](diandan_store::StoreError::Unavailable): the append may or
 //! may not have been stored, and retrying it with the same command id is safe.
 
+pub mod bench;
 mod commit;
 mod config;
 mod failure;

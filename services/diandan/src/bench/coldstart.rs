@@ -473,8 +473,8 @@ pub async fn run(template: &Path, scratch: &Path, events: u64) -> anyhow::Result
     let slope = ((loaded_row.max_rss_mb() - baseline.max_rss_mb())
         / (loaded.events.saturating_sub(empty.events)).max(1) as f64)
         .max(0.0);
-    let rss_extrapolated_mb = loaded_row.max_rss_mb()
-        + slope * goals::RSS_EVENTS.saturating_sub(loaded.events) as f64;
+    let rss_extrapolated_mb =
+        loaded_row.max_rss_mb() + slope * goals::RSS_EVENTS.saturating_sub(loaded.events) as f64;
     for dir in [empty_dir, loaded_dir] {
         std::fs::remove_dir_all(dir)?;
     }

@@ -244,9 +244,7 @@ async fn timed_flow(
     let ack = timed(
         latencies,
         done,
-        resident
-            .orders()
-            .place_order(resident.request(place, None)),
+        resident.orders().place_order(resident.request(place, None)),
     )
     .await?;
     let order_id = ack.order_id;
@@ -389,11 +387,7 @@ async fn one_flow(
 }
 
 /// `concurrency` flows in flight, each starting the next as soon as it ends, for `window`.
-async fn closed_loop(
-    cast: &Cast,
-    concurrency: usize,
-    window: Duration,
-) -> anyhow::Result<FlowRow> {
+async fn closed_loop(cast: &Cast, concurrency: usize, window: Duration) -> anyhow::Result<FlowRow> {
     let tally = Arc::new(Tally::default());
     let progress = Progress::window(
         &format!("closed loop, {concurrency} in flight"),
@@ -484,7 +478,9 @@ async fn open_loop(cast: &Cast, rate: f64, window: Duration) -> anyhow::Result<F
 
 /// Bucket edges of the command latency histogram, ms: 10 per decade from 10 µs to 100 s.
 pub fn histogram_edges_ms() -> Vec<f64> {
-    (0..=70).map(|i| 10f64.powf(-2.0 + i as f64 / 10.0)).collect()
+    (0..=70)
+        .map(|i| 10f64.powf(-2.0 + i as f64 / 10.0))
+        .collect()
 }
 
 fn bucket(us: u32) -> usize {
@@ -562,7 +558,11 @@ fn summarize(
 }
 
 /// `concurrency` tasks calling the gRPC health check back to back for `window`.
-async fn grpc_ping(channel: Channel, concurrency: usize, window: Duration) -> anyhow::Result<PingRow> {
+async fn grpc_ping(
+    channel: Channel,
+    concurrency: usize,
+    window: Duration,
+) -> anyhow::Result<PingRow> {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
     let calls = Arc::new(AtomicU64::new(0));
@@ -628,9 +628,16 @@ fn print_row(label: &str, r: &FlowRow) {
 }
 
 /// The whole scenario, on a fresh server whose data lives in `data_dir`.
-pub async fn run(data_dir: &Path, window: Duration, ping_window: Duration) -> anyhow::Result<FlowsReport> {
+pub async fn run(
+    data_dir: &Path,
+    window: Duration,
+    ping_window: Duration,
+) -> anyhow::Result<FlowsReport> {
     let harness = Harness::start(data_dir).await?;
-    eprintln!("  server up on {}, demo district seeded", harness.bound.grpc);
+    eprintln!(
+        "  server up on {}, demo district seeded",
+        harness.bound.grpc
+    );
     let ping = grpc_ping(harness.channel.clone(), CONCURRENCY, ping_window).await?;
     eprintln!(
         "  baseline gRPC health check: {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms",

@@ -91,11 +91,10 @@ pub async fn measure(
     let fresh = scratch.join(format!("rebuild-{}.db", label.replace(' ', "-")));
     let bar = Progress::items(&format!("rebuild, {label}"), events, "events");
     let started = Instant::now();
-    let read_model =
-        diandan_runtime::projections::rebuild(store.as_ref(), &fresh, |done, _| {
-            bar.set_position(done)
-        })
-        .await?;
+    let read_model = diandan_runtime::projections::rebuild(store.as_ref(), &fresh, |done, _| {
+        bar.set_position(done)
+    })
+    .await?;
     let rebuild_secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     drop(read_model);

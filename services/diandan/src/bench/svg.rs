@@ -125,7 +125,7 @@ pub fn line_chart(
     while v <= y_max {
         let _ = writeln!(
             svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{2}" y2="{2}" stroke="#e0e0e0"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+            r##"<line x1="{LEFT}" x2="{0}" y1="{1}" y2="{1}" stroke="#e0e0e0"/><text x="{2}" y="{3}" text-anchor="end">{4}</text>"##,
             LEFT + plot_w,
             y(v),
             LEFT - 6.0,
@@ -155,7 +155,7 @@ pub fn line_chart(
     for m in markers {
         let _ = writeln!(
             svg,
-            r#"<line x1="{LEFT}" x2="{}" y1="{2}" y2="{2}" stroke="{3}" stroke-dasharray="6 4" stroke-width="1.5"/><text x="{}" y="{}" fill="{3}">{}</text>"#,
+            r#"<line x1="{LEFT}" x2="{0}" y1="{1}" y2="{1}" stroke="{2}" stroke-dasharray="6 4" stroke-width="1.5"/><text x="{3}" y="{4}" fill="{2}">{5}</text>"#,
             LEFT + plot_w,
             y(m.value),
             m.color,
@@ -179,10 +179,7 @@ pub fn line_chart(
     }
     legend(
         &mut svg,
-        &series
-            .iter()
-            .map(|s| (s.name, s.color))
-            .collect::<Vec<_>>(),
+        &series.iter().map(|s| (s.name, s.color)).collect::<Vec<_>>(),
     );
     svg.push_str("</svg>\n");
     svg
@@ -213,10 +210,12 @@ pub fn histogram(
         (first, last)
     };
     let lo = edges[first].log10().floor();
-    let hi = edges[(last + 1).min(edges.len() - 1)]
-        .log10()
-        .ceil()
-        .max(markers.iter().map(|m| m.value.log10().ceil()).fold(lo + 1.0, f64::max));
+    let hi = edges[(last + 1).min(edges.len() - 1)].log10().ceil().max(
+        markers
+            .iter()
+            .map(|m| m.value.log10().ceil())
+            .fold(lo + 1.0, f64::max),
+    );
     let x = |ms: f64| LEFT + (ms.max(1e-9).log10() - lo) / (hi - lo) * plot_w;
     let shares: Vec<Vec<f64>> = bars
         .iter()
@@ -234,7 +233,7 @@ pub fn histogram(
     while v <= y_max {
         let _ = writeln!(
             svg,
-            r##"<line x1="{LEFT}" x2="{}" y1="{2}" y2="{2}" stroke="#e0e0e0"/><text x="{}" y="{}" text-anchor="end">{}</text>"##,
+            r##"<line x1="{LEFT}" x2="{0}" y1="{1}" y2="{1}" stroke="#e0e0e0"/><text x="{2}" y="{3}" text-anchor="end">{4}</text>"##,
             LEFT + plot_w,
             y(v),
             LEFT - 6.0,

@@ -1,0 +1,252 @@
+//! Notifications through the outbox and the WeChat subscription-message API, against a local
+//! HTTP server that records requests and fails on purpose: each notification is sent exactly
+//! once, across token expiry, server errors, a restart and a replay of the events.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::Json;
+use serde_json::{json, Value};
+
+use diandan_runtime::auth::{Claims, TokenSigner};
+use diandan_runtime::notify::outbox::Outbox;
+use diandan_runtime::notify::wechat::{WechatConfig, WechatNotifier};
+use diandan_runtime::notify::Notifier;
+use diandan_runtime::{App, RequestContext};
+use diandan_store::{EventStore, SqliteStore};
+use diandan_workflows::order::{Action, Assignee, TeamKind};
+use diandan_workflows::validate::Location;
+use diandan_workflows::{OrgLevel, Registry, Role};
+
+#[derive(Default)]
+struct FakeWechat {
+    token_calls: u32,
+    /// (access token used, body) of every send attempt.
+    sends: Vec<(String, Value)>,
+}
+
+type Shared = Arc<Mutex<FakeWechat>>;
+
+async fn token(State(fake): State<Shared>) -> Json<Value> {
+    let mut fake = fake.lock().unwrap();
+    fake.token_calls += 1;
+    Json(json!({"access_token": format!("token-{}", fake.token_calls), "expires_in": 7200}))
+}
+
+async fn send(
+    State(fake): State<Shared>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    Json(body): Json<Value>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let mut fake = fake.lock().unwrap();
+    let token = query.get("access_token").cloned().unwrap_or_default();
+    fake.sends.push((token.clone(), body));
+    let attempt = fake.sends.len();
+    if token == "token-1" {
+        // The first token has "expired" on WeChat's side.
+        return (
+            axum::http::StatusCode::OK,
+            Json(json!({"errcode": 42001, "errmsg": "access_token expired"})),
+        );
+    }
+    if attempt == 3 {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({})),
+        );
+    }
+    (
+        axum::http::StatusCode::OK,
+        Json(json!({"errcode": 0, "errmsg": "ok"})),
+    )
+}
+
+fn ctx(sub: &str, role: Role) -> RequestContext {
+    let id = uuid::Uuid::new_v4().to_string();
+    RequestContext {
+        claims: Claims {
+            sub: sub.into(),
+            role,
+            node: Some("s1".into()),
+            exp: i64::MAX,
+        },
+        command_id: id.clone(),
+        correlation_id: id,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_notification_is_sent_once_across_failures_restart_and_replay() {
+    let fake: Shared = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/cgi-bin/token", get(token))
+        .route("/cgi-bin/message/subscribe/send", post(send))
+        .with_state(fake.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let config = WechatConfig {
+        base_url,
+        app_id: "wx-test".into(),
+        app_secret: "secret".into(),
+        template_id: "tmpl".into(),
+        miniprogram_state: "developer".into(),
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    let app = App::open(
+        store,
+        dir.path(),
+        TokenSigner::new(b"t".to_vec()),
+        false,
+        Registry::builtin(),
+    )
+    .unwrap();
+    let here = Location {
+        lat: 29.87,
+        lng: 114.28,
+        address: String::new(),
+    };
+    let head = ctx("head", Role::StationHead);
+    let volunteer = ctx("v1", Role::Volunteer);
+    let steps: Vec<(RequestContext, Action)> = vec![
+        (
+            ctx("r1", Role::Resident),
+            Action::Place {
+                order_id: "o1".into(),
+                station_id: "s1".into(),
+                category: "repair".into(),
+                description: "楼道灯坏了".into(),
+                location: here.clone(),
+                contact_phone: "13812345678".into(),
+                wanted_time: None,
+                on_behalf_of: None,
+            },
+        ),
+        (
+            head.clone(),
+            Action::Triage {
+                accept: true,
+                reason: String::new(),
+            },
+        ),
+        (
+            head.clone(),
+            Action::Dispatch {
+                assignee: Assignee {
+                    team_id: "t1".into(),
+                    kind: TeamKind::Team,
+                    node_id: "s1".into(),
+                    level: OrgLevel::Station,
+                },
+                reason: String::new(),
+            },
+        ),
+        (
+            volunteer.clone(),
+            Action::Accept {
+                team_id: "t1".into(),
+            },
+        ),
+        (
+            volunteer.clone(),
+            Action::CheckIn {
+                location: here.clone(),
+            },
+        ),
+        (
+            volunteer.clone(),
+            Action::CheckOut {
+                location: here.clone(),
+            },
+        ),
+        (
+            volunteer.clone(),
+            Action::Complete {
+                note: "已修好".into(),
+                photos: vec![],
+            },
+        ),
+        (
+            ctx("r1", Role::Resident),
+            Action::Review {
+                rating: 1,
+                comment: "没修好".into(),
+            },
+        ),
+    ];
+    for (who, action) in steps {
+        let who = RequestContext {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            ..who
+        };
+        app.execute(&who, "o1", action, None).await.unwrap();
+    }
+
+    let outbox_path = dir.path().join("outbox.db");
+    let run_until_quiet = |outbox: Outbox, notifier: Arc<dyn Notifier>| {
+        let app = app.clone();
+        async move {
+            // Retries back off 500 ms, 1 s, …: give them a few seconds.
+            for _ in 0..60 {
+                app.outbox_round(&outbox, notifier.as_ref()).await.unwrap();
+                let counts = outbox.counts().await.unwrap();
+                if counts.iter().all(|(status, _)| status == "sent") && !counts.is_empty() {
+                    return counts;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            outbox.counts().await.unwrap()
+        }
+    };
+    let outbox = Outbox::open(&outbox_path).unwrap();
+    let counts = run_until_quiet(outbox, Arc::new(WechatNotifier::new(config.clone()))).await;
+    // placed → station, dispatched → team, accepted → resident, completed → resident,
+    // a one-star review → a follow-up (回访) task for the station.
+    assert_eq!(counts, vec![("sent".to_owned(), 5)]);
+    let delivered = |fake: &FakeWechat| -> Vec<String> {
+        let mut ok: Vec<String> = fake
+            .sends
+            .iter()
+            .filter(|(token, _)| token != "token-1")
+            .map(|(_, body)| format!("{} {}", body["touser"], body["data"]["thing1"]["value"]))
+            .collect();
+        ok.sort();
+        ok
+    };
+    {
+        let fake = fake.lock().unwrap();
+        assert_eq!(fake.token_calls, 2, "an expired token is refreshed once");
+        // 5 delivered + 1 refused for the expired token + 1 server error, retried.
+        assert_eq!(fake.sends.len(), 7);
+        let mut unique = delivered(&fake);
+        unique.dedup();
+        assert_eq!(unique.len(), 5, "{unique:?}");
+        assert!(
+            unique
+                .iter()
+                .any(|m| m.contains("station:s1") && m.contains("回访")),
+            "{unique:?}"
+        );
+    }
+
+    // A restart (new outbox handle, new notifier with an empty token cache): nothing re-sent.
+    let sends_before = fake.lock().unwrap().sends.len();
+    let outbox = Outbox::open(&outbox_path).unwrap();
+    run_until_quiet(
+        outbox.clone(),
+        Arc::new(WechatNotifier::new(config.clone())),
+    )
+    .await;
+    assert_eq!(fake.lock().unwrap().sends.len(), sends_before);
+
+    // A replay of every event from the start: nothing re-sent either.
+    outbox.rewind(0).await.unwrap();
+    let counts = run_until_quiet(outbox.clone(), Arc::new(WechatNotifier::new(config))).await;
+    assert_eq!(counts, vec![("sent".to_owned(), 5)]);
+    assert_eq!(fake.lock().unwrap().sends.len(), sends_before);
+}
