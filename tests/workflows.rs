@@ -183,7 +183,11 @@ fn history_types(history: &serde_json::Value) -> Vec<String> {
         .map(|e| {
             let payload: serde_json::Value =
                 serde_json::from_str(e["payload_json"].as_str().unwrap()).unwrap();
-            match payload.get("deadline").and_then(|d| d.as_str()) {
+            let deadline = payload
+                .get("deadline")
+                .or_else(|| payload.get("timer").and_then(|t| t.get("deadline")))
+                .and_then(|d| d.as_str());
+            match deadline {
                 Some(d) => format!("{}:{d}", e["event_type"].as_str().unwrap()),
                 None => e["event_type"].as_str().unwrap().to_owned(),
             }
@@ -225,20 +229,55 @@ async fn pending_timers_survive_sigkill_and_fire_exactly_once() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let count = |types: &[String], wanted: &str| types.iter().filter(|t| *t == wanted).count();
-    assert_eq!(count(&types, "DeadlineWarned:sign_for"), 1, "{types:?}");
-    assert_eq!(count(&types, "DeadlineOverdue:sign_for"), 1, "{types:?}");
+    // Each sign-for clock (from one DeadlineScheduled to the next) goes yellow and red at most
+    // once; the first one did both.
+    let fired_at_most_once = |types: &[String]| {
+        let mut per_clock: Vec<(usize, usize)> = Vec::new();
+        for t in types {
+            match t.as_str() {
+                "DeadlineScheduled:sign_for" => per_clock.push((0, 0)),
+                "DeadlineWarned:sign_for" => per_clock.last_mut().unwrap().0 += 1,
+                "DeadlineOverdue:sign_for" => per_clock.last_mut().unwrap().1 += 1,
+                _ => {}
+            }
+        }
+        assert!(
+            per_clock.iter().all(|&(w, o)| w <= 1 && o <= 1),
+            "{types:?}"
+        );
+        per_clock
+    };
+    let clocks = fired_at_most_once(&types);
+    assert_eq!(clocks[0], (1, 1), "{types:?}");
+    // Nobody signed for it: re-dispatched (接单超时改派) to the next candidate, with a fresh clock.
+    let (_, history) = head.get(&format!("/api/v1/orders/{id}/history")).await;
+    let redispatch = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "OrderDispatched")
+        .nth(1)
+        .expect("re-dispatched after the timeout");
+    let payload: serde_json::Value =
+        serde_json::from_str(redispatch["payload_json"].as_str().unwrap()).unwrap();
+    assert!(
+        payload["reason"].as_str().unwrap().starts_with("接单超时"),
+        "{payload}"
+    );
+    assert_ne!(
+        payload["assignee"]["team_id"], "zhidui-chezhanlu",
+        "{payload}"
+    );
+    assert_eq!(redispatch["actor"]["role"], "system");
 
-    // Killed and restarted again: nothing fires twice.
+    // Killed and restarted again: no clock fires twice.
     drop(server);
     let server = Server::start_with(&data, false, &[], &args);
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     let head = head.clone_for(&server);
     let (_, history) = head.get(&format!("/api/v1/orders/{id}/history")).await;
-    let types = history_types(&history);
-    assert_eq!(count(&types, "DeadlineWarned:sign_for"), 1, "{types:?}");
-    assert_eq!(count(&types, "DeadlineOverdue:sign_for"), 1, "{types:?}");
+    fired_at_most_once(&history_types(&history));
     // The station's statistics count it red.
     let (_, stats) = head.get("/api/v1/nodes/yongfu-lane/stats").await;
-    assert_eq!(stats["overdue_red"], 1, "{stats}");
+    assert!(stats["overdue_red"].as_u64().unwrap() >= 1, "{stats}");
 }

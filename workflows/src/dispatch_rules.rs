@@ -548,6 +548,17 @@ impl DispatchIndex {
     /// Ranks the teams that can take the order, at the lowest level of its lineage where any
     /// can (层层派单).
     pub fn suggest(&self, request: &DispatchRequest) -> Result<Suggestions, DispatchError> {
+        self.suggest_excluding(request, &[])
+    }
+
+    /// [`suggest`](Self::suggest) without some teams — those that let the order time out or
+    /// declined it — so a re-dispatch goes to the next candidate, escalating if need be. An
+    /// excluded team counts as unavailable in the level's report.
+    pub fn suggest_excluding(
+        &self,
+        request: &DispatchRequest,
+        excluded: &[&str],
+    ) -> Result<Suggestions, DispatchError> {
         let start = *self
             .node_ix
             .get(&request.station_id)
@@ -573,7 +584,9 @@ impl DispatchIndex {
                 let team = &self.teams[t];
                 let profile = &team.profile;
                 report.teams += 1;
-                if team.skills & wanted == 0 {
+                if excluded.contains(&profile.team_id.as_str()) {
+                    report.unavailable += 1;
+                } else if team.skills & wanted == 0 {
                     report.lacking_skill += 1;
                 } else if profile.open_load >= profile.capacity {
                     report.over_capacity += 1;

@@ -281,7 +281,11 @@ fn dispatched_order_v1_roles_are_the_ones_decide_enforces() {
     };
     assert_eq!(may("new", "place"), [Role::Resident, Role::StationHead]);
     assert_eq!(may("placed", "triage"), [Role::StationHead]);
-    assert_eq!(may("dispatched", "dispatch"), [Role::StationHead]);
+    // The system re-dispatches an order nobody signed for in time.
+    assert_eq!(
+        may("dispatched", "dispatch"),
+        [Role::StationHead, Role::System]
+    );
     assert_eq!(may("dispatched", "accept"), [Role::Volunteer]);
     assert_eq!(may("accepted", "decline"), [Role::Volunteer]);
     assert_eq!(may("served", "complete"), [Role::Volunteer]);

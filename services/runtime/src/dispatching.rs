@@ -103,6 +103,16 @@ fn index_from(conn: &rusqlite::Connection, now_ms: i64) -> Result<DispatchIndex>
 impl App {
     /// Ranked teams for an order, escalating up the tree when a level has none.
     pub async fn suggest_teams(&self, order: &OrderState) -> Result<Suggestions> {
+        self.suggest_teams_excluding(order, Vec::new()).await
+    }
+
+    /// [`suggest_teams`](Self::suggest_teams) without `excluded` teams (e.g. the one that let
+    /// the order time out).
+    pub async fn suggest_teams_excluding(
+        &self,
+        order: &OrderState,
+        excluded: Vec<String>,
+    ) -> Result<Suggestions> {
         let category = order
             .category
             .ok_or_else(|| AppError::NotFound("订单不存在".into()))?;
@@ -121,10 +131,13 @@ impl App {
         self.read
             .query(move |c| {
                 let index = index_from(c, now_ms)?;
-                index.suggest(&request).map_err(|e| AppError::Conflict {
-                    field: Some("team_id"),
-                    message: e.to_string(),
-                })
+                let excluded: Vec<&str> = excluded.iter().map(String::as_str).collect();
+                index
+                    .suggest_excluding(&request, &excluded)
+                    .map_err(|e| AppError::Conflict {
+                        field: Some("team_id"),
+                        message: e.to_string(),
+                    })
             })
             .await
     }

@@ -75,6 +75,29 @@ impl App {
                         .to_owned(),
                 },
                 "close" => Action::Close,
+                // 接单超时改派: the next candidate by the dispatch rules, not the team that let
+                // it lapse; escalates up the tree when the level has no other.
+                "dispatch" => {
+                    let current: Vec<String> = outcome
+                        .state
+                        .assignee
+                        .iter()
+                        .map(|a| a.team_id.clone())
+                        .collect();
+                    match self.suggest_teams_excluding(&outcome.state, current).await {
+                        Ok(suggestions) => {
+                            let top = suggestions.top();
+                            Action::Dispatch {
+                                assignee: top.assignee(),
+                                reason: format!("接单超时，自动改派：{}", top.reason),
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, order = %timer.order_id, "no other team to re-dispatch to; supervised instead");
+                            continue;
+                        }
+                    }
+                }
                 other => {
                     tracing::warn!(
                         command = other,

@@ -88,7 +88,8 @@ pub(super) fn fire(
     let Some(active) = state.deadlines.get(deadline) else {
         return ignored("订单已离开该时限覆盖的环节");
     };
-    if active.timer.due_at != due_at {
+    // Timers are stored to the millisecond; a clock restarted since has another due time.
+    if (active.timer.due_at - due_at).abs() >= time::Duration::milliseconds(1) {
         return ignored("该时限已重新计时");
     }
     let change = match phase {
@@ -101,7 +102,17 @@ pub(super) fn fire(
             deadline: deadline.to_owned(),
             action: match definition.deadline(deadline).map(|d| &d.on_expiry) {
                 Some(OnExpiry::Fire { commands, .. }) => {
-                    format!("系统自动执行：{}", commands.join("、"))
+                    let labels: Vec<&str> = commands
+                        .iter()
+                        .map(|c| {
+                            definition
+                                .transitions()
+                                .iter()
+                                .find(|t| t.command == *c)
+                                .map_or(c.as_str(), |t| t.label.as_str())
+                        })
+                        .collect();
+                    format!("系统自动执行：{}", labels.join("、"))
                 }
                 _ => "督办：通知上级".to_owned(),
             },
@@ -258,7 +269,7 @@ mod tests {
         assert!(matches!(again[0].change, OrderChange::TimerIgnored { .. }));
         let overdue = fire(&state, TimerPhase::Due, due_at);
         assert!(
-            matches!(&overdue[0].change, OrderChange::DeadlineOverdue { action, .. } if action.contains("督办"))
+            matches!(&overdue[0].change, OrderChange::DeadlineOverdue { action, .. } if action == "系统自动执行：派单")
         );
         let state = overdue.iter().fold(state, evolve);
         assert!(matches!(

@@ -67,6 +67,12 @@ impl ColdStartRow {
             .map(|r| r.healthz_ms.max(r.grpc_health_ms))
             .fold(0.0, f64::max)
     }
+    /// The median VmRSS when `/healthz` first answered.
+    pub fn median_rss_at_health_mb(&self) -> f64 {
+        let mut rss: Vec<f64> = self.runs.iter().map(|r| r.rss_at_health_mb).collect();
+        rss.sort_by(f64::total_cmp);
+        rss.get(rss.len() / 2).copied().unwrap_or(0.0)
+    }
     /// The most memory any start held (VmRSS at health or one second later, or the peak).
     pub fn max_rss_mb(&self) -> f64 {
         self.runs
@@ -86,7 +92,10 @@ pub struct ColdStartReport {
     pub orders_cloned: u64,
     /// Building the loaded store's read model (a rebuild over N events).
     pub rebuild: RebuildRow,
-    /// Peak RSS extrapolated linearly (baseline → loaded) to the goal's event count.
+    /// Events in one cloned (completed) order's stream.
+    pub events_per_order: u64,
+    /// The loaded store's peak RSS plus the growth of the median RSS at health per event
+    /// (baseline → loaded) times the events still missing to the goal's count.
     pub rss_extrapolated_mb: f64,
 }
 
@@ -124,6 +133,7 @@ struct Fill {
     seconds: f64,
     /// An order id that exists in the filled store.
     sample_order: Option<String>,
+    events_per_order: u64,
 }
 
 /// Fills `target/events.db` with the template's directory streams and, until `events` are
@@ -226,6 +236,7 @@ async fn fill(template: &Path, target: &Path, events: u64) -> anyhow::Result<Fil
         orders,
         seconds,
         sample_order,
+        events_per_order: longest as u64,
     })
 }
 
@@ -470,7 +481,12 @@ pub async fn run(template: &Path, scratch: &Path, events: u64) -> anyhow::Result
         loaded.sample_order.as_deref(),
     )
     .await?;
-    let slope = ((loaded_row.max_rss_mb() - baseline.max_rss_mb())
+    // Memory at health, before any request, is what grows with the store if anything does.
+    let (base_rss, loaded_rss) = (
+        baseline.median_rss_at_health_mb(),
+        loaded_row.median_rss_at_health_mb(),
+    );
+    let slope = ((loaded_rss - base_rss)
         / (loaded.events.saturating_sub(empty.events)).max(1) as f64)
         .max(0.0);
     let rss_extrapolated_mb =
@@ -483,6 +499,7 @@ pub async fn run(template: &Path, scratch: &Path, events: u64) -> anyhow::Result
         loaded: loaded_row,
         fill_seconds: loaded.seconds,
         orders_cloned: loaded.orders,
+        events_per_order: loaded.events_per_order,
         rebuild,
         rss_extrapolated_mb,
     })

@@ -98,6 +98,8 @@ pub struct FlowsReport {
     pub offered: FlowRow,
     /// Events in the store when the flows were done.
     pub events_stored: u64,
+    /// Events the measured flows appended, per completed flow.
+    pub events_per_flow: f64,
 }
 
 /// What one flow measured.
@@ -643,17 +645,21 @@ pub async fn run(
         "  baseline gRPC health check: {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms",
         ping.calls_per_sec, ping.p50_ms, ping.p99_ms
     );
+    let seeded = harness.app.store.head_position().await?;
     let max = closed_loop(&harness.cast, CONCURRENCY, window).await?;
     print_row("max (closed loop)", &max);
     let rate = (max.flows_per_sec * LOAD).max(1.0);
     let offered = open_loop(&harness.cast, rate, window).await?;
     print_row(&format!("{:.0}% (open loop)", LOAD * 100.0), &offered);
     let events_stored = harness.stop().await?;
+    let events_per_flow = events_stored.saturating_sub(seeded) as f64
+        / (max.flows + max.failed_flows + offered.flows + offered.failed_flows).max(1) as f64;
     Ok(FlowsReport {
         ping,
         max,
         offered,
         events_stored,
+        events_per_flow,
     })
 }
 
