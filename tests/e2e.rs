@@ -512,3 +512,79 @@ async fn dispatch_rules_suggest_escalate_and_auto_assign_with_reasons() {
         "{problem}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_requests_are_decided_by_the_station_head() {
+    let server = Server::start_demo().await;
+    let resident = User::login(&server, "resident", "r-ext", "").await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let volunteer = User::login(&server, "volunteer", "v-wangsen", "").await;
+    let (_, ack) = resident
+        .post("/api/v1/orders", yongfu_order("需要延期的订单"))
+        .await;
+    let id = ack["order_id"].as_str().unwrap().to_owned();
+    let order = |suffix: &str| format!("/api/v1/orders/{id}{suffix}");
+    head.post(&order("/triage"), json!({"accept": true})).await;
+    head.post(&order("/dispatch"), json!({"team_id": "zhidui-chezhanlu"}))
+        .await;
+    let (status, _) = volunteer
+        .post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu"}))
+        .await;
+    assert_eq!(status, 200);
+
+    // Bad input names the field.
+    let (status, problem) = volunteer
+        .post(
+            &order("/extension"),
+            json!({"deadline": "complete", "until": "next week", "reason": "等配件"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("until")),
+        "{problem}"
+    );
+    let (status, problem) = volunteer
+        .post(
+            &order("/extension"),
+            json!({"deadline": "sign_for", "until": "2099-01-01T00:00:00Z", "reason": "等配件"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("deadline")),
+        "{problem}"
+    );
+
+    // A request within 30 days of the current deadline, approved by the head.
+    let until = (time::OffsetDateTime::now_utc() + time::Duration::days(12))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (status, ack) = volunteer
+        .post(
+            &order("/extension"),
+            json!({"deadline": "complete", "until": until, "reason": "等配件到货"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ack}");
+    let (status, problem) = volunteer
+        .post(
+            &order("/extension/decision"),
+            json!({"deadline": "complete", "approve": true}),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, ack) = head
+        .post(
+            &order("/extension/decision"),
+            json!({"deadline": "complete", "approve": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ack}");
+    let (_, history) = head.get(&order("/history")).await;
+    assert!(history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event_type"] == "ExtensionApproved"));
+}

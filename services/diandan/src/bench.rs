@@ -155,14 +155,29 @@ pub struct Machine {
     /// Device and filesystem type of the `--out` folder (where every file is written).
     pub disk: String,
     pub arch: String,
+    /// `/proc/loadavg` (1, 5, 15 min) when the run started: others' work on a shared machine.
+    pub load_at_start: String,
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 impl std::fmt::Display for Machine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}, {} cores available, {:.0} GB RAM, Linux {}, {} ({}), out dir on {}",
-            self.cpu, self.cores, self.memory_gb, self.kernel, self.arch, BUILD, self.disk
+            "{}, {} cores available, {:.0} GB RAM, Linux {}, {} ({}), out dir on {}; load average at start {}",
+            self.cpu,
+            self.cores,
+            self.memory_gb,
+            self.kernel,
+            self.arch,
+            BUILD,
+            self.disk,
+            self.load_at_start
         )
     }
 }
@@ -208,6 +223,7 @@ fn machine(out: &Path) -> Machine {
         kernel,
         disk,
         arch: std::env::consts::ARCH.to_owned(),
+        load_at_start: load_average(),
     }
 }
 
@@ -251,6 +267,8 @@ pub struct Report {
     pub seconds_per_scenario: f64,
     pub scenarios: Vec<Scenario>,
     pub total_seconds: f64,
+    /// `/proc/loadavg` when the run ended.
+    pub load_at_end: String,
     pub fsync: Option<FsyncRow>,
     pub appends: Vec<AppendRow>,
     pub flows: Option<FlowsReport>,
@@ -489,6 +507,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         seconds_per_scenario: options.seconds,
         scenarios: options.scenarios.clone(),
         total_seconds: started.elapsed().as_secs_f64(),
+        load_at_end: load_average(),
         fsync,
         appends: append_rows,
         flows: flows_report,
@@ -761,8 +780,8 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(md, "- Command: `{}`", report.command);
     let _ = writeln!(
         md,
-        "- Window: {} s per timed scenario; whole run {:.0} s\n",
-        report.seconds_per_scenario, report.total_seconds
+        "- Window: {} s per timed scenario; whole run {:.0} s; load average at the end {}\n",
+        report.seconds_per_scenario, report.total_seconds, report.load_at_end
     );
 
     if !report.goals.is_empty() {

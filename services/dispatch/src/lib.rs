@@ -124,6 +124,25 @@ impl DispatchService for Dispatch {
         Ok(Response::new(outcome.ack(&req.order_id)))
     }
 
+    async fn decide_extension(
+        &self,
+        request: Request<pb::DecideExtensionRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        self.require_order_scope(&ctx, &req.order_id).await?;
+        let action = Action::DecideExtension {
+            deadline: req.deadline,
+            approve: req.approve,
+            reason: req.reason,
+        };
+        let outcome = self
+            .app
+            .execute(&ctx, &req.order_id, action, req.expected_revision)
+            .await?;
+        Ok(Response::new(outcome.ack(&req.order_id)))
+    }
+
     async fn suggest_teams(
         &self,
         request: Request<pb::SuggestTeamsRequest>,

@@ -27,7 +27,7 @@ impl Modify for BearerAuth {
     paths(
         dev_login, place_order, list_orders, get_order, order_history, cancel_order,
         triage_order, dispatch_order, suggest_teams, station_queue, accept_order, decline_order, check_in,
-        check_out, complete_order, review_order, close_order, node_stats, org_tree,
+        check_out, complete_order, request_extension, decide_extension, review_order, close_order, node_stats, org_tree,
         register_org_node, list_teams, register_team, register_volunteer,
     ),
     components(schemas(Problem, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),

@@ -145,6 +145,12 @@ order_command!(
     /// 办结: close-out note and evidence.
     complete_order, "/api/v1/orders/{id}/complete", volunteers, complete_order, pb::CompleteOrderRequest);
 order_command!(
+    /// 延期申请: the volunteer asks to move a running deadline, before it passes.
+    request_extension, "/api/v1/orders/{id}/extension", volunteers, request_extension, pb::RequestExtensionRequest);
+order_command!(
+    /// 审批延期: the station head approves or denies the pending request.
+    decide_extension, "/api/v1/orders/{id}/extension/decision", dispatch, decide_extension, pb::DecideExtensionRequest);
+order_command!(
     /// 评单: 1–5 stars and a comment, by the requester.
     review_order, "/api/v1/orders/{id}/review", reviews, review_order, pb::ReviewOrderRequest);
 order_command!(
@@ -471,6 +477,11 @@ pub(crate) fn router(upstreams: Clients) -> Router {
         .route("/api/v1/orders/{id}/check-out", post(check_out))
         .route("/api/v1/orders/{id}/complete", post(complete_order))
         .route("/api/v1/orders/{id}/review", post(review_order))
+        .route("/api/v1/orders/{id}/extension", post(request_extension))
+        .route(
+            "/api/v1/orders/{id}/extension/decision",
+            post(decide_extension),
+        )
         .route("/api/v1/orders/{id}/close", post(close_order))
         .route("/api/v1/nodes/{id}/queue", get(station_queue))
         .route("/api/v1/nodes/{id}/stats", get(node_stats))

@@ -222,6 +222,23 @@ impl VolunteerService for Volunteers {
             .await
     }
 
+    async fn request_extension(
+        &self,
+        request: Request<pb::RequestExtensionRequest>,
+    ) -> Result<Response<pb::CommandAck>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let until = diandan_runtime::views::time_from("until", &req.until)?
+            .ok_or_else(|| AppError::invalid("until", "须填写延期后的时限"))?;
+        let action = Action::RequestExtension {
+            deadline: req.deadline,
+            until,
+            reason: req.reason,
+        };
+        self.order_command(&ctx, &req.order_id, action, req.expected_revision)
+            .await
+    }
+
     async fn complete_order(
         &self,
         request: Request<pb::CompleteOrderRequest>,

@@ -48,6 +48,18 @@ pub enum Action {
     Close,
     /// Withdrawn by the requester before anyone accepted it.
     Cancel { reason: String },
+    /// 延期申请: the accepting volunteer asks to move a running deadline to `until`.
+    RequestExtension {
+        deadline: String,
+        until: OffsetDateTime,
+        reason: String,
+    },
+    /// The station head approves or denies the pending extension request.
+    DecideExtension {
+        deadline: String,
+        approve: bool,
+        reason: String,
+    },
     /// A deadline's timer went off (the system): yellow at `Warn` (催办), red at `Due` (督办).
     /// `due_at` names the timer, so a stale one (the order moved on) is recognised and ignored.
     FireTimer {
@@ -92,6 +104,8 @@ impl Action {
             Action::Close => "close",
             Action::Cancel { .. } => "cancel",
             Action::FireTimer { .. } => "fire_timer",
+            Action::RequestExtension { .. } => "request_extension",
+            Action::DecideExtension { .. } => "decide_extension",
         }
     }
 
@@ -118,6 +132,8 @@ impl Action {
             Action::Close => "归档",
             Action::Cancel { .. } => "取消",
             Action::FireTimer { .. } => "计时",
+            Action::RequestExtension { .. } => "申请延期",
+            Action::DecideExtension { .. } => "审批延期",
         }
     }
 }

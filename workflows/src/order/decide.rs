@@ -30,6 +30,12 @@ pub fn decide(
     {
         return super::timers::fire(definition, state, command, deadline, *phase, *due_at);
     }
+    if matches!(
+        action,
+        Action::RequestExtension { .. } | Action::DecideExtension { .. }
+    ) {
+        return super::timers::extension(state, command);
+    }
     let Some(transition) =
         definition.transition(state.status.as_str(), action.command(), action.outcome())
     else {
@@ -192,7 +198,9 @@ pub fn decide(
             }
         }
         Action::Close => OrderChange::OrderClosed,
-        Action::FireTimer { .. } => unreachable!("timers are decided above"),
+        Action::FireTimer { .. }
+        | Action::RequestExtension { .. }
+        | Action::DecideExtension { .. } => unreachable!("deadline commands are decided above"),
         Action::Cancel { reason } => {
             if actor.id != state.requester_id {
                 return Err(DomainError::Forbidden("只有下单的居民可以取消订单".into()));

@@ -141,6 +141,21 @@ pub enum OrderChange {
         /// What happens now, e.g. "督办" or "系统默认好评并归档".
         action: String,
     },
+    /// 延期申请: asked to move a deadline to `until`.
+    ExtensionRequested {
+        deadline: String,
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+        reason: String,
+    },
+    /// The station head approved: the deadline runs to the new timer.
+    ExtensionApproved {
+        timer: Timer,
+    },
+    ExtensionDenied {
+        deadline: String,
+        reason: String,
+    },
     /// A timer went off for a deadline that no longer applies: recorded, nothing changes.
     TimerIgnored {
         deadline: String,
@@ -170,6 +185,9 @@ impl OrderChange {
             OrderChange::DeadlineWarned { .. } => "DeadlineWarned",
             OrderChange::DeadlineOverdue { .. } => "DeadlineOverdue",
             OrderChange::TimerIgnored { .. } => "TimerIgnored",
+            OrderChange::ExtensionRequested { .. } => "ExtensionRequested",
+            OrderChange::ExtensionApproved { .. } => "ExtensionApproved",
+            OrderChange::ExtensionDenied { .. } => "ExtensionDenied",
         }
     }
 }

@@ -143,6 +143,9 @@ pub struct ActiveDeadline {
     pub warned: bool,
     /// Red: 督办 sent.
     pub overdue: bool,
+    /// A pending 延期申请: the requested new due time.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub extension_requested: Option<OffsetDateTime>,
 }
 
 /// Folds one event into the state.
@@ -235,6 +238,7 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
                     timer: timer.clone(),
                     warned: false,
                     overdue: false,
+                    extension_requested: None,
                 },
             );
         }
@@ -253,6 +257,29 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             }
         }
         OrderChange::TimerIgnored { .. } => {}
+        OrderChange::ExtensionRequested {
+            deadline, until, ..
+        } => {
+            if let Some(d) = state.deadlines.get_mut(deadline) {
+                d.extension_requested = Some(*until);
+            }
+        }
+        OrderChange::ExtensionApproved { timer } => {
+            state.deadlines.insert(
+                timer.deadline.clone(),
+                ActiveDeadline {
+                    timer: timer.clone(),
+                    warned: false,
+                    overdue: false,
+                    extension_requested: None,
+                },
+            );
+        }
+        OrderChange::ExtensionDenied { deadline, .. } => {
+            if let Some(d) = state.deadlines.get_mut(deadline) {
+                d.extension_requested = None;
+            }
+        }
     }
     state
 }

@@ -1305,6 +1305,8 @@ fn action_key(action: &Action) -> &'static str {
         Action::Close => "close",
         Action::Cancel { .. } => "cancel",
         Action::FireTimer { .. } => "fire_timer",
+        Action::RequestExtension { .. } => "request_extension",
+        Action::DecideExtension { .. } => "decide_extension",
     }
 }
 
@@ -1611,6 +1613,24 @@ fn one_change_of_each_kind() -> Vec<OrderChange> {
             phase: crate::order::TimerPhase::Due,
             reason: "已督办".into(),
         },
+        OrderChange::ExtensionRequested {
+            deadline: "complete".into(),
+            until: NOW,
+            reason: "材料未到".into(),
+        },
+        OrderChange::ExtensionApproved {
+            timer: crate::definition::Timer {
+                deadline: "complete".into(),
+                limit: "延期".into(),
+                started_at: NOW,
+                warn_at: NOW,
+                due_at: NOW,
+            },
+        },
+        OrderChange::ExtensionDenied {
+            deadline: "complete".into(),
+            reason: "无正当理由".into(),
+        },
     ]
 }
 
@@ -1633,6 +1653,9 @@ fn variant_index(change: &OrderChange) -> usize {
         OrderChange::DeadlineWarned { .. } => 14,
         OrderChange::DeadlineOverdue { .. } => 15,
         OrderChange::TimerIgnored { .. } => 16,
+        OrderChange::ExtensionRequested { .. } => 17,
+        OrderChange::ExtensionApproved { .. } => 18,
+        OrderChange::ExtensionDenied { .. } => 19,
     }
 }
 
@@ -1640,7 +1663,7 @@ fn variant_index(change: &OrderChange) -> usize {
 fn every_change_serializes_with_its_event_type_and_round_trips() {
     let changes = one_change_of_each_kind();
     let covered: BTreeSet<usize> = changes.iter().map(variant_index).collect();
-    assert_eq!(covered.len(), 17, "every OrderChange variant is exercised");
+    assert_eq!(covered.len(), 20, "every OrderChange variant is exercised");
 
     for change in changes {
         let stored = OrderEvent {

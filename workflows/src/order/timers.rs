@@ -62,6 +62,100 @@ pub fn schedule_clocks(
     clock_events
 }
 
+/// Longest extension a request may ask for.
+const MAX_EXTENSION: time::Duration = time::Duration::days(30);
+
+/// 延期申请 and its approval. The request must come before the deadline passes, from the
+/// volunteer holding the order; the station head decides. An approved extension reschedules
+/// the deadline (yellow again at 80% of the new span).
+pub(super) fn extension(
+    state: &OrderState,
+    command: &Command,
+) -> Result<Vec<OrderEvent>, DomainError> {
+    let actor = &command.meta.actor;
+    let at = command.meta.at;
+    let change = match &command.action {
+        Action::RequestExtension {
+            deadline,
+            until,
+            reason,
+        } => {
+            let holder = state.accepted_by.as_ref().map(|(v, _)| v.as_str());
+            if actor.role != Role::Volunteer || holder != Some(actor.id.as_str()) {
+                return Err(DomainError::Forbidden(
+                    "只有接单的志愿者可以申请延期".into(),
+                ));
+            }
+            let active = state.deadlines.get(deadline).ok_or_else(|| {
+                DomainError::invalid("deadline", format!("时限「{deadline}」当前未在计时"))
+            })?;
+            if active.overdue || at >= active.timer.due_at {
+                return Err(DomainError::invalid("deadline", "时限已过，不能再申请延期"));
+            }
+            if active.extension_requested.is_some() {
+                return Err(DomainError::invalid("deadline", "已有待审批的延期申请"));
+            }
+            if *until <= active.timer.due_at || *until > active.timer.due_at + MAX_EXTENSION {
+                return Err(DomainError::invalid(
+                    "until",
+                    "延期后的时限须晚于原时限，且最多延长 30 天",
+                ));
+            }
+            OrderChange::ExtensionRequested {
+                deadline: deadline.clone(),
+                until: *until,
+                reason: crate::validate::text(
+                    "reason",
+                    reason,
+                    1,
+                    crate::validate::MAX_SHORT_TEXT_CHARS,
+                )?,
+            }
+        }
+        Action::DecideExtension {
+            deadline,
+            approve,
+            reason,
+        } => {
+            if actor.role != Role::StationHead {
+                return Err(DomainError::Forbidden("只有站长可以审批延期".into()));
+            }
+            let active = state.deadlines.get(deadline).ok_or_else(|| {
+                DomainError::invalid("deadline", format!("时限「{deadline}」当前未在计时"))
+            })?;
+            let until = active
+                .extension_requested
+                .ok_or_else(|| DomainError::invalid("deadline", "没有待审批的延期申请"))?;
+            if *approve {
+                let started_at = active.timer.started_at;
+                let span = until - started_at;
+                let warn_at: OffsetDateTime = started_at + span * 0.8;
+                OrderChange::ExtensionApproved {
+                    timer: crate::definition::Timer {
+                        deadline: deadline.clone(),
+                        limit: format!("延期至 {until}"),
+                        started_at,
+                        warn_at: warn_at.max(at),
+                        due_at: until,
+                    },
+                }
+            } else {
+                OrderChange::ExtensionDenied {
+                    deadline: deadline.clone(),
+                    reason: crate::validate::text(
+                        "reason",
+                        reason,
+                        1,
+                        crate::validate::MAX_SHORT_TEXT_CHARS,
+                    )?,
+                }
+            }
+        }
+        _ => unreachable!("only extension commands come here"),
+    };
+    Ok(vec![OrderEvent { at, change }])
+}
+
 /// What a timer going off does to the order.
 pub(super) fn fire(
     definition: &Definition,
@@ -323,6 +417,129 @@ mod tests {
         let events = decide(definition, &state, &c).unwrap();
         assert!(
             matches!(&events[0].change, OrderChange::TimerIgnored { reason, .. } if reason.contains("离开"))
+        );
+    }
+
+    #[test]
+    fn an_extension_is_requested_in_time_and_approved_or_denied_by_the_head() {
+        let (definition, _) = v1();
+        let mut commands = placed_and_dispatched();
+        let volunteer = Actor::new("v1", Role::Volunteer);
+        commands.push(command(
+            volunteer.clone(),
+            MONDAY_9 + time::Duration::hours(1),
+            Action::Accept {
+                team_id: "t1".into(),
+            },
+        ));
+        let (state, _) = run(commands);
+        let due = state.deadlines["complete"].timer.due_at;
+        let request = |at, until| {
+            command(
+                volunteer.clone(),
+                at,
+                Action::RequestExtension {
+                    deadline: "complete".into(),
+                    until,
+                    reason: "等待配件到货".into(),
+                },
+            )
+        };
+        let in_time = MONDAY_9 + time::Duration::hours(2);
+        // After the deadline passed: refused, naming the field.
+        let late = decide(
+            definition,
+            &state,
+            &request(
+                due + time::Duration::minutes(1),
+                due + time::Duration::days(2),
+            ),
+        );
+        assert!(
+            matches!(
+                late,
+                Err(DomainError::InvalidField {
+                    field: "deadline",
+                    ..
+                })
+            ),
+            "{late:?}"
+        );
+        // Not later than the current deadline: refused.
+        let short = decide(definition, &state, &request(in_time, due));
+        assert!(
+            matches!(short, Err(DomainError::InvalidField { field: "until", .. })),
+            "{short:?}"
+        );
+        // Someone else: refused.
+        let other = command(
+            Actor::new("v2", Role::Volunteer),
+            in_time,
+            Action::RequestExtension {
+                deadline: "complete".into(),
+                until: due + time::Duration::days(2),
+                reason: "x".into(),
+            },
+        );
+        assert!(matches!(
+            decide(definition, &state, &other),
+            Err(DomainError::Forbidden(_))
+        ));
+
+        let requested = decide(
+            definition,
+            &state,
+            &request(in_time, due + time::Duration::days(2)),
+        )
+        .unwrap();
+        let state = requested.iter().fold(state, evolve);
+        let head = Actor::new("head", Role::StationHead);
+        let approve = command(
+            head.clone(),
+            in_time,
+            Action::DecideExtension {
+                deadline: "complete".into(),
+                approve: true,
+                reason: String::new(),
+            },
+        );
+        let approved = decide(definition, &state, &approve).unwrap();
+        let state = approved.iter().fold(state, evolve);
+        assert_eq!(
+            state.deadlines["complete"].timer.due_at,
+            due + time::Duration::days(2)
+        );
+        assert!(state.deadlines["complete"].extension_requested.is_none());
+        // Nothing pending any more: a second decision is refused.
+        assert!(matches!(
+            decide(definition, &state, &approve),
+            Err(DomainError::InvalidField {
+                field: "deadline",
+                ..
+            })
+        ));
+        // A denial keeps the deadline.
+        let requested = decide(
+            definition,
+            &state,
+            &request(in_time, due + time::Duration::days(3)),
+        )
+        .unwrap();
+        let state = requested.iter().fold(state, evolve);
+        let deny = command(
+            head,
+            in_time,
+            Action::DecideExtension {
+                deadline: "complete".into(),
+                approve: false,
+                reason: "无正当理由".into(),
+            },
+        );
+        let denied = decide(definition, &state, &deny).unwrap();
+        let state = denied.iter().fold(state, evolve);
+        assert_eq!(
+            state.deadlines["complete"].timer.due_at,
+            due + time::Duration::days(2)
         );
     }
 }

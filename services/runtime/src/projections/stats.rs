@@ -136,7 +136,10 @@ impl Projection for StatsProjection {
             | OrderChange::OrderClosed
             | OrderChange::DeadlineScheduled { .. }
             | OrderChange::DeadlineCleared { .. }
-            | OrderChange::TimerIgnored { .. } => {}
+            | OrderChange::TimerIgnored { .. }
+            | OrderChange::ExtensionRequested { .. }
+            | OrderChange::ExtensionApproved { .. }
+            | OrderChange::ExtensionDenied { .. } => {}
         }
         Ok(())
     }

@@ -47,11 +47,11 @@ impl Projection for TimersProjection {
         let Some(order_id) = event.stream.strip_prefix("order-") else {
             return Ok(());
         };
-        if !event.event_type.starts_with("Deadline") {
+        if !event.event_type.starts_with("Deadline") && event.event_type != "ExtensionApproved" {
             return Ok(());
         }
         match decode_order_event(event)?.change {
-            OrderChange::DeadlineScheduled { timer } => {
+            OrderChange::DeadlineScheduled { timer } | OrderChange::ExtensionApproved { timer } => {
                 tx.execute(
                     "INSERT OR REPLACE INTO timers (order_id, deadline, due_at_ms, next_phase, next_fire_ms)
                      VALUES (?1, ?2, ?3, 'warn', ?4)",
