@@ -49,7 +49,7 @@ enum Command {
     Serve {
         #[arg(value_enum)]
         part: diandan::serve::Part,
-        /// The event store: nats://host:port (JetStream) or sqlite:<path>.
+        /// The event store: nats://host:port[,…][?replicas=3] (JetStream), kurrentdb://host:2113?tls=false (KurrentDB) or sqlite:<path>.
         #[arg(long, env = "DIANDAN_STORE", default_value = "nats://127.0.0.1:4222")]
         store: String,
         /// The event bus (for relay and projections): nats://host:port.

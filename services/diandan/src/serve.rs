@@ -126,13 +126,19 @@ pub async fn open_store(spec: &str) -> anyhow::Result<Arc<dyn EventStore>> {
             .with_context(|| format!("connecting to the JetStream store at {spec}"))?;
         return Ok(Arc::new(store));
     }
+    if spec.starts_with("kurrentdb://") || spec.starts_with("esdb://") {
+        let store = diandan_store_kurrentdb::KurrentDbStore::connect(spec)
+            .await
+            .with_context(|| format!("connecting to KurrentDB at {spec}"))?;
+        return Ok(Arc::new(store));
+    }
     if let Some(path) = spec.strip_prefix("sqlite:") {
         let store = SqliteStore::open(path).with_context(|| format!("opening {path}"))?;
         return Ok(Arc::new(store));
     }
     anyhow::bail!(
-        "--store must be nats://host:port[,nats://host:port…][?replicas=N] or sqlite:<path>, \
-         not {spec:?}"
+        "--store must be nats://host:port[,nats://host:port…][?replicas=N], \
+         kurrentdb://host:2113?tls=false or sqlite:<path>, not {spec:?}"
     )
 }
 
