@@ -239,3 +239,28 @@ async fn every_service_its_own_process_on_nats() {
     assert_eq!(live_dump, rebuilt.dump().unwrap());
     drop((orders, dispatch, volunteers, reviews, stats));
 }
+
+#[test]
+fn an_unreachable_broker_at_start_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Nothing listens on port 1.
+    let started = std::time::Instant::now();
+    let output = Command::new(support::binary())
+        .args([
+            "serve",
+            "orders",
+            "--store",
+            "nats://127.0.0.1:1",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("nats://127.0.0.1:1"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

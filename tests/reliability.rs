@@ -1,6 +1,8 @@
 //! Reliability: the real `diandan up` killed under load, started on a read-only data
-//! directory, run out of disk, and pushed against its HTTP limits. Slow (about a minute of
-//! wall time), so it is a test target of its own: `cargo test -p diandan --test reliability`.
+//! directory, run out of disk, upgraded over an older read model, and pushed against its HTTP
+//! limits; plus the shape of the OpenAPI document Schemathesis tests against. Slow (about a
+//! minute of wall time), so it is a test target of its own:
+//! `cargo test -p diandan --test reliability`.
 //!
 //! Every test checks one promise from the outside: a command answered 2xx is durable and
 //! applied exactly once; a command that could not be stored gets a clean problem+json (503),

@@ -149,3 +149,95 @@ pub fn decode(
         prev_position,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> RecordedEvent {
+        let meta = serde_json::json!({
+            "actor": {"id": "r1", "role": "resident"},
+            "at": "2026-11-22T09:00:00+08:00",
+            "command_id": "c1",
+            "correlation_id": "k1",
+            "schema_version": 1,
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        });
+        RecordedEvent {
+            event_id: uuid::Uuid::new_v4(),
+            stream: "order-o1".into(),
+            revision: 3,
+            position: 42,
+            event_type: "OrderAccepted".into(),
+            data: br#"{"type":"OrderAccepted","at":"2026-11-22T09:00:00+08:00","volunteer_id":"v1","team_id":"t1"}"#.to_vec(),
+            metadata: serde_json::to_vec(&meta).unwrap(),
+            recorded_at_ms: 1_795_000_000_000,
+        }
+    }
+
+    #[test]
+    fn round_trip_with_subject_scheme_and_trace_context() {
+        let e = event();
+        let (subject, headers, body) = encode(&e, 40);
+        assert_eq!(subject, "diandan.events.OrderAccepted.v1.order-o1");
+        assert_eq!(
+            headers.get("ce-type").unwrap().as_str(),
+            "cn.diandan.OrderAccepted.v1"
+        );
+        assert_eq!(headers.get("ce-specversion").unwrap().as_str(), "1.0");
+        assert!(headers
+            .get("traceparent")
+            .unwrap()
+            .as_str()
+            .starts_with("00-4bf92f35"));
+        let msg_id = headers.get(async_nats::header::NATS_MESSAGE_ID).unwrap();
+        assert_eq!(msg_id.as_str(), e.event_id.to_string());
+        let back = decode(&subject, Some(&headers), &body).unwrap();
+        assert_eq!(back.event, e);
+        assert_eq!(back.prev_position, 40);
+    }
+
+    fn rejected(subject: &str, headers: Option<&HeaderMap>, body: &[u8]) -> String {
+        match decode(subject, headers, body) {
+            Err(BusError::Rejected { reason, .. }) => reason,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_foreign_and_unknown_messages_are_rejected_with_the_reason() {
+        let e = event();
+        let (subject, headers, body) = encode(&e, 40);
+        // No headers at all (a plain NATS publish on a diandan subject).
+        assert!(rejected(&subject, None, b"{}").contains("headers"));
+        // A foreign CloudEvent.
+        let mut foreign = headers.clone();
+        foreign.insert("ce-type", "com.example.Other.v1");
+        assert!(rejected(&subject, Some(&foreign), &body).contains("foreign"));
+        // A schema version this build does not know.
+        let mut future = headers.clone();
+        future.insert("ce-type", "cn.diandan.OrderAccepted.v9");
+        let future_subject = "diandan.events.OrderAccepted.v9.order-o1";
+        assert!(rejected(future_subject, Some(&future), &body).contains("unknown schema version"));
+        // Another CloudEvents version.
+        let mut old = headers.clone();
+        old.insert("ce-specversion", "0.3");
+        assert!(rejected(&subject, Some(&old), &body).contains("specversion"));
+        // Published on a subject that does not match its attributes.
+        assert!(rejected(
+            "diandan.events.OrderClosed.v1.order-o1",
+            Some(&headers),
+            &body
+        )
+        .contains("subject"));
+        // A body that is not JSON.
+        assert!(rejected(&subject, Some(&headers), b"\xff\x00").contains("JSON"));
+        // A broken id, a broken position.
+        let mut bad_id = headers.clone();
+        bad_id.insert("ce-id", "not-a-uuid");
+        assert!(rejected(&subject, Some(&bad_id), &body).contains("UUID"));
+        let mut bad_position = headers.clone();
+        bad_position.insert("ce-diandanposition", "forty-two");
+        assert!(rejected(&subject, Some(&bad_position), &body).contains("number"));
+    }
+}
