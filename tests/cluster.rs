@@ -593,9 +593,10 @@ async fn full_loop_on_a_three_node_cluster_survives_losing_the_store_leader() {
     }
     let head_position = log.last().expect("events").position;
     let read = ReadModel::open(&data.join("read.db")).unwrap();
-    // Bus messages handed to a pull request that died with its server are redelivered only
-    // after the consumer's ack wait (30 s); the replicas hold back everything after them.
-    let caught_up_by = Instant::now() + Duration::from_secs(45);
+    // Bus messages handed to a pull request that died with its server (or whose ack died
+    // with it) are redelivered only after the consumer's ack wait (30 s), and the replicas
+    // hold back everything after them; allow for that twice.
+    let caught_up_by = Instant::now() + Duration::from_secs(65);
     loop {
         let at = read.stored_position().await.unwrap();
         if at >= head_position {

@@ -1521,7 +1521,8 @@ async fn read_model_of_the_previous_release_catches_up_after_an_upgrade() {
     // NOT NULL)`.
     rusqlite::Connection::open(tmp.path().join("read.db"))
         .unwrap()
-        .execute_batch("ALTER TABLE checkpoints DROP COLUMN applied")
+        // (and no schema version: releases before read-model versioning left user_version at 0)
+        .execute_batch("ALTER TABLE checkpoints DROP COLUMN applied; PRAGMA user_version = 0;")
         .unwrap();
 
     let server = Server::start_in(tmp.path(), true);

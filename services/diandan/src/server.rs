@@ -88,7 +88,12 @@ pub fn app_over(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
     let signer = TokenSigner::new(token_secret(data_dir)?);
-    Ok(App::open(store, data_dir, signer, dev_login, workflows)?)
+    App::open(store, data_dir, signer, dev_login, workflows).with_context(|| {
+        format!(
+            "opening the read models, contact vault and outbox in {}",
+            data_dir.display()
+        )
+    })
 }
 
 /// A running system's addresses.
@@ -137,7 +142,9 @@ pub async fn run(
                 .await
         })
     };
-    let outbox = diandan_runtime::notify::outbox::Outbox::open(&config.data_dir.join("outbox.db"))?;
+    let outbox_path = config.data_dir.join("outbox.db");
+    let outbox = diandan_runtime::notify::outbox::Outbox::open(&outbox_path)
+        .with_context(|| format!("opening the notification outbox {}", outbox_path.display()))?;
     let notifications = {
         let (app, stop) = (app.clone(), stopped());
         let notifier = diandan_runtime::notify::notifier_from_env();

@@ -11,6 +11,7 @@ pub mod problem;
 mod routes;
 
 use std::future::Future;
+use std::time::Duration;
 
 use axum::Router;
 use diandan_proto::Upstreams;
@@ -23,13 +24,67 @@ pub fn router(upstreams: Upstreams) -> Router {
     routes::router(upstreams)
 }
 
-/// Serves the gateway on `listener` until `shutdown` resolves.
+/// How long a client may take to send a request's headers (slow-loris guard).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long in-flight requests may take to finish after shutdown was asked for.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the gateway on `listener` until `shutdown` resolves, then lets in-flight requests
+/// finish (up to a bound).
+///
+/// Connections are served by hyper directly (not `axum::serve`) for one setting axum does not
+/// expose: a header read timeout, so a client that opens a connection and trickles its headers
+/// (slow-loris) is cut off instead of holding a socket forever.
 pub async fn run(
     listener: TcpListener,
     upstreams: Upstreams,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(upstreams))
-        .with_graceful_shutdown(shutdown)
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tower::Service;
+
+    let app = router(upstreams);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (socket, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                app.clone().call(request)
+            });
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("some HTTP connections did not finish in time");
+    }
+    Ok(())
 }

@@ -11,6 +11,42 @@ use crate::routes::*;
 
 struct BearerAuth;
 
+/// Every operation may answer 503 (store unavailable, nothing accepted) or 504 (a service did
+/// not answer in time) with problem details: documented once, here.
+struct ServerErrors;
+
+impl Modify for ServerErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let response = ResponseBuilder::new()
+            .description("服务暂不可用或超时（problem details）")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation
+                    .responses
+                    .responses
+                    .insert("5XX".to_owned(), response.clone().into());
+            }
+        }
+    }
+}
+
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -31,7 +67,7 @@ impl Modify for BearerAuth {
         register_org_node, list_teams, register_team, register_volunteer,
     ),
     components(schemas(Problem, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ServerErrors),
 )]
 pub struct ApiDoc;
 

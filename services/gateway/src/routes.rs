@@ -212,6 +212,7 @@ pub(crate) async fn list_orders(
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct ReadParams {
     /// Wait until the read model reflects this position (from a command's reply).
@@ -262,6 +263,7 @@ pub(crate) async fn order_history(
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct QueueParams {
     limit: u32,
@@ -313,6 +315,7 @@ pub(crate) async fn station_queue(
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct StatsParams {
     /// First day, YYYY-MM-DD (China Standard Time).

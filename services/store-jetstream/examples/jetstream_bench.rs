@@ -5,7 +5,8 @@
 //! cargo run --release -p diandan-store-jetstream --example jetstream_bench -- nats://127.0.0.1:4222 [seconds] [event bytes]
 //! ```
 //!
-//! Starts nothing itself; creates two streams with fresh names per row and deletes them.
+//! Starts nothing itself; creates two streams with fresh names per row and deletes them. The
+//! store and raw sides take turns within each row (see `diandan_store_jetstream::bench`).
 
 use std::time::Duration;
 

@@ -14,8 +14,10 @@
 //! the commit envelope around the event. Durability is the server's in both cases (run it
 //! with `jetstream { sync_interval: always }` for an fsync per write).
 //!
-//! Each call creates two streams with fresh names and deletes them afterwards. No bench
-//! framework: a fixed wall-clock window per side and a count of acknowledgements.
+//! The two sides take turns, [`ROUNDS`] slices of `duration / ROUNDS` each, so a change in
+//! background load during the run (a shared machine, the server compacting) weighs on both
+//! alike. Each call creates two streams with fresh names and deletes them afterwards. No bench
+//! framework: wall-clock windows and a count of acknowledgements.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +28,10 @@ use diandan_store::{AppendRequest, EventStore, ExpectedRevision, NewEvent};
 
 use crate::{JetStreamConfig, JetStreamStore};
 
-/// Measures `writers` concurrent writers for `duration` each way against the NATS server(s)
+/// How many turns each side gets.
+pub const ROUNDS: u32 = 3;
+
+/// Measures `writers` concurrent writers for `duration` each side against the NATS server(s)
 /// at `url` (`nats://host:port`, several separated by commas); returns
 /// `(store events/s, raw publishes/s)`. Every append holds one event of `event_size` bytes of
 /// data; every raw publish a payload of `event_size` bytes.
@@ -86,8 +91,20 @@ pub async fn appends_vs_raw_publish(
         .await
         .unwrap_or_else(|e| panic!("creating {}: {e}", raw_config.name));
 
-    let store_rate = store_appends(&store, writers, duration, event_size).await;
-    let raw_rate = raw_publishes(&js, &run, writers, duration, event_size).await;
+    let slice = duration / ROUNDS;
+    let mut revisions = vec![ExpectedRevision::NoStream; writers];
+    let (mut store_count, mut store_time) = (0u64, Duration::ZERO);
+    let (mut raw_count, mut raw_time) = (0u64, Duration::ZERO);
+    for _ in 0..ROUNDS {
+        let (count, took) = store_appends(&store, &mut revisions, slice, event_size).await;
+        store_count += count;
+        store_time += took;
+        let (count, took) = raw_publishes(&js, &run, writers, slice, event_size).await;
+        raw_count += count;
+        raw_time += took;
+    }
+    let store_rate = store_count as f64 / store_time.as_secs_f64();
+    let raw_rate = raw_count as f64 / raw_time.as_secs_f64();
 
     for name in [&config.stream_name, &raw_config.name] {
         if let Err(error) = js.delete_stream(name).await {
@@ -97,23 +114,26 @@ pub async fn appends_vs_raw_publish(
     (store_rate, raw_rate)
 }
 
-/// Appends until `duration` is over; events per second.
+/// One append at a time per writer until `duration` is over, writer `i` to stream
+/// `bench-<i>` from `revisions[i]` on (left at where each stream is now); (events, time taken).
 async fn store_appends(
     store: &JetStreamStore,
-    writers: usize,
+    revisions: &mut [ExpectedRevision],
     duration: Duration,
     event_size: usize,
-) -> f64 {
+) -> (u64, Duration) {
     let count = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let deadline = started + duration;
-    let tasks: Vec<_> = (0..writers)
-        .map(|writer| {
+    let tasks: Vec<_> = revisions
+        .iter()
+        .enumerate()
+        .map(|(writer, &expected)| {
             let store = store.clone();
             let count = count.clone();
             tokio::spawn(async move {
                 let stream = format!("bench-{writer}");
-                let mut expected = ExpectedRevision::NoStream;
+                let mut expected = expected;
                 while Instant::now() < deadline {
                     let request = AppendRequest {
                         stream: stream.clone(),
@@ -133,23 +153,25 @@ async fn store_appends(
                     expected = ExpectedRevision::Exact(result.last_revision);
                     count.fetch_add(1, Ordering::Relaxed);
                 }
+                expected
             })
         })
         .collect();
-    for task in tasks {
-        task.await.expect("store writer");
+    for (slot, task) in revisions.iter_mut().zip(tasks) {
+        *slot = task.await.expect("store writer");
     }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    (count.load(Ordering::Relaxed), started.elapsed())
 }
 
-/// Publishes and awaits each ack until `duration` is over; publishes per second.
+/// One publish at a time per writer, each ack awaited, until `duration` is over;
+/// (publishes, time taken).
 async fn raw_publishes(
     js: &jetstream::Context,
     run: &str,
     writers: usize,
     duration: Duration,
     event_size: usize,
-) -> f64 {
+) -> (u64, Duration) {
     let count = Arc::new(AtomicU64::new(0));
     let payload = bytes::Bytes::from(vec![b'x'; event_size]);
     let started = Instant::now();
@@ -175,5 +197,5 @@ async fn raw_publishes(
     for task in tasks {
         task.await.expect("raw writer");
     }
-    count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+    (count.load(Ordering::Relaxed), started.elapsed())
 }

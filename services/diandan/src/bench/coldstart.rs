@@ -3,7 +3,9 @@
 //! and the gRPC health check answer; its resident memory is read from `/proc/<pid>/status`.
 //!
 //! The N events are real ones: the flows' completed orders, cloned under new order ids
-//! (one append per cloned order), after the flows' directory streams copied as they are.
+//! (one append per cloned order), after the flows' directory streams copied as they are. The
+//! read model is rebuilt and the notification outbox's checkpoint set to the head before the
+//! starts, as after a clean stop.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,7 @@ use tonic::transport::Endpoint;
 
 use diandan_proto::v1 as pb;
 use diandan_runtime::auth::TokenSigner;
+use diandan_runtime::notify::outbox::Outbox;
 use diandan_store::{AppendRequest, EventStore, ExpectedRevision, NewEvent, RecordedEvent};
 use diandan_workflows::Role;
 
@@ -261,6 +264,12 @@ async fn data_dir(
             std::fs::rename(&from, dir.join(format!("read.db{suffix}")))?;
         }
     }
+    // A restart finds the notification outbox caught up too (its events were notified before
+    // the stop); without this, the started process would replay the whole log into it.
+    let outbox_path = dir.join("outbox.db");
+    let outbox = tokio::task::spawn_blocking(move || Outbox::open(&outbox_path)).await??;
+    outbox.rewind(fill.events).await?;
+    drop(outbox);
     Ok((dir, fill, row))
 }
 

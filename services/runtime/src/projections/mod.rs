@@ -40,6 +40,11 @@ pub trait Projection: Send + Sync {
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()>;
 }
 
+/// The read model's schema version (`PRAGMA user_version`). Bump it whenever a projection's
+/// tables or meaning change: a read model of another version is dropped and rebuilt from the
+/// log on open — read models are disposable, the log is not.
+pub const READ_MODEL_VERSION: i64 = 2;
+
 fn all_projections() -> Vec<Box<dyn Projection>> {
     vec![
         Box::new(directory::DirectoryProjection),
@@ -80,6 +85,30 @@ impl ReadModel {
         }
         let projections = all_projections();
         let conn = open_connection(path)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let has_tables: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_tables && version != READ_MODEL_VERSION {
+            tracing::warn!(
+                found = version,
+                expected = READ_MODEL_VERSION,
+                path = %path.display(),
+                "read model from another version: dropping it to rebuild from the log"
+            );
+            let mut tables = vec!["checkpoints"];
+            for p in &projections {
+                tables.extend_from_slice(p.tables());
+            }
+            let drops: String = tables
+                .iter()
+                .map(|t| format!("DROP TABLE IF EXISTS {t};"))
+                .collect();
+            conn.execute_batch(&format!("BEGIN; {drops} COMMIT;"))?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {READ_MODEL_VERSION};"))?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS checkpoints (
                  projection TEXT PRIMARY KEY,
