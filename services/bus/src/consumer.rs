@@ -17,6 +17,11 @@ use crate::{cloudevents, relay, BusConfig, BusError};
 /// Messages fetched per round (and the consumer's limit of unacknowledged messages).
 const BATCH: usize = 256;
 
+/// How long the server keeps one fetch waiting. Without it a fetch the server holds (nothing
+/// deliverable yet: max ack pending reached) never ends, neither on the server, where it swallows
+/// the next redeliveries, nor in the client, which waits for it forever when its server dies.
+const FETCH_EXPIRES: Duration = Duration::from_secs(2);
+
 /// How long an idle consumer waits before asking again.
 const IDLE_POLL: Duration = Duration::from_millis(20);
 
@@ -54,14 +59,15 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let mut applied_total = 0u64;
     loop {
-        let consumer = ensure_consumer(&js, &config, name).await?;
         let round: Result<(), BusError> = async {
+            let consumer = ensure_consumer(&js, &config, name).await?;
             loop {
                 // `fetch` answers at once with what is pending (no long poll): a replica never
                 // sits on messages another replica could be applying.
                 let mut batch = consumer
                     .fetch()
                     .max_messages(BATCH)
+                    .expires(FETCH_EXPIRES)
                     .messages()
                     .await
                     .map_err(|e| BusError::Unavailable(e.to_string()))?;

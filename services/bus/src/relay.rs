@@ -64,12 +64,12 @@ pub async fn run(
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let mut published = 0u64;
     loop {
-        let mut stream = ensure_stream(&js, &config).await?;
-        let mut prev = last_relayed_position(&mut stream).await?;
-        tracing::info!(from = prev + 1, "relaying the store's log to the bus");
-        let mut log = store.subscribe_all(prev + 1).fuse();
         let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
         let outcome: Result<(), BusError> = async {
+            let mut stream = ensure_stream(&js, &config).await?;
+            let mut prev = last_relayed_position(&mut stream).await?;
+            tracing::info!(from = prev + 1, "relaying the store's log to the bus");
+            let mut log = store.subscribe_all(prev + 1).fuse();
             loop {
                 // Wait for acknowledgements when the pipeline is full or the log is idle.
                 let next = if in_flight.len() >= MAX_IN_FLIGHT {
