@@ -75,12 +75,24 @@ async fn all_events(store: &dyn EventStore) -> u64 {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_service_its_own_process_on_nats() {
-    let Some(binary) = nats::primary_or_skip("every_service_its_own_process_on_nats") else {
-        return;
-    };
-    let nats = nats::NatsServer::start(&binary).await;
+/// Every part its own process on one nats-server, the demo seeded through the services.
+struct Deployment {
+    nats: nats::NatsServer,
+    tmp: tempfile::TempDir,
+    relay: Part,
+    projections: Vec<Part>,
+    orders: Part,
+    dispatch: Part,
+    volunteers: Part,
+    reviews: Part,
+    stats: Part,
+    gateway: Part,
+    upstreams: Upstreams,
+    signer: TokenSigner,
+}
+
+async fn deploy(binary: &nats::NatsServerBinary) -> Deployment {
+    let nats = nats::NatsServer::start(binary).await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let store_args = ["--store", nats.url.as_str(), "--bus", nats.url.as_str()];
@@ -127,6 +139,42 @@ async fn every_service_its_own_process_on_nats() {
         .await
         .expect("seed the demo");
     assert_eq!(seeded, 112);
+    Deployment {
+        nats,
+        tmp,
+        relay,
+        projections: projections.into(),
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway,
+        upstreams,
+        signer,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_its_own_process_on_nats() {
+    let Some(binary) = nats::primary_or_skip("every_service_its_own_process_on_nats") else {
+        return;
+    };
+    let Deployment {
+        nats,
+        tmp,
+        relay,
+        projections,
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway,
+        upstreams,
+        signer,
+    } = deploy(&binary).await;
+    let data = tmp.path();
 
     // One order through the loop over HTTP at the gateway.
     let base = url(&gateway);
@@ -211,9 +259,7 @@ async fn every_service_its_own_process_on_nats() {
     // Each event applied exactly once across the two replicas, and the read model equals a
     // rebuild from the store.
     drop((relay, gateway));
-    for p in projections {
-        drop(p);
-    }
+    drop(projections);
     let store = JetStreamStore::connect(JetStreamConfig::new(nats.url.as_str()))
         .await
         .unwrap();
@@ -263,4 +309,125 @@ fn an_unreachable_broker_at_start_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("nats://127.0.0.1:1"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+/// Full flows/s across processes and projection lag (ack → visible in the bus-fed read model).
+/// A benchmark, not a test: run by hand and read the numbers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test -p diandan --release --test distributed -- --ignored --nocapture"]
+async fn bench_flows_across_processes_and_projection_lag() {
+    const CONCURRENCY: usize = 16;
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(15);
+    let Some(binary) = nats::primary_or_skip("bench_flows_across_processes") else {
+        return;
+    };
+    let d = deploy(&binary).await;
+    let read =
+        diandan_runtime::projections::ReadModel::open(&d.tmp.path().join("read.db")).unwrap();
+    // Sample the read model's checkpoint as the projection processes advance it.
+    let samples = Arc::new(std::sync::Mutex::new(
+        Vec::<(std::time::Instant, u64)>::new(),
+    ));
+    let sampler = {
+        let (read, samples) = (read.clone(), samples.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Ok(p) = read.stored_position().await {
+                    samples.lock().unwrap().push((std::time::Instant::now(), p));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let cast = Cast {
+        resident: Client::new(
+            d.upstreams.clone(),
+            diandan::demo::token(&d.signer, "r-bench", Role::Resident, None),
+        ),
+        head: Client::new(
+            d.upstreams.clone(),
+            diandan::demo::token(
+                &d.signer,
+                "head-bench",
+                Role::StationHead,
+                Some("chezhanlu"),
+            ),
+        ),
+        volunteer: Client::new(
+            d.upstreams.clone(),
+            diandan::demo::token(&d.signer, "v-wangsen", Role::Volunteer, None),
+        ),
+        team_id: "zhidui-chezhanlu".into(),
+        station_id: "yongfu-lane".into(),
+    };
+    let spec = OrderSpec {
+        category: "repair".into(),
+        description: "基准测试".into(),
+        lat: 29.8711,
+        lng: 114.284,
+        address: String::new(),
+        phone: "13900001111".into(),
+        rating: 5,
+        comment: String::new(),
+    };
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(seconds);
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (cast, spec) = (cast.clone(), spec.clone());
+            tokio::spawn(async move {
+                let mut acks = Vec::new();
+                while std::time::Instant::now() < deadline {
+                    if let Ok((_, ack)) = drive_order(&cast, &spec, Stage::Closed).await {
+                        acks.push((std::time::Instant::now(), ack.position));
+                    }
+                }
+                acks
+            })
+        })
+        .collect();
+    let mut acks = Vec::new();
+    for w in workers {
+        acks.extend(w.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    sampler.abort();
+    let samples = samples.lock().unwrap().clone();
+    let mut lags: Vec<f64> = acks
+        .iter()
+        .filter_map(|(at, position)| {
+            samples
+                .iter()
+                .find(|(t, p)| p >= position && t >= at)
+                .map(|(t, _)| (*t - *at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    eprintln!(
+        "samples: {} (last {:?}); last ack position {:?}",
+        samples.len(),
+        samples.last().map(|(_, p)| p),
+        acks.iter().map(|(_, p)| p).max()
+    );
+    let pct = |p: usize| {
+        lags.get((lags.len() * p / 100).min(lags.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "flows across processes: {} flows in {elapsed:.1} s = {:.1} flows/s ({:.0} commands/s), concurrency {CONCURRENCY}",
+        acks.len(),
+        acks.len() as f64 / elapsed,
+        acks.len() as f64 * 9.0 / elapsed
+    );
+    println!(
+        "projection lag (ack → read model, via relay + bus + consumer): p50 {:.1} ms, p99 {:.1} ms over {} flows",
+        pct(50),
+        pct(99),
+        lags.len()
+    );
 }

@@ -20,7 +20,11 @@ const BATCH: usize = 256;
 /// How long the server keeps one fetch waiting. Without it a fetch the server holds (nothing
 /// deliverable yet: max ack pending reached) never ends, neither on the server, where it swallows
 /// the next redeliveries, nor in the client, which waits for it forever when its server dies.
-const FETCH_EXPIRES: Duration = Duration::from_secs(2);
+/// Short, because a fetch also waits this long for a full batch: it bounds projection lag.
+const FETCH_EXPIRES: Duration = Duration::from_millis(100);
+
+/// How long a replica's turn lasts without renewal (failover time).
+const LEASE_TTL: Duration = Duration::from_secs(3);
 
 /// How long an idle consumer waits before asking again.
 const IDLE_POLL: Duration = Duration::from_millis(20);
@@ -58,12 +62,25 @@ pub async fn run(
     let js = jetstream::new(client);
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let mut applied_total = 0u64;
+    let lease = format!("bus-consumer:{name}");
+    let holder = uuid::Uuid::new_v4().to_string();
     loop {
         let round: Result<(), BusError> = async {
             let consumer = ensure_consumer(&js, &config, name).await?;
             loop {
-                // `fetch` answers at once with what is pending (no long poll): a replica never
-                // sits on messages another replica could be applying.
+                // Replicas take turns (a lease in the read model): interleaved deliveries would
+                // only be handed back and forth. The standby takes over within LEASE_TTL.
+                let holding = read
+                    .hold_lease(&lease, &holder, LEASE_TTL)
+                    .await
+                    .map_err(|e| BusError::Local(e.to_string()))?;
+                if !holding {
+                    futures::select! {
+                        _ = shutdown => return Ok(()),
+                        _ = tokio::time::sleep(LEASE_TTL / 3).fuse() => {},
+                    }
+                    continue;
+                }
                 let mut batch = consumer
                     .fetch()
                     .max_messages(BATCH)
@@ -124,18 +141,17 @@ pub async fn run(
                         .await
                         .map_err(|e| BusError::Local(e.to_string()))?;
                 }
-                for message in settled {
-                    message
-                        .ack()
-                        .await
-                        .map_err(|e| BusError::Unavailable(e.to_string()))?;
-                }
-                for message in handed_back {
-                    message
-                        .ack_with(AckKind::Nak(Some(Duration::from_millis(50))))
-                        .await
-                        .map_err(|e| BusError::Unavailable(e.to_string()))?;
-                }
+                // Acknowledge the batch at once, not one round trip after another.
+                futures::future::try_join_all(settled.iter().map(|m| m.ack()))
+                    .await
+                    .map_err(|e| BusError::Unavailable(e.to_string()))?;
+                futures::future::try_join_all(
+                    handed_back
+                        .iter()
+                        .map(|m| m.ack_with(AckKind::Nak(Some(Duration::from_millis(50))))),
+                )
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()))?;
             }
         }
         .await;

@@ -315,6 +315,7 @@ async fn grpc_health(url: &str) -> bool {
     let attempt = async {
         let channel = Endpoint::from_shared(url.to_owned())?
             .connect_timeout(Duration::from_millis(200))
+            .tcp_nodelay(true)
             .connect()
             .await?;
         let answer = HealthClient::new(channel)
@@ -331,7 +332,10 @@ async fn grpc_health(url: &str) -> bool {
 }
 
 async fn get_order(url: &str, order_id: &str) -> anyhow::Result<()> {
-    let channel = Endpoint::from_shared(url.to_owned())?.connect().await?;
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
     let signer = TokenSigner::new(SECRET.as_bytes().to_vec());
     let client = crate::client::Client::new(
         diandan_proto::Upstreams::single(channel),

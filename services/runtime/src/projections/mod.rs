@@ -109,6 +109,14 @@ impl ReadModel {
             conn.execute_batch(&format!("BEGIN; {drops} COMMIT;"))?;
         }
         conn.execute_batch(&format!("PRAGMA user_version = {READ_MODEL_VERSION};"))?;
+        // Who may feed this read model now, when several processes could (not a read model).
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS leases (
+                 name TEXT PRIMARY KEY,
+                 holder TEXT NOT NULL,
+                 expires_ms INTEGER NOT NULL
+             );",
+        )?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS checkpoints (
                  projection TEXT PRIMARY KEY,
@@ -135,6 +143,26 @@ impl ReadModel {
                 position: watch::channel(position).0,
             }),
         })
+    }
+
+    /// Takes or renews the lease `name` for `holder` for `ttl`; true while `holder` has it.
+    /// Replicas feeding one read model take turns by it, so only one applies at a time and
+    /// another takes over within `ttl` when the holder dies.
+    pub async fn hold_lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.query(move |c| {
+            let now = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            c.execute(
+                "INSERT INTO leases (name, holder, expires_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_ms = excluded.expires_ms
+                 WHERE leases.holder = excluded.holder OR leases.expires_ms < ?4",
+                rusqlite::params![name, holder, now + ttl.as_millis() as i64, now],
+            )?;
+            let current: String =
+                c.query_row("SELECT holder FROM leases WHERE name = ?1", [&name], |r| r.get(0))?;
+            Ok(current == holder)
+        })
+        .await
     }
 
     /// Notified whenever this process advances the read model.
