@@ -6,7 +6,7 @@ const WIDTH: f64 = 820.0;
 const HEIGHT: f64 = 440.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 24.0;
-const TOP: f64 = 48.0;
+const TOP: f64 = 64.0;
 const BOTTOM: f64 = 64.0;
 
 /// A line of (x, y) points.
@@ -86,17 +86,17 @@ fn frame(svg: &mut String, title: &str, x_label: &str, y_label: &str) {
 }
 
 fn legend(svg: &mut String, entries: &[(&str, &str)]) {
-    for (i, (name, color)) in entries.iter().enumerate() {
-        let y = TOP + 10.0 + i as f64 * 18.0;
-        let x = WIDTH - RIGHT - 300.0;
+    let mut x = LEFT;
+    for (name, color) in entries {
         let _ = writeln!(
             svg,
             r#"<rect x="{x}" y="{}" width="14" height="10" fill="{color}"/><text x="{}" y="{}">{}</text>"#,
-            y - 9.0,
+            TOP - 19.0,
             x + 20.0,
-            y,
+            TOP - 10.0,
             escape(name)
         );
+        x += 40.0 + 7.0 * name.chars().count() as f64;
     }
 }
 
@@ -276,14 +276,21 @@ pub fn histogram(
         r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>"##
     );
     for (i, m) in markers.iter().enumerate() {
+        // Labels near the right edge go to the left of their line.
+        let (label_x, anchor) = if x(m.value) > LEFT + plot_w - 180.0 {
+            (x(m.value) - 4.0, "end")
+        } else {
+            (x(m.value) + 4.0, "start")
+        };
         let _ = writeln!(
             svg,
-            r#"<line x1="{0:.1}" x2="{0:.1}" y1="{TOP}" y2="{1}" stroke="{2}" stroke-dasharray="6 4" stroke-width="1.5"/><text x="{3:.1}" y="{4}" fill="{2}">{5}</text>"#,
+            r#"<line x1="{0:.1}" x2="{0:.1}" y1="{TOP}" y2="{1}" stroke="{2}" stroke-dasharray="6 4" stroke-width="1.5"/><text x="{3:.1}" y="{4}" fill="{2}" text-anchor="{5}">{6}</text>"#,
             x(m.value),
             TOP + plot_h,
             m.color,
-            x(m.value) + 4.0,
-            TOP + 70.0 + i as f64 * 16.0,
+            label_x,
+            TOP + 20.0 + i as f64 * 16.0,
+            anchor,
             escape(&m.label)
         );
     }
