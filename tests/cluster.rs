@@ -15,9 +15,6 @@ mod nats;
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,53 +32,13 @@ use diandan_store::{EventStore, RecordedEvent, StoreError};
 use diandan_store_jetstream::{JetStreamConfig, DEFAULT_STREAM_NAME};
 use diandan_workflows::Role;
 
-const SECRET: &str = "cluster-test-secret-0123456789abcdef012345";
-
 /// Orders driven through the loop at once.
+use support::{part_url as url, serve_part as serve, Part, SPLIT_SECRET as SECRET};
+
 const ORDERS: usize = 20;
 
 /// How long one command is retried while the cluster cannot answer.
 const RETRY_FOR: Duration = Duration::from_secs(30);
-
-/// One `diandan serve` process, killed on drop.
-struct Part {
-    child: Child,
-    listen: Option<String>,
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-fn serve(part: &str, args: &[&str], data_dir: &Path) -> Part {
-    let mut child = Command::new(support::binary())
-        .args(["serve", part, "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .env("DIANDAN_TOKEN_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start diandan serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("ready line");
-    assert!(line.starts_with("diandan ready"), "{part}: {line:?}");
-    let listen = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("listen="))
-        .map(str::to_owned);
-    Part { child, listen }
-}
-
-fn url(part: &Part) -> String {
-    format!("http://{}", part.listen.as_deref().expect("listens"))
-}
 
 /// A JetStream API request (`$JS.API.<api>`) on a client from `diandan_bus::connect`; the
 /// answer as JSON. A macro because this crate does not name `async_nats` types.

@@ -5,9 +5,7 @@
 mod nats;
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -19,49 +17,10 @@ use diandan_runtime::auth::TokenSigner;
 use diandan_store::EventStore;
 use diandan_store_jetstream::{JetStreamConfig, JetStreamStore};
 use diandan_workflows::Role;
-use support::{yongfu_order, User, LOCATION};
-
-const SECRET: &str = "distributed-test-secret-0123456789abcdef";
-
-/// One `diandan serve` process, killed on drop.
-struct Part {
-    child: Child,
-    listen: Option<String>,
-}
-
-impl Drop for Part {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-fn serve(part: &str, args: &[&str], data_dir: &Path) -> Part {
-    let mut child = Command::new(support::binary())
-        .args(["serve", part, "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(args)
-        .env("DIANDAN_TOKEN_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start diandan serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("ready line");
-    assert!(line.starts_with("diandan ready"), "{part}: {line:?}");
-    let listen = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("listen="))
-        .map(str::to_owned);
-    Part { child, listen }
-}
-
-fn url(part: &Part) -> String {
-    format!("http://{}", part.listen.as_deref().expect("listens"))
-}
+use support::{
+    part_url as url, serve_part as serve, yongfu_order, Part, User, LOCATION,
+    SPLIT_SECRET as SECRET,
+};
 
 async fn all_events(store: &dyn EventStore) -> u64 {
     let (mut count, mut from) = (0u64, 1u64);

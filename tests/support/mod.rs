@@ -279,3 +279,48 @@ impl User {
         }
     }
 }
+
+/// The token secret the processes of a split deployment share in tests.
+pub const SPLIT_SECRET: &str = "split-test-secret-0123456789abcdef0123456";
+
+/// One `diandan serve <part>` process, killed on drop.
+pub struct Part {
+    child: Child,
+    pub listen: Option<String>,
+}
+
+impl Drop for Part {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// Starts `diandan serve <part>` on a random port and waits for its ready line.
+pub fn serve_part(part: &str, args: &[&str], data_dir: &Path) -> Part {
+    let mut child = Command::new(binary())
+        .args(["serve", part, "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(args)
+        .env("DIANDAN_TOKEN_SECRET", SPLIT_SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start diandan serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("ready line");
+    assert!(line.starts_with("diandan ready"), "{part}: {line:?}");
+    let listen = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("listen="))
+        .map(str::to_owned);
+    Part { child, listen }
+}
+
+/// The `http://host:port` a part listens on.
+pub fn part_url(part: &Part) -> String {
+    format!("http://{}", part.listen.as_deref().expect("listens"))
+}
