@@ -588,3 +588,31 @@ async fn extension_requests_are_decided_by_the_station_head() {
         .iter()
         .any(|e| e["event_type"] == "ExtensionApproved"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_health_checking_and_reflection_answer() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(tmp.path(), false);
+    let channel = grpc_channel(&server).await;
+    let mut health = HealthClient::new(channel.clone());
+    for service in [
+        "diandan.v1.OrderService",
+        "diandan.v1.DispatchService",
+        "diandan.v1.VolunteerService",
+        "diandan.v1.IdentityService",
+        "diandan.v1.ReviewService",
+        "diandan.v1.StatsService",
+    ] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{service}: {e}"))
+            .into_inner()
+            .status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service}");
+    }
+}

@@ -222,48 +222,27 @@ pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<
         .context("building gRPC reflection")?;
     let mut routes = RoutesBuilder::default();
     routes.add_service(health_service).add_service(reflection);
+    // Adds a service to the routes and reports it serving.
+    macro_rules! serve {
+        ($server:expr) => {{
+            let server = $server;
+            health
+                .set_service_status(server_name(&server), ServingStatus::Serving)
+                .await;
+            routes.add_service(server);
+        }};
+    }
     for service in services {
+        let app = app.clone();
         match service {
-            GrpcService::Orders => {
-                let server = diandan_orders::Orders::new(app.clone()).into_server();
-                health
-                    .set_service_status(server_name(&server), ServingStatus::Serving)
-                    .await;
-                routes.add_service(server);
-            }
-            GrpcService::Dispatch => {
-                let server = diandan_dispatch::Dispatch::new(app.clone()).into_server();
-                health
-                    .set_service_status(server_name(&server), ServingStatus::Serving)
-                    .await;
-                routes.add_service(server);
-            }
+            GrpcService::Orders => serve!(diandan_orders::Orders::new(app).into_server()),
+            GrpcService::Dispatch => serve!(diandan_dispatch::Dispatch::new(app).into_server()),
             GrpcService::Volunteers => {
-                let server = diandan_volunteers::Volunteers::new(app.clone()).into_server();
-                health
-                    .set_service_status(server_name(&server), ServingStatus::Serving)
-                    .await;
-                routes.add_service(server);
-                let identity = diandan_volunteers::Identity::new(app.clone()).into_server();
-                health
-                    .set_service_status(server_name(&identity), ServingStatus::Serving)
-                    .await;
-                routes.add_service(identity);
+                serve!(diandan_volunteers::Volunteers::new(app.clone()).into_server());
+                serve!(diandan_volunteers::Identity::new(app).into_server());
             }
-            GrpcService::Reviews => {
-                let server = diandan_reviews::Reviews::new(app.clone()).into_server();
-                health
-                    .set_service_status(server_name(&server), ServingStatus::Serving)
-                    .await;
-                routes.add_service(server);
-            }
-            GrpcService::Stats => {
-                let server = diandan_stats::Stats::new(app.clone()).into_server();
-                health
-                    .set_service_status(server_name(&server), ServingStatus::Serving)
-                    .await;
-                routes.add_service(server);
-            }
+            GrpcService::Reviews => serve!(diandan_reviews::Reviews::new(app).into_server()),
+            GrpcService::Stats => serve!(diandan_stats::Stats::new(app).into_server()),
         }
     }
     Ok(routes.routes())
