@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -79,13 +78,7 @@ enum Command {
         command: ProjectionsCommand,
     },
     /// Measure durable appends and full flows, each against a baseline from the same run.
-    Bench {
-        #[arg(long, default_value = "bench-report")]
-        out: PathBuf,
-        /// Seconds per scenario.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-    },
+    Bench(diandan::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -268,10 +261,10 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             println!("rebuilt read models from {total} events");
             Ok(())
         }
-        Command::Bench { out, seconds } => {
-            let report = diandan::bench::run_all(&out, Duration::from_secs(seconds)).await?;
+        Command::Bench(args) => {
+            let report = diandan::bench::run(&(&args).into()).await?;
             println!("{}", diandan::bench::markdown(&report));
-            println!("written to {}", out.display());
+            println!("written to {}", args.out.display());
             Ok(())
         }
     }

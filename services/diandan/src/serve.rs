@@ -208,6 +208,7 @@ pub async fn serve(
             .with_context(|| format!("binding {}", config.listen))?;
         ready(Some(listener.local_addr()?));
         Server::builder()
+            .tcp_nodelay(true)
             .trace_fn(crate::server::grpc_span)
             .add_routes(routes)
             .serve_with_incoming_shutdown(

@@ -153,6 +153,7 @@ pub async fn run(
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
     let grpc = Server::builder()
+        .tcp_nodelay(true)
         .trace_fn(grpc_span)
         .add_routes(routes)
         .serve_with_incoming_shutdown(

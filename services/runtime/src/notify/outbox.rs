@@ -261,6 +261,10 @@ impl App {
     ) {
         let mut shutdown = std::pin::pin!(shutdown.fuse());
         loop {
+            // Busy or not, a stop request ends the loop between rounds.
+            if (&mut shutdown).now_or_never().is_some() {
+                return;
+            }
             let worked = match self.outbox_round(&outbox, notifier.as_ref()).await {
                 Ok(worked) => worked,
                 Err(e) => {
