@@ -5,9 +5,8 @@ use tonic::{Request, Response, Status};
 
 use diandan_proto::v1 as pb;
 use diandan_proto::v1::dispatch_service_server::DispatchService;
-use diandan_runtime::{App, AppError, RequestContext};
+use diandan_runtime::{App, AppError};
 use diandan_workflows::order::{Action, Assignee};
-use diandan_workflows::Role;
 
 pub struct Dispatch {
     app: App,
@@ -21,24 +20,6 @@ impl Dispatch {
     pub fn into_server(self) -> pb::dispatch_service_server::DispatchServiceServer<Dispatch> {
         pb::dispatch_service_server::DispatchServiceServer::new(self)
     }
-
-    /// Station heads act only on orders of their subtree.
-    async fn require_order_scope(
-        &self,
-        ctx: &RequestContext,
-        order_id: &str,
-    ) -> Result<diandan_workflows::order::OrderState, AppError> {
-        ctx.require_role(&[Role::StationHead])?;
-        let loaded = self.app.load_order(order_id).await?;
-        if loaded.revision.is_none() {
-            return Err(AppError::NotFound("订单不存在".into()));
-        }
-        self.app
-            .directory
-            .require_scope(ctx, &loaded.state.station_id)
-            .await?;
-        Ok(loaded.state)
-    }
 }
 
 #[tonic::async_trait]
@@ -49,7 +30,7 @@ impl DispatchService for Dispatch {
     ) -> Result<Response<pb::CommandAck>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
-        self.require_order_scope(&ctx, &req.order_id).await?;
+        self.app.order_in_scope(&ctx, &req.order_id).await?;
         let action = Action::Triage {
             accept: req.accept,
             reason: req.reason,
@@ -67,7 +48,7 @@ impl DispatchService for Dispatch {
     ) -> Result<Response<pb::CommandAck>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let mut req = request.into_inner();
-        let order = self.require_order_scope(&ctx, &req.order_id).await?;
+        let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
         if req.auto && req.team_id.is_empty() {
             // 自动派单: the rules' first suggestion, with its reasons on the record.
             let suggestions = self.app.suggest_teams(&order).await?;
@@ -130,7 +111,7 @@ impl DispatchService for Dispatch {
     ) -> Result<Response<pb::CommandAck>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
-        self.require_order_scope(&ctx, &req.order_id).await?;
+        self.app.order_in_scope(&ctx, &req.order_id).await?;
         let action = Action::DecideExtension {
             deadline: req.deadline,
             approve: req.approve,
@@ -149,7 +130,7 @@ impl DispatchService for Dispatch {
     ) -> Result<Response<pb::TeamSuggestions>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
-        let order = self.require_order_scope(&ctx, &req.order_id).await?;
+        let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
         let suggestions = self.app.suggest_teams(&order).await?;
         Ok(Response::new(pb::TeamSuggestions {
             level: suggestions.level.as_str().to_owned(),

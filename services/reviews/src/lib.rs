@@ -4,9 +4,8 @@ use tonic::{Request, Response, Status};
 
 use diandan_proto::v1 as pb;
 use diandan_proto::v1::review_service_server::ReviewService;
-use diandan_runtime::{App, AppError};
+use diandan_runtime::App;
 use diandan_workflows::order::Action;
-use diandan_workflows::Role;
 
 pub struct Reviews {
     app: App,
@@ -47,15 +46,7 @@ impl ReviewService for Reviews {
     ) -> Result<Response<pb::CommandAck>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
-        ctx.require_role(&[Role::StationHead])?;
-        let loaded = self.app.load_order(&req.order_id).await?;
-        if loaded.revision.is_none() {
-            return Err(AppError::NotFound("订单不存在".into()).into());
-        }
-        self.app
-            .directory
-            .require_scope(&ctx, &loaded.state.station_id)
-            .await?;
+        self.app.order_in_scope(&ctx, &req.order_id).await?;
         let outcome = self
             .app
             .execute(&ctx, &req.order_id, Action::Close, req.expected_revision)

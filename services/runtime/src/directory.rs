@@ -295,6 +295,25 @@ impl Directory {
     }
 }
 
+impl crate::App {
+    /// The order a station head acts on: it must exist and lie in the head's subtree.
+    pub async fn order_in_scope(
+        &self,
+        ctx: &RequestContext,
+        order_id: &str,
+    ) -> Result<diandan_workflows::order::OrderState> {
+        ctx.require_role(&[Role::StationHead])?;
+        let loaded = self.load_order(order_id).await?;
+        if loaded.revision.is_none() {
+            return Err(AppError::NotFound("订单不存在".into()));
+        }
+        self.directory
+            .require_scope(ctx, &loaded.state.station_id)
+            .await?;
+        Ok(loaded.state)
+    }
+}
+
 /// `["xianan", "wenquan", "chezhanlu"]` → `/xianan/wenquan/chezhanlu/`.
 pub fn path_of<'a>(ids_from_root: impl Iterator<Item = &'a str>) -> String {
     let mut path = String::from("/");
