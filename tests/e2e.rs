@@ -616,3 +616,55 @@ async fn grpc_health_checking_and_reflection_answer() {
         assert_eq!(status, ServingStatus::Serving as i32, "{service}");
     }
 }
+
+/// Both reflection dialects list our services: `v1` (current grpcurl) and `v1alpha` (Python's
+/// grpcio-reflection, older grpcurl and Postman builds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_reflection_answers_v1_and_v1alpha() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_in(tmp.path(), false);
+    let channel = grpc_channel(&server).await;
+
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let mut replies = client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection v1")
+        .into_inner();
+    let reply = replies.message().await.unwrap().expect("a v1 reply");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("v1: not a service list: {reply:?}");
+    };
+    let v1_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(v1_names.iter().any(|n| n == "diandan.v1.OrderService"), "{v1_names:?}");
+
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut replies = client
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .expect("reflection v1alpha")
+        .into_inner();
+    let reply = replies.message().await.unwrap().expect("a v1alpha reply");
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("v1alpha: not a service list: {reply:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert_eq!(names, v1_names, "both dialects list the same services");
+}

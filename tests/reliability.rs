@@ -297,6 +297,7 @@ fn start_by_hand(prefix: &[&str], data_dir: &Path) -> Startup {
         ])
         .arg("--data-dir")
         .arg(data_dir)
+        .env("DIANDAN_RATE_LIMITS", "off")
         .env("RUST_LOG", "warn")
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())

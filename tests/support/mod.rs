@@ -47,6 +47,8 @@ impl Server {
     /// Starts `diandan up` with extra environment variables and arguments.
     pub fn start_with(data_dir: &Path, demo: bool, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut command = Command::new(binary());
+        // Tests drive load from one loopback address: limits are off unless a test sets them.
+        command.env("DIANDAN_RATE_LIMITS", "off");
         command.envs(env.iter().copied());
         command
             .args([
@@ -303,6 +305,7 @@ pub fn serve_part(part: &str, args: &[&str], data_dir: &Path) -> Part {
         .arg(data_dir)
         .args(args)
         .env("DIANDAN_TOKEN_SECRET", SPLIT_SECRET)
+        .env("DIANDAN_RATE_LIMITS", "off")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -43,6 +43,9 @@ enum Command {
         /// Extra workflow definitions (e.g. a new version) beside the shipped ones.
         #[arg(long, env = "DIANDAN_WORKFLOWS_DIR")]
         workflows_dir: Option<PathBuf>,
+        /// Rate limits of the HTTP API: `off`, or e.g. `address=1200/min,token=300/min,login=20/min,place=10/min`.
+        #[arg(long, env = "DIANDAN_RATE_LIMITS", default_value = diandan_gateway::RateLimits::DEFAULT)]
+        rate_limits: diandan_gateway::RateLimits,
     },
     /// Run one part of the system in this process (split deployments; see `diandan up` for all-in-one).
     Serve {
@@ -66,6 +69,9 @@ enum Command {
         no_dev_login: bool,
         #[arg(long, env = "DIANDAN_WORKFLOWS_DIR")]
         workflows_dir: Option<PathBuf>,
+        /// Rate limits of the HTTP API: `off`, or e.g. `address=1200/min,token=300/min,login=20/min,place=10/min`.
+        #[arg(long, env = "DIANDAN_RATE_LIMITS", default_value = diandan_gateway::RateLimits::DEFAULT)]
+        rate_limits: diandan_gateway::RateLimits,
     },
     /// Workflow definitions.
     Workflows {
@@ -122,6 +128,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             demo,
             no_dev_login,
             workflows_dir,
+            rate_limits,
         } => {
             let config = Config {
                 data_dir,
@@ -129,6 +136,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 http_addr,
                 dev_login: !no_dev_login,
                 workflows_dir,
+                rate_limits,
             };
             run(
                 config,
@@ -175,6 +183,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             upstreams,
             no_dev_login,
             workflows_dir,
+            rate_limits,
         } => {
             let config = diandan::serve::ServeConfig {
                 part,
@@ -185,6 +194,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 upstreams,
                 dev_login: !no_dev_login,
                 workflows_dir,
+                rate_limits,
             };
             diandan::serve::serve(
                 config,

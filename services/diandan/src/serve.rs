@@ -113,6 +113,8 @@ pub struct ServeConfig {
     pub upstreams: UpstreamUrls,
     pub dev_login: bool,
     pub workflows_dir: Option<PathBuf>,
+    /// Rate limits of the HTTP API (the gateway).
+    pub rate_limits: diandan_gateway::RateLimits,
 }
 
 /// Opens the store a `--store` URL names: `nats://host:port` (JetStream; several servers
@@ -208,11 +210,10 @@ pub async fn serve(
             .with_context(|| format!("binding {}", config.listen))?;
         ready(Some(listener.local_addr()?));
         Server::builder()
-            .tcp_nodelay(true)
             .trace_fn(crate::server::grpc_span)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                crate::server::grpc_incoming(listener),
                 shutdown,
             )
             .await?;
@@ -229,7 +230,7 @@ pub async fn serve(
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
             ready(Some(listener.local_addr()?));
-            diandan_gateway::run(listener, upstreams, shutdown.boxed()).await?;
+            diandan_gateway::run(listener, upstreams, config.rate_limits.clone(), shutdown.boxed()).await?;
         }
         Part::Relay => {
             let store = open_store(&config.store).await?;

@@ -29,6 +29,8 @@ pub struct Config {
     pub dev_login: bool,
     /// Extra workflow definitions (new versions) beside the shipped ones.
     pub workflows_dir: Option<PathBuf>,
+    /// Rate limits of the HTTP API.
+    pub rate_limits: diandan_gateway::RateLimits,
 }
 
 /// The shipped workflow definitions plus those in `dir`; an invalid file is an error naming
@@ -153,11 +155,10 @@ pub async fn run(
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
     let grpc = Server::builder()
-        .tcp_nodelay(true)
         .trace_fn(grpc_span)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+            crate::server::grpc_incoming(grpc_listener),
             stopped(),
         );
     let grpc = tokio::spawn(grpc);
@@ -168,6 +169,7 @@ pub async fn run(
     let http = tokio::spawn(diandan_gateway::run(
         http_listener,
         diandan_proto::Upstreams::single(channel),
+        config.rate_limits.clone(),
         stopped(),
     ));
 
@@ -186,6 +188,15 @@ pub async fn run(
     projections?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Accepted gRPC connections, with Nagle's algorithm off.
+///
+/// `Server::tcp_nodelay` applies only to listeners tonic binds itself, not to an incoming
+/// stream handed to it; without this, a response written in more than one segment (HEADERS,
+/// DATA, trailers) waited for the peer's delayed ACK — ~40 ms on every larger reply.
+pub fn grpc_incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
 /// The gRPC services a process can serve.
@@ -216,13 +227,24 @@ impl GrpcService {
 /// The routes of `services`, with gRPC health checking and server reflection.
 pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<Routes> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both dialects: `v1` for current grpcurl and grpcui, `v1alpha` for the
+    // clients that still speak only it (Python's grpcio-reflection, older grpcurl, Postman).
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
         .build_v1()
-        .context("building gRPC reflection")?;
+        .context("building gRPC reflection v1")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building gRPC reflection v1alpha")?;
     let mut routes = RoutesBuilder::default();
-    routes.add_service(health_service).add_service(reflection);
+    routes
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
     // Adds a service to the routes and reports it serving.
     macro_rules! serve {
         ($server:expr) => {{

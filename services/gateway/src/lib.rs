@@ -6,7 +6,10 @@
 //! details naming the field ([`problem`]); the OpenAPI 3 document is at `/api/openapi.json`
 //! ([`openapi`]).
 
+pub mod input;
+pub mod limits;
 pub mod openapi;
+mod parse_errors;
 pub mod problem;
 mod routes;
 
@@ -17,11 +20,12 @@ use axum::Router;
 use diandan_proto::Upstreams;
 use tokio::net::TcpListener;
 
-pub use routes::MAX_BODY_BYTES;
+pub use input::MAX_BODY_BYTES;
+pub use limits::RateLimits;
 
-/// The gateway's router, calling the services at `upstreams`.
-pub fn router(upstreams: Upstreams) -> Router {
-    routes::router(upstreams)
+/// The gateway's router, calling the services at `upstreams`, within `limits`.
+pub fn router(upstreams: Upstreams, limits: &RateLimits) -> Router {
+    routes::router(upstreams, limits::Limiters::new(limits))
 }
 
 /// How long a client may take to send a request's headers (slow-loris guard).
@@ -39,12 +43,13 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(
     listener: TcpListener,
     upstreams: Upstreams,
+    limits: RateLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use tower::Service;
 
-    let app = router(upstreams);
+    let app = router(upstreams, &limits);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
@@ -53,7 +58,7 @@ pub async fn run(
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (socket, _) = tokio::select! {
+        let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -68,10 +73,17 @@ pub async fn run(
         let _ = socket.set_nodelay(true);
         let app = app.clone();
         let service =
-            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                // The client address, for per-address rate limits.
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
                 app.clone().call(request)
             });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), service);
+        let connection = builder.serve_connection_with_upgrades(
+            TokioIo::new(parse_errors::ProblemOnParseError::new(socket)),
+            service,
+        );
         let connection = graceful.watch(connection.into_owned());
         tokio::spawn(async move {
             if let Err(e) = connection.await {

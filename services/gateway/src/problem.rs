@@ -20,16 +20,21 @@ pub struct Problem {
     /// The request field at fault, when there is one (e.g. `rating`, `location`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds to wait before retrying (429, 503): sent as `Retry-After`, not in the body.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, kind: &str, detail: impl Into<String>) -> Problem {
         Problem {
             kind: format!("https://diandan.dev/problems/{kind}"),
-            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            title: title(status).to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -47,14 +52,44 @@ impl Problem {
     }
 }
 
+/// A short Chinese title per status (RFC 9457 `title`: the same for every problem of a kind).
+fn title(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "请求有误",
+        401 => "未登录或登录已失效",
+        403 => "无权执行此操作",
+        404 => "未找到",
+        405 => "不支持的请求方法",
+        409 => "与当前状态冲突",
+        413 => "请求体过大",
+        414 => "请求路径过长",
+        429 => "请求过于频繁",
+        431 => "请求头过大",
+        503 => "服务暂不可用",
+        504 => "服务超时",
+        _ => "服务内部错误",
+    }
+}
+
+/// Seconds a client should wait before retrying a 429 or 503 (`Retry-After`), unless the
+/// problem says otherwise.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(&self)).into_response();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if matches!(status.as_u16(), 429 | 503) {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(self.retry_after.unwrap_or(DEFAULT_RETRY_AFTER_SECS)),
+            );
+        }
         response
     }
 }
@@ -79,8 +114,14 @@ impl From<tonic::Status> for Problem {
         if http == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(code = ?status.code(), message = status.message(), "backend error");
         }
-        let detail = if status.message().is_empty() {
-            "服务暂时不可用".to_owned()
+        // The services speak Chinese; an ASCII-only message comes from a transport or codec
+        // (tonic, h2) and is not for the resident's eyes.
+        let detail = if status.message().is_ascii() {
+            match http.as_u16() {
+                400 => "请求内容无法解析".to_owned(),
+                504 => "服务未能及时响应，请稍后重试".to_owned(),
+                _ => "服务暂不可用，请稍后重试".to_owned(),
+            }
         } else {
             status.message().to_owned()
         };

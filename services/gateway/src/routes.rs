@@ -3,21 +3,17 @@
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 
 use diandan_proto::v1 as pb;
 use diandan_proto::Upstreams as Clients;
 
+use crate::input::{json_body, path_id, query, MAX_BODY_BYTES};
 use crate::problem::Problem;
-
-/// Largest request body accepted (a description is at most 500 characters; photos are
-/// references, not bytes).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How long a gRPC call behind a request may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,47 +49,6 @@ fn grpc<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem
     Ok(request)
 }
 
-/// Parses a JSON body, naming the field at fault.
-fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, Problem> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "body-too-large"
-        } else {
-            "invalid-body"
-        };
-        Problem::new(
-            status,
-            kind,
-            format!("请求体无法读取（最大 {} KB）", MAX_BODY_BYTES / 1024),
-        )
-    })?;
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        &body
-    };
-    let deserializer = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let field = (path != ".").then_some(path);
-        Problem::bad_request(field, format!("JSON 格式错误：{}", e.inner()))
-    })
-}
-
-/// Parses a query string, naming the parameter at fault.
-fn query<T: DeserializeOwned + Default>(raw: Option<String>) -> Result<T, Problem> {
-    let Some(raw) = raw.filter(|q| !q.is_empty()) else {
-        return Ok(T::default());
-    };
-    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let field = (path != ".").then_some(path);
-        Problem::bad_request(field, format!("查询参数错误：{}", e.inner()))
-    })
-}
-
 type Reply<T> = Result<Json<T>, Problem>;
 
 /// A POST on one order: the path names the order, the body the rest.
@@ -108,10 +63,11 @@ macro_rules! order_command {
             security(("bearer" = [])))]
         pub(crate) async fn $name(
             State(clients): State<Clients>,
-            Path(id): Path<String>,
+            id: Result<Path<String>, PathRejection>,
             headers: HeaderMap,
             body: Result<Bytes, BytesRejection>,
         ) -> Reply<pb::CommandAck> {
+            let id = path_id(id, "id")?;
             let mut request: $request = json_body(body)?;
             request.order_id = id;
             let reply = clients.$client().$method(grpc(&headers, request)?).await?;
@@ -227,10 +183,11 @@ pub(crate) struct ReadParams {
     security(("bearer" = [])))]
 pub(crate) async fn get_order(
     State(clients): State<Clients>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Reply<pb::OrderView> {
+    let id = path_id(id, "id")?;
     let params: ReadParams = query(raw)?;
     let request = pb::OrderRef {
         order_id: id,
@@ -248,9 +205,10 @@ pub(crate) async fn get_order(
     security(("bearer" = [])))]
 pub(crate) async fn order_history(
     State(clients): State<Clients>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Reply<pb::OrderHistory> {
+    let id = path_id(id, "id")?;
     let request = pb::OrderRef {
         order_id: id,
         min_position: 0,
@@ -278,9 +236,10 @@ pub(crate) struct QueueParams {
     security(("bearer" = [])))]
 pub(crate) async fn suggest_teams(
     State(clients): State<Clients>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Reply<pb::TeamSuggestions> {
+    let id = path_id(id, "id")?;
     let request = pb::SuggestTeamsRequest { order_id: id };
     let reply = clients
         .dispatch()
@@ -297,10 +256,11 @@ pub(crate) async fn suggest_teams(
     security(("bearer" = [])))]
 pub(crate) async fn station_queue(
     State(clients): State<Clients>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Reply<pb::OrderList> {
+    let id = path_id(id, "id")?;
     let params: QueueParams = query(raw)?;
     let request = pb::StationQueueRequest {
         node_id: id,
@@ -333,10 +293,11 @@ pub(crate) struct StatsParams {
     security(("bearer" = [])))]
 pub(crate) async fn node_stats(
     State(clients): State<Clients>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Reply<pb::StationStatsReport> {
+    let id = path_id(id, "id")?;
     let params: StatsParams = query(raw)?;
     let request = pb::StationStatsRequest {
         node_id: id,
@@ -420,6 +381,26 @@ async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "没有这个接口")
 }
 
+async fn method_not_allowed(method: axum::http::Method) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!("此接口不支持 {method} 方法"),
+    )
+}
+
+/// Refuses oversized paths, query strings and headers before anything else reads them.
+async fn within_limits(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match crate::input::check_request(request.uri(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(problem) => problem.into_response(),
+    }
+}
+
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -461,7 +442,7 @@ async fn traced(
     response
 }
 
-pub(crate) fn router(upstreams: Clients) -> Router {
+pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
@@ -493,6 +474,12 @@ pub(crate) fn router(upstreams: Clients) -> Router {
         .route("/api/v1/teams", get(list_teams).post(register_team))
         .route("/api/v1/volunteers", post(register_volunteer))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            limiters,
+            crate::limits::limit,
+        ))
+        .layer(axum::middleware::from_fn(within_limits))
         .layer(axum::middleware::from_fn(traced))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(upstreams)

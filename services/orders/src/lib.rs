@@ -68,17 +68,19 @@ impl OrderService for Orders {
             wanted_time: time_from("wanted_time", &req.wanted_time)?,
             on_behalf_of: Some(req.on_behalf_of).filter(|r| !r.is_empty()),
         };
-        // The number goes to the vault first, so no stored order ever lacks it.
-        self.app.vault.put(&order_id, &req.contact_phone).await?;
-        match self.app.execute(&ctx, &order_id, action, None).await {
-            Ok(outcome) => Ok(Response::new(outcome.ack(&order_id))),
-            Err(e) => {
-                if self.app.load_order(&order_id).await?.revision.is_none() {
-                    self.app.vault.erase(&order_id).await?;
-                }
-                Err(e.into())
-            }
+        let phone = req.contact_phone;
+        let outcome = self.app.execute(&ctx, &order_id, action, None).await?;
+        // Personal data follows the accepted command, never precedes it: a refused placement
+        // (someone else's order id, 409) has returned above, and a duplicate changes nothing.
+        // A retry of the accepted placement itself may only fill in a number lost to a crash
+        // between the append and this write, and only with the number the events were
+        // placed with (its mask), so a retry with another number cannot overwrite it.
+        if !outcome.duplicate {
+            self.app.vault.put(&order_id, &phone).await?;
+        } else if outcome.state.contact_phone_masked == validate::mask_phone(&phone) {
+            self.app.vault.put_if_absent(&order_id, &phone).await?;
         }
+        Ok(Response::new(outcome.ack(&order_id)))
     }
 
     async fn cancel_order(

@@ -282,6 +282,12 @@ impl Directory {
             events: vec![new_event(event.event_type(), &event, &metadata)],
         };
         match self.store.append(request).await {
+            // A retry answers what was stored the first time; its body (which may differ) is
+            // never remembered: a duplicate changes nothing, not even this cache.
+            Ok(result) if result.duplicate => {
+                self.load(event.stream()).await?;
+                Ok(result.last_position)
+            }
             Ok(result) => {
                 self.remember(&event);
                 Ok(result.last_position)

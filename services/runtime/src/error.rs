@@ -40,6 +40,10 @@ pub enum AppError {
     /// A local database (read model, vault) failed.
     #[error("内部存储错误：{0}")]
     Storage(String),
+    /// The read model has not reached the `min_position` asked for within the bounded wait.
+    /// Nothing is wrong with the request: retry shortly.
+    #[error("{0}")]
+    Lagging(String),
 }
 
 impl AppError {
@@ -56,6 +60,7 @@ impl AppError {
             AppError::Domain(DomainError::InvalidField { field, .. })
             | AppError::InvalidField { field, .. } => Some(field),
             AppError::Conflict { field, .. } => *field,
+            AppError::Lagging(_) => Some("min_position"),
             _ => None,
         }
     }
@@ -85,7 +90,7 @@ impl From<AppError> for tonic::Status {
             AppError::Store(StoreError::WrongExpectedRevision { .. }) => Code::Aborted,
             AppError::Store(StoreError::InvalidRequest(_)) => Code::InvalidArgument,
             AppError::Store(StoreError::Unavailable(_)) => Code::Unavailable,
-            AppError::Store(_) | AppError::Storage(_) => Code::Unavailable,
+            AppError::Store(_) | AppError::Storage(_) | AppError::Lagging(_) => Code::Unavailable,
         };
         let message = match &error {
             AppError::Store(e) => {
@@ -96,7 +101,7 @@ impl From<AppError> for tonic::Status {
                 tracing::error!(error = %e, "local storage failure");
                 "存储暂不可用，请稍后重试".to_owned()
             }
-            other => other.to_string(),
+            other => bounded(other.to_string()),
         };
         let mut status = tonic::Status::new(code, message);
         if let Some(field) = error.field() {
@@ -106,4 +111,18 @@ impl From<AppError> for tonic::Status {
         }
         status
     }
+}
+
+/// Longest status message, in characters. Messages may quote what the client sent ("实践站「…」
+/// 不存在"); a client's 16 KiB value must not become a 16 KiB `grpc-message` header, which an
+/// HTTP/2 peer refuses (a protocol error, i.e. a 5xx, for a bad input).
+pub const MAX_MESSAGE_CHARS: usize = 200;
+
+fn bounded(message: String) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message;
+    }
+    let mut cut: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    cut.push('…');
+    cut
 }

@@ -8,7 +8,8 @@ use diandan_workflows::Role;
 use crate::projections::{list_orders, station_stats, OrderFilter, OrderScope, StatsQuery};
 use crate::{App, AppError, RequestContext, Result};
 
-/// How long a read waits for the read model to reach a `min_position` before answering anyway.
+/// How long a read waits for the read model to reach a `min_position` before answering
+/// 503 (the read model lags; retry) — never stale data under a 200.
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default and maximum page size of lists.
@@ -16,13 +17,32 @@ pub const DEFAULT_LIMIT: u32 = 50;
 
 impl App {
     /// Waits until the read model reflects `min_position` (0: no wait); returns its position.
-    pub async fn catch_up(&self, min_position: u64) -> u64 {
-        if min_position == 0 {
-            return self.read.position();
+    ///
+    /// A position the log has not reached (no command ever answered it) is refused at once;
+    /// one the log holds but the read model has not applied within
+    /// [`READ_YOUR_WRITES_TIMEOUT`] is [`AppError::Lagging`].
+    pub async fn catch_up(&self, min_position: u64) -> Result<u64> {
+        let now = self.read.position();
+        if min_position <= now {
+            return Ok(now);
         }
-        self.read
+        let head = self.store.head_position().await?;
+        if min_position > head {
+            return Err(AppError::invalid(
+                "min_position",
+                format!("事件日志尚未写到位置 {min_position}（当前位置 {head}），请使用命令应答中的 position"),
+            ));
+        }
+        let reached = self
+            .read
             .wait_for(min_position, READ_YOUR_WRITES_TIMEOUT)
-            .await
+            .await;
+        if reached < min_position {
+            return Err(AppError::Lagging(format!(
+                "读模型尚未更新到位置 {min_position}（当前 {reached}），请稍后重试"
+            )));
+        }
+        Ok(reached)
     }
 
     /// The subtree a staff caller is responsible for, as a path prefix; `node_id` narrows it.
@@ -34,11 +54,9 @@ impl App {
             .ok_or_else(|| AppError::Forbidden("当前账号没有负责的组织节点".into()))?;
         let node = match node_id.filter(|n| !n.is_empty()) {
             Some(n) => {
+                // The node is the resource the path names: unknown → 404, not a bad field.
                 if self.directory.node(n).await?.is_none() {
-                    return Err(AppError::invalid(
-                        "node_id",
-                        format!("组织节点「{n}」不存在"),
-                    ));
+                    return Err(AppError::NotFound(format!("组织节点「{n}」不存在")));
                 }
                 self.directory.require_scope(ctx, n).await?;
                 n
@@ -89,7 +107,7 @@ impl App {
             limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
             oldest_first: false,
         };
-        self.list(filter, min_position).await
+        self.list(ctx, filter, min_position).await
     }
 
     /// 待办: orders of a subtree waiting for triage or dispatch, oldest first.
@@ -108,12 +126,24 @@ impl App {
             limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
             oldest_first: true,
         };
-        self.list(filter, min_position).await
+        self.list(ctx, filter, min_position).await
     }
 
-    async fn list(&self, filter: OrderFilter, min_position: u64) -> Result<pb::OrderList> {
-        let position = self.catch_up(min_position).await;
-        let orders = self.read.query(move |c| list_orders(c, &filter)).await?;
+    async fn list(
+        &self,
+        ctx: &RequestContext,
+        filter: OrderFilter,
+        min_position: u64,
+    ) -> Result<pb::OrderList> {
+        let position = self.catch_up(min_position).await?;
+        let rows = self.read.query(move |c| list_orders(c, &filter)).await?;
+        let (states, revisions): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
+        let mut orders: Vec<pb::OrderView> = states
+            .iter()
+            .zip(revisions)
+            .map(|(state, revision)| crate::views::order_view(state, revision))
+            .collect();
+        self.reveal_phones(ctx, &mut orders, &states).await?;
         Ok(pb::OrderList { orders, position })
     }
 
@@ -131,7 +161,7 @@ impl App {
             }
         }
         let path = self.staff_subtree(ctx, Some(&request.node_id)).await?;
-        let position = self.catch_up(request.min_position).await;
+        let position = self.catch_up(request.min_position).await?;
         let node_id = if request.node_id.is_empty() {
             ctx.claims.node.clone().unwrap_or_default()
         } else {
@@ -157,7 +187,7 @@ impl App {
         } else {
             self.directory.path(node_id).await?
         };
-        self.catch_up(min_position).await;
+        self.catch_up(min_position).await?;
         let nodes = self
             .read
             .query(move |c| {
@@ -198,7 +228,7 @@ impl App {
         } else {
             self.directory.path(node_id).await?
         };
-        self.catch_up(min_position).await;
+        self.catch_up(min_position).await?;
         let teams = self
             .read
             .query(move |c| {

@@ -51,17 +51,57 @@ impl ContactVault {
             .map_err(AppError::from)
     }
 
-    /// Stores a number before the order's first event is appended; a retry overwrites it.
+    /// Keeps the number of an order whose placement was just appended (the order is new, so a
+    /// row left by an older build's refused placement is replaced).
     pub async fn put(&self, order_id: &str, phone: &str) -> Result<()> {
         let (order_id, phone) = (order_id.to_owned(), phone.to_owned());
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         self.with(move |c| {
             c.execute(
                 "INSERT INTO contacts (order_id, phone, stored_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(order_id) DO UPDATE SET phone = excluded.phone",
+                 ON CONFLICT(order_id) DO UPDATE SET phone = excluded.phone,
+                     stored_at_ms = excluded.stored_at_ms",
                 params![order_id, phone, now],
             )
             .map(|_| ())
+        })
+        .await
+    }
+
+    /// Keeps the number of a placement that was already accepted. Never overwrites: the
+    /// first accepted placement owns the row, so a refused or repeated placement of the same
+    /// order id cannot change a stored number. Returns whether a row was written.
+    pub async fn put_if_absent(&self, order_id: &str, phone: &str) -> Result<bool> {
+        let (order_id, phone) = (order_id.to_owned(), phone.to_owned());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO contacts (order_id, phone, stored_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(order_id) DO NOTHING",
+                params![order_id, phone, now],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// The numbers of several orders (those that have one).
+    pub async fn get_many(
+        &self,
+        order_ids: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, String>> {
+        if order_ids.is_empty() {
+            return Ok(Default::default());
+        }
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached("SELECT phone FROM contacts WHERE order_id = ?1")?;
+            let mut found = std::collections::HashMap::new();
+            for id in order_ids {
+                if let Some(phone) = stmt.query_row([&id], |r| r.get(0)).optional()? {
+                    found.insert(id, phone);
+                }
+            }
+            Ok(found)
         })
         .await
     }

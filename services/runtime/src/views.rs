@@ -69,6 +69,41 @@ pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
     }
 }
 
+/// 联系电话 — the one rule for how much of the resident's number a caller sees, for a caller
+/// already known to be allowed to see the order (every view — one order, lists, the queue —
+/// goes through it):
+///
+/// | caller | sees |
+/// |---|---|
+/// | the requesting resident | full (their own number) |
+/// | the volunteer holding the accepted order, accepted → served | full |
+/// | any other volunteer (offered the order, or after serving) | masked |
+/// | a station head of the order's subtree | full (they call residents back) |
+/// | an auditor | masked |
+/// | the system | full |
+pub fn phone_access(ctx: &RequestContext, state: &OrderState) -> PhoneAccess {
+    let full = match ctx.role() {
+        Role::Resident => state.requester_id == ctx.claims.sub,
+        Role::Volunteer => {
+            state
+                .accepted_by
+                .as_ref()
+                .is_some_and(|(v, _)| *v == ctx.claims.sub)
+                && matches!(
+                    state.status,
+                    Status::Accepted | Status::InService | Status::Served
+                )
+        }
+        Role::StationHead | Role::System => true,
+        Role::Auditor => false,
+    };
+    if full {
+        PhoneAccess::Full
+    } else {
+        PhoneAccess::Masked
+    }
+}
+
 impl App {
     /// May this caller see this order at all, and how much of the number?
     pub async fn order_access(
@@ -77,54 +112,58 @@ impl App {
         state: &OrderState,
     ) -> Result<PhoneAccess> {
         let not_found = || AppError::NotFound("订单不存在".into());
-        match ctx.role() {
-            Role::Resident if state.requester_id == ctx.claims.sub => Ok(PhoneAccess::Full),
-            Role::Resident => Err(not_found()),
+        let visible = match ctx.role() {
+            Role::Resident => state.requester_id == ctx.claims.sub,
             Role::Volunteer => {
                 let holds = state
                     .accepted_by
                     .as_ref()
                     .is_some_and(|(v, _)| *v == ctx.claims.sub);
-                if holds {
-                    let serving = matches!(
-                        state.status,
-                        Status::Accepted | Status::InService | Status::Served
-                    );
-                    return Ok(if serving {
-                        PhoneAccess::Full
-                    } else {
-                        PhoneAccess::Masked
-                    });
-                }
-                let offered = match (&state.assignee, state.status) {
-                    (Some(a), Status::Dispatched) => self
-                        .directory
-                        .volunteer(&ctx.claims.sub)
-                        .await?
-                        .is_some_and(|v| v.team_ids.contains(&a.team_id)),
-                    _ => false,
-                };
-                if offered {
-                    Ok(PhoneAccess::Masked)
-                } else {
-                    Err(not_found())
-                }
+                holds
+                    || match (&state.assignee, state.status) {
+                        (Some(a), Status::Dispatched) => self
+                            .directory
+                            .volunteer(&ctx.claims.sub)
+                            .await?
+                            .is_some_and(|v| v.team_ids.contains(&a.team_id)),
+                        _ => false,
+                    }
             }
-            Role::StationHead | Role::Auditor => {
-                self.directory
-                    .require_scope(ctx, &state.station_id)
-                    .await
-                    .map_err(|_| not_found())?;
-                Ok(if ctx.role() == Role::StationHead {
-                    PhoneAccess::Full
-                } else {
-                    PhoneAccess::Masked
-                })
-            }
-            Role::System => Ok(PhoneAccess::Full),
+            Role::StationHead | Role::Auditor => self
+                .directory
+                .require_scope(ctx, &state.station_id)
+                .await
+                .is_ok(),
+            Role::System => true,
+        };
+        if visible {
+            Ok(phone_access(ctx, state))
+        } else {
+            Err(not_found())
         }
     }
 
+    /// Shows the full numbers in `views` (orders of `states`, all visible to `ctx`) that
+    /// [`phone_access`] grants.
+    pub async fn reveal_phones(
+        &self,
+        ctx: &RequestContext,
+        views: &mut [pb::OrderView],
+        states: &[OrderState],
+    ) -> Result<()> {
+        let granted: Vec<String> = states
+            .iter()
+            .filter(|s| phone_access(ctx, s) == PhoneAccess::Full)
+            .map(|s| s.order_id.clone())
+            .collect();
+        let mut phones = self.vault.get_many(granted).await?;
+        for view in views {
+            if let Some(phone) = phones.remove(&view.order_id) {
+                view.contact_phone = phone;
+            }
+        }
+        Ok(())
+    }
     /// The order as this caller may see it.
     pub async fn visible_order(
         &self,

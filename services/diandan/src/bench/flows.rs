@@ -134,6 +134,7 @@ impl Harness {
             grpc_addr: "127.0.0.1:0".parse()?,
             http_addr: "127.0.0.1:0".parse()?,
             dev_login: true,
+            rate_limits: diandan_gateway::RateLimits::off(),
             workflows_dir: None,
         };
         let server = tokio::spawn(run_server(

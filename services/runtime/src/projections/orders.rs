@@ -3,14 +3,13 @@
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use diandan_proto::v1 as pb;
 use diandan_store::RecordedEvent;
 use diandan_workflows::order::{self, OrderChange, OrderState};
 
 use super::directory::node_path;
 use super::Projection;
 use crate::commands::decode_order_event;
-use crate::views::{order_view, rfc3339};
+use crate::views::rfc3339;
 use crate::{AppError, Result};
 
 pub struct OrdersProjection;
@@ -120,8 +119,9 @@ pub struct OrderFilter {
     pub oldest_first: bool,
 }
 
-/// Runs a list query (numbers always masked: lists never show a full phone number).
-pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<pb::OrderView>> {
+/// Runs a list query: each order's state and revision (views are made, and numbers shown, by
+/// the caller under [`phone_access`](crate::views::phone_access)).
+pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(OrderState, u64)>> {
     let mut sql = String::from("SELECT state_json, revision FROM orders WHERE ");
     let mut args: Vec<String> = Vec::new();
     match &filter.scope {
@@ -162,12 +162,12 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<pb::Or
     let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
     })?;
-    let mut views = Vec::new();
+    let mut orders = Vec::new();
     for row in rows {
         let (json, revision) = row?;
         let state: OrderState = serde_json::from_str(&json)
             .map_err(|e| AppError::Storage(format!("order state: {e}")))?;
-        views.push(order_view(&state, revision));
+        orders.push((state, revision));
     }
-    Ok(views)
+    Ok(orders)
 }
