@@ -645,7 +645,10 @@ async fn grpc_reflection_answers_v1_and_v1alpha() {
         panic!("v1: not a service list: {reply:?}");
     };
     let v1_names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(v1_names.iter().any(|n| n == "diandan.v1.OrderService"), "{v1_names:?}");
+    assert!(
+        v1_names.iter().any(|n| n == "diandan.v1.OrderService"),
+        "{v1_names:?}"
+    );
 
     let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
     let request = v1alpha::ServerReflectionRequest {

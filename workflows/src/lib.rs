@@ -53,6 +53,10 @@ pub enum DomainError {
         action: &'static str,
         status: &'static str,
     },
+    /// 已被接单: another volunteer accepted the order first (the losing side of an accept
+    /// race). Do not retry; pick another order.
+    #[error("已被接单：该订单已由其他志愿者接下")]
+    AlreadyAccepted,
     /// The order does not exist.
     #[error("订单不存在")]
     NotFound,

@@ -212,10 +212,7 @@ pub async fn serve(
         Server::builder()
             .trace_fn(crate::server::grpc_span)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(
-                crate::server::grpc_incoming(listener),
-                shutdown,
-            )
+            .serve_with_incoming_shutdown(crate::server::grpc_incoming(listener), shutdown)
             .await?;
         let _ = stop_timers.send(());
         if let Some(timers) = timers {
@@ -230,7 +227,13 @@ pub async fn serve(
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;
             ready(Some(listener.local_addr()?));
-            diandan_gateway::run(listener, upstreams, config.rate_limits.clone(), shutdown.boxed()).await?;
+            diandan_gateway::run(
+                listener,
+                upstreams,
+                config.rate_limits.clone(),
+                shutdown.boxed(),
+            )
+            .await?;
         }
         Part::Relay => {
             let store = open_store(&config.store).await?;

@@ -211,10 +211,7 @@ fn json_problem(e: serde_path_to_error::Error<serde_json::Error>) -> Problem {
     match inner.classify() {
         Category::Syntax if inner.to_string().starts_with("number out of range") => {
             let (field, _) = describe(&e.path().to_string(), "");
-            Problem::bad_request(
-                Some(field.unwrap_or_else(|| "body".into())),
-                "数值超出范围",
-            )
+            Problem::bad_request(Some(field.unwrap_or_else(|| "body".into())), "数值超出范围")
         }
         Category::Syntax | Category::Eof | Category::Io => {
             let detail = if inner.classify() == Category::Eof {
@@ -359,7 +356,11 @@ mod tests {
         let (field, detail) = refused(r#"{"rating" 5}"#);
         assert_eq!(field, "body");
         assert!(detail.contains("第 1 行"), "{detail}");
-        for body in [r#"{"rating":-1}"#, r#"{"rating":1e400}"#, r#"{"rating":99999999999}"#] {
+        for body in [
+            r#"{"rating":-1}"#,
+            r#"{"rating":1e400}"#,
+            r#"{"rating":99999999999}"#,
+        ] {
             let (field, detail) = refused(body);
             assert_eq!(field, "rating", "{body}");
             assert!(!detail.contains("expected"), "{detail}");
@@ -370,7 +371,10 @@ mod tests {
     fn integral_floats_are_integers() {
         let review = parse(r#"{"rating":5.0,"expected_revision":43.0}"#).unwrap();
         assert_eq!((review.rating, review.expected_revision), (5, Some(43)));
-        assert_eq!(refused(r#"{"expected_revision":43.5}"#).0, "expected_revision");
+        assert_eq!(
+            refused(r#"{"expected_revision":43.5}"#).0,
+            "expected_revision"
+        );
     }
 
     #[test]

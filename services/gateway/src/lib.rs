@@ -72,14 +72,15 @@ pub async fn run(
         };
         let _ = socket.set_nodelay(true);
         let app = app.clone();
-        let service =
-            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
                 // The client address, for per-address rate limits.
                 request
                     .extensions_mut()
                     .insert(axum::extract::ConnectInfo(peer));
                 app.clone().call(request)
-            });
+            },
+        );
         let connection = builder.serve_connection_with_upgrades(
             TokioIo::new(parse_errors::ProblemOnParseError::new(socket)),
             service,

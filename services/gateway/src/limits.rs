@@ -57,7 +57,9 @@ impl RateLimits {
 
 impl Default for RateLimits {
     fn default() -> RateLimits {
-        RateLimits::DEFAULT.parse().expect("default rate limits parse")
+        RateLimits::DEFAULT
+            .parse()
+            .expect("default rate limits parse")
     }
 }
 
@@ -236,7 +238,13 @@ mod tests {
         assert_eq!(custom.login.unwrap().per_minute.get(), 120);
         assert_eq!(custom.token, None);
         assert_eq!(custom.address, default.address);
-        for bad in ["login", "login=5", "login=0/min", "nope=1/min", "login=x/min"] {
+        for bad in [
+            "login",
+            "login=5",
+            "login=0/min",
+            "nope=1/min",
+            "login=x/min",
+        ] {
             assert!(bad.parse::<RateLimits>().is_err(), "{bad}");
         }
     }

@@ -104,22 +104,13 @@ fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
     let (kind, detail, field) = match status {
         StatusCode::URI_TOO_LONG => (
             "uri-too-long",
-            format!(
-                "请求路径过长：最多 {} 字节",
-                crate::input::MAX_PATH_BYTES
-            ),
+            format!("请求路径过长：最多 {} 字节", crate::input::MAX_PATH_BYTES),
             Some("path"),
         ),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
-            "header-too-large",
-            "请求头过大".to_owned(),
-            Some("headers"),
-        ),
-        _ => (
-            "invalid-request",
-            "无法解析的 HTTP 请求".to_owned(),
-            None,
-        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("header-too-large", "请求头过大".to_owned(), Some("headers"))
+        }
+        _ => ("invalid-request", "无法解析的 HTTP 请求".to_owned(), None),
     };
     let mut problem = Problem::new(status, kind, detail);
     problem.field = field.map(str::to_owned);

@@ -150,6 +150,9 @@ impl Directory {
     }
 
     pub async fn node(&self, id: &str) -> Result<Option<Arc<Node>>> {
+        if !is_id(id) {
+            return Ok(None);
+        }
         if let Some(node) = self.cache.read().expect("poisoned").nodes.get(id) {
             return Ok(Some(node.clone()));
         }
@@ -158,6 +161,9 @@ impl Directory {
     }
 
     pub async fn team(&self, id: &str) -> Result<Option<Arc<Team>>> {
+        if !is_id(id) {
+            return Ok(None);
+        }
         if let Some(team) = self.cache.read().expect("poisoned").teams.get(id) {
             return Ok(Some(team.clone()));
         }
@@ -166,6 +172,9 @@ impl Directory {
     }
 
     pub async fn volunteer(&self, id: &str) -> Result<Option<Arc<Volunteer>>> {
+        if !is_id(id) {
+            return Ok(None);
+        }
         if let Some(v) = self.cache.read().expect("poisoned").volunteers.get(id) {
             return Ok(Some(v.clone()));
         }
@@ -318,6 +327,11 @@ impl crate::App {
             .await?;
         Ok(loaded.state)
     }
+}
+
+/// Could this be an id at all? (Anything else names nothing, and is not looked up.)
+fn is_id(id: &str) -> bool {
+    diandan_workflows::validate::id("id", id).is_ok()
 }
 
 /// `["xianan", "wenquan", "chezhanlu"]` → `/xianan/wenquan/chezhanlu/`.

@@ -83,6 +83,8 @@ impl From<AppError> for tonic::Status {
                 Code::PermissionDenied
             }
             AppError::Domain(DomainError::IllegalTransition { .. }) => Code::FailedPrecondition,
+            // Lost a race: a concurrency conflict, not a client mistake.
+            AppError::Domain(DomainError::AlreadyAccepted) => Code::Aborted,
             AppError::Domain(DomainError::NotFound) | AppError::NotFound(_) => Code::NotFound,
             AppError::Domain(_) => Code::FailedPrecondition,
             AppError::Unauthenticated(_) => Code::Unauthenticated,

@@ -42,6 +42,9 @@ pub fn decide(
         if state.status == Status::New {
             return Err(DomainError::NotFound);
         }
+        if matches!(action, Action::Accept { .. }) && state.accepted_by.is_some() {
+            return Err(DomainError::AlreadyAccepted);
+        }
         return Err(DomainError::IllegalTransition {
             action: action.name_zh(),
             status: state.status.name_zh(),

@@ -951,9 +951,12 @@ fn only_a_volunteer_accepts() {
 
 #[test]
 fn once_accepted_nobody_else_can_accept() {
-    given(&history(Status::Accepted))
-        .when(v2().accepts_for(&team_a()))
-        .then_error(illegal("接单", Status::Accepted));
+    // The loser of an accept race is told plainly: 已被接单.
+    for status in [Status::Accepted, Status::InService, Status::Completed] {
+        given(&history(status))
+            .when(v2().accepts_for(&team_a()))
+            .then_error(DomainError::AlreadyAccepted);
+    }
 }
 
 #[test]
@@ -1384,6 +1387,13 @@ fn every_action_a_status_does_not_allow_is_an_illegal_transition() {
                 );
             } else if status == Status::New {
                 outcome.then_error(DomainError::NotFound);
+                refused += 1;
+            } else if matches!(command.action, Action::Accept { .. })
+                && history(status)
+                    .iter()
+                    .any(|e| matches!(e.change, OrderChange::OrderAccepted { .. }))
+            {
+                outcome.then_error(DomainError::AlreadyAccepted);
                 refused += 1;
             } else {
                 outcome.then_error(illegal(command.action.name_zh(), status));
