@@ -72,10 +72,6 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             "contact_phone",
         ),
         (
-            with(base.clone(), "station_id", json!("no-such-station")),
-            "station_id",
-        ),
-        (
             with(base.clone(), "wanted_time", json!("tomorrow")),
             "wanted_time",
         ),
@@ -86,6 +82,14 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         let (status, problem) = resident.post("/api/v1/orders", body).await;
         assert_problem(status, &problem, 400, Some(field));
     }
+    // Well formed, but naming a station that does not exist: 404 naming the field.
+    let (status, problem) = resident
+        .post(
+            "/api/v1/orders",
+            with(base.clone(), "station_id", json!("no-such-station")),
+        )
+        .await;
+    assert_problem(status, &problem, 404, Some("station_id"));
     // Malformed JSON, wrong content, oversized body.
     let (status, problem, content_type) = resident
         .post_raw("/api/v1/orders", "{\"station_id\": ")
@@ -127,7 +131,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let (status, problem) = head
         .post(&order("/dispatch"), json!({"team_id": "no-such-team"}))
         .await;
-    assert_problem(status, &problem, 400, Some("team_id"));
+    assert_problem(status, &problem, 404, Some("team_id"));
     // A team that does not serve this station (another institute's station team).
     let (status, problem) = head
         .post(&order("/dispatch"), json!({"team_id": "zhidui-meiyuan"}))

@@ -17,6 +17,13 @@ pub enum OrgLevel {
 }
 
 impl OrgLevel {
+    pub const ALL: [OrgLevel; 4] = [
+        OrgLevel::Centre,
+        OrgLevel::Institute,
+        OrgLevel::Station,
+        OrgLevel::Point,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OrgLevel::Centre => "centre",

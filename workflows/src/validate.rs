@@ -12,6 +12,8 @@ pub const MAX_SHORT_TEXT_CHARS: usize = 200;
 pub const MAX_NOTE_CHARS: usize = 1000;
 /// Most evidence photos on one completion.
 pub const MAX_PHOTOS: usize = 9;
+/// Largest page of a list (`limit`); a larger one is refused, not silently cut.
+pub const MAX_PAGE_SIZE: u32 = 500;
 /// Longest identifier (order, team, station, volunteer ids).
 pub const MAX_ID_CHARS: usize = 64;
 

@@ -7,6 +7,7 @@ use diandan_proto::v1 as pb;
 use diandan_proto::v1::dispatch_service_server::DispatchService;
 use diandan_runtime::{App, AppError};
 use diandan_workflows::order::{Action, Assignee};
+use diandan_workflows::validate;
 
 pub struct Dispatch {
     app: App,
@@ -56,13 +57,14 @@ impl DispatchService for Dispatch {
             req.team_id = top.team_id.clone();
             req.reason = format!("自动派单：{}", top.reason);
         }
+        validate::id("team_id", &req.team_id).map_err(AppError::from)?;
         let team = self
             .app
             .directory
             .team(&req.team_id)
             .await?
             .ok_or_else(|| {
-                AppError::invalid("team_id", format!("队伍「{}」不存在", req.team_id))
+                AppError::missing("team_id", format!("队伍「{}」不存在", req.team_id))
             })?;
         let node = self
             .app

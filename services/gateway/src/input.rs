@@ -55,6 +55,16 @@ pub fn check_request(uri: &axum::http::Uri, headers: &HeaderMap) -> Result<(), P
         )
         .with_field("query"));
     }
+    // An idempotency key is visible ASCII (it names a command in logs and stores).
+    if let Some(key) = headers.get("idempotency-key") {
+        let visible = key.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b));
+        if key.is_empty() || !visible {
+            return Err(Problem::bad_request(
+                Some("idempotency-key".into()),
+                "请求头 Idempotency-Key 须为 1 到 128 个可见 ASCII 字符（不含空格）",
+            ));
+        }
+    }
     for (name, limit) in HEADER_LIMITS {
         for value in headers.get_all(name) {
             if value.len() > limit {

@@ -6,6 +6,7 @@
 //! details naming the field ([`problem`]); the OpenAPI 3 document is at `/api/openapi.json`
 //! ([`openapi`]).
 
+mod contract;
 pub mod input;
 pub mod limits;
 pub mod openapi;

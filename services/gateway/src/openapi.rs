@@ -11,7 +11,7 @@ use crate::routes::*;
 
 struct BearerAuth;
 
-/// Every operation may answer 503 (store unavailable, nothing accepted) or 504 (a service did
+/// Every operation may answer 429 (rate limits), 503 (store unavailable, nothing accepted) or 504 (a service did
 /// not answer in time) with problem details: documented once, here.
 struct ServerErrors;
 
@@ -20,6 +20,15 @@ impl Modify for ServerErrors {
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
         let response = ResponseBuilder::new()
             .description("服务暂不可用或超时（problem details）")
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        let too_many = ResponseBuilder::new()
+            .description("请求过于频繁（problem details，附 Retry-After）")
             .content(
                 "application/problem+json",
                 ContentBuilder::new()
@@ -42,6 +51,10 @@ impl Modify for ServerErrors {
                     .responses
                     .responses
                     .insert("5XX".to_owned(), response.clone().into());
+                operation
+                    .responses
+                    .responses
+                    .insert("429".to_owned(), too_many.clone().into());
             }
         }
     }
@@ -71,11 +84,15 @@ impl Modify for BearerAuth {
 )]
 pub struct ApiDoc;
 
-/// The document as JSON.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document as JSON: the routes and messages (utoipa), with the request contract
+/// ([`contract`](crate::contract)) applied.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    crate::contract::apply(&mut document);
+    document
 }
 
-pub(crate) async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
+pub(crate) async fn serve() -> Json<serde_json::Value> {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    Json(DOCUMENT.get_or_init(document).clone())
 }

@@ -98,9 +98,9 @@ impl From<tonic::Status> for Problem {
     fn from(status: tonic::Status) -> Problem {
         use tonic::Code;
         let (http, kind) = match status.code() {
-            Code::InvalidArgument | Code::OutOfRange => {
-                (StatusCode::BAD_REQUEST, "invalid-request")
-            }
+            Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid-request"),
+            // A read past the end of the log: well formed, but the position is not there yet.
+            Code::OutOfRange => (StatusCode::CONFLICT, "position-not-reached"),
             Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
             Code::NotFound => (StatusCode::NOT_FOUND, "not-found"),

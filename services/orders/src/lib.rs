@@ -38,6 +38,7 @@ impl OrderService for Orders {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         ctx.require_role(&[Role::Resident, Role::StationHead])?;
+        validate::id("station_id", &req.station_id).map_err(AppError::from)?;
         let station = self
             .app
             .directory
@@ -45,7 +46,7 @@ impl OrderService for Orders {
             .await?
             .filter(|n| matches!(n.level, OrgLevel::Station | OrgLevel::Point))
             .ok_or_else(|| {
-                AppError::invalid("station_id", format!("实践站「{}」不存在", req.station_id))
+                AppError::missing("station_id", format!("实践站「{}」不存在", req.station_id))
             })?;
         if ctx.role() == Role::StationHead {
             self.app.directory.require_scope(&ctx, &station.id).await?;

@@ -248,17 +248,18 @@ impl Directory {
             } => {
                 if let Some(parent_id) = parent_id {
                     let parent = self.node(parent_id).await?.ok_or_else(|| {
-                        AppError::invalid("parent_id", format!("上级节点「{parent_id}」不存在"))
+                        AppError::missing("parent_id", format!("上级节点「{parent_id}」不存在"))
                     })?;
+                    // Well formed, but it does not fit where it would go in the existing tree.
                     if parent.level.child() != Some(*level) {
-                        return Err(AppError::invalid(
-                            "level",
-                            format!(
+                        return Err(AppError::Conflict {
+                            field: Some("level"),
+                            message: format!(
                                 "「{}」级节点下不能设立「{}」级节点",
                                 parent.level.as_str(),
                                 level.as_str()
                             ),
-                        ));
+                        });
                     }
                     self.require_scope(ctx, parent_id).await?;
                 } else if ctx.role() != Role::System {
@@ -267,7 +268,7 @@ impl Directory {
             }
             DirectoryEvent::TeamRegistered { node_id, .. } => {
                 if self.node(node_id).await?.is_none() {
-                    return Err(AppError::invalid(
+                    return Err(AppError::missing(
                         "node_id",
                         format!("组织节点「{node_id}」不存在"),
                     ));
@@ -277,7 +278,7 @@ impl Directory {
             DirectoryEvent::VolunteerRegistered { team_ids, .. } => {
                 for team_id in team_ids {
                     let team = self.team(team_id).await?.ok_or_else(|| {
-                        AppError::invalid("team_ids", format!("队伍「{team_id}」不存在"))
+                        AppError::missing("team_ids", format!("队伍「{team_id}」不存在"))
                     })?;
                     self.require_scope(ctx, &team.node_id).await?;
                 }

@@ -28,6 +28,13 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A request field names something that does not exist (a station, team, node): 404
+    /// naming the field — the request was well formed, its referent is missing.
+    #[error("{field}: {message}")]
+    Missing {
+        field: &'static str,
+        message: String,
+    },
     /// The expected revision was stale, or the id already exists. Reload and decide again.
     #[error("{message}")]
     Conflict {
@@ -40,6 +47,10 @@ pub enum AppError {
     /// A local database (read model, vault) failed.
     #[error("内部存储错误：{0}")]
     Storage(String),
+    /// `min_position` lies beyond the end of the event log: no command was ever answered
+    /// with it. Use the position from a command's reply.
+    #[error("{0}")]
+    PositionNotReached(String),
     /// The read model has not reached the `min_position` asked for within the bounded wait.
     /// Nothing is wrong with the request: retry shortly.
     #[error("{0}")]
@@ -47,6 +58,13 @@ pub enum AppError {
 }
 
 impl AppError {
+    pub fn missing(field: &'static str, message: impl Into<String>) -> AppError {
+        AppError::Missing {
+            field,
+            message: message.into(),
+        }
+    }
+
     pub fn invalid(field: &'static str, message: impl Into<String>) -> AppError {
         AppError::InvalidField {
             field,
@@ -60,7 +78,8 @@ impl AppError {
             AppError::Domain(DomainError::InvalidField { field, .. })
             | AppError::InvalidField { field, .. } => Some(field),
             AppError::Conflict { field, .. } => *field,
-            AppError::Lagging(_) => Some("min_position"),
+            AppError::Lagging(_) | AppError::PositionNotReached(_) => Some("min_position"),
+            AppError::Missing { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -85,7 +104,11 @@ impl From<AppError> for tonic::Status {
             AppError::Domain(DomainError::IllegalTransition { .. }) => Code::FailedPrecondition,
             // Lost a race: a concurrency conflict, not a client mistake.
             AppError::Domain(DomainError::AlreadyAccepted) => Code::Aborted,
-            AppError::Domain(DomainError::NotFound) | AppError::NotFound(_) => Code::NotFound,
+            AppError::Domain(DomainError::NotFound)
+            | AppError::NotFound(_)
+            | AppError::Missing { .. } => Code::NotFound,
+            // Reading past the end of the log (gRPC's "past the valid range").
+            AppError::PositionNotReached(_) => Code::OutOfRange,
             AppError::Domain(_) => Code::FailedPrecondition,
             AppError::Unauthenticated(_) => Code::Unauthenticated,
             AppError::Conflict { .. } => Code::Aborted,

@@ -12,8 +12,20 @@ use crate::{App, AppError, RequestContext, Result};
 /// 503 (the read model lags; retry) — never stale data under a 200.
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Default and maximum page size of lists.
+/// Default page size of lists.
 pub const DEFAULT_LIMIT: u32 = 50;
+use diandan_workflows::validate::MAX_PAGE_SIZE as MAX_LIMIT;
+
+fn page_size(limit: u32) -> Result<u32> {
+    match limit {
+        0 => Ok(DEFAULT_LIMIT),
+        1..=MAX_LIMIT => Ok(limit),
+        _ => Err(AppError::invalid(
+            "limit",
+            format!("每页最多 {MAX_LIMIT} 条"),
+        )),
+    }
+}
 
 impl App {
     /// Waits until the read model reflects `min_position` (0: no wait); returns its position.
@@ -28,10 +40,9 @@ impl App {
         }
         let head = self.store.head_position().await?;
         if min_position > head {
-            return Err(AppError::invalid(
-                "min_position",
-                format!("事件日志尚未写到位置 {min_position}（当前位置 {head}），请使用命令应答中的 position"),
-            ));
+            return Err(AppError::PositionNotReached(format!(
+                "事件日志尚未写到位置 {min_position}（当前位置 {head}），请使用命令应答中的 position"
+            )));
         }
         let reached = self
             .read
@@ -93,7 +104,9 @@ impl App {
         let statuses = if status.is_empty() {
             Vec::new()
         } else {
-            if diandan_workflows::order::Status::parse(status).is_none() {
+            let status_known = diandan_workflows::order::Status::parse(status)
+                .is_some_and(|s| s != diandan_workflows::order::Status::New);
+            if !status_known {
                 return Err(AppError::invalid(
                     "status",
                     format!("未知的订单状态「{status}」"),
@@ -104,7 +117,7 @@ impl App {
         let filter = OrderFilter {
             scope,
             statuses,
-            limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
+            limit: page_size(limit)?,
             oldest_first: false,
         };
         self.list(ctx, filter, min_position).await
@@ -123,7 +136,7 @@ impl App {
         let filter = OrderFilter {
             scope: OrderScope::Subtree(path),
             statuses: vec!["placed".into(), "triaged".into()],
-            limit: if limit == 0 { DEFAULT_LIMIT } else { limit },
+            limit: page_size(limit)?,
             oldest_first: true,
         };
         self.list(ctx, filter, min_position).await

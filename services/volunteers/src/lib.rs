@@ -286,10 +286,14 @@ impl IdentityService for Identity {
                 AppError::invalid("role", "须为 resident、volunteer、station_head 或 auditor")
             })?;
         validate::id("user_id", &req.user_id).map_err(AppError::from)?;
+        if !req.org_node.is_empty() {
+            validate::id("org_node", &req.org_node).map_err(AppError::from)?;
+        }
         let node = match role {
             Role::StationHead | Role::Auditor => {
+                validate::id("org_node", &req.org_node).map_err(AppError::from)?;
                 if self.app.directory.node(&req.org_node).await?.is_none() {
-                    return Err(AppError::invalid(
+                    return Err(AppError::missing(
                         "org_node",
                         format!("组织节点「{}」不存在", req.org_node),
                     )
@@ -299,7 +303,7 @@ impl IdentityService for Identity {
             }
             Role::Volunteer => {
                 if self.app.directory.volunteer(&req.user_id).await?.is_none() {
-                    return Err(AppError::invalid(
+                    return Err(AppError::missing(
                         "user_id",
                         format!("志愿者「{}」未登记", req.user_id),
                     )

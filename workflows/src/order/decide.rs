@@ -73,10 +73,11 @@ pub fn decide(
         } => {
             let requester_id = match (actor.role, on_behalf_of) {
                 (Role::Resident, None) => actor.id.clone(),
+                // Who may fill in `on_behalf_of` depends on who is calling: a permission, not
+                // a malformed request.
                 (Role::Resident, Some(_)) => {
-                    return Err(DomainError::invalid(
-                        "on_behalf_of",
-                        "只有工作人员可以代居民下单",
+                    return Err(DomainError::Forbidden(
+                        "on_behalf_of：只有工作人员可以代居民下单".into(),
                     ))
                 }
                 (Role::StationHead, Some(resident)) => {
@@ -84,9 +85,8 @@ pub fn decide(
                     resident.clone()
                 }
                 (Role::StationHead, None) => {
-                    return Err(DomainError::invalid(
-                        "on_behalf_of",
-                        "代居民下单（制单）须填写居民编号",
+                    return Err(DomainError::Forbidden(
+                        "on_behalf_of：工作人员只能代居民下单（制单），须填写居民编号".into(),
                     ))
                 }
                 _ => return Err(DomainError::Forbidden("只有居民或站长可以下单".into())),

@@ -29,6 +29,8 @@ pub enum TeamKind {
 }
 
 impl TeamKind {
+    pub const ALL: [TeamKind; 2] = [TeamKind::Team, TeamKind::HelperUnit];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TeamKind::Team => "team",

@@ -29,6 +29,21 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status an order can be seen in (`New` is before the first event: never shown).
+    pub const VISIBLE: [Status; 11] = [
+        Status::Placed,
+        Status::Triaged,
+        Status::Rejected,
+        Status::Dispatched,
+        Status::Accepted,
+        Status::InService,
+        Status::Served,
+        Status::Completed,
+        Status::Reviewed,
+        Status::Closed,
+        Status::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::New => "new",

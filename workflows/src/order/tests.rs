@@ -628,14 +628,14 @@ fn placing_an_order_that_exists_is_illegal() {
 fn a_resident_may_not_place_on_behalf_of_someone_else() {
     given_a_new_order()
         .when(r1().places_on_behalf_of("r2", form()))
-        .then_invalid("on_behalf_of");
+        .then_forbidden();
 }
 
 #[test]
 fn staff_placing_an_order_must_name_the_resident() {
     given_a_new_order()
         .when(head().places(form()))
-        .then_invalid("on_behalf_of");
+        .then_forbidden();
 }
 
 #[test]

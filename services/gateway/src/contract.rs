@@ -1,0 +1,428 @@
+//! The request contract: what every request field and parameter must be, declared in the
+//! OpenAPI document from this one table. The services enforce the same rules — the values come
+//! from the domain (`diandan_workflows`: its id rule, text limits and enums), so the document,
+//! the gateway and the services cannot disagree about them.
+//!
+//! The protobuf messages give the document its shapes (utoipa); proto3 has no notion of
+//! required fields or enums-as-strings, so this table adds them: `required`, `enum`, lengths,
+//! patterns and ranges, and `additionalProperties: false` (bodies refuse unknown fields).
+
+use serde_json::{json, Map, Value};
+
+use diandan_workflows::order::{Status, TeamKind};
+use diandan_workflows::validate::{
+    MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_NOTE_CHARS, MAX_PAGE_SIZE, MAX_PHOTOS,
+    MAX_SHORT_TEXT_CHARS,
+};
+use diandan_workflows::{Category, OrgLevel, Role};
+
+use crate::input::HEADER_LIMITS;
+
+/// An id: 1–64 ASCII letters, digits, `-`, `_`.
+fn id() -> Value {
+    json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}}$")})
+}
+
+/// An id, or empty for none.
+fn optional_id() -> Value {
+    json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{0,{MAX_ID_CHARS}}}$")})
+}
+
+/// Text of `min..=max` characters (after trimming; required text must not be blank).
+fn text(min: usize, max: usize) -> Value {
+    if min == 0 {
+        json!({"type": "string", "maxLength": max})
+    } else {
+        // Blank text is refused like empty text: at least one non-space character.
+        json!({"type": "string", "minLength": min, "maxLength": max, "pattern": "\\S"})
+    }
+}
+
+fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
+    json!({"type": "string", "enum": values.into_iter().collect::<Vec<_>>()})
+}
+
+fn categories() -> Value {
+    one_of(Category::ALL.iter().map(|c| c.code()))
+}
+
+/// An RFC 3339 time, or empty for none.
+fn optional_time() -> Value {
+    json!({"anyOf": [{"type": "string", "maxLength": 0}, {"type": "string", "format": "date-time"}]})
+}
+
+/// A `YYYY-MM-DD` day, or empty for none.
+fn optional_day() -> Value {
+    json!({"anyOf": [{"type": "string", "maxLength": 0}, {"type": "string", "format": "date"}]})
+}
+
+fn location() -> Value {
+    json!({"$ref": "#/components/schemas/Location"})
+}
+
+fn revision() -> Value {
+    json!({"type": ["integer", "null"], "format": "int64", "minimum": 0})
+}
+
+/// A deadline's name, as the order's workflow definition calls it (e.g. `complete`).
+fn deadline() -> Value {
+    let mut name = id();
+    name["description"] = json!("时限名称，见工作流定义（如 complete、sign_for）");
+    name
+}
+
+/// One request schema's contract: its required fields and each constrained field.
+struct Body {
+    schema: &'static str,
+    required: &'static [&'static str],
+    fields: Vec<(&'static str, Value)>,
+    /// A JSON Schema condition (`if`/`then`/`else`) between fields, when there is one.
+    condition: Option<Value>,
+}
+
+fn bodies() -> Vec<Body> {
+    let reason = || text(0, MAX_SHORT_TEXT_CHARS);
+    let reason_required = || text(1, MAX_SHORT_TEXT_CHARS);
+    let order_id = || {
+        let mut id = optional_id();
+        id["description"] = json!("忽略：订单由路径中的编号指定");
+        id
+    };
+    vec![
+        Body {
+            schema: "DevLoginRequest",
+            required: &["role", "user_id"],
+            fields: vec![
+                (
+                    "role",
+                    one_of(
+                        [
+                            Role::Resident,
+                            Role::Volunteer,
+                            Role::StationHead,
+                            Role::Auditor,
+                        ]
+                        .map(Role::as_str),
+                    ),
+                ),
+                ("user_id", id()),
+                ("org_node", optional_id()),
+            ],
+            // Staff act for an org node.
+            condition: Some(json!({
+                "if": {"properties": {"role": {"enum": ["station_head", "auditor"]}}},
+                "then": {"required": ["org_node"], "properties": {"org_node": id()}}
+            })),
+        },
+        Body {
+            schema: "PlaceOrderRequest",
+            required: &[
+                "station_id",
+                "category",
+                "description",
+                "location",
+                "contact_phone",
+            ],
+            fields: vec![
+                ("order_id", optional_id()),
+                ("station_id", id()),
+                ("category", categories()),
+                ("description", text(1, MAX_DESCRIPTION_CHARS)),
+                ("location", location()),
+                (
+                    "contact_phone",
+                    json!({"type": "string", "pattern": "^1[0-9]{10}$"}),
+                ),
+                ("wanted_time", optional_time()),
+                ("on_behalf_of", optional_id()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "CancelOrderRequest",
+            required: &[],
+            fields: vec![
+                ("order_id", order_id()),
+                ("reason", reason()),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "TriageOrderRequest",
+            required: &["accept"],
+            fields: vec![
+                ("order_id", order_id()),
+                ("accept", json!({"type": "boolean"})),
+                ("reason", reason()),
+                ("expected_revision", revision()),
+            ],
+            // A rejection says why.
+            condition: Some(json!({
+                "if": {"properties": {"accept": {"const": false}}},
+                "then": {"required": ["reason"], "properties": {"reason": reason_required()}}
+            })),
+        },
+        Body {
+            schema: "DispatchOrderRequest",
+            required: &[],
+            fields: vec![
+                ("order_id", order_id()),
+                ("team_id", optional_id()),
+                ("reason", reason()),
+                ("auto", json!({"type": "boolean"})),
+                ("expected_revision", revision()),
+            ],
+            // A team, unless the rules pick one.
+            condition: Some(json!({
+                "if": {"required": ["auto"], "properties": {"auto": {"const": true}}},
+                "else": {"required": ["team_id"], "properties": {"team_id": id()}}
+            })),
+        },
+        Body {
+            schema: "AcceptOrderRequest",
+            required: &["team_id"],
+            fields: vec![
+                ("order_id", order_id()),
+                ("team_id", id()),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "DeclineOrderRequest",
+            required: &["team_id"],
+            fields: vec![
+                ("order_id", order_id()),
+                ("team_id", id()),
+                ("reason", reason()),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "CheckRequest",
+            required: &["location"],
+            fields: vec![
+                ("order_id", order_id()),
+                ("location", location()),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "CompleteOrderRequest",
+            required: &["note"],
+            fields: vec![
+                ("order_id", order_id()),
+                ("note", text(1, MAX_NOTE_CHARS)),
+                (
+                    "photos",
+                    json!({"type": "array", "maxItems": MAX_PHOTOS, "items": text(1, MAX_SHORT_TEXT_CHARS)}),
+                ),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "RequestExtensionRequest",
+            required: &["deadline", "until", "reason"],
+            fields: vec![
+                ("order_id", order_id()),
+                ("deadline", deadline()),
+                ("until", json!({"type": "string", "format": "date-time"})),
+                ("reason", reason_required()),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "DecideExtensionRequest",
+            required: &["deadline", "approve"],
+            fields: vec![
+                ("order_id", order_id()),
+                ("deadline", deadline()),
+                ("approve", json!({"type": "boolean"})),
+                ("reason", reason()),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "ReviewOrderRequest",
+            required: &["rating"],
+            fields: vec![
+                ("order_id", order_id()),
+                (
+                    "rating",
+                    json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": 5}),
+                ),
+                ("comment", reason()),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "CloseOrderRequest",
+            required: &[],
+            fields: vec![("order_id", order_id()), ("expected_revision", revision())],
+            condition: None,
+        },
+        Body {
+            schema: "OrgNode",
+            required: &["id", "name", "level"],
+            fields: vec![
+                ("id", id()),
+                ("name", text(1, MAX_SHORT_TEXT_CHARS)),
+                ("level", one_of(OrgLevel::ALL.map(OrgLevel::as_str))),
+                ("parent_id", optional_id()),
+            ],
+            // A centre is the root; every other node has a parent.
+            condition: Some(json!({
+                "if": {"properties": {"level": {"const": "centre"}}},
+                "then": {"properties": {"parent_id": {"maxLength": 0}}},
+                "else": {"required": ["parent_id"], "properties": {"parent_id": id()}}
+            })),
+        },
+        Body {
+            schema: "Team",
+            required: &["id", "name", "kind", "node_id", "skills"],
+            fields: vec![
+                ("id", id()),
+                ("name", text(1, MAX_SHORT_TEXT_CHARS)),
+                ("kind", one_of(TeamKind::ALL.map(TeamKind::as_str))),
+                ("node_id", id()),
+                (
+                    "skills",
+                    json!({"type": "array", "minItems": 1, "items": categories()}),
+                ),
+                ("leader_id", optional_id()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "Volunteer",
+            required: &["id", "name"],
+            fields: vec![
+                ("id", id()),
+                ("name", text(1, MAX_SHORT_TEXT_CHARS)),
+                ("team_ids", json!({"type": "array", "items": id()})),
+                ("skills", json!({"type": "array", "items": categories()})),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "Location",
+            required: &["lat", "lng"],
+            fields: vec![
+                // diandan serves mainland China (`validate::Location`).
+                (
+                    "lat",
+                    json!({"type": "number", "format": "double", "minimum": 3.8, "maximum": 53.6}),
+                ),
+                (
+                    "lng",
+                    json!({"type": "number", "format": "double", "minimum": 73.4, "maximum": 135.1}),
+                ),
+                ("address", text(0, MAX_SHORT_TEXT_CHARS)),
+            ],
+            condition: None,
+        },
+    ]
+}
+
+/// Constraints of query, path and header parameters, by name.
+fn parameter(name: &str) -> Option<Value> {
+    Some(match name {
+        "id" => id(),
+        "node_id" => optional_id(),
+        "status" => {
+            let mut statuses: Vec<&str> = Status::VISIBLE.iter().map(|s| s.as_str()).collect();
+            statuses.push(""); // empty: every status
+            one_of(statuses)
+        }
+        "limit" => {
+            json!({"type": "integer", "format": "int32", "minimum": 0, "maximum": MAX_PAGE_SIZE})
+        }
+        "min_position" => json!({"type": "integer", "format": "int64", "minimum": 0}),
+        "from_day" | "to_day" => optional_day(),
+        "Idempotency-Key" => {
+            let max = HEADER_LIMITS
+                .iter()
+                .find(|(h, _)| *h == "idempotency-key")
+                .map_or(128, |(_, max)| *max);
+            json!({"type": "string", "pattern": format!("^[!-~]{{1,{max}}}$")})
+        }
+        _ => return None,
+    })
+}
+
+/// Applies the contract to a generated document.
+pub fn apply(document: &mut Value) {
+    let schemas = &mut document["components"]["schemas"];
+    for body in bodies() {
+        let Some(schema) = schemas.get_mut(body.schema) else {
+            panic!(
+                "the contract names schema {} that the document lacks",
+                body.schema
+            );
+        };
+        let properties = schema["properties"]
+            .as_object_mut()
+            .unwrap_or_else(|| panic!("{} has no properties", body.schema));
+        for (field, constraint) in body.fields {
+            let property = properties.get_mut(field).unwrap_or_else(|| {
+                panic!(
+                    "the contract names {}.{field}, which does not exist",
+                    body.schema
+                )
+            });
+            merge(property, constraint);
+        }
+        schema["required"] = json!(body.required);
+        schema["additionalProperties"] = json!(false);
+        if let Some(Value::Object(condition)) = body.condition {
+            schema
+                .as_object_mut()
+                .expect("a schema object")
+                .extend(condition);
+        }
+    }
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|o| o.values_mut())
+        {
+            let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for p in parameters {
+                let name = p["name"].as_str().unwrap_or_default().to_owned();
+                if let Some(constraint) = parameter(&name) {
+                    // Declared parameters are plain values, never null.
+                    p["schema"] = constraint;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps a property's description; the constraint replaces its type and adds the rest.
+fn merge(property: &mut Value, constraint: Value) {
+    let description = property.get("description").cloned();
+    let mut merged = Map::new();
+    if let Some(d) = description {
+        merged.insert("description".into(), d);
+    }
+    if let Value::Object(c) = constraint {
+        merged.extend(c);
+    }
+    *property = Value::Object(merged);
+}
