@@ -407,8 +407,12 @@ async fn a_position_beyond_the_log_is_refused_not_awaited() {
         "/api/v1/teams?min_position=999999999",
     ] {
         let (status, body) = head.get(path).await;
-        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(status, 409, "{path}: {body}");
         assert_eq!(body["field"], "min_position", "{body}");
+        assert_eq!(
+            body["type"], "https://diandan.dev/problems/position-not-reached",
+            "{body}"
+        );
     }
     let (status, body) = head.get("/api/v1/orders?min_position=1").await;
     assert_eq!(status, 200, "{body}");
