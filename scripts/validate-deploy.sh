@@ -243,3 +243,20 @@ if [ "$failures" -gt 0 ]; then
     exit 1
 fi
 echo "validate-deploy: all checks passed"
+
+# The Grafana dashboard: valid JSON, and every metric it queries is one the binary exports.
+python3 - <<'PY'
+import json, re, sys
+dashboard = json.load(open("deploy/grafana/diandan.json"))
+exported = {"http_server_request_duration_seconds", "rpc_server_duration_seconds",
+            "diandan_commands_total", "diandan_store_append_duration_seconds",
+            "diandan_events_appended_total", "diandan_events_projected_total",
+            "diandan_events_relayed_total", "diandan_projection_lag_events"}
+for panel in dashboard["panels"]:
+    for target in panel["targets"]:
+        for name in re.findall(r"\b((?:http|rpc|diandan)_\w+)\s*[{\[]", target["expr"]):
+            base = re.sub(r"_(bucket|count|sum)$", "", name)
+            if base not in exported and name not in exported:
+                sys.exit(f"deploy/grafana/diandan.json: panel {panel['title']!r} queries unknown metric {name}")
+print("validate-deploy: Grafana dashboard ok")
+PY

@@ -120,20 +120,22 @@ async fn one_trace_runs_from_http_through_grpc_to_the_projection() {
         .text()
         .await
         .unwrap();
-    assert!(
-        metrics.contains("diandan_commands_total{outcome=\"accepted\"}"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("# TYPE diandan_projection_lag_events gauge"),
-        "{metrics}"
-    );
+    for wanted in [
+        "# TYPE http_server_request_duration_seconds histogram",
+        "# TYPE rpc_server_duration_seconds histogram",
+        "# TYPE diandan_store_append_duration_seconds histogram",
+        "# TYPE diandan_projection_lag_events gauge",
+        "rpc_method=\"PlaceOrder\"",
+        "http_route=\"/api/v1/dev/login\"",
+    ] {
+        assert!(metrics.contains(wanted), "no {wanted} in\n{metrics}");
+    }
+    // Commands by type and outcome; the accepted ones, summed over types.
     let accepted: u64 = metrics
         .lines()
-        .find_map(|l| l.strip_prefix("diandan_commands_total{outcome=\"accepted\"} "))
-        .unwrap()
-        .parse()
-        .unwrap();
+        .filter(|l| l.starts_with("diandan_commands_total{") && l.contains("outcome=\"accepted\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
     assert!(
         accepted > 100,
         "the demo alone ran hundreds of commands: {accepted}"

@@ -90,9 +90,7 @@ pub async fn run(
                         ack.await
                             .map_err(|e| BusError::Unavailable(e.to_string()))?;
                         published += 1;
-                        diandan_telemetry::metrics::metrics()
-                            .events_relayed
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        diandan_telemetry::metrics::events_relayed(1);
                     }
                     Some(None) => return Err(BusError::Local("store subscription ended".into())),
                     Some(Some(Err(e))) => return Err(BusError::Local(e.to_string())),

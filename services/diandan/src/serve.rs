@@ -210,6 +210,7 @@ pub async fn serve(
             .with_context(|| format!("binding {}", config.listen))?;
         ready(Some(listener.local_addr()?));
         Server::builder()
+            .layer(crate::server::RpcMetricsLayer)
             .trace_fn(crate::server::grpc_span)
             .add_routes(routes)
             .serve_with_incoming_shutdown(crate::server::grpc_incoming(listener), shutdown)

@@ -155,6 +155,7 @@ pub async fn run(
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
     let grpc = Server::builder()
+        .layer(RpcMetricsLayer)
         .trace_fn(grpc_span)
         .add_routes(routes)
         .serve_with_incoming_shutdown(crate::server::grpc_incoming(grpc_listener), stopped());
@@ -185,6 +186,66 @@ pub async fn run(
     projections?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Records `rpc.server.duration` for every gRPC call: by service, method and status code.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcMetricsLayer;
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> RpcMetrics<S> {
+        RpcMetrics { inner }
+    }
+}
+
+/// The service [`RpcMetricsLayer`] wraps.
+#[derive(Debug, Clone)]
+pub struct RpcMetrics<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<tonic::codegen::http::Request<B>> for RpcMetrics<S>
+where
+    S: tower::Service<
+        tonic::codegen::http::Request<B>,
+        Response = tonic::codegen::http::Response<R>,
+    >,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
+        let path = request.uri().path().to_owned();
+        let started = std::time::Instant::now();
+        let call = self.inner.call(request);
+        Box::pin(async move {
+            let response = call.await;
+            // An error status comes in the headers (trailers-only); success in the trailers,
+            // which a unary reply always ends with `grpc-status: 0`.
+            let code = match &response {
+                Ok(r) => r
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                Err(_) => tonic::Code::Unknown as i32,
+            };
+            diandan_telemetry::metrics::rpc_call(&path, code, started.elapsed());
+            response
+        })
+    }
 }
 
 /// Accepted gRPC connections, with Nagle's algorithm off.

@@ -410,7 +410,7 @@ async fn prometheus_metrics() -> ([(axum::http::HeaderName, &'static str); 1], S
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            diandan_telemetry::metrics::PROMETHEUS_CONTENT_TYPE,
         )],
         diandan_telemetry::metrics::render_prometheus(),
     )
@@ -437,8 +437,16 @@ async fn traced(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     });
+    let method = request.method().clone();
+    let started = std::time::Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
     span.record("status", response.status().as_u16());
+    diandan_telemetry::metrics::http_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 

@@ -132,16 +132,17 @@ impl App {
         action: Action,
         expected_revision: Option<u64>,
     ) -> Result<Outcome> {
-        let metrics = diandan_telemetry::metrics::metrics();
+        use diandan_telemetry::metrics::{command, CommandOutcome};
+        let name = action.command();
         let result = self
             .execute_once(ctx, order_id, action, expected_revision)
             .await;
-        let counter = match &result {
-            Ok(_) => &metrics.commands_accepted,
-            Err(AppError::Store(_) | AppError::Storage(_)) => &metrics.commands_failed,
-            Err(_) => &metrics.commands_refused,
+        let outcome = match &result {
+            Ok(_) => CommandOutcome::Accepted,
+            Err(AppError::Store(_) | AppError::Storage(_)) => CommandOutcome::Failed,
+            Err(_) => CommandOutcome::Refused,
         };
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        command(name, outcome);
         result
     }
 
@@ -201,12 +202,26 @@ impl App {
                     .map(|e| new_event(e.change.event_type(), e, &metadata))
                     .collect(),
             };
-            match self.store.append(request).await {
+            let started = std::time::Instant::now();
+            let appended = self.store.append(request).await;
+            if appended.is_ok() {
+                diandan_telemetry::metrics::store_append(
+                    appended.as_ref().map_or(
+                        0,
+                        |r| {
+                            if r.duplicate {
+                                0
+                            } else {
+                                events.len() as u64
+                            }
+                        },
+                    ),
+                    started.elapsed(),
+                );
+            }
+            match appended {
                 Ok(result) if result.duplicate => continue, // a concurrent retry won: reload
                 Ok(result) => {
-                    diandan_telemetry::metrics::metrics()
-                        .events_appended
-                        .fetch_add(events.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     let state = events.iter().fold(loaded.state, order::evolve);
                     return Ok(Outcome {
                         state,

@@ -7,8 +7,8 @@
 //! - [`propagation`]: W3C trace context in and out of HTTP headers, gRPC metadata, NATS headers
 //!   and stored events, so one trace runs from the HTTP request through the gRPC hops and NATS to
 //!   the projection update.
-//! - [`metrics`]: the process's counters and gauges, rendered for Prometheus (`/metrics`) and
-//!   observed by OTLP metrics.
+//! - [`metrics`]: the process's counters, gauges and latency histograms, rendered for
+//!   Prometheus (`/metrics`) and recorded into OTLP metrics.
 
 pub mod metrics;
 pub mod propagation;
@@ -103,7 +103,6 @@ pub fn init(default_service_name: &str) -> Telemetry {
                 .with_tracer(tracer.tracer(service_name))
                 .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
             opentelemetry::global::set_meter_provider(meter.clone());
-            metrics::observe_with_opentelemetry();
             tracing_subscriber::registry().with(fmt).with(otel).init();
             Telemetry {
                 tracer: Some(tracer),

@@ -287,9 +287,7 @@ impl ReadModel {
         let position = tokio::task::spawn_blocking(move || this.apply_batch_blocking(&events))
             .await
             .map_err(|e| AppError::Storage(e.to_string()))??;
-        diandan_telemetry::metrics::metrics()
-            .events_projected
-            .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+        diandan_telemetry::metrics::events_projected(count);
         drop(spans);
         Ok(position)
     }
@@ -364,9 +362,8 @@ impl ReadModel {
                     break;
                 }
                 if let Ok(head) = store.head_position().await {
-                    diandan_telemetry::metrics::metrics().projection_lag.store(
+                    diandan_telemetry::metrics::projection_lag(
                         head.saturating_sub(self.position()),
-                        std::sync::atomic::Ordering::Relaxed,
                     );
                 }
             }
