@@ -85,6 +85,8 @@ enum Command {
     },
     /// Measure durable appends and full flows, each against a baseline from the same run.
     Bench(diandan::bench::BenchArgs),
+    /// Print the HTTP API's OpenAPI document (what `/api/openapi.json` serves) and exit.
+    Openapi,
 }
 
 #[derive(Subcommand)]
@@ -270,6 +272,15 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             }
             println!("rebuilt read models from {total} events");
             Ok(())
+        }
+        Command::Openapi => {
+            use std::io::Write as _;
+            let document = serde_json::to_string_pretty(&diandan_gateway::openapi::document())?;
+            match writeln!(std::io::stdout().lock(), "{document}") {
+                // `diandan openapi | head` is fine.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                written => Ok(written?),
+            }
         }
         Command::Bench(args) => {
             let report = diandan::bench::run(&(&args).into()).await?;

@@ -331,6 +331,44 @@ fn bodies() -> Vec<Body> {
     ]
 }
 
+/// Examples of the main requests (the demo district's ids), shown in the document.
+fn examples() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "DevLoginRequest",
+            json!({"role": "station_head", "user_id": "head-dengxiaohu", "org_node": "chezhanlu"}),
+        ),
+        (
+            "PlaceOrderRequest",
+            json!({
+                "station_id": "chezhanlu",
+                "category": "health_environment",
+                "description": "永福巷一下雨就积水，希望疏通排水管网。",
+                "location": {"lat": 29.8711, "lng": 114.2840, "address": "永福巷 12 号"},
+                "contact_phone": "13812345678"
+            }),
+        ),
+        ("TriageOrderRequest", json!({"accept": true})),
+        (
+            "DispatchOrderRequest",
+            json!({"team_id": "audit-bureau", "reason": "需要管网施工力量"}),
+        ),
+        ("AcceptOrderRequest", json!({"team_id": "audit-bureau"})),
+        (
+            "CheckRequest",
+            json!({"location": {"lat": 29.8711, "lng": 114.2840}}),
+        ),
+        (
+            "CompleteOrderRequest",
+            json!({"note": "铺设管网，增加排水口 2 个"}),
+        ),
+        (
+            "ReviewOrderRequest",
+            json!({"rating": 5, "comment": "巷子的变化很满意"}),
+        ),
+    ]
+}
+
 /// Constraints of query, path and header parameters, by name.
 fn parameter(name: &str) -> Option<Value> {
     Some(match name {
@@ -381,12 +419,22 @@ pub fn apply(document: &mut Value) {
         }
         schema["required"] = json!(body.required);
         schema["additionalProperties"] = json!(false);
-        if let Some(Value::Object(condition)) = body.condition {
+        if let Some(Value::Object(mut condition)) = body.condition {
+            // A branch only adds rules; saying so keeps validators that carry the parent's
+            // `additionalProperties: false` into subschemas (Redocly's) from misreading it.
+            for branch in ["then", "else"] {
+                if let Some(b) = condition.get_mut(branch) {
+                    b["additionalProperties"] = json!(true);
+                }
+            }
             schema
                 .as_object_mut()
                 .expect("a schema object")
                 .extend(condition);
         }
+    }
+    for (schema, example) in examples() {
+        schemas[schema]["examples"] = json!([example]);
     }
     let Some(paths) = document["paths"].as_object_mut() else {
         return;

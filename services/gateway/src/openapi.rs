@@ -72,7 +72,12 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "diandan 点单 API", description = "四单：居民点单、中心派单、志愿者接单、群众评单"),
+    info(
+        title = "diandan 点单 API",
+        description = "四单：居民点单、中心派单、志愿者接单、群众评单",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    servers((url = "/", description = "本服务（网关所在地址）")),
     paths(
         dev_login, place_order, list_orders, get_order, order_history, cancel_order,
         triage_order, dispatch_order, suggest_teams, station_queue, accept_order, decline_order, check_in,
@@ -89,10 +94,27 @@ pub struct ApiDoc;
 pub fn document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
     crate::contract::apply(&mut document);
+    // Signing in needs no token: public, and said so explicitly.
+    document["paths"]["/api/v1/dev/login"]["post"]["security"] = serde_json::json!([]);
     document
 }
 
 pub(crate) async fn serve() -> Json<serde_json::Value> {
     static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
     Json(DOCUMENT.get_or_init(document).clone())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed snapshot is what clients review and what the breaking-change check
+    /// compares against: it must be the document the code generates.
+    #[test]
+    fn the_committed_snapshot_is_current() {
+        let committed: serde_json::Value =
+            serde_json::from_str(include_str!("../openapi.json")).expect("valid JSON");
+        assert!(
+            committed == super::document(),
+            "services/gateway/openapi.json is stale: run\n  cargo run -q -- openapi > services/gateway/openapi.json"
+        );
+    }
 }
