@@ -1,6 +1,8 @@
 //! The split deployment: every part of diandan its own process (`diandan serve …`), the store
 //! and the bus on a real `nats-server` this test starts (random ports, temp dirs) and stops.
 
+#[path = "support/faults.rs"]
+mod faults;
 #[path = "../services/store-jetstream/tests/support/mod.rs"]
 mod nats;
 mod support;
@@ -34,9 +36,12 @@ async fn all_events(store: &dyn EventStore) -> u64 {
     }
 }
 
+/// The tests of this file each run a whole deployment (a dozen processes); one at a time.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Every part its own process on one nats-server, the demo seeded through the services.
-struct Deployment {
-    nats: nats::NatsServer,
+struct Deployment<B = nats::NatsServer> {
+    nats: B,
     tmp: tempfile::TempDir,
     relay: Part,
     projections: Vec<Part>,
@@ -52,9 +57,15 @@ struct Deployment {
 
 async fn deploy(binary: &nats::NatsServerBinary) -> Deployment {
     let nats = nats::NatsServer::start(binary).await;
+    let url = nats.url.clone();
+    deploy_on(nats, &url).await
+}
+
+/// Every part on the server `broker` runs at `nats_url`.
+async fn deploy_on<B>(broker: B, nats_url: &str) -> Deployment<B> {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let store_args = ["--store", nats.url.as_str(), "--bus", nats.url.as_str()];
+    let store_args = ["--store", nats_url, "--bus", nats_url];
 
     let relay = serve("relay", &store_args, data);
     // Two replicas of the projection consumer share one durable consumer.
@@ -99,7 +110,7 @@ async fn deploy(binary: &nats::NatsServerBinary) -> Deployment {
         .expect("seed the demo");
     assert_eq!(seeded, 112);
     Deployment {
-        nats,
+        nats: broker,
         tmp,
         relay,
         projections: projections.into(),
@@ -119,6 +130,7 @@ async fn every_service_its_own_process_on_nats() {
     let Some(binary) = nats::primary_or_skip("every_service_its_own_process_on_nats") else {
         return;
     };
+    let _heavy = HEAVY.lock().await;
     let Deployment {
         nats,
         tmp,
@@ -243,6 +255,199 @@ async fn every_service_its_own_process_on_nats() {
         .unwrap();
     assert_eq!(live_dump, rebuilt.dump().unwrap());
     drop((orders, dispatch, volunteers, reviews, stats));
+}
+
+/// Clients driving orders through the loop at once, one order after another.
+const RESTART_WORKERS: usize = 12;
+
+/// How long the server stays down.
+const DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long a client retries one command refused with 503.
+const RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long the load goes on once the deployment answers again.
+const LOAD_AFTER: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// The single nats-server is killed (SIGKILL) while clients drive orders through the loop over
+/// HTTP at the gateway, stays down for a few seconds, and starts again on the same port and
+/// the same store directory; the load goes on across the restart. Every flow must finish or
+/// be refused cleanly (503 problem+json, retried with the same idempotency key; never another
+/// 5xx, never a hang), nothing acknowledged may be lost or stored twice, the statistics must
+/// count what the log holds, and the bus-fed read models must equal a rebuild from the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_nats_server_loses_and_duplicates_nothing() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let test = "a_restarted_nats_server_loses_and_duplicates_nothing";
+    let Some(binary) = nats::primary_or_skip(test) else {
+        return;
+    };
+    let _heavy = HEAVY.lock().await;
+    let started = Instant::now();
+    let mut broker = faults::NatsProcess::loopback(&binary.path, binary.version);
+    broker.start().await;
+    let nats_url = broker.url();
+    let Deployment {
+        nats: mut broker,
+        tmp,
+        relay,
+        projections,
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway,
+        ..
+    } = deploy_on(broker, &nats_url).await;
+    let data = tmp.path();
+    println!(
+        "{test}: deployed on {nats_url}, demo seeded: {:?}",
+        started.elapsed()
+    );
+
+    let http = reqwest::Client::new();
+    let base = url(&gateway);
+    let login = |role: &'static str, user: String, node: &'static str| {
+        let (http, base) = (http.clone(), base.clone());
+        async move { faults::Caller::login(&http, &base, role, &user, node).await }
+    };
+    let head = login("station_head", "head-dengxiaohu".into(), "chezhanlu").await;
+    let volunteer = login("volunteer", "v-wangsen".into(), "").await;
+    let mut casts = Vec::new();
+    for worker in 0..RESTART_WORKERS {
+        casts.push(faults::FlowCast {
+            resident: login("resident", format!("r-restart-{worker}"), "").await,
+            head: head.clone(),
+            volunteer: volunteer.clone(),
+        });
+    }
+
+    // The load...
+    let progress = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load_started = Instant::now();
+    let workers: Vec<_> = casts
+        .into_iter()
+        .enumerate()
+        .map(|(worker, cast)| {
+            tokio::spawn(faults::http_worker(
+                http.clone(),
+                "restart".into(),
+                worker,
+                cast,
+                RETRY_FOR,
+                progress.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+
+    // ...and after a hundred acknowledged commands, the server dies.
+    while progress.load(Ordering::SeqCst) < 100 {
+        assert!(
+            load_started.elapsed() < Duration::from_secs(60),
+            "no progress: {} commands acknowledged in 60 s",
+            progress.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let acked_before = progress.load(Ordering::SeqCst);
+    broker.kill();
+    let killed = Instant::now();
+    println!(
+        "{test}: killed nats-server (SIGKILL) after {acked_before} commands, {:?} into the load",
+        load_started.elapsed()
+    );
+    tokio::time::sleep(DOWN_FOR).await;
+    let acked_while_down = progress.load(Ordering::SeqCst) - acked_before;
+    broker.start().await;
+    let restarted = Instant::now();
+    println!(
+        "{test}: nats-server back on {nats_url} (same store) after {:?} down; {acked_while_down} \
+         commands acknowledged meanwhile",
+        restarted - killed
+    );
+    // The deployment answers again: the load goes on a little, then ends.
+    let acked_at_restart = progress.load(Ordering::SeqCst);
+    while progress.load(Ordering::SeqCst) == acked_at_restart {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(90),
+            "nothing acknowledged within 90 s of the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let answering = restarted.elapsed();
+    tokio::time::sleep(LOAD_AFTER).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let mut outcomes = Vec::new();
+    for (worker, handle) in workers.into_iter().enumerate() {
+        match tokio::time::timeout(Duration::from_secs(240), handle).await {
+            Ok(Ok(flows)) => outcomes.extend(flows),
+            Ok(Err(panic)) => panic!("worker {worker}: {panic}"),
+            Err(_) => panic!("worker {worker} did not end within 240 s"),
+        }
+    }
+    faults::summarize(test, &outcomes, load_started);
+    let last_failure = outcomes
+        .iter()
+        .flat_map(|o| o.failures.iter().map(|f| f.0))
+        .max();
+    println!(
+        "{test}: commands acknowledged again {answering:?} after the restart; the last \
+         command refused for the first time was {:?} after the kill",
+        last_failure.map(|f| f.saturating_duration_since(killed))
+    );
+    let dirty: Vec<&String> = outcomes.iter().flat_map(|o| &o.dirty).collect();
+    assert!(dirty.is_empty(), "answers that were not clean: {dirty:#?}");
+
+    // Nothing acknowledged is lost or stored twice.
+    let store = JetStreamStore::connect(JetStreamConfig::new(nats_url.as_str()))
+        .await
+        .unwrap();
+    let log = faults::whole_log(&store).await;
+    let audit = faults::audit(&log, &outcomes, "restart");
+    let head_position = log.last().expect("events").position;
+    println!(
+        "{test}: {} events in the log; every acknowledged command in it once, where \
+         acknowledged; of the commands in doubt {} were stored, {} not",
+        audit.events, audit.in_doubt_stored, audit.in_doubt_absent
+    );
+    // The statistics count exactly what the log holds.
+    let report = faults::stats_match(&http, &head, head_position, &audit).await;
+    println!(
+        "{test}: 永福巷 statistics match the log: received {} dispatched {} accepted {} \
+         completed {} reviewed {}",
+        report["received"],
+        report["dispatched"],
+        report["accepted"],
+        report["completed"],
+        report["reviewed"]
+    );
+
+    // No more writers; the read models catch up and equal a rebuild.
+    drop((gateway, orders, dispatch, volunteers, reviews, stats));
+    let log = faults::whole_log(&store).await;
+    let read = diandan_runtime::projections::ReadModel::open(&data.join("read.db")).unwrap();
+    let took = faults::caught_up(
+        &read,
+        log.last().expect("events").position,
+        Duration::from_secs(90),
+        || broker.log_tail(40),
+    )
+    .await;
+    println!("{test}: projections caught up {took:?} after the load ended");
+    drop(relay);
+    drop(projections);
+    faults::equals_rebuild(&read, &store, log.len(), data).await;
+    println!(
+        "{test}: read models equal a rebuild from the {} events; whole test {:?}",
+        log.len(),
+        started.elapsed()
+    );
 }
 
 #[test]
