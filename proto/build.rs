@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "diandan/v1/orders.proto",
         "diandan/v1/dispatch.proto",
         "diandan/v1/volunteers.proto",
+        "diandan/v1/organization.proto",
         "diandan/v1/reviews.proto",
         "diandan/v1/stats.proto",
     ];
@@ -26,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         // Query-string requests also describe themselves as OpenAPI parameters.
         .message_attribute(
-            ".diandan.v1.ListOrdersRequest",
+            ".diandan.v1.ListMyOrdersRequest",
             "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
         )
         .message_attribute(

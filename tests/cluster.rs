@@ -27,6 +27,7 @@ use tonic::{Code, Status};
 
 use diandan::client::{Cast, Client};
 use diandan_proto::v1 as pb;
+use diandan_proto::CommandResponse as _;
 use diandan_proto::Upstreams;
 use diandan_runtime::auth::TokenSigner;
 use diandan_runtime::projections::ReadModel;
@@ -141,7 +142,11 @@ async fn send(
                 contact_phone: "13900001111".into(),
                 ..Default::default()
             };
-            c.orders().place_order(c.request(m, key)).await?
+            c.orders()
+                .place_order(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
         Step::Triage => {
             let c = &cast.head;
@@ -150,7 +155,11 @@ async fn send(
                 accept: true,
                 ..Default::default()
             };
-            c.dispatch().triage_order(c.request(m, key)).await?
+            c.dispatch()
+                .triage_order(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
         Step::Dispatch => {
             let c = &cast.head;
@@ -159,7 +168,11 @@ async fn send(
                 team_id: cast.team_id.clone(),
                 ..Default::default()
             };
-            c.dispatch().dispatch_order(c.request(m, key)).await?
+            c.dispatch()
+                .dispatch_order(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
         Step::Accept => {
             let c = &cast.volunteer;
@@ -168,25 +181,37 @@ async fn send(
                 team_id: cast.team_id.clone(),
                 ..Default::default()
             };
-            c.volunteers().accept_order(c.request(m, key)).await?
+            c.volunteers()
+                .accept_order(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
         Step::CheckIn => {
             let c = &cast.volunteer;
-            let m = pb::CheckRequest {
+            let m = pb::CheckInRequest {
                 order_id,
                 location: here(),
                 ..Default::default()
             };
-            c.volunteers().check_in(c.request(m, key)).await?
+            c.volunteers()
+                .check_in(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
         Step::CheckOut => {
             let c = &cast.volunteer;
-            let m = pb::CheckRequest {
+            let m = pb::CheckOutRequest {
                 order_id,
                 location: here(),
                 ..Default::default()
             };
-            c.volunteers().check_out(c.request(m, key)).await?
+            c.volunteers()
+                .check_out(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
         Step::Complete => {
             let c = &cast.volunteer;
@@ -195,7 +220,11 @@ async fn send(
                 note: "已更换楼道灯".into(),
                 ..Default::default()
             };
-            c.volunteers().complete_order(c.request(m, key)).await?
+            c.volunteers()
+                .complete_order(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
         Step::Review => {
             let c = &cast.resident;
@@ -205,7 +234,11 @@ async fn send(
                 comment: "很及时".into(),
                 ..Default::default()
             };
-            c.reviews().review_order(c.request(m, key)).await?
+            c.reviews()
+                .review_order(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
         Step::Close => {
             let c = &cast.head;
@@ -213,10 +246,14 @@ async fn send(
                 order_id,
                 ..Default::default()
             };
-            c.reviews().close_order(c.request(m, key)).await?
+            c.reviews()
+                .close_order(c.request(m, key))
+                .await?
+                .into_inner()
+                .into_ack()
         }
     };
-    Ok(ack.into_inner())
+    Ok(ack)
 }
 
 /// Drives order `order` through the whole loop, retrying each step (same key) while the
@@ -469,9 +506,8 @@ async fn full_loop_on_a_three_node_cluster_survives_losing_the_store_leader() {
         }
         let deadline = Instant::now() + RETRY_FOR;
         let history = loop {
-            let m = pb::OrderRef {
+            let m = pb::GetOrderHistoryRequest {
                 order_id: a.ack.order_id.clone(),
-                min_position: 0,
             };
             match head.orders().get_order_history(head.request(m, None)).await {
                 Ok(history) => break history.into_inner(),

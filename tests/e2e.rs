@@ -602,6 +602,7 @@ async fn grpc_health_checking_and_reflection_answer() {
         "diandan.v1.OrderService",
         "diandan.v1.DispatchService",
         "diandan.v1.VolunteerService",
+        "diandan.v1.OrganizationService",
         "diandan.v1.IdentityService",
         "diandan.v1.ReviewService",
         "diandan.v1.StatsService",

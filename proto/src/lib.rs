@@ -14,8 +14,46 @@ pub mod v1 {
         tonic::include_file_descriptor_set!("diandan_descriptor");
 }
 
+/// A command's response: its [`CommandAck`](v1::CommandAck), wrapped in the RPC's own
+/// response message (buf style: every RPC has its own request and response).
+pub trait CommandResponse {
+    fn from_ack(ack: v1::CommandAck) -> Self;
+    /// The acknowledgement inside (a default one if a peer left it out).
+    fn into_ack(self) -> v1::CommandAck;
+}
+
+macro_rules! command_responses {
+    ($($response:ident),* $(,)?) => {
+        $(impl CommandResponse for v1::$response {
+            fn from_ack(ack: v1::CommandAck) -> Self {
+                v1::$response { ack: Some(ack) }
+            }
+            fn into_ack(self) -> v1::CommandAck {
+                self.ack.unwrap_or_default()
+            }
+        })*
+    };
+}
+
+command_responses!(
+    PlaceOrderResponse,
+    CancelOrderResponse,
+    TriageOrderResponse,
+    DispatchOrderResponse,
+    DecideExtensionResponse,
+    AcceptOrderResponse,
+    DeclineOrderResponse,
+    CheckInResponse,
+    CheckOutResponse,
+    CompleteOrderResponse,
+    RequestExtensionResponse,
+    ReviewOrderResponse,
+    CloseOrderResponse,
+);
+
 /// Where each gRPC service is reached: one channel for all (`diandan up`) or one per service
-/// process (`diandan serve`). Identity is served beside volunteers.
+/// process (`diandan serve`). Identity and the organisation directory are served beside
+/// volunteers.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
     pub orders: tonic::transport::Channel,
@@ -64,5 +102,10 @@ impl Upstreams {
         &self,
     ) -> v1::identity_service_client::IdentityServiceClient<tonic::transport::Channel> {
         v1::identity_service_client::IdentityServiceClient::new(self.volunteers.clone())
+    }
+    pub fn organization(
+        &self,
+    ) -> v1::organization_service_client::OrganizationServiceClient<tonic::transport::Channel> {
+        v1::organization_service_client::OrganizationServiceClient::new(self.volunteers.clone())
     }
 }

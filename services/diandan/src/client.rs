@@ -6,6 +6,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 use diandan_proto::v1 as pb;
+use diandan_proto::CommandResponse as _;
 use diandan_proto::Upstreams;
 use pb::dispatch_service_client::DispatchServiceClient;
 use pb::order_service_client::OrderServiceClient;
@@ -50,6 +51,11 @@ impl Client {
     }
     pub fn volunteers(&self) -> VolunteerServiceClient<Channel> {
         self.upstreams.volunteers()
+    }
+    pub fn organization(
+        &self,
+    ) -> pb::organization_service_client::OrganizationServiceClient<Channel> {
+        self.upstreams.organization()
     }
     pub fn reviews(&self) -> ReviewServiceClient<Channel> {
         self.upstreams.reviews()
@@ -124,7 +130,8 @@ pub async fn drive_order(
         .orders()
         .place_order(cast.resident.request(place, None))
         .await?
-        .into_inner();
+        .into_inner()
+        .into_ack();
     let id = ack.order_id.clone();
     let steps: [(Stage, &Client); 8] = [
         (Stage::Triaged, &cast.head),
@@ -149,7 +156,11 @@ pub async fn drive_order(
                     accept: true,
                     ..Default::default()
                 };
-                who.dispatch().triage_order(who.request(m, None)).await?
+                who.dispatch()
+                    .triage_order(who.request(m, None))
+                    .await?
+                    .into_inner()
+                    .into_ack()
             }
             Stage::Dispatched => {
                 let m = pb::DispatchOrderRequest {
@@ -157,7 +168,11 @@ pub async fn drive_order(
                     team_id: cast.team_id.clone(),
                     ..Default::default()
                 };
-                who.dispatch().dispatch_order(who.request(m, None)).await?
+                who.dispatch()
+                    .dispatch_order(who.request(m, None))
+                    .await?
+                    .into_inner()
+                    .into_ack()
             }
             Stage::Accepted => {
                 let m = pb::AcceptOrderRequest {
@@ -165,23 +180,35 @@ pub async fn drive_order(
                     team_id: cast.team_id.clone(),
                     ..Default::default()
                 };
-                who.volunteers().accept_order(who.request(m, None)).await?
+                who.volunteers()
+                    .accept_order(who.request(m, None))
+                    .await?
+                    .into_inner()
+                    .into_ack()
             }
             Stage::InService => {
-                let m = pb::CheckRequest {
+                let m = pb::CheckInRequest {
                     order_id,
                     location: location(spec),
                     ..Default::default()
                 };
-                who.volunteers().check_in(who.request(m, None)).await?
+                who.volunteers()
+                    .check_in(who.request(m, None))
+                    .await?
+                    .into_inner()
+                    .into_ack()
             }
             Stage::Served => {
-                let m = pb::CheckRequest {
+                let m = pb::CheckOutRequest {
                     order_id,
                     location: location(spec),
                     ..Default::default()
                 };
-                who.volunteers().check_out(who.request(m, None)).await?
+                who.volunteers()
+                    .check_out(who.request(m, None))
+                    .await?
+                    .into_inner()
+                    .into_ack()
             }
             Stage::Completed => {
                 let m = pb::CompleteOrderRequest {
@@ -192,6 +219,8 @@ pub async fn drive_order(
                 who.volunteers()
                     .complete_order(who.request(m, None))
                     .await?
+                    .into_inner()
+                    .into_ack()
             }
             Stage::Reviewed => {
                 let m = pb::ReviewOrderRequest {
@@ -200,17 +229,24 @@ pub async fn drive_order(
                     comment: spec.comment.clone(),
                     ..Default::default()
                 };
-                who.reviews().review_order(who.request(m, None)).await?
+                who.reviews()
+                    .review_order(who.request(m, None))
+                    .await?
+                    .into_inner()
+                    .into_ack()
             }
             Stage::Closed => {
                 let m = pb::CloseOrderRequest {
                     order_id,
                     ..Default::default()
                 };
-                who.reviews().close_order(who.request(m, None)).await?
+                who.reviews()
+                    .close_order(who.request(m, None))
+                    .await?
+                    .into_inner()
+                    .into_ack()
             }
-        }
-        .into_inner();
+        };
     }
     Ok((id, ack))
 }

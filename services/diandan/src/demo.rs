@@ -5,6 +5,7 @@ use diandan_proto::Upstreams;
 use time::OffsetDateTime;
 
 use diandan_proto::v1 as pb;
+use diandan_proto::CommandResponse as _;
 use diandan_runtime::auth::{Claims, TokenSigner, TOKEN_LIFETIME};
 use diandan_workflows::Role;
 
@@ -333,7 +334,7 @@ pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<
         token(signer, "demo-seeder", Role::System, None),
     );
     for (id, name, level, parent, lat, lng) in NODES {
-        let node = pb::OrgNode {
+        let node = pb::RegisterOrgNodeRequest {
             id: (*id).into(),
             name: (*name).into(),
             level: (*level).into(),
@@ -345,12 +346,12 @@ pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<
             }),
         };
         system
-            .volunteers()
+            .organization()
             .register_org_node(system.request(node, None))
             .await?;
     }
     for (id, name, kind, node, skills) in TEAMS {
-        let team = pb::Team {
+        let team = pb::RegisterTeamRequest {
             id: (*id).into(),
             name: (*name).into(),
             kind: (*kind).into(),
@@ -359,19 +360,19 @@ pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<
             leader_id: String::new(),
         };
         system
-            .volunteers()
+            .organization()
             .register_team(system.request(team, None))
             .await?;
     }
     for (id, name, teams) in VOLUNTEERS {
-        let volunteer = pb::Volunteer {
+        let volunteer = pb::RegisterVolunteerRequest {
             id: (*id).into(),
             name: (*name).into(),
             team_ids: teams.iter().map(|t| (*t).into()).collect(),
             skills: Vec::new(),
         };
         system
-            .volunteers()
+            .organization()
             .register_volunteer(system.request(volunteer, None))
             .await?;
     }
@@ -464,7 +465,8 @@ pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<
             .orders()
             .place_order(resident.request(place, None))
             .await?
-            .into_inner();
+            .into_inner()
+            .into_ack();
         if cancel {
             let m = pb::CancelOrderRequest {
                 order_id: ack.order_id,

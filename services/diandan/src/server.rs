@@ -264,7 +264,7 @@ pub enum GrpcService {
     Orders,
     /// 审单/派单: triage, dispatch, queue.
     Dispatch,
-    /// Directory, 接单/签到/签退/办结, and sign-in.
+    /// 接单/签到/签退/办结, the organisation directory, and sign-in.
     Volunteers,
     /// 评单 and archiving.
     Reviews,
@@ -320,6 +320,7 @@ pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<
             GrpcService::Dispatch => serve!(diandan_dispatch::Dispatch::new(app).into_server()),
             GrpcService::Volunteers => {
                 serve!(diandan_volunteers::Volunteers::new(app.clone()).into_server());
+                serve!(diandan_volunteers::Organization::new(app.clone()).into_server());
                 serve!(diandan_volunteers::Identity::new(app).into_server());
             }
             GrpcService::Reviews => serve!(diandan_reviews::Reviews::new(app).into_server()),

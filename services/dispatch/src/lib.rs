@@ -28,7 +28,7 @@ impl DispatchService for Dispatch {
     async fn triage_order(
         &self,
         request: Request<pb::TriageOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::TriageOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         self.app.order_in_scope(&ctx, &req.order_id).await?;
@@ -40,13 +40,13 @@ impl DispatchService for Dispatch {
             .app
             .execute(&ctx, &req.order_id, action, req.expected_revision)
             .await?;
-        Ok(Response::new(outcome.ack(&req.order_id)))
+        Ok(Response::new(outcome.reply(&req.order_id)))
     }
 
     async fn dispatch_order(
         &self,
         request: Request<pb::DispatchOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::DispatchOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let mut req = request.into_inner();
         let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
@@ -104,13 +104,13 @@ impl DispatchService for Dispatch {
             .app
             .execute(&ctx, &req.order_id, action, req.expected_revision)
             .await?;
-        Ok(Response::new(outcome.ack(&req.order_id)))
+        Ok(Response::new(outcome.reply(&req.order_id)))
     }
 
     async fn decide_extension(
         &self,
         request: Request<pb::DecideExtensionRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::DecideExtensionResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         self.app.order_in_scope(&ctx, &req.order_id).await?;
@@ -123,18 +123,18 @@ impl DispatchService for Dispatch {
             .app
             .execute(&ctx, &req.order_id, action, req.expected_revision)
             .await?;
-        Ok(Response::new(outcome.ack(&req.order_id)))
+        Ok(Response::new(outcome.reply(&req.order_id)))
     }
 
     async fn suggest_teams(
         &self,
         request: Request<pb::SuggestTeamsRequest>,
-    ) -> Result<Response<pb::TeamSuggestions>, Status> {
+    ) -> Result<Response<pb::SuggestTeamsResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
         let suggestions = self.app.suggest_teams(&order).await?;
-        Ok(Response::new(pb::TeamSuggestions {
+        Ok(Response::new(pb::SuggestTeamsResponse {
             level: suggestions.level.as_str().to_owned(),
             passed_over: suggestions
                 .passed_over
@@ -162,13 +162,16 @@ impl DispatchService for Dispatch {
     async fn station_queue(
         &self,
         request: Request<pb::StationQueueRequest>,
-    ) -> Result<Response<pb::OrderList>, Status> {
+    ) -> Result<Response<pb::StationQueueResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
-        let list = self
+        let page = self
             .app
             .station_queue(&ctx, &req.node_id, req.limit, req.min_position)
             .await?;
-        Ok(Response::new(list))
+        Ok(Response::new(pb::StationQueueResponse {
+            orders: page.orders,
+            position: page.position,
+        }))
     }
 }

@@ -201,7 +201,17 @@ fn bodies() -> Vec<Body> {
             condition: None,
         },
         Body {
-            schema: "CheckRequest",
+            schema: "CheckInRequest",
+            required: &["location"],
+            fields: vec![
+                ("order_id", order_id()),
+                ("location", location()),
+                ("expected_revision", revision()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "CheckOutRequest",
             required: &["location"],
             fields: vec![
                 ("order_id", order_id()),
@@ -269,7 +279,7 @@ fn bodies() -> Vec<Body> {
             condition: None,
         },
         Body {
-            schema: "OrgNode",
+            schema: "RegisterOrgNodeRequest",
             required: &["id", "name", "level"],
             fields: vec![
                 ("id", id()),
@@ -285,7 +295,7 @@ fn bodies() -> Vec<Body> {
             })),
         },
         Body {
-            schema: "Team",
+            schema: "RegisterTeamRequest",
             required: &["id", "name", "kind", "node_id", "skills"],
             fields: vec![
                 ("id", id()),
@@ -301,7 +311,7 @@ fn bodies() -> Vec<Body> {
             condition: None,
         },
         Body {
-            schema: "Volunteer",
+            schema: "RegisterVolunteerRequest",
             required: &["id", "name"],
             fields: vec![
                 ("id", id()),
@@ -355,7 +365,7 @@ fn examples() -> Vec<(&'static str, Value)> {
         ),
         ("AcceptOrderRequest", json!({"team_id": "audit-bureau"})),
         (
-            "CheckRequest",
+            "CheckInRequest",
             json!({"location": {"lat": 29.8711, "lng": 114.2840}}),
         ),
         (

@@ -71,7 +71,8 @@ macro_rules! order_command {
             let mut request: $request = json_body(body)?;
             request.order_id = id;
             let reply = clients.$client().$method(grpc(&headers, request)?).await?;
-            Ok(Json(reply.into_inner()))
+            // Over HTTP a command's answer is its acknowledgement itself.
+            Ok(Json(reply.into_inner().ack.unwrap_or_default()))
         }
     };
 }
@@ -93,10 +94,10 @@ order_command!(
     decline_order, "/api/v1/orders/{id}/decline", volunteers, decline_order, pb::DeclineOrderRequest);
 order_command!(
     /// 签到
-    check_in, "/api/v1/orders/{id}/check-in", volunteers, check_in, pb::CheckRequest);
+    check_in, "/api/v1/orders/{id}/check-in", volunteers, check_in, pb::CheckInRequest);
 order_command!(
     /// 签退
-    check_out, "/api/v1/orders/{id}/check-out", volunteers, check_out, pb::CheckRequest);
+    check_out, "/api/v1/orders/{id}/check-out", volunteers, check_out, pb::CheckOutRequest);
 order_command!(
     /// 办结: close-out note and evidence.
     complete_order, "/api/v1/orders/{id}/complete", volunteers, complete_order, pb::CompleteOrderRequest);
@@ -146,20 +147,23 @@ pub(crate) async fn place_order(
         .orders()
         .place_order(grpc(&headers, request)?)
         .await?;
-    Ok((StatusCode::CREATED, Json(reply.into_inner())))
+    Ok((
+        StatusCode::CREATED,
+        Json(reply.into_inner().ack.unwrap_or_default()),
+    ))
 }
 
 /// The caller's orders (a resident's own, a volunteer's offers and tasks, a head's subtree).
-#[utoipa::path(get, path = "/api/v1/orders", params(pb::ListOrdersRequest),
-    responses((status = 200, body = pb::OrderList),
+#[utoipa::path(get, path = "/api/v1/orders", params(pb::ListMyOrdersRequest),
+    responses((status = 200, body = pb::ListMyOrdersResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_orders(
     State(clients): State<Clients>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Reply<pb::OrderList> {
-    let request: pb::ListOrdersRequest = query(raw)?;
+) -> Reply<pb::ListMyOrdersResponse> {
+    let request: pb::ListMyOrdersRequest = query(raw)?;
     let reply = clients
         .orders()
         .list_my_orders(grpc(&headers, request)?)
@@ -189,30 +193,32 @@ pub(crate) async fn get_order(
 ) -> Reply<pb::OrderView> {
     let id = path_id(id, "id")?;
     let params: ReadParams = query(raw)?;
-    let request = pb::OrderRef {
+    let request = pb::GetOrderRequest {
         order_id: id,
         min_position: params.min_position,
     };
     let reply = clients.orders().get_order(grpc(&headers, request)?).await?;
-    Ok(Json(reply.into_inner()))
+    // Over HTTP the answer is the order itself.
+    reply
+        .into_inner()
+        .order
+        .map(Json)
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not-found", "订单不存在"))
 }
 
 /// Every event of one order: who did what, when.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/history",
     params(("id" = String, Path, description = "订单编号")),
-    responses((status = 200, body = pb::OrderHistory),
+    responses((status = 200, body = pb::GetOrderHistoryResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn order_history(
     State(clients): State<Clients>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-) -> Reply<pb::OrderHistory> {
+) -> Reply<pb::GetOrderHistoryResponse> {
     let id = path_id(id, "id")?;
-    let request = pb::OrderRef {
-        order_id: id,
-        min_position: 0,
-    };
+    let request = pb::GetOrderHistoryRequest { order_id: id };
     let reply = clients
         .orders()
         .get_order_history(grpc(&headers, request)?)
@@ -231,14 +237,14 @@ pub(crate) struct QueueParams {
 /// 派单建议: ranked teams for an order by the dispatch rules, with their reasons.
 #[utoipa::path(get, path = "/api/v1/orders/{id}/suggestions",
     params(("id" = String, Path, description = "订单编号")),
-    responses((status = 200, body = pb::TeamSuggestions),
+    responses((status = 200, body = pb::SuggestTeamsResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn suggest_teams(
     State(clients): State<Clients>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-) -> Reply<pb::TeamSuggestions> {
+) -> Reply<pb::SuggestTeamsResponse> {
     let id = path_id(id, "id")?;
     let request = pb::SuggestTeamsRequest { order_id: id };
     let reply = clients
@@ -251,7 +257,7 @@ pub(crate) async fn suggest_teams(
 /// 待办: orders of a node's subtree waiting for triage or dispatch.
 #[utoipa::path(get, path = "/api/v1/nodes/{id}/queue",
     params(("id" = String, Path, description = "组织节点编号"), QueueParams),
-    responses((status = 200, body = pb::OrderList),
+    responses((status = 200, body = pb::StationQueueResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn station_queue(
@@ -259,7 +265,7 @@ pub(crate) async fn station_queue(
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Reply<pb::OrderList> {
+) -> Reply<pb::StationQueueResponse> {
     let id = path_id(id, "id")?;
     let params: QueueParams = query(raw)?;
     let request = pb::StationQueueRequest {
@@ -288,7 +294,7 @@ pub(crate) struct StatsParams {
 /// Statistics of a station, institute or centre (its whole subtree).
 #[utoipa::path(get, path = "/api/v1/nodes/{id}/stats",
     params(("id" = String, Path, description = "组织节点编号"), StatsParams),
-    responses((status = 200, body = pb::StationStatsReport),
+    responses((status = 200, body = pb::StationStatsResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn node_stats(
@@ -296,7 +302,7 @@ pub(crate) async fn node_stats(
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Reply<pb::StationStatsReport> {
+) -> Reply<pb::StationStatsResponse> {
     let id = path_id(id, "id")?;
     let params: StatsParams = query(raw)?;
     let request = pb::StationStatsRequest {
@@ -314,17 +320,17 @@ pub(crate) async fn node_stats(
 
 /// The organisation tree (or a subtree).
 #[utoipa::path(get, path = "/api/v1/org", params(pb::GetOrgTreeRequest),
-    responses((status = 200, body = pb::OrgTree),
+    responses((status = 200, body = pb::GetOrgTreeResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn org_tree(
     State(clients): State<Clients>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Reply<pb::OrgTree> {
+) -> Reply<pb::GetOrgTreeResponse> {
     let request: pb::GetOrgTreeRequest = query(raw)?;
     let reply = clients
-        .volunteers()
+        .organization()
         .get_org_tree(grpc(&headers, request)?)
         .await?;
     Ok(Json(reply.into_inner()))
@@ -332,36 +338,36 @@ pub(crate) async fn org_tree(
 
 /// Teams and helper units at a node or below.
 #[utoipa::path(get, path = "/api/v1/teams", params(pb::ListTeamsRequest),
-    responses((status = 200, body = pb::TeamList),
+    responses((status = 200, body = pb::ListTeamsResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list_teams(
     State(clients): State<Clients>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
-) -> Reply<pb::TeamList> {
+) -> Reply<pb::ListTeamsResponse> {
     let request: pb::ListTeamsRequest = query(raw)?;
     let reply = clients
-        .volunteers()
+        .organization()
         .list_teams(grpc(&headers, request)?)
         .await?;
     Ok(Json(reply.into_inner()))
 }
 
 macro_rules! register {
-    ($(#[$doc:meta])* $name:ident, $path:literal, $method:ident, $request:ty) => {
+    ($(#[$doc:meta])* $name:ident, $path:literal, $method:ident, $request:ty, $response:ty) => {
         $(#[$doc])*
         #[utoipa::path(post, path = $path, request_body = $request,
-            responses((status = 201, body = pb::DirectoryAck),
+            responses((status = 201, body = $response),
                       (status = "4XX", body = Problem, content_type = "application/problem+json")),
             security(("bearer" = [])))]
         pub(crate) async fn $name(
             State(clients): State<Clients>,
             headers: HeaderMap,
             body: Result<Bytes, BytesRejection>,
-        ) -> Result<(StatusCode, Json<pb::DirectoryAck>), Problem> {
+        ) -> Result<(StatusCode, Json<$response>), Problem> {
             let request: $request = json_body(body)?;
-            let reply = clients.volunteers().$method(grpc(&headers, request)?).await?;
+            let reply = clients.organization().$method(grpc(&headers, request)?).await?;
             Ok((StatusCode::CREATED, Json(reply.into_inner())))
         }
     };
@@ -369,13 +375,16 @@ macro_rules! register {
 
 register!(
     /// Register an org node (institute, station, point) under one you head.
-    register_org_node, "/api/v1/org/nodes", register_org_node, pb::OrgNode);
+    register_org_node, "/api/v1/org/nodes", register_org_node, pb::RegisterOrgNodeRequest,
+    pb::RegisterOrgNodeResponse);
 register!(
     /// Register a volunteer team or helper unit.
-    register_team, "/api/v1/teams", register_team, pb::Team);
+    register_team, "/api/v1/teams", register_team, pb::RegisterTeamRequest,
+    pb::RegisterTeamResponse);
 register!(
     /// Register a volunteer in teams.
-    register_volunteer, "/api/v1/volunteers", register_volunteer, pb::Volunteer);
+    register_volunteer, "/api/v1/volunteers", register_volunteer, pb::RegisterVolunteerRequest,
+    pb::RegisterVolunteerResponse);
 
 async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "not-found", "没有这个接口")

@@ -34,7 +34,7 @@ impl OrderService for Orders {
     async fn place_order(
         &self,
         request: Request<pb::PlaceOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         ctx.require_role(&[Role::Resident, Role::StationHead])?;
@@ -81,13 +81,13 @@ impl OrderService for Orders {
         } else if outcome.state.contact_phone_masked == validate::mask_phone(&phone) {
             self.app.vault.put_if_absent(&order_id, &phone).await?;
         }
-        Ok(Response::new(outcome.ack(&order_id)))
+        Ok(Response::new(outcome.reply(&order_id)))
     }
 
     async fn cancel_order(
         &self,
         request: Request<pb::CancelOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::CancelOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let action = Action::Cancel { reason: req.reason };
@@ -95,13 +95,13 @@ impl OrderService for Orders {
             .app
             .execute(&ctx, &req.order_id, action, req.expected_revision)
             .await?;
-        Ok(Response::new(outcome.ack(&req.order_id)))
+        Ok(Response::new(outcome.reply(&req.order_id)))
     }
 
     async fn get_order(
         &self,
-        request: Request<pb::OrderRef>,
-    ) -> Result<Response<pb::OrderView>, Status> {
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::GetOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let loaded = self.app.load_order(&req.order_id).await?;
@@ -113,26 +113,29 @@ impl OrderService for Orders {
             .app
             .visible_order(&ctx, &loaded.state, revision)
             .await?;
-        Ok(Response::new(view))
+        Ok(Response::new(pb::GetOrderResponse { order: Some(view) }))
     }
 
     async fn list_my_orders(
         &self,
-        request: Request<pb::ListOrdersRequest>,
-    ) -> Result<Response<pb::OrderList>, Status> {
+        request: Request<pb::ListMyOrdersRequest>,
+    ) -> Result<Response<pb::ListMyOrdersResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
-        let list = self
+        let page = self
             .app
             .my_orders(&ctx, &req.status, req.limit, req.min_position)
             .await?;
-        Ok(Response::new(list))
+        Ok(Response::new(pb::ListMyOrdersResponse {
+            orders: page.orders,
+            position: page.position,
+        }))
     }
 
     async fn get_order_history(
         &self,
-        request: Request<pb::OrderRef>,
-    ) -> Result<Response<pb::OrderHistory>, Status> {
+        request: Request<pb::GetOrderHistoryRequest>,
+    ) -> Result<Response<pb::GetOrderHistoryResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let loaded = self.app.load_order(&req.order_id).await?;
@@ -155,6 +158,6 @@ impl OrderService for Orders {
             .iter()
             .map(envelope)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Response::new(pb::OrderHistory { events }))
+        Ok(Response::new(pb::GetOrderHistoryResponse { events }))
     }
 }

@@ -26,7 +26,7 @@ impl ReviewService for Reviews {
     async fn review_order(
         &self,
         request: Request<pb::ReviewOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::ReviewOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let action = Action::Review {
@@ -37,13 +37,13 @@ impl ReviewService for Reviews {
             .app
             .execute(&ctx, &req.order_id, action, req.expected_revision)
             .await?;
-        Ok(Response::new(outcome.ack(&req.order_id)))
+        Ok(Response::new(outcome.reply(&req.order_id)))
     }
 
     async fn close_order(
         &self,
         request: Request<pb::CloseOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::CloseOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         self.app.order_in_scope(&ctx, &req.order_id).await?;
@@ -51,6 +51,6 @@ impl ReviewService for Reviews {
             .app
             .execute(&ctx, &req.order_id, Action::Close, req.expected_revision)
             .await?;
-        Ok(Response::new(outcome.ack(&req.order_id)))
+        Ok(Response::new(outcome.reply(&req.order_id)))
     }
 }

@@ -279,7 +279,12 @@ fn stale(expected: u64, actual: Option<u64>) -> AppError {
 }
 
 impl Outcome {
-    /// The reply to the command.
+    /// The reply to the command, as the RPC's response message.
+    pub fn reply<R: diandan_proto::CommandResponse>(&self, order_id: &str) -> R {
+        R::from_ack(self.ack(order_id))
+    }
+
+    /// The command's acknowledgement.
     pub fn ack(&self, order_id: &str) -> diandan_proto::v1::CommandAck {
         diandan_proto::v1::CommandAck {
             order_id: order_id.to_owned(),

@@ -8,6 +8,14 @@ use diandan_workflows::Role;
 use crate::projections::{list_orders, station_stats, OrderFilter, OrderScope, StatsQuery};
 use crate::{App, AppError, RequestContext, Result};
 
+/// A page of orders and the read model position it reflects (a list's or a queue's answer).
+#[derive(Debug, Clone, Default)]
+pub struct OrderPage {
+    pub orders: Vec<pb::OrderView>,
+    /// The read model's checkpoint: every event up to here is reflected.
+    pub position: u64,
+}
+
 /// How long a read waits for the read model to reach a `min_position` before answering
 /// 503 (the read model lags; retry) — never stale data under a 200.
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,7 +92,7 @@ impl App {
         status: &str,
         limit: u32,
         min_position: u64,
-    ) -> Result<pb::OrderList> {
+    ) -> Result<OrderPage> {
         let scope = match ctx.role() {
             Role::Resident => OrderScope::Requester(ctx.claims.sub.clone()),
             Role::Volunteer => OrderScope::Volunteer {
@@ -130,7 +138,7 @@ impl App {
         node_id: &str,
         limit: u32,
         min_position: u64,
-    ) -> Result<pb::OrderList> {
+    ) -> Result<OrderPage> {
         ctx.require_role(&[Role::StationHead])?;
         let path = self.staff_subtree(ctx, Some(node_id)).await?;
         let filter = OrderFilter {
@@ -147,7 +155,7 @@ impl App {
         ctx: &RequestContext,
         filter: OrderFilter,
         min_position: u64,
-    ) -> Result<pb::OrderList> {
+    ) -> Result<OrderPage> {
         let position = self.catch_up(min_position).await?;
         let rows = self.read.query(move |c| list_orders(c, &filter)).await?;
         let (states, revisions): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
@@ -157,7 +165,7 @@ impl App {
             .map(|(state, revision)| crate::views::order_view(state, revision))
             .collect();
         self.reveal_phones(ctx, &mut orders, &states).await?;
-        Ok(pb::OrderList { orders, position })
+        Ok(OrderPage { orders, position })
     }
 
     /// Statistics of a subtree.
@@ -165,7 +173,7 @@ impl App {
         &self,
         ctx: &RequestContext,
         request: pb::StationStatsRequest,
-    ) -> Result<pb::StationStatsReport> {
+    ) -> Result<pb::StationStatsResponse> {
         ctx.require_role(&[Role::StationHead, Role::Auditor])?;
         for (field, day) in [("from_day", &request.from_day), ("to_day", &request.to_day)] {
             let format = time::macros::format_description!("[year]-[month]-[day]");
@@ -194,7 +202,11 @@ impl App {
 
 impl App {
     /// Org nodes of a subtree (everyone may read the tree: residents pick their station).
-    pub async fn org_tree(&self, node_id: &str, min_position: u64) -> Result<pb::OrgTree> {
+    pub async fn org_tree(
+        &self,
+        node_id: &str,
+        min_position: u64,
+    ) -> Result<pb::GetOrgTreeResponse> {
         let path = if node_id.is_empty() {
             "/".to_owned()
         } else {
@@ -231,11 +243,11 @@ impl App {
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;
-        Ok(pb::OrgTree { nodes })
+        Ok(pb::GetOrgTreeResponse { nodes })
     }
 
     /// Teams and helper units registered at a node or below.
-    pub async fn teams(&self, node_id: &str, min_position: u64) -> Result<pb::TeamList> {
+    pub async fn teams(&self, node_id: &str, min_position: u64) -> Result<pb::ListTeamsResponse> {
         let path = if node_id.is_empty() {
             "/".to_owned()
         } else {
@@ -264,6 +276,6 @@ impl App {
                 Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
             })
             .await?;
-        Ok(pb::TeamList { teams })
+        Ok(pb::ListTeamsResponse { teams })
     }
 }

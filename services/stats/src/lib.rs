@@ -26,7 +26,7 @@ impl StatsService for Stats {
     async fn station_stats(
         &self,
         request: Request<pb::StationStatsRequest>,
-    ) -> Result<Response<pb::StationStatsReport>, Status> {
+    ) -> Result<Response<pb::StationStatsResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let report = self.app.stats(&ctx, request.into_inner()).await?;
         Ok(Response::new(report))

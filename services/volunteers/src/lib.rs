@@ -1,7 +1,11 @@
-//! The volunteers service (接单, 服务): the organisation directory — org nodes, teams, helper
-//! units, volunteers — and what a volunteer does with an order: accept or decline it for their
-//! team, check in, check out, complete. Also sign-in ([`Identity`]), since it issues tokens
-//! for the people this directory knows.
+//! The volunteers service (接单, 服务): what a volunteer does with an order — accept or
+//! decline it for their team, check in, check out, complete, ask for more time. Served beside
+//! it: the organisation directory ([`organization`]) and sign-in ([`Identity`]), which issues
+//! tokens for the people that directory knows.
+
+pub mod organization;
+
+pub use organization::Organization;
 
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
@@ -12,9 +16,8 @@ use diandan_proto::v1::volunteer_service_server::VolunteerService;
 use diandan_runtime::auth::{Claims, TOKEN_LIFETIME};
 use diandan_runtime::views::{location_from, rfc3339};
 use diandan_runtime::{App, AppError, RequestContext};
-use diandan_workflows::directory::DirectoryEvent;
-use diandan_workflows::order::{Action, TeamKind};
-use diandan_workflows::{validate, Category, OrgLevel, Role};
+use diandan_workflows::order::Action;
+use diandan_workflows::{validate, Role};
 
 pub struct Volunteers {
     app: App,
@@ -47,130 +50,27 @@ impl Volunteers {
         }
     }
 
-    async fn order_command(
+    async fn order_command<R: diandan_proto::CommandResponse>(
         &self,
         ctx: &RequestContext,
         order_id: &str,
         action: Action,
         expected_revision: Option<u64>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<R>, Status> {
         let outcome = self
             .app
             .execute(ctx, order_id, action, expected_revision)
             .await?;
-        Ok(Response::new(outcome.ack(order_id)))
+        Ok(Response::new(outcome.reply(order_id)))
     }
-}
-
-fn skills(values: &[String]) -> Result<Vec<Category>, AppError> {
-    values
-        .iter()
-        .map(|s| {
-            Category::parse(s)
-                .ok_or_else(|| AppError::invalid("skills", format!("未知的服务类别「{s}」")))
-        })
-        .collect()
-}
-
-fn optional(value: String) -> Option<String> {
-    Some(value).filter(|v| !v.is_empty())
 }
 
 #[tonic::async_trait]
 impl VolunteerService for Volunteers {
-    async fn register_org_node(
-        &self,
-        request: Request<pb::OrgNode>,
-    ) -> Result<Response<pb::DirectoryAck>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
-        let req = request.into_inner();
-        let level = OrgLevel::parse(&req.level).ok_or_else(|| {
-            AppError::invalid("level", "须为 centre、institute、station 或 point")
-        })?;
-        let location = match req.location {
-            Some(l) => Some(location_from("location", Some(l))?),
-            None => None,
-        };
-        let event = DirectoryEvent::OrgNodeRegistered {
-            id: req.id.clone(),
-            name: req.name,
-            level,
-            parent_id: optional(req.parent_id),
-            location,
-        };
-        let position = self.app.directory.register(&ctx, event).await?;
-        Ok(Response::new(pb::DirectoryAck {
-            id: req.id,
-            position,
-        }))
-    }
-
-    async fn register_team(
-        &self,
-        request: Request<pb::Team>,
-    ) -> Result<Response<pb::DirectoryAck>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
-        let req = request.into_inner();
-        let kind = TeamKind::parse(&req.kind)
-            .ok_or_else(|| AppError::invalid("kind", "须为 team 或 helper_unit"))?;
-        let event = DirectoryEvent::TeamRegistered {
-            id: req.id.clone(),
-            name: req.name,
-            kind,
-            node_id: req.node_id,
-            skills: skills(&req.skills)?,
-            leader_id: optional(req.leader_id),
-        };
-        let position = self.app.directory.register(&ctx, event).await?;
-        Ok(Response::new(pb::DirectoryAck {
-            id: req.id,
-            position,
-        }))
-    }
-
-    async fn register_volunteer(
-        &self,
-        request: Request<pb::Volunteer>,
-    ) -> Result<Response<pb::DirectoryAck>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
-        let req = request.into_inner();
-        let event = DirectoryEvent::VolunteerRegistered {
-            id: req.id.clone(),
-            name: req.name,
-            team_ids: req.team_ids,
-            skills: skills(&req.skills)?,
-        };
-        let position = self.app.directory.register(&ctx, event).await?;
-        Ok(Response::new(pb::DirectoryAck {
-            id: req.id,
-            position,
-        }))
-    }
-
-    async fn get_org_tree(
-        &self,
-        request: Request<pb::GetOrgTreeRequest>,
-    ) -> Result<Response<pb::OrgTree>, Status> {
-        self.app.authenticate(request.metadata())?;
-        let req = request.into_inner();
-        let tree = self.app.org_tree(&req.node_id, req.min_position).await?;
-        Ok(Response::new(tree))
-    }
-
-    async fn list_teams(
-        &self,
-        request: Request<pb::ListTeamsRequest>,
-    ) -> Result<Response<pb::TeamList>, Status> {
-        self.app.authenticate(request.metadata())?;
-        let req = request.into_inner();
-        let teams = self.app.teams(&req.node_id, req.min_position).await?;
-        Ok(Response::new(teams))
-    }
-
     async fn accept_order(
         &self,
         request: Request<pb::AcceptOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::AcceptOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         self.require_member(&ctx, &req.team_id).await?;
@@ -184,7 +84,7 @@ impl VolunteerService for Volunteers {
     async fn decline_order(
         &self,
         request: Request<pb::DeclineOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::DeclineOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         self.require_member(&ctx, &req.team_id).await?;
@@ -198,8 +98,8 @@ impl VolunteerService for Volunteers {
 
     async fn check_in(
         &self,
-        request: Request<pb::CheckRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+        request: Request<pb::CheckInRequest>,
+    ) -> Result<Response<pb::CheckInResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let action = Action::CheckIn {
@@ -211,8 +111,8 @@ impl VolunteerService for Volunteers {
 
     async fn check_out(
         &self,
-        request: Request<pb::CheckRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+        request: Request<pb::CheckOutRequest>,
+    ) -> Result<Response<pb::CheckOutResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let action = Action::CheckOut {
@@ -225,7 +125,7 @@ impl VolunteerService for Volunteers {
     async fn request_extension(
         &self,
         request: Request<pb::RequestExtensionRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::RequestExtensionResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let until = diandan_runtime::views::time_from("until", &req.until)?
@@ -242,7 +142,7 @@ impl VolunteerService for Volunteers {
     async fn complete_order(
         &self,
         request: Request<pb::CompleteOrderRequest>,
-    ) -> Result<Response<pb::CommandAck>, Status> {
+    ) -> Result<Response<pb::CompleteOrderResponse>, Status> {
         let ctx = self.app.authenticate(request.metadata())?;
         let req = request.into_inner();
         let action = Action::Complete {

@@ -344,7 +344,7 @@ async fn get_order(url: &str, order_id: &str) -> anyhow::Result<()> {
     let view = client
         .orders()
         .get_order(client.request(
-            pb::OrderRef {
+            pb::GetOrderRequest {
                 order_id: order_id.to_owned(),
                 min_position: 0,
             },

@@ -11,6 +11,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
 use diandan_proto::v1 as pb;
+use diandan_proto::CommandResponse as _;
 use diandan_runtime::App;
 use diandan_workflows::Role;
 
@@ -249,7 +250,8 @@ async fn timed_flow(
         done,
         resident.orders().place_order(resident.request(place, None)),
     )
-    .await?;
+    .await?
+    .into_ack();
     let order_id = ack.order_id;
     let m = pb::TriageOrderRequest {
         order_id: order_id.clone(),
@@ -286,7 +288,7 @@ async fn timed_flow(
             .accept_order(volunteer.request(m, None)),
     )
     .await?;
-    let m = pb::CheckRequest {
+    let m = pb::CheckInRequest {
         order_id: order_id.clone(),
         location: location(spec),
         ..Default::default()
@@ -297,7 +299,7 @@ async fn timed_flow(
         volunteer.volunteers().check_in(volunteer.request(m, None)),
     )
     .await?;
-    let m = pb::CheckRequest {
+    let m = pb::CheckOutRequest {
         order_id: order_id.clone(),
         location: location(spec),
         ..Default::default()

@@ -169,7 +169,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// Sums the facts of a subtree.
-pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::StationStatsReport> {
+pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::StationStatsResponse> {
     let mut stmt = conn.prepare_cached(
         "SELECT category, day, outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms,
                 rating, service_minutes, warned, overdue
@@ -199,7 +199,7 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
             ))
         },
     )?;
-    let mut report = pb::StationStatsReport {
+    let mut report = pb::StationStatsResponse {
         node_id: query.node_id.clone(),
         ..Default::default()
     };
