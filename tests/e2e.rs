@@ -551,9 +551,10 @@ async fn extension_requests_are_decided_by_the_station_head() {
             json!({"deadline": "sign_for", "until": "2099-01-01T00:00:00Z", "reason": "等配件"}),
         )
         .await;
+    // Well formed, but that deadline is not running now: a conflict with the order's state.
     assert_eq!(
         (status, problem["field"].as_str()),
-        (400, Some("deadline")),
+        (409, Some("deadline")),
         "{problem}"
     );
 

@@ -53,6 +53,14 @@ pub enum DomainError {
         action: &'static str,
         status: &'static str,
     },
+    /// The command is well formed but conflicts with the order's current state in one field
+    /// (a deadline that is not running, the team the order is already dispatched to). Reload
+    /// and decide again.
+    #[error("{field}: {message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
     /// 已被接单: another volunteer accepted the order first (the losing side of an accept
     /// race). Do not retry; pick another order.
     #[error("已被接单：该订单已由其他志愿者接下")]
@@ -63,6 +71,13 @@ pub enum DomainError {
 }
 
 impl DomainError {
+    pub(crate) fn conflict(field: &'static str, message: impl Into<String>) -> Self {
+        DomainError::Conflict {
+            field,
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         DomainError::InvalidField {
             field,

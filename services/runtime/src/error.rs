@@ -76,6 +76,7 @@ impl AppError {
     pub fn field(&self) -> Option<&'static str> {
         match self {
             AppError::Domain(DomainError::InvalidField { field, .. })
+            | AppError::Domain(DomainError::Conflict { field, .. })
             | AppError::InvalidField { field, .. } => Some(field),
             AppError::Conflict { field, .. } => *field,
             AppError::Lagging(_) | AppError::PositionNotReached(_) => Some("min_position"),

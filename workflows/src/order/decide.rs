@@ -123,7 +123,7 @@ pub fn decide(
         }
         Action::Dispatch { assignee, reason } => {
             if state.assignee.as_ref().map(|a| &a.team_id) == Some(&assignee.team_id) {
-                return Err(DomainError::invalid("team_id", "订单已派给该队伍"));
+                return Err(DomainError::conflict("team_id", "订单已派给该队伍"));
             }
             OrderChange::OrderDispatched {
                 assignee: assignee.clone(),

@@ -135,6 +135,15 @@ impl Outcome {
 
     /// The command is refused because the named field is invalid.
     #[track_caller]
+    fn then_conflict(self, field: &str) {
+        self.then_error_where(
+            &format!("Conflict {{ field: {field:?} }}"),
+            |error| matches!(error, DomainError::Conflict { field: f, .. } if *f == field),
+        );
+    }
+
+    /// The command is refused because a field is invalid.
+    #[track_caller]
     fn then_invalid(self, field: &str) {
         self.then_error_where(
             &format!("InvalidField {{ field: {field:?} }}"),
@@ -877,7 +886,7 @@ fn the_station_head_redispatches_a_dispatched_order_to_another_team() {
 fn dispatching_to_the_team_already_assigned_is_refused() {
     given(&[placed(), triaged(), dispatched_to(team_a())])
         .when(head().dispatches_to(team_a()))
-        .then_invalid("team_id");
+        .then_conflict("team_id");
 }
 
 #[test]

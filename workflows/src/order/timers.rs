@@ -87,16 +87,19 @@ pub(super) fn extension(
                 ));
             }
             let active = state.deadlines.get(deadline).ok_or_else(|| {
-                DomainError::invalid("deadline", format!("时限「{deadline}」当前未在计时"))
+                DomainError::conflict("deadline", format!("时限「{deadline}」当前未在计时"))
             })?;
             if active.overdue || at >= active.timer.due_at {
-                return Err(DomainError::invalid("deadline", "时限已过，不能再申请延期"));
+                return Err(DomainError::conflict(
+                    "deadline",
+                    "时限已过，不能再申请延期",
+                ));
             }
             if active.extension_requested.is_some() {
-                return Err(DomainError::invalid("deadline", "已有待审批的延期申请"));
+                return Err(DomainError::conflict("deadline", "已有待审批的延期申请"));
             }
             if *until <= active.timer.due_at || *until > active.timer.due_at + MAX_EXTENSION {
-                return Err(DomainError::invalid(
+                return Err(DomainError::conflict(
                     "until",
                     "延期后的时限须晚于原时限，且最多延长 30 天",
                 ));
@@ -121,11 +124,11 @@ pub(super) fn extension(
                 return Err(DomainError::Forbidden("只有站长可以审批延期".into()));
             }
             let active = state.deadlines.get(deadline).ok_or_else(|| {
-                DomainError::invalid("deadline", format!("时限「{deadline}」当前未在计时"))
+                DomainError::conflict("deadline", format!("时限「{deadline}」当前未在计时"))
             })?;
             let until = active
                 .extension_requested
-                .ok_or_else(|| DomainError::invalid("deadline", "没有待审批的延期申请"))?;
+                .ok_or_else(|| DomainError::conflict("deadline", "没有待审批的延期申请"))?;
             if *approve {
                 let started_at = active.timer.started_at;
                 let span = until - started_at;
@@ -458,7 +461,7 @@ mod tests {
         assert!(
             matches!(
                 late,
-                Err(DomainError::InvalidField {
+                Err(DomainError::Conflict {
                     field: "deadline",
                     ..
                 })
@@ -468,7 +471,7 @@ mod tests {
         // Not later than the current deadline: refused.
         let short = decide(definition, &state, &request(in_time, due));
         assert!(
-            matches!(short, Err(DomainError::InvalidField { field: "until", .. })),
+            matches!(short, Err(DomainError::Conflict { field: "until", .. })),
             "{short:?}"
         );
         // Someone else: refused.
@@ -513,7 +516,7 @@ mod tests {
         // Nothing pending any more: a second decision is refused.
         assert!(matches!(
             decide(definition, &state, &approve),
-            Err(DomainError::InvalidField {
+            Err(DomainError::Conflict {
                 field: "deadline",
                 ..
             })
