@@ -25,6 +25,7 @@ pub mod queries;
 pub mod timers;
 pub mod vault;
 pub mod views;
+pub mod wechat;
 
 use std::path::Path;
 use std::sync::Arc;

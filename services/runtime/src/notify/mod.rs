@@ -59,16 +59,35 @@ impl Notifier for LogNotifier {
 /// (with `DIANDAN_WECHAT_SECRET`, `DIANDAN_WECHAT_TEMPLATE_ID`, and optionally
 /// `DIANDAN_WECHAT_BASE_URL`, `DIANDAN_WECHAT_STATE`), else the log.
 pub fn notifier_from_env() -> std::sync::Arc<dyn Notifier> {
+    notifier_from_env_sharing(None)
+}
+
+/// [`notifier_from_env`], the WeChat notifier sharing `tokens` (e.g. the login client's, built
+/// from [`WechatApp::from_env`](crate::wechat::WechatApp::from_env)) so that the process keeps
+/// one access token.
+///
+/// # Panics
+///
+/// If `tokens` are for another app than the environment names.
+pub fn notifier_from_env_sharing(
+    tokens: Option<std::sync::Arc<crate::wechat::AccessTokens>>,
+) -> std::sync::Arc<dyn Notifier> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match var("DIANDAN_WECHAT_APPID") {
-        Some(app_id) => std::sync::Arc::new(wechat::WechatNotifier::new(wechat::WechatConfig {
-            base_url: var("DIANDAN_WECHAT_BASE_URL")
-                .unwrap_or_else(|| "https://api.weixin.qq.com".into()),
-            app_id,
-            app_secret: var("DIANDAN_WECHAT_SECRET").unwrap_or_default(),
-            template_id: var("DIANDAN_WECHAT_TEMPLATE_ID").unwrap_or_default(),
-            miniprogram_state: var("DIANDAN_WECHAT_STATE").unwrap_or_else(|| "formal".into()),
-        })),
+        Some(app_id) => {
+            let config = wechat::WechatConfig {
+                base_url: var("DIANDAN_WECHAT_BASE_URL")
+                    .unwrap_or_else(|| crate::wechat::DEFAULT_BASE_URL.into()),
+                app_id,
+                app_secret: var("DIANDAN_WECHAT_SECRET").unwrap_or_default(),
+                template_id: var("DIANDAN_WECHAT_TEMPLATE_ID").unwrap_or_default(),
+                miniprogram_state: var("DIANDAN_WECHAT_STATE").unwrap_or_else(|| "formal".into()),
+            };
+            std::sync::Arc::new(match tokens {
+                Some(tokens) => wechat::WechatNotifier::with_tokens(config, tokens),
+                None => wechat::WechatNotifier::new(config),
+            })
+        }
         None => std::sync::Arc::new(LogNotifier),
     }
 }

@@ -1,20 +1,24 @@
 //! WeChat subscription messages (订阅消息) for the mini-program.
 //!
 //! `POST {base}/cgi-bin/message/subscribe/send?access_token=…` with the recipient's openid, a
-//! template id and its fields. The access token comes from
-//! `GET {base}/cgi-bin/token?grant_type=client_credential&appid=…&secret=…`, is cached until a
-//! minute before it expires, and is refreshed at once when WeChat answers 40001/42001 (invalid
-//! or expired token).
+//! template id and its fields. The access token comes from the shared
+//! [`AccessTokens`](crate::wechat::AccessTokens) cache: fetched from
+//! `GET {base}/cgi-bin/token?grant_type=client_credential&appid=…&secret=…`, cached until a
+//! minute before it expires, and refreshed at once when WeChat answers 40001/42001 (invalid
+//! or expired token). Give the notifier the same cache as the login client
+//! ([`WechatNotifier::with_tokens`]): two caches for one app invalidate each other's tokens.
 
-use std::time::{Duration, Instant};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::Mutex;
 
 use super::{Notification, Notifier, NotifyError};
+use crate::wechat::{AccessTokens, WechatApp, WechatError};
 
 /// Where and as whom to call WeChat.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WechatConfig {
     /// `https://api.weixin.qq.com` in production.
     pub base_url: String,
@@ -26,58 +30,75 @@ pub struct WechatConfig {
     pub miniprogram_state: String,
 }
 
+/// How long one request of the notifier's may take.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+impl WechatConfig {
+    /// The app this configuration sends as, for an [`AccessTokens`] cache.
+    pub fn app(&self) -> WechatApp {
+        WechatApp {
+            base_url: self.base_url.clone(),
+            app_id: self.app_id.clone(),
+            app_secret: self.app_secret.clone(),
+            timeout: TIMEOUT,
+        }
+    }
+}
+
+impl fmt::Debug for WechatConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WechatConfig")
+            .field("base_url", &self.base_url)
+            .field("app_id", &self.app_id)
+            .field("app_secret", &"<redacted>")
+            .field("template_id", &self.template_id)
+            .field("miniprogram_state", &self.miniprogram_state)
+            .finish()
+    }
+}
+
 /// Sends through WeChat's API.
 pub struct WechatNotifier {
     config: WechatConfig,
     http: reqwest::Client,
-    token: Mutex<Option<(String, Instant)>>,
+    tokens: Arc<AccessTokens>,
 }
 
-const INVALID_TOKEN: [i64; 3] = [40001, 40014, 42001];
-
 impl WechatNotifier {
+    /// A notifier with its own access-token cache.
     pub fn new(config: WechatConfig) -> WechatNotifier {
+        let tokens = Arc::new(AccessTokens::new(config.app()));
+        WechatNotifier::with_tokens(config, tokens)
+    }
+
+    /// A notifier sharing `tokens` with, e.g., the login client
+    /// ([`WechatClient::tokens`](crate::wechat::WechatClient::tokens)).
+    ///
+    /// # Panics
+    ///
+    /// If `tokens` are for another app or base URL than `config`.
+    pub fn with_tokens(config: WechatConfig, tokens: Arc<AccessTokens>) -> WechatNotifier {
+        assert!(
+            tokens.app().app_id == config.app_id && tokens.app().base_url == config.base_url,
+            "the access tokens are for another WeChat app ({} at {}) than the notifier ({} at {})",
+            tokens.app().app_id,
+            tokens.app().base_url,
+            config.app_id,
+            config.base_url,
+        );
         WechatNotifier {
             config,
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
+                .timeout(TIMEOUT)
                 .build()
                 .expect("HTTP client"),
-            token: Mutex::new(None),
+            tokens,
         }
     }
 
-    async fn access_token(&self, refresh: bool) -> Result<String, NotifyError> {
-        let mut cached = self.token.lock().await;
-        if let (false, Some((token, expires))) = (refresh, cached.as_ref()) {
-            if Instant::now() < *expires {
-                return Ok(token.clone());
-            }
-        }
-        let url = format!("{}/cgi-bin/token", self.config.base_url);
-        let response = self
-            .http
-            .get(url)
-            .query(&[
-                ("grant_type", "client_credential"),
-                ("appid", &self.config.app_id),
-                ("secret", &self.config.app_secret),
-            ])
-            .send()
-            .await
-            .map_err(|e| NotifyError::Temporary(format!("token: {e}")))?;
-        let body: serde_json::Value = response
-            .json()
-            .await
-            .map_err(|e| NotifyError::Temporary(format!("token: {e}")))?;
-        let token = body["access_token"]
-            .as_str()
-            .ok_or_else(|| NotifyError::Temporary(format!("token refused: {body}")))?
-            .to_owned();
-        let lifetime = body["expires_in"].as_u64().unwrap_or(7200);
-        let expires = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60));
-        *cached = Some((token.clone(), expires));
-        Ok(token)
+    /// The access-token cache, to share.
+    pub fn tokens(&self) -> &Arc<AccessTokens> {
+        &self.tokens
     }
 
     async fn send_once(&self, n: &Notification, token: &str) -> Result<i64, NotifyError> {
@@ -101,7 +122,8 @@ impl WechatNotifier {
             .json(&body)
             .send()
             .await
-            .map_err(|e| NotifyError::Temporary(e.to_string()))?;
+            // Without the URL: it carries the access token.
+            .map_err(|e| NotifyError::Temporary(e.without_url().to_string()))?;
         if !response.status().is_success() {
             return Err(NotifyError::Temporary(format!(
                 "HTTP {}",
@@ -111,7 +133,7 @@ impl WechatNotifier {
         let answer: serde_json::Value = response
             .json()
             .await
-            .map_err(|e| NotifyError::Temporary(e.to_string()))?;
+            .map_err(|e| NotifyError::Temporary(e.without_url().to_string()))?;
         Ok(answer["errcode"].as_i64().unwrap_or(0))
     }
 }
@@ -119,10 +141,10 @@ impl WechatNotifier {
 #[async_trait::async_trait]
 impl Notifier for WechatNotifier {
     async fn send(&self, n: &Notification) -> Result<(), NotifyError> {
-        let token = self.access_token(false).await?;
+        let token = self.tokens.get().await.map_err(token_error)?;
         let mut code = self.send_once(n, &token).await?;
-        if INVALID_TOKEN.contains(&code) {
-            let token = self.access_token(true).await?;
+        if AccessTokens::is_invalid_token(code) {
+            let token = self.tokens.refresh(&token).await.map_err(token_error)?;
             code = self.send_once(n, &token).await?;
         }
         match code {
@@ -133,4 +155,9 @@ impl Notifier for WechatNotifier {
             _ => Err(NotifyError::Temporary(format!("errcode {code}"))),
         }
     }
+}
+
+/// Any trouble getting a token is worth retrying later (as before the cache was shared).
+fn token_error(e: WechatError) -> NotifyError {
+    NotifyError::Temporary(format!("token: {e}"))
 }
