@@ -5,7 +5,9 @@
 # positive (schema-valid requests must be accepted: 2xx, or 401/403/404/409 for who and what
 # they name) and negative (schema-violating ones must get a 4xx), checking too that no answer is
 # a 5xx and that every answer conforms to the document (status code, content type, schema).
-# The test command runs it with a fixed seed; any other seed explores further.
+# The test command runs it with a fixed seed; any other seed explores further. WeChat sign-in is
+# left out (the demo has no mini-program configured: it answers 503); tests/login.rs covers it
+# against a stand-in WeChat.
 #
 #   scripts/schemathesis.sh              # ~25 examples per operation, under a minute
 #   MAX_EXAMPLES=200 SEED=$RANDOM scripts/schemathesis.sh
@@ -86,6 +88,7 @@ schemathesis run "$base/api/openapi.json" \
   --seed "$SEED" \
   --workers 1 \
   --request-timeout 15 \
+  --exclude-path /api/v1/auth/wechat \
   --report junit,ndjson --report-dir "$REPORT_DIR" || status=$?
 
 if grep -q "panicked" "$tmp/server.log"; then

@@ -298,6 +298,7 @@ fn start_by_hand(prefix: &[&str], data_dir: &Path) -> Startup {
         .arg("--data-dir")
         .arg(data_dir)
         .env("DIANDAN_RATE_LIMITS", "off")
+        .env("DIANDAN_DEV", "1")
         .env("RUST_LOG", "warn")
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped())

@@ -103,6 +103,11 @@ impl Upstreams {
     ) -> v1::identity_service_client::IdentityServiceClient<tonic::transport::Channel> {
         v1::identity_service_client::IdentityServiceClient::new(self.volunteers.clone())
     }
+    pub fn accounts(
+        &self,
+    ) -> v1::account_service_client::AccountServiceClient<tonic::transport::Channel> {
+        v1::account_service_client::AccountServiceClient::new(self.volunteers.clone())
+    }
     pub fn organization(
         &self,
     ) -> v1::organization_service_client::OrganizationServiceClient<tonic::transport::Channel> {

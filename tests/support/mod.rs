@@ -66,6 +66,9 @@ impl Server {
             .stderr(Stdio::inherit());
         if demo {
             command.arg("--demo");
+        } else {
+            // The suites sign in through the development login.
+            command.arg("--dev");
         }
         let mut child = command.spawn().expect("start diandan");
         let stdout = child.stdout.take().expect("stdout");
@@ -306,6 +309,7 @@ pub fn serve_part(part: &str, args: &[&str], data_dir: &Path) -> Part {
         .args(args)
         .env("DIANDAN_TOKEN_SECRET", SPLIT_SECRET)
         .env("DIANDAN_RATE_LIMITS", "off")
+        .env("DIANDAN_DEV", "1")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

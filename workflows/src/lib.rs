@@ -4,6 +4,8 @@
 //! volunteer accepts (接单), serves (签到/签退) and completes it (办结), and the resident
 //! reviews it (评单). Everything here is a value and a pure function:
 //!
+//! - [`account`]: accounts (staff passwords, WeChat sign-in) and sign-in sessions with
+//!   rotating refresh tokens.
 //! - [`actor`]: who acts ([`Actor`], [`Role`]) and the envelope every command carries.
 //! - [`category`]: the service categories residents order from.
 //! - [`org`]: levels of the organisation tree (centre → institute → station → point).
@@ -18,6 +20,7 @@
 //!
 //! A rejected command is a [`DomainError`]; failing to store its events is somebody else's error.
 
+pub mod account;
 pub mod actor;
 pub mod calendar;
 pub mod category;

@@ -52,6 +52,9 @@ impl Client {
     pub fn volunteers(&self) -> VolunteerServiceClient<Channel> {
         self.upstreams.volunteers()
     }
+    pub fn accounts(&self) -> pb::account_service_client::AccountServiceClient<Channel> {
+        self.upstreams.accounts()
+    }
     pub fn organization(
         &self,
     ) -> pb::organization_service_client::OrganizationServiceClient<Channel> {

@@ -21,6 +21,32 @@ pub fn token(signer: &TokenSigner, sub: &str, role: Role, node: Option<&str>) ->
     })
 }
 
+/// The demo's staff accounts: (username, name, role, node, password). Printed at start so a
+/// newcomer can sign in at once; demo data only — never reuse these passwords.
+pub const DEMO_ACCOUNTS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "admin.xianan",
+        "咸安区中心管理员",
+        "station_head",
+        "xianan",
+        "xianan-demo-2026",
+    ),
+    (
+        "deng.xiaohu",
+        "邓小虎（车站路社区站长）",
+        "station_head",
+        "chezhanlu",
+        "chezhanlu-demo-2026",
+    ),
+    (
+        "audit.xianan",
+        "区审计员",
+        "auditor",
+        "xianan",
+        "audit-demo-2026",
+    ),
+];
+
 /// (id, name, level, parent, lat, lng)
 const NODES: &[(&str, &str, &str, &str, f64, f64)] = &[
     (
@@ -374,6 +400,19 @@ pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<
         system
             .organization()
             .register_volunteer(system.request(volunteer, None))
+            .await?;
+    }
+    for (username, name, role, node, password) in DEMO_ACCOUNTS {
+        let account = pb::CreateAccountRequest {
+            username: (*username).into(),
+            display_name: (*name).into(),
+            role: (*role).into(),
+            node_id: (*node).into(),
+            password: (*password).into(),
+        };
+        system
+            .accounts()
+            .create_account(system.request(account, None))
             .await?;
     }
 

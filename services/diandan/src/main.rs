@@ -35,11 +35,13 @@ enum Command {
         #[arg(long, env = "DIANDAN_HTTP_ADDR", default_value = "127.0.0.1:8080")]
         http_addr: SocketAddr,
         /// Seed the demo district (咸安区) and orders in every state, if the store is empty.
+        /// Implies `--dev`.
         #[arg(long)]
         demo: bool,
-        /// Disable the development login (`POST /api/v1/dev/login`).
-        #[arg(long, env = "DIANDAN_NO_DEV_LOGIN")]
-        no_dev_login: bool,
+        /// Development mode: enables the development login (`POST /api/v1/dev/login`, any
+        /// role for anyone). Never in production.
+        #[arg(long, env = "DIANDAN_DEV")]
+        dev: bool,
         /// Extra workflow definitions (e.g. a new version) beside the shipped ones.
         #[arg(long, env = "DIANDAN_WORKFLOWS_DIR")]
         workflows_dir: Option<PathBuf>,
@@ -65,8 +67,9 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         upstreams: diandan::serve::UpstreamUrls,
-        #[arg(long, env = "DIANDAN_NO_DEV_LOGIN")]
-        no_dev_login: bool,
+        /// Development mode: enables the development login. Never in production.
+        #[arg(long, env = "DIANDAN_DEV")]
+        dev: bool,
         #[arg(long, env = "DIANDAN_WORKFLOWS_DIR")]
         workflows_dir: Option<PathBuf>,
         /// Rate limits of the HTTP API: `off`, or e.g. `address=1200/min,token=300/min,login=20/min,place=10/min`.
@@ -108,6 +111,24 @@ enum ProjectionsCommand {
     },
 }
 
+/// Says loudly, on stderr, that anyone can sign in as anyone.
+fn warn_development_mode() {
+    eprintln!(
+        "\n  ⚠  DEVELOPMENT MODE: POST /api/v1/dev/login issues a token for ANY role to ANYONE.\n  \
+         ⚠  Never run a real station like this: drop --dev / --demo (and DIANDAN_DEV).\n"
+    );
+    tracing::warn!("development mode: the development login is enabled");
+}
+
+/// The demo's accounts, so a newcomer can sign in at once.
+fn print_demo_accounts(http: SocketAddr) {
+    eprintln!("  演示账号 (demo accounts) — POST http://{http}/api/v1/auth/login");
+    for (username, name, role, node, password) in diandan::demo::DEMO_ACCOUNTS {
+        eprintln!("    {username:<14} 密码 {password:<22} {role:<12} @{node:<10} {name}");
+    }
+    eprintln!();
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -128,15 +149,19 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             grpc_addr,
             http_addr,
             demo,
-            no_dev_login,
+            dev,
             workflows_dir,
             rate_limits,
         } => {
+            let dev = dev || demo;
+            if dev {
+                warn_development_mode();
+            }
             let config = Config {
                 data_dir,
                 grpc_addr,
                 http_addr,
-                dev_login: !no_dev_login,
+                dev_login: dev,
                 workflows_dir,
                 rate_limits,
             };
@@ -145,6 +170,9 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 move |bound, app| {
                     // Tests and scripts read this line to find the ports.
                     println!("diandan ready grpc={} http={}", bound.grpc, bound.http);
+                    if demo {
+                        print_demo_accounts(bound.http);
+                    }
                     if demo {
                         tokio::spawn(async move {
                             if app.store.head_position().await.unwrap_or(0) > 0 {
@@ -183,10 +211,13 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             data_dir,
             listen,
             upstreams,
-            no_dev_login,
+            dev,
             workflows_dir,
             rate_limits,
         } => {
+            if dev {
+                warn_development_mode();
+            }
             let config = diandan::serve::ServeConfig {
                 part,
                 store,
@@ -194,7 +225,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                 data_dir,
                 listen,
                 upstreams,
-                dev_login: !no_dev_login,
+                dev_login: dev,
                 workflows_dir,
                 rate_limits,
             };

@@ -45,8 +45,12 @@ pub fn workflows(dir: Option<&Path>) -> anyhow::Result<diandan_workflows::Regist
     Ok(registry)
 }
 
-/// The token signing secret: `DIANDAN_TOKEN_SECRET`, else one generated once per data dir.
-fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+/// The token signing key: `DIANDAN_TOKEN_SECRET`, else one generated once per data dir.
+///
+/// Created exclusively and atomically (written to a private temporary file, then hard-linked
+/// into place, which fails if the file exists), mode 0600: parts of a split deployment started
+/// at the same instant on a fresh data dir all end up reading the one key that won.
+pub fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Ok(secret) = std::env::var("DIANDAN_TOKEN_SECRET") {
         anyhow::ensure!(
             secret.len() >= 32,
@@ -56,6 +60,11 @@ fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     }
     let path = data_dir.join("token.secret");
     if let Ok(secret) = std::fs::read(&path) {
+        anyhow::ensure!(
+            secret.len() >= 32,
+            "{} is shorter than 32 bytes: remove it to generate a new key, or fix it",
+            path.display()
+        );
         return Ok(secret);
     }
     let secret = format!(
@@ -63,8 +72,37 @@ fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
-    Ok(secret.into_bytes())
+    let staging = data_dir.join(format!(".token.secret.{}", uuid::Uuid::new_v4().simple()));
+    {
+        use std::io::Write as _;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&staging)
+            .with_context(|| format!("writing {}", staging.display()))?;
+        file.write_all(secret.as_bytes())?;
+        file.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&staging, &path);
+    let _ = std::fs::remove_file(&staging);
+    match linked {
+        Ok(()) => Ok(secret.into_bytes()),
+        // Another process won the race: use its key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// The token signer of this process: the key above, for the configured issuer
+/// (`DIANDAN_TOKEN_ISSUER`, default `diandan`).
+pub fn token_signer(data_dir: &Path) -> anyhow::Result<TokenSigner> {
+    let issuer = std::env::var("DIANDAN_TOKEN_ISSUER")
+        .unwrap_or_else(|_| diandan_runtime::auth::DEFAULT_ISSUER.to_owned());
+    Ok(TokenSigner::with_issuer(token_secret(data_dir)?, &issuer))
 }
 
 /// Opens the embedded store and the app over it.
@@ -89,7 +127,8 @@ pub fn app_over(
 ) -> anyhow::Result<App> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-    let signer = TokenSigner::new(token_secret(data_dir)?);
+    let signer = token_signer(data_dir)?;
+    tracing::info!(key_id = signer.key_id(), "token signing key");
     App::open(store, data_dir, signer, dev_login, workflows).with_context(|| {
         format!(
             "opening the read models, contact vault and outbox in {}",
@@ -149,7 +188,11 @@ pub async fn run(
         .with_context(|| format!("opening the notification outbox {}", outbox_path.display()))?;
     let notifications = {
         let (app, stop) = (app.clone(), stopped());
-        let notifier = diandan_runtime::notify::notifier_from_env();
+        // One access-token cache per process, shared with sign-in (each fetch retires the
+        // previous token at WeChat).
+        let notifier = diandan_runtime::notify::notifier_from_env_sharing(
+            app.wechat.as_ref().map(|c| c.tokens().clone()),
+        );
         tokio::spawn(async move { app.run_outbox(outbox, notifier, stop).await })
     };
 
@@ -321,6 +364,7 @@ pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<
             GrpcService::Volunteers => {
                 serve!(diandan_volunteers::Volunteers::new(app.clone()).into_server());
                 serve!(diandan_volunteers::Organization::new(app.clone()).into_server());
+                serve!(diandan_volunteers::Accounts::new(app.clone()).into_server());
                 serve!(diandan_volunteers::Identity::new(app).into_server());
             }
             GrpcService::Reviews => serve!(diandan_reviews::Reviews::new(app).into_server()),

@@ -9,6 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
+use diandan_workflows::account::PASSWORD_CHARS;
 use diandan_workflows::order::{Status, TeamKind};
 use diandan_workflows::validate::{
     MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_NOTE_CHARS, MAX_PAGE_SIZE, MAX_PHOTOS,
@@ -64,6 +65,21 @@ fn revision() -> Value {
     json!({"type": ["integer", "null"], "format": "int64", "minimum": 0})
 }
 
+/// A staff username (`account::username`).
+fn username() -> Value {
+    json!({"type": "string", "pattern": "^[a-z0-9.-]{3,32}$"})
+}
+
+/// A password of at least `min` characters (`account::PASSWORD_CHARS`); not blank.
+fn password(min: usize) -> Value {
+    json!({"type": "string", "minLength": min, "maxLength": *PASSWORD_CHARS.end(), "pattern": "\\S"})
+}
+
+/// A refresh token: `<session id>.<secret>`, both lowercase hex.
+fn refresh_token() -> Value {
+    json!({"type": "string", "pattern": "^[0-9a-f]{32}\\.[0-9a-f]{64}$"})
+}
+
 /// A deadline's name, as the order's workflow definition calls it (e.g. `complete`).
 fn deadline() -> Value {
     let mut name = id();
@@ -113,6 +129,70 @@ fn bodies() -> Vec<Body> {
                 "if": {"properties": {"role": {"enum": ["station_head", "auditor"]}}},
                 "then": {"required": ["org_node"], "properties": {"org_node": id()}}
             })),
+        },
+        Body {
+            schema: "LoginRequest",
+            required: &["username", "password"],
+            fields: vec![("username", username()), ("password", password(1))],
+            condition: None,
+        },
+        Body {
+            schema: "WechatLoginRequest",
+            required: &["code"],
+            fields: vec![(
+                "code",
+                json!({"type": "string", "minLength": 1, "maxLength": 128}),
+            )],
+            condition: None,
+        },
+        Body {
+            schema: "RefreshSessionRequest",
+            required: &["refresh_token"],
+            fields: vec![("refresh_token", refresh_token())],
+            condition: None,
+        },
+        Body {
+            schema: "LogoutRequest",
+            required: &["refresh_token"],
+            fields: vec![("refresh_token", refresh_token())],
+            condition: None,
+        },
+        Body {
+            schema: "ChangePasswordRequest",
+            required: &["old_password", "new_password"],
+            fields: vec![
+                ("old_password", password(1)),
+                ("new_password", password(*PASSWORD_CHARS.start())),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "CreateAccountRequest",
+            required: &["username", "display_name", "role", "node_id", "password"],
+            fields: vec![
+                ("username", username()),
+                ("display_name", text(1, MAX_SHORT_TEXT_CHARS)),
+                (
+                    "role",
+                    one_of([Role::StationHead, Role::Auditor].map(Role::as_str)),
+                ),
+                ("node_id", id()),
+                ("password", password(*PASSWORD_CHARS.start())),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "ResetPasswordRequest",
+            required: &["new_password"],
+            fields: vec![
+                ("account_id", {
+                    let mut id = optional_id();
+                    id["description"] = json!("忽略：账号由路径中的编号指定");
+                    id
+                }),
+                ("new_password", password(*PASSWORD_CHARS.start())),
+            ],
+            condition: None,
         },
         Body {
             schema: "PlaceOrderRequest",
@@ -344,6 +424,10 @@ fn bodies() -> Vec<Body> {
 /// Examples of the main requests (the demo district's ids), shown in the document.
 fn examples() -> Vec<(&'static str, Value)> {
     vec![
+        (
+            "LoginRequest",
+            json!({"username": "deng.xiaohu", "password": "xianan-2026"}),
+        ),
         (
             "DevLoginRequest",
             json!({"role": "station_head", "user_id": "head-dengxiaohu", "org_node": "chezhanlu"}),

@@ -79,7 +79,8 @@ impl Modify for BearerAuth {
     ),
     servers((url = "/", description = "本服务（网关所在地址）")),
     paths(
-        dev_login, place_order, list_orders, get_order, order_history, cancel_order,
+        dev_login, login, wechat_login, refresh_session, logout, change_password,
+        create_account, reset_password, place_order, list_orders, get_order, order_history, cancel_order,
         triage_order, dispatch_order, suggest_teams, station_queue, accept_order, decline_order, check_in,
         check_out, complete_order, request_extension, decide_extension, review_order, close_order, node_stats, org_tree,
         register_org_node, list_teams, register_team, register_volunteer,
@@ -95,7 +96,15 @@ pub fn document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
     crate::contract::apply(&mut document);
     // Signing in needs no token: public, and said so explicitly.
-    document["paths"]["/api/v1/dev/login"]["post"]["security"] = serde_json::json!([]);
+    for path in [
+        "/api/v1/dev/login",
+        "/api/v1/auth/login",
+        "/api/v1/auth/wechat",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+    ] {
+        document["paths"][path]["post"]["security"] = serde_json::json!([]);
+    }
     document
 }
 

@@ -125,7 +125,12 @@ impl From<tonic::Status> for Problem {
         } else {
             status.message().to_owned()
         };
-        let problem = Problem::new(http, kind, detail);
+        let mut problem = Problem::new(http, kind, detail);
+        problem.retry_after = status
+            .metadata()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         match status
             .metadata()
             .get(FIELD_METADATA_KEY)

@@ -19,7 +19,16 @@ use crate::problem::Problem;
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Headers forwarded to the services as gRPC metadata.
-const FORWARDED_HEADERS: [&str; 3] = ["authorization", "idempotency-key", "x-correlation-id"];
+const FORWARDED_HEADERS: [&str; 4] = [
+    "authorization",
+    "idempotency-key",
+    "x-correlation-id",
+    CLIENT_ADDRESS,
+];
+
+/// The client's address as this gateway saw it, forwarded for per-address sign-in lockouts
+/// (set by the gateway itself; a client's own value is replaced).
+const CLIENT_ADDRESS: &str = "x-diandan-client-address";
 
 /// Wraps a message for a gRPC call, forwarding the caller's headers.
 fn grpc<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
@@ -113,6 +122,138 @@ order_command!(
 order_command!(
     /// 归档: close a reviewed order.
     close_order, "/api/v1/orders/{id}/close", reviews, close_order, pb::CloseOrderRequest);
+
+/// A signed-in session as HTTP answers it.
+fn session_body(session: Option<pb::Session>) -> Reply<pb::Session> {
+    session.map(Json).ok_or_else(|| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "登录服务暂不可用",
+        )
+    })
+}
+
+/// 登录: staff sign in with a username and password.
+#[utoipa::path(post, path = "/api/v1/auth/login", request_body = pb::LoginRequest,
+    responses((status = 200, body = pb::Session),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn login(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::Session> {
+    let request: pb::LoginRequest = json_body(body)?;
+    let reply = clients.identity().login(grpc(&headers, request)?).await?;
+    session_body(reply.into_inner().session)
+}
+
+/// 微信登录: a mini-program user signs in with the code from `wx.login`.
+#[utoipa::path(post, path = "/api/v1/auth/wechat", request_body = pb::WechatLoginRequest,
+    responses((status = 200, body = pb::WechatLoginResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn wechat_login(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::WechatLoginResponse> {
+    let request: pb::WechatLoginRequest = json_body(body)?;
+    let reply = clients
+        .identity()
+        .wechat_login(grpc(&headers, request)?)
+        .await?;
+    Ok(Json(reply.into_inner()))
+}
+
+/// A new access token for a refresh token (which rotates).
+#[utoipa::path(post, path = "/api/v1/auth/refresh", request_body = pb::RefreshSessionRequest,
+    responses((status = 200, body = pb::Session),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn refresh_session(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::Session> {
+    let request: pb::RefreshSessionRequest = json_body(body)?;
+    let reply = clients
+        .identity()
+        .refresh_session(grpc(&headers, request)?)
+        .await?;
+    session_body(reply.into_inner().session)
+}
+
+/// 退出: revoke the session of a refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/logout", request_body = pb::LogoutRequest,
+    responses((status = 200, body = pb::LogoutResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub(crate) async fn logout(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::LogoutResponse> {
+    let request: pb::LogoutRequest = json_body(body)?;
+    let reply = clients.identity().logout(grpc(&headers, request)?).await?;
+    Ok(Json(reply.into_inner()))
+}
+
+/// 修改密码: change your own password.
+#[utoipa::path(post, path = "/api/v1/auth/password", request_body = pb::ChangePasswordRequest,
+    responses((status = 200, body = pb::ChangePasswordResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn change_password(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::ChangePasswordResponse> {
+    let request: pb::ChangePasswordRequest = json_body(body)?;
+    let reply = clients
+        .identity()
+        .change_password(grpc(&headers, request)?)
+        .await?;
+    Ok(Json(reply.into_inner()))
+}
+
+/// 开通账号: a staff account at a node of your subtree.
+#[utoipa::path(post, path = "/api/v1/accounts", request_body = pb::CreateAccountRequest,
+    responses((status = 201, body = pb::CreateAccountResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn create_account(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<pb::CreateAccountResponse>), Problem> {
+    let request: pb::CreateAccountRequest = json_body(body)?;
+    let reply = clients
+        .accounts()
+        .create_account(grpc(&headers, request)?)
+        .await?;
+    Ok((StatusCode::CREATED, Json(reply.into_inner())))
+}
+
+/// 重置密码: set a new password for an account of your subtree.
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/password-reset",
+    request_body = pb::ResetPasswordRequest,
+    params(("id" = String, Path, description = "账号编号")),
+    responses((status = 200, body = pb::ResetPasswordResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn reset_password(
+    State(clients): State<Clients>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::ResetPasswordResponse> {
+    let id = path_id(id, "id")?;
+    let mut request: pb::ResetPasswordRequest = json_body(body)?;
+    request.account_id = id;
+    let reply = clients
+        .accounts()
+        .reset_password(grpc(&headers, request)?)
+        .await?;
+    Ok(Json(reply.into_inner()))
+}
 
 /// Development sign-in: a token for a role and an org node.
 #[utoipa::path(post, path = "/api/v1/dev/login", request_body = pb::DevLoginRequest,
@@ -400,14 +541,24 @@ async fn method_not_allowed(method: axum::http::Method) -> Problem {
 
 /// Refuses oversized paths, query strings and headers before anything else reads them.
 async fn within_limits(
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    match crate::input::check_request(request.uri(), request.headers()) {
-        Ok(()) => next.run(request).await,
-        Err(problem) => problem.into_response(),
+    if let Err(problem) = crate::input::check_request(request.uri(), request.headers()) {
+        return problem.into_response();
     }
+    // The address is the one this gateway saw, never one a client claims.
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let headers = request.headers_mut();
+    headers.remove(CLIENT_ADDRESS);
+    if let Some(value) = peer.and_then(|p| p.parse().ok()) {
+        headers.insert(CLIENT_ADDRESS, value);
+    }
+    next.run(request).await
 }
 
 async fn healthz() -> &'static str {
@@ -465,6 +616,13 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
         .route("/metrics", get(prometheus_metrics))
         .route("/api/openapi.json", get(crate::openapi::serve))
         .route("/api/v1/dev/login", post(dev_login))
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/wechat", post(wechat_login))
+        .route("/api/v1/auth/refresh", post(refresh_session))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/password", post(change_password))
+        .route("/api/v1/accounts", post(create_account))
+        .route("/api/v1/accounts/{id}/password-reset", post(reset_password))
         .route("/api/v1/orders", post(place_order).get(list_orders))
         .route("/api/v1/orders/{id}", get(get_order))
         .route("/api/v1/orders/{id}/history", get(order_history))

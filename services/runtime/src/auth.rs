@@ -1,22 +1,30 @@
 //! Bearer tokens: who is calling, in which role, responsible for which org node.
 //!
-//! A token is `base64url(claims JSON) "." base64url(HMAC-SHA256(claims))`, signed with a secret
-//! that stays on the server. Only the development login issues them so far; WeChat login
-//! (code2Session) will issue the same tokens.
+//! Access tokens are JWTs (the `jsonwebtoken` crate): HS256 with a key id (`kid`, from the key
+//! itself, so a rotated key is told apart), an issuer and an audience that name this
+//! environment, and a short expiry. A token signed with another key, or for another issuer or
+//! audience (another environment), is refused. The key is generated once per data dir (file
+//! mode 0600) unless configured; see `diandan::server::token_secret`.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use diandan_workflows::{Actor, Role};
 
 use crate::AppError;
 
-/// How long a token stays valid.
+/// How long a development token stays valid.
 pub const TOKEN_LIFETIME: time::Duration = time::Duration::hours(12);
+
+/// How long an access token from a real sign-in stays valid (then: refresh).
+pub const ACCESS_TOKEN_LIFETIME: time::Duration = time::Duration::minutes(15);
+
+/// The issuer and audience of this deployment's tokens (`DIANDAN_TOKEN_ISSUER` overrides the
+/// issuer, e.g. per environment: staging tokens are refused in production).
+pub const DEFAULT_ISSUER: &str = "diandan";
+pub const AUDIENCE: &str = "diandan-api";
 
 /// What a token says about its bearer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,54 +45,92 @@ impl Claims {
     }
 }
 
+/// The JWT as sent: the claims plus the registered ones this deployment checks.
+#[derive(Debug, Serialize, Deserialize)]
+struct Jwt {
+    #[serde(flatten)]
+    claims: Claims,
+    iat: i64,
+    iss: String,
+    aud: String,
+}
+
 /// Signs and verifies tokens.
 #[derive(Clone)]
 pub struct TokenSigner {
-    secret: Vec<u8>,
+    kid: String,
+    issuer: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
 }
 
 impl TokenSigner {
+    /// A signer with this secret, for the default issuer.
     pub fn new(secret: impl Into<Vec<u8>>) -> TokenSigner {
+        TokenSigner::with_issuer(secret, DEFAULT_ISSUER)
+    }
+
+    /// A signer with this secret and issuer (tokens of another issuer are refused).
+    pub fn with_issuer(secret: impl Into<Vec<u8>>, issuer: &str) -> TokenSigner {
+        let secret = secret.into();
+        let digest = Sha256::digest(&secret);
+        let kid = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
         TokenSigner {
-            secret: secret.into(),
+            kid,
+            issuer: issuer.to_owned(),
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
         }
     }
 
-    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key");
-        mac.update(payload);
-        mac
+    /// The key id tokens carry: the same in every process that shares the key.
+    pub fn key_id(&self) -> &str {
+        &self.kid
     }
 
     pub fn issue(&self, claims: &Claims) -> String {
-        let payload = serde_json::to_vec(claims).expect("claims serialize");
-        let signature = self.mac(&payload).finalize().into_bytes();
-        format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(&payload),
-            URL_SAFE_NO_PAD.encode(signature)
-        )
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        let jwt = Jwt {
+            claims: claims.clone(),
+            iat: OffsetDateTime::now_utc().unix_timestamp(),
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.to_owned(),
+        };
+        jsonwebtoken::encode(&header, &jwt, &self.encoding).expect("HS256 signing cannot fail")
     }
 
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<Claims, AppError> {
         let invalid = || AppError::Unauthenticated("登录凭证无效".into());
-        let (payload, signature) = token.split_once('.').ok_or_else(invalid)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| invalid())?;
-        self.mac(&payload)
-            .verify_slice(&signature)
-            .map_err(|_| invalid())?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| invalid())?;
-        if claims.exp < now.unix_timestamp() {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != Algorithm::HS256 {
+            return Err(invalid());
+        }
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(AppError::Unauthenticated(
+                "登录凭证不属于本系统（签名密钥不同），请重新登录".into(),
+            ));
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[self.issuer.as_str()]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Expiry is checked below against the caller's clock (tests move it).
+        validation.validate_exp = false;
+        let jwt = jsonwebtoken::decode::<Jwt>(token, &self.decoding, &validation)
+            .map_err(|_| invalid())?
+            .claims;
+        if jwt.claims.exp < now.unix_timestamp() {
             return Err(AppError::Unauthenticated("登录已过期，请重新登录".into()));
         }
-        Ok(claims)
+        Ok(jwt.claims)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     #[test]
     fn round_trip_and_tamper() {
@@ -99,15 +145,18 @@ mod tests {
         let token = signer.issue(&claims);
         assert_eq!(signer.verify(&token, now).unwrap(), claims);
 
-        let forged = Claims {
-            role: Role::StationHead,
-            ..claims.clone()
-        };
-        let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
-        let signature = token.split_once('.').unwrap().1;
-        assert!(signer
-            .verify(&format!("{forged_payload}.{signature}"), now)
-            .is_err());
+        // A payload edited after signing: refused.
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let forged = serde_json::json!({
+            "sub": "r1", "role": "station_head", "exp": claims.exp,
+            "iat": 0, "iss": DEFAULT_ISSUER, "aud": AUDIENCE
+        });
+        parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&forged).unwrap());
+        assert!(signer.verify(&parts.join("."), now).is_err());
+        // Another environment's issuer with the same key: refused.
+        let staging = TokenSigner::with_issuer(b"secret".to_vec(), "diandan-staging");
+        assert!(signer.verify(&staging.issue(&claims), now).is_err());
         assert!(TokenSigner::new(b"other".to_vec())
             .verify(&token, now)
             .is_err());

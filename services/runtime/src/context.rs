@@ -14,6 +14,8 @@ use crate::AppError;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 pub const CORRELATION_ID: &str = "x-correlation-id";
+/// The client's address as the HTTP gateway saw it (for per-address sign-in lockouts).
+pub const CLIENT_ADDRESS: &str = "x-diandan-client-address";
 
 /// An authenticated call.
 #[derive(Debug, Clone)]

@@ -47,6 +47,12 @@ pub enum AppError {
     /// A local database (read model, vault) failed.
     #[error("内部存储错误：{0}")]
     Storage(String),
+    /// Too many failed sign-ins: wait `retry_after_secs` (sent as `retry-after` metadata).
+    #[error("{message}")]
+    TooManyAttempts {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// `min_position` lies beyond the end of the event log: no command was ever answered
     /// with it. Use the position from a command's reply.
     #[error("{0}")]
@@ -110,6 +116,7 @@ impl From<AppError> for tonic::Status {
             | AppError::Missing { .. } => Code::NotFound,
             // Reading past the end of the log (gRPC's "past the valid range").
             AppError::PositionNotReached(_) => Code::OutOfRange,
+            AppError::TooManyAttempts { .. } => Code::ResourceExhausted,
             AppError::Domain(_) => Code::FailedPrecondition,
             AppError::Unauthenticated(_) => Code::Unauthenticated,
             AppError::Conflict { .. } => Code::Aborted,
@@ -130,6 +137,14 @@ impl From<AppError> for tonic::Status {
             other => bounded(other.to_string()),
         };
         let mut status = tonic::Status::new(code, message);
+        if let AppError::TooManyAttempts {
+            retry_after_secs, ..
+        } = &error
+        {
+            status
+                .metadata_mut()
+                .insert("retry-after", (*retry_after_secs).into());
+        }
         if let Some(field) = error.field() {
             if let Ok(value) = field.parse() {
                 status.metadata_mut().insert(FIELD_METADATA_KEY, value);

@@ -9,9 +9,11 @@
 //!   transaction as its data, rebuildable from position 0.
 //! - [`vault`]: residents' phone numbers, kept out of the event log (PIPL minimisation).
 //! - [`views`]: what each role may see of an order.
-//! - [`auth`]: bearer tokens; [`context`]: who is calling, from gRPC metadata.
+//! - [`auth`]: bearer tokens (JWT); [`accounts`]: staff and WeChat accounts, sessions with
+//!   rotating refresh tokens, lockout; [`context`]: who is calling, from gRPC metadata.
 //! - [`error`]: [`AppError`] and its mapping to gRPC status codes.
 
+pub mod accounts;
 pub mod auth;
 pub mod clock;
 pub mod commands;
@@ -52,6 +54,10 @@ pub struct App {
     pub workflows: Arc<diandan_workflows::Registry>,
     /// What time it is (the system clock, or a test's).
     pub clock: clock::Clock,
+    /// Failed sign-ins and their lockouts.
+    pub logins: accounts::LoginGuard,
+    /// The mini-program's WeChat API (`DIANDAN_WECHAT_APPID`, …), when configured.
+    pub wechat: Option<Arc<wechat::WechatClient>>,
 }
 
 impl App {
@@ -75,6 +81,8 @@ impl App {
             dev_login,
             workflows: Arc::new(workflows),
             clock: clock::Clock::system(),
+            logins: accounts::LoginGuard::default(),
+            wechat: wechat::WechatApp::from_env().map(|a| Arc::new(wechat::WechatClient::new(a))),
         })
     }
 }

@@ -225,4 +225,167 @@ impl IdentityService for Identity {
             expires_at: rfc3339(Some(expires)),
         }))
     }
+
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let address = client_address(&request);
+        let req = request.into_inner();
+        let issued = self
+            .app
+            .password_login(&req.username, &req.password, &address)
+            .await?;
+        Ok(Response::new(pb::LoginResponse {
+            session: Some(session(issued)),
+        }))
+    }
+
+    async fn wechat_login(
+        &self,
+        request: Request<pb::WechatLoginRequest>,
+    ) -> Result<Response<pb::WechatLoginResponse>, Status> {
+        let req = request.into_inner();
+        let wechat =
+            self.app.wechat.as_ref().ok_or_else(|| {
+                Status::unavailable("微信登录未配置（需要小程序的 appid 和 secret）")
+            })?;
+        let found = wechat.code_to_session(&req.code).await.map_err(|e| {
+            use diandan_runtime::wechat::WechatError;
+            let code = match e {
+                WechatError::MalformedCode(_) => tonic::Code::InvalidArgument,
+                WechatError::InvalidCode | WechatError::CodeUsed => tonic::Code::Unauthenticated,
+                WechatError::RateLimited => tonic::Code::ResourceExhausted,
+                _ => tonic::Code::Unavailable,
+            };
+            let mut status = Status::new(code, e.message_zh());
+            if let Ok(field) = "code".parse() {
+                status.metadata_mut().insert("x-diandan-field", field);
+            }
+            status
+        })?;
+        let (issued, created) = self
+            .app
+            .wechat_login(&found.openid, found.unionid.as_deref())
+            .await?;
+        Ok(Response::new(pb::WechatLoginResponse {
+            session: Some(session(issued)),
+            created,
+        }))
+    }
+
+    async fn refresh_session(
+        &self,
+        request: Request<pb::RefreshSessionRequest>,
+    ) -> Result<Response<pb::RefreshSessionResponse>, Status> {
+        let req = request.into_inner();
+        let issued = self.app.refresh_session(&req.refresh_token).await?;
+        Ok(Response::new(pb::RefreshSessionResponse {
+            session: Some(session(issued)),
+        }))
+    }
+
+    async fn logout(
+        &self,
+        request: Request<pb::LogoutRequest>,
+    ) -> Result<Response<pb::LogoutResponse>, Status> {
+        let req = request.into_inner();
+        self.app.logout(&req.refresh_token).await?;
+        Ok(Response::new(pb::LogoutResponse {}))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<pb::ChangePasswordRequest>,
+    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        self.app
+            .change_password(&ctx, &req.old_password, &req.new_password)
+            .await?;
+        Ok(Response::new(pb::ChangePasswordResponse {}))
+    }
+}
+
+/// Where a sign-in comes from (for the per-address lockout): the address the HTTP gateway
+/// saw, else the gRPC peer.
+fn client_address<T>(request: &Request<T>) -> String {
+    request
+        .metadata()
+        .get(diandan_runtime::context::CLIENT_ADDRESS)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.remote_addr().map(|a| a.ip().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn session(issued: diandan_runtime::accounts::Issued) -> pb::Session {
+    let account = issued.account;
+    pb::Session {
+        access_token: issued.access_token,
+        token_type: "Bearer".into(),
+        expires_in: issued.expires_in,
+        refresh_token: issued.refresh_token,
+        account_id: account.account_id.clone(),
+        role: account
+            .role
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
+        node_id: account.node_id.clone().unwrap_or_default(),
+        must_change_password: account.must_change_password,
+    }
+}
+
+/// 账号管理: staff accounts.
+pub struct Accounts {
+    app: App,
+}
+
+impl Accounts {
+    pub fn new(app: App) -> Accounts {
+        Accounts { app }
+    }
+
+    pub fn into_server(self) -> pb::account_service_server::AccountServiceServer<Accounts> {
+        pb::account_service_server::AccountServiceServer::new(self)
+    }
+}
+
+#[tonic::async_trait]
+impl pb::account_service_server::AccountService for Accounts {
+    async fn create_account(
+        &self,
+        request: Request<pb::CreateAccountRequest>,
+    ) -> Result<Response<pb::CreateAccountResponse>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        let role = Role::parse(&req.role)
+            .filter(|r| matches!(r, Role::StationHead | Role::Auditor))
+            .ok_or_else(|| AppError::invalid("role", "须为 station_head 或 auditor"))?;
+        let account_id = self
+            .app
+            .create_staff_account(
+                &ctx,
+                &req.username,
+                &req.display_name,
+                role,
+                &req.node_id,
+                &req.password,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateAccountResponse { account_id }))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<pb::ResetPasswordRequest>,
+    ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        let req = request.into_inner();
+        validate::id("account_id", &req.account_id).map_err(AppError::from)?;
+        self.app
+            .reset_password(&ctx, &req.account_id, &req.new_password)
+            .await?;
+        Ok(Response::new(pb::ResetPasswordResponse {}))
+    }
 }

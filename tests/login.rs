@@ -1,0 +1,430 @@
+//! Real sign-in: staff passwords (argon2id, lockout), JWT access tokens, rotating refresh
+//! tokens, logout, account management, and the development login only in development mode —
+//! against the real binary over HTTP.
+
+mod support;
+
+use serde_json::{json, Value};
+
+use support::{Server, User};
+
+/// POSTs JSON without a token; (status, body, Retry-After).
+async fn post(server: &Server, path: &str, body: Value) -> (u16, Value, Option<String>) {
+    let response = reqwest::Client::new()
+        .post(server.url(path))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        retry_after,
+    )
+}
+
+async fn login(server: &Server, username: &str, password: &str) -> (u16, Value) {
+    let (status, body, _) = post(
+        server,
+        "/api/v1/auth/login",
+        json!({"username": username, "password": password}),
+    )
+    .await;
+    (status, body)
+}
+
+/// A signed-in staff member (their access token).
+async fn staff(server: &Server, username: &str, password: &str) -> (User, Value) {
+    let (status, session) = login(server, username, password).await;
+    assert_eq!(status, 200, "{session}");
+    let user = User {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", server.http),
+        token: session["access_token"].as_str().unwrap().to_owned(),
+    };
+    (user, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_sign_in_with_passwords_and_act_within_their_subtree() {
+    let server = Server::start_demo().await;
+    let (head, session) = staff(&server, "deng.xiaohu", "chezhanlu-demo-2026").await;
+    assert_eq!(session["token_type"], "Bearer");
+    assert_eq!(session["role"], "station_head");
+    assert_eq!(session["node_id"], "chezhanlu");
+    assert!(session["expires_in"].as_u64().unwrap() <= 15 * 60);
+    // The access token is a JWT carrying a key id.
+    let header = session["access_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    assert!(header.starts_with("eyJ"), "{header}");
+
+    let (status, queue) = head.get("/api/v1/nodes/chezhanlu/queue").await;
+    assert_eq!(status, 200, "{queue}");
+    // Outside the subtree: refused.
+    let (status, problem) = head.get("/api/v1/nodes/wenquan/queue").await;
+    assert!(matches!(status, 403 | 404), "{status} {problem}");
+
+    // An auditor reads but never writes.
+    let (auditor, _) = staff(&server, "audit.xianan", "audit-demo-2026").await;
+    let (_, list) = auditor.get("/api/v1/orders?limit=1").await;
+    let id = list["orders"][0]["order_id"].as_str().unwrap().to_owned();
+    let (status, problem) = auditor
+        .post(
+            &format!("/api/v1/orders/{id}/triage"),
+            json!({"accept": true}),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+
+    // Nobody grants a role above their own, or at their own node for their own role.
+    let (status, problem) = head
+        .post(
+            "/api/v1/accounts",
+            json!({"username": "li.si", "display_name": "李四", "role": "station_head",
+                   "node_id": "chezhanlu", "password": "a-long-password"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    let (status, problem) = head
+        .post(
+            "/api/v1/accounts",
+            json!({"username": "li.si", "display_name": "李四", "role": "auditor",
+                   "node_id": "wenquan", "password": "a-long-password"}),
+        )
+        .await;
+    assert_eq!(status, 403, "outside the subtree: {problem}");
+    let (status, problem) = head
+        .post(
+            "/api/v1/accounts",
+            json!({"username": "li.si", "display_name": "李四", "role": "system",
+                   "node_id": "chezhanlu", "password": "a-long-password"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("role")),
+        "{problem}"
+    );
+    let (admin, _) = staff(&server, "admin.xianan", "xianan-demo-2026").await;
+    let (status, created) = admin
+        .post(
+            "/api/v1/accounts",
+            json!({"username": "li.si", "display_name": "李四", "role": "station_head",
+                   "node_id": "chezhanlu", "password": "first-password-1"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, problem) = admin
+        .post(
+            "/api/v1/accounts",
+            json!({"username": "li.si", "display_name": "李四", "role": "auditor",
+                   "node_id": "chezhanlu", "password": "first-password-1"}),
+        )
+        .await;
+    assert_eq!(status, 409, "a username is taken once: {problem}");
+
+    // The new head signs in, changes the password; an administrator resets it.
+    let (li, _) = staff(&server, "li.si", "first-password-1").await;
+    let (status, problem) = li
+        .post(
+            "/api/v1/auth/password",
+            json!({"old_password": "wrong-password", "new_password": "second-password-2"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("old_password"))
+    );
+    let (status, _) = li
+        .post(
+            "/api/v1/auth/password",
+            json!({"old_password": "first-password-1", "new_password": "second-password-2"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(login(&server, "li.si", "first-password-1").await.0, 401);
+    staff(&server, "li.si", "second-password-2").await;
+    let (status, problem) = head
+        .post(
+            "/api/v1/accounts/staff-li_si/password-reset",
+            json!({"new_password": "third-password-3"}),
+        )
+        .await;
+    assert_eq!(status, 403, "a head resets no peer's password: {problem}");
+    let (status, _) = admin
+        .post(
+            "/api/v1/accounts/staff-li_si/password-reset",
+            json!({"new_password": "third-password-3"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, session) = staff(&server, "li.si", "third-password-3").await;
+    assert_eq!(session["must_change_password"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_say_nothing_and_lock_the_account_out() {
+    let server = Server::start_demo().await;
+    let (wrong, unknown) = (
+        login(&server, "deng.xiaohu", "not-the-password").await,
+        login(&server, "nobody.here", "not-the-password").await,
+    );
+    assert_eq!(wrong.0, 401);
+    assert_eq!(unknown.0, 401);
+    assert_eq!(
+        wrong.1["detail"], unknown.1["detail"],
+        "no hint whether a username exists"
+    );
+    for bad in [String::new(), "x".repeat(10_240)] {
+        let (status, problem) = login(&server, "admin.xianan", &bad).await;
+        assert!(matches!(status, 400 | 401), "{status} {problem}");
+        assert!(!problem["detail"].as_str().unwrap().is_ascii());
+    }
+    // Five failures in a row lock the account: even the right password waits, told how long.
+    for _ in 0..4 {
+        assert_eq!(login(&server, "deng.xiaohu", "guess-again").await.0, 401);
+    }
+    let (status, problem, retry_after) = post(
+        &server,
+        "/api/v1/auth/login",
+        json!({"username": "deng.xiaohu", "password": "chezhanlu-demo-2026"}),
+    )
+    .await;
+    assert_eq!(status, 429, "{problem}");
+    assert!(retry_after.unwrap().parse::<u64>().unwrap() >= 1);
+    // Other accounts from the same address still sign in.
+    staff(&server, "audit.xianan", "audit-demo-2026").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_tokens_rotate_reuse_revokes_and_logout_ends_the_session() {
+    let server = Server::start_demo().await;
+    let (_, first) = staff(&server, "admin.xianan", "xianan-demo-2026").await;
+    let refresh = |token: &str| {
+        let server = &server;
+        let token = token.to_owned();
+        async move {
+            post(
+                server,
+                "/api/v1/auth/refresh",
+                json!({"refresh_token": token}),
+            )
+            .await
+        }
+    };
+    let old = first["refresh_token"].as_str().unwrap().to_owned();
+    let (status, second, _) = refresh(&old).await;
+    assert_eq!(status, 200, "{second}");
+    let new = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(new, old);
+    // The new access token works.
+    let user = User {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", server.http),
+        token: second["access_token"].as_str().unwrap().to_owned(),
+    };
+    assert_eq!(user.get("/api/v1/nodes/xianan/stats").await.0, 200);
+    // The spent token again: refused, and the whole session is revoked with it.
+    assert_eq!(refresh(&old).await.0, 401);
+    assert_eq!(refresh(&new).await.0, 401, "reuse revoked the family");
+
+    // Logout ends a session: its refresh token no longer works.
+    let (_, session) = staff(&server, "admin.xianan", "xianan-demo-2026").await;
+    let token = session["refresh_token"].as_str().unwrap().to_owned();
+    let (status, _, _) = post(
+        &server,
+        "/api/v1/auth/logout",
+        json!({"refresh_token": token}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(refresh(&token).await.0, 401);
+    // Garbage is refused plainly.
+    for junk in ["", "x.y", &"a".repeat(200)] {
+        let (status, problem, _) = refresh(junk).await;
+        assert!(matches!(status, 400 | 401), "{junk:?}: {status} {problem}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_tampered_and_dev_tokens_are_refused_without_dev_mode() {
+    // Not in development mode (no --dev, no DIANDAN_DEV): the development login is off.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(support::binary());
+    command
+        .args([
+            "up",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(tmp.path())
+        .env_remove("DIANDAN_DEV")
+        .env("DIANDAN_RATE_LIMITS", "off")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let http = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .unwrap()
+        .to_owned();
+    let url = |p: &str| format!("http://{http}{p}");
+    let client = reqwest::Client::new();
+    let response = client
+        .post(url("/api/v1/dev/login"))
+        .json(&json!({"role": "station_head", "user_id": "h", "org_node": "xianan"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "no development login without --dev");
+
+    // A token signed by another deployment's key, and one edited after signing.
+    let foreign =
+        diandan_runtime::auth::TokenSigner::new(b"another-environment-key-0123456789".to_vec())
+            .issue(&diandan_runtime::auth::Claims {
+                sub: "h".into(),
+                role: diandan_workflows::Role::StationHead,
+                node: Some("xianan".into()),
+                exp: (time::OffsetDateTime::now_utc() + time::Duration::hours(1)).unix_timestamp(),
+            });
+    let mut parts: Vec<&str> = foreign.split('.').collect();
+    let tampered_payload = "eyJzdWIiOiJoIiwicm9sZSI6InN5c3RlbSIsImV4cCI6OTk5OTk5OTk5OX0";
+    parts[1] = tampered_payload;
+    let tampered = parts.join(".");
+    for token in [foreign.as_str(), tampered.as_str(), "not-a-jwt"] {
+        let response = client
+            .get(url("/api/v1/orders"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{token}");
+        let problem: Value = response.json().await.unwrap();
+        assert!(!problem["detail"].as_str().unwrap().is_ascii(), "{problem}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A stand-in for WeChat's `jscode2session`: answers by the code it is given.
+async fn fake_wechat() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&request);
+                let code = head
+                    .split(['?', '&', ' '])
+                    .find_map(|p| p.strip_prefix("js_code="))
+                    .unwrap_or_default()
+                    .to_owned();
+                let body = match code.as_str() {
+                    "resident-code" => {
+                        json!({"openid": "o-resident-1", "session_key": "SECRET-KEY"})
+                    }
+                    "invalid-code" => json!({"errcode": 40029, "errmsg": "invalid code"}),
+                    "used-code" => json!({"errcode": 40163, "errmsg": "code been used"}),
+                    "limited-code" => {
+                        json!({"errcode": 45011, "errmsg": "api minute-quota reach limit"})
+                    }
+                    _ => json!({"errcode": -1, "errmsg": "system error"}),
+                }
+                .to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (base, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn residents_sign_in_with_wechat_and_wechat_errors_are_clear() {
+    let (wechat, fake) = fake_wechat().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        tmp.path(),
+        false,
+        &[
+            ("DIANDAN_WECHAT_APPID", "wx-test-app"),
+            ("DIANDAN_WECHAT_SECRET", "wx-test-secret"),
+            ("DIANDAN_WECHAT_BASE_URL", wechat.as_str()),
+        ],
+    );
+    let wechat_login = |code: &str| post(&server, "/api/v1/auth/wechat", json!({ "code": code }));
+    let (status, first, _) = wechat_login("resident-code").await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["created"], true);
+    assert_eq!(first["session"]["role"], "resident");
+    assert!(
+        !first.to_string().contains("SECRET-KEY"),
+        "session_key never leaves the server: {first}"
+    );
+    let (status, again, _) = wechat_login("resident-code").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["created"], false);
+    assert_eq!(
+        again["session"]["account_id"], first["session"]["account_id"],
+        "the same openid is the same account"
+    );
+    // The resident acts with the token: their own (empty) list of orders.
+    let resident = User {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", server.http),
+        token: again["session"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let (status, list) = resident.get("/api/v1/orders").await;
+    assert_eq!(status, 200, "{list}");
+
+    for (code, expected) in [
+        ("invalid-code", 401),
+        ("used-code", 401),
+        ("limited-code", 429),
+        ("busy-code", 503),
+        ("", 400),
+    ] {
+        let (status, problem, _) = wechat_login(code).await;
+        assert_eq!(status, expected, "{code}: {problem}");
+        assert!(!problem["detail"].as_str().unwrap().is_ascii(), "{problem}");
+    }
+    fake.abort();
+}
