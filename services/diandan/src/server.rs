@@ -51,7 +51,10 @@ pub fn workflows(dir: Option<&Path>) -> anyhow::Result<diandan_workflows::Regist
 /// into place, which fails if the file exists), mode 0600: parts of a split deployment started
 /// at the same instant on a fresh data dir all end up reading the one key that won.
 pub fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
-    if let Ok(secret) = std::env::var("DIANDAN_TOKEN_SECRET") {
+    if let Some(secret) = std::env::var("DIANDAN_TOKEN_SECRET")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
         anyhow::ensure!(
             secret.len() >= 32,
             "DIANDAN_TOKEN_SECRET must be at least 32 bytes"
@@ -413,6 +416,30 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;
+
+    /// Parts started at the same instant on a fresh data dir all end up with the one key.
+    #[test]
+    fn concurrent_starts_share_one_token_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let keys: Vec<Vec<u8>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| scope.spawn(|| super::token_secret(dir.path()).unwrap()))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert!(keys.windows(2).all(|w| w[0] == w[1]), "keys differ");
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(dir.path().join("token.secret"))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600);
+            }
+        }
+    }
 
     /// Accepted gRPC connections have Nagle off: with it on, a reply written in several
     /// segments waited ~40 ms for the peer's delayed ACK (every idle GET took ~44 ms).
