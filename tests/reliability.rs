@@ -1289,7 +1289,8 @@ async fn served(resident: &User, label: &str) {
         resident,
         "/api/v1/orders",
         &yongfu_order(&format!("{label}时的订单")),
-        &format!("served-{label}"),
+        // Idempotency keys are visible ASCII, no spaces (the API's documented limit).
+        &format!("served-{}", label.replace(' ', "-")),
     )
     .await
     .unwrap_or_else(|e| panic!("{label}: no answer: {e}"));

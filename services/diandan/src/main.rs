@@ -40,7 +40,7 @@ enum Command {
         demo: bool,
         /// Development mode: enables the development login (`POST /api/v1/dev/login`, any
         /// role for anyone). Never in production.
-        #[arg(long, env = "DIANDAN_DEV")]
+        #[arg(long, env = "DIANDAN_DEV", value_parser = clap::builder::FalseyValueParser::new())]
         dev: bool,
         /// Extra workflow definitions (e.g. a new version) beside the shipped ones.
         #[arg(long, env = "DIANDAN_WORKFLOWS_DIR")]
@@ -68,7 +68,7 @@ enum Command {
         #[command(flatten)]
         upstreams: diandan::serve::UpstreamUrls,
         /// Development mode: enables the development login. Never in production.
-        #[arg(long, env = "DIANDAN_DEV")]
+        #[arg(long, env = "DIANDAN_DEV", value_parser = clap::builder::FalseyValueParser::new())]
         dev: bool,
         #[arg(long, env = "DIANDAN_WORKFLOWS_DIR")]
         workflows_dir: Option<PathBuf>,
