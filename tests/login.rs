@@ -345,7 +345,29 @@ async fn fake_wechat() -> (String, tokio::task::JoinHandle<()>) {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                let head = String::from_utf8_lossy(&request);
+                let head = String::from_utf8_lossy(&request).into_owned();
+                let path = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+                if path.starts_with("/cgi-bin/token")
+                    || path.starts_with("/wxa/business/getuserphonenumber")
+                {
+                    let body = if path.starts_with("/cgi-bin/token") {
+                        json!({"access_token": "ACCESS-TOKEN", "expires_in": 7200})
+                    } else {
+                        json!({"errcode": 0, "phone_info": {"phoneNumber": "13812345678",
+                               "purePhoneNumber": "13812345678", "countryCode": "86"}})
+                    }
+                    .to_string();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    return;
+                }
                 let code = head
                     .split(['?', '&', ' '])
                     .find_map(|p| p.strip_prefix("js_code="))
@@ -414,6 +436,19 @@ async fn residents_sign_in_with_wechat_and_wechat_errors_are_clear() {
     };
     let (status, list) = resident.get("/api/v1/orders").await;
     assert_eq!(status, 200, "{list}");
+    // 绑定手机号: the number from WeChat, masked in the answer (and in the event log).
+    let (status, bound) = resident
+        .post("/api/v1/auth/wechat/phone", json!({"code": "phone-code"}))
+        .await;
+    assert_eq!(status, 200, "{bound}");
+    assert_eq!(bound["phone_masked"], "138****5678");
+    for file in ["events.db", "events.db-wal"] {
+        let bytes = std::fs::read(server.data_dir.join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"13812345678"),
+            "the full number is kept off the event log ({file})"
+        );
+    }
 
     for (code, expected) in [
         ("invalid-code", 401),

@@ -146,6 +146,15 @@ fn bodies() -> Vec<Body> {
             condition: None,
         },
         Body {
+            schema: "BindPhoneRequest",
+            required: &["code"],
+            fields: vec![(
+                "code",
+                json!({"type": "string", "minLength": 1, "maxLength": 128}),
+            )],
+            condition: None,
+        },
+        Body {
             schema: "RefreshSessionRequest",
             required: &["refresh_token"],
             fields: vec![("refresh_token", refresh_token())],

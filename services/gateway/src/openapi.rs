@@ -79,7 +79,7 @@ impl Modify for BearerAuth {
     ),
     servers((url = "/", description = "本服务（网关所在地址）")),
     paths(
-        dev_login, login, wechat_login, refresh_session, logout, change_password,
+        dev_login, login, wechat_login, bind_phone, refresh_session, logout, change_password,
         create_account, reset_password, place_order, list_orders, get_order, order_history, cancel_order,
         triage_order, dispatch_order, suggest_teams, station_queue, accept_order, decline_order, check_in,
         check_out, complete_order, request_extension, decide_extension, review_order, close_order, node_stats, org_tree,

@@ -196,6 +196,24 @@ pub(crate) async fn logout(
     Ok(Json(reply.into_inner()))
 }
 
+/// 绑定手机号: bind your mobile number with the code from the `getPhoneNumber` button.
+#[utoipa::path(post, path = "/api/v1/auth/wechat/phone", request_body = pb::BindPhoneRequest,
+    responses((status = 200, body = pb::BindPhoneResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn bind_phone(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::BindPhoneResponse> {
+    let request: pb::BindPhoneRequest = json_body(body)?;
+    let reply = clients
+        .identity()
+        .bind_phone(grpc(&headers, request)?)
+        .await?;
+    Ok(Json(reply.into_inner()))
+}
+
 /// 修改密码: change your own password.
 #[utoipa::path(post, path = "/api/v1/auth/password", request_body = pb::ChangePasswordRequest,
     responses((status = 200, body = pb::ChangePasswordResponse),
@@ -621,6 +639,7 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
         .route("/api/v1/auth/refresh", post(refresh_session))
         .route("/api/v1/auth/logout", post(logout))
         .route("/api/v1/auth/password", post(change_password))
+        .route("/api/v1/auth/wechat/phone", post(bind_phone))
         .route("/api/v1/accounts", post(create_account))
         .route("/api/v1/accounts/{id}/password-reset", post(reset_password))
         .route("/api/v1/orders", post(place_order).get(list_orders))

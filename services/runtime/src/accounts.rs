@@ -542,6 +542,31 @@ impl App {
         .await
     }
 
+    /// 绑定手机号: the caller's account binds a mobile number (from WeChat). The event carries
+    /// the masked number; the full one goes to the contact vault after the append.
+    pub async fn bind_phone(&self, ctx: &RequestContext, phone: &str) -> Result<String> {
+        diandan_workflows::validate::phone("phone", phone)?;
+        let (account, revision) = self.account(&ctx.claims.sub).await?;
+        if !account.exists() {
+            return Err(AppError::Forbidden("请先用微信登录".into()));
+        }
+        let masked = diandan_workflows::validate::mask_phone(phone);
+        let event = AccountEvent::PhoneBound {
+            phone_masked: masked.clone(),
+        };
+        self.append_to(
+            ctx,
+            account::account_stream(&account.account_id),
+            revision,
+            &[(event.event_type(), &event)],
+        )
+        .await?;
+        self.vault
+            .put_account_phone(&account.account_id, phone)
+            .await?;
+        Ok(masked)
+    }
+
     /// 重置密码: an administrator sets a new password for an account of their subtree.
     pub async fn reset_password(
         &self,

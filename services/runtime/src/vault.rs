@@ -29,6 +29,11 @@ impl ContactVault {
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=FULL;
              PRAGMA busy_timeout=5000;
+             CREATE TABLE IF NOT EXISTS account_phones (
+                 account_id TEXT PRIMARY KEY,
+                 phone TEXT NOT NULL,
+                 stored_at_ms INTEGER NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS contacts (
                  order_id TEXT PRIMARY KEY,
                  phone TEXT NOT NULL,
@@ -112,6 +117,36 @@ impl ContactVault {
             c.query_row(
                 "SELECT phone FROM contacts WHERE order_id = ?1",
                 [order_id],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Keeps the number an account bound (after its `PhoneBound` event was appended).
+    pub async fn put_account_phone(&self, account_id: &str, phone: &str) -> Result<()> {
+        let (account_id, phone) = (account_id.to_owned(), phone.to_owned());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO account_phones (account_id, phone, stored_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(account_id) DO UPDATE SET phone = excluded.phone,
+                     stored_at_ms = excluded.stored_at_ms",
+                params![account_id, phone, now],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    /// The number an account bound, if any.
+    pub async fn account_phone(&self, account_id: &str) -> Result<Option<String>> {
+        let account_id = account_id.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT phone FROM account_phones WHERE account_id = ?1",
+                [account_id],
                 |r| r.get(0),
             )
             .optional()

@@ -250,20 +250,10 @@ impl IdentityService for Identity {
             self.app.wechat.as_ref().ok_or_else(|| {
                 Status::unavailable("微信登录未配置（需要小程序的 appid 和 secret）")
             })?;
-        let found = wechat.code_to_session(&req.code).await.map_err(|e| {
-            use diandan_runtime::wechat::WechatError;
-            let code = match e {
-                WechatError::MalformedCode(_) => tonic::Code::InvalidArgument,
-                WechatError::InvalidCode | WechatError::CodeUsed => tonic::Code::Unauthenticated,
-                WechatError::RateLimited => tonic::Code::ResourceExhausted,
-                _ => tonic::Code::Unavailable,
-            };
-            let mut status = Status::new(code, e.message_zh());
-            if let Ok(field) = "code".parse() {
-                status.metadata_mut().insert("x-diandan-field", field);
-            }
-            status
-        })?;
+        let found = wechat
+            .code_to_session(&req.code)
+            .await
+            .map_err(wechat_status)?;
         let (issued, created) = self
             .app
             .wechat_login(&found.openid, found.unionid.as_deref())
@@ -294,6 +284,25 @@ impl IdentityService for Identity {
         Ok(Response::new(pb::LogoutResponse {}))
     }
 
+    async fn bind_phone(
+        &self,
+        request: Request<pb::BindPhoneRequest>,
+    ) -> Result<Response<pb::BindPhoneResponse>, Status> {
+        let ctx = self.app.authenticate(request.metadata())?;
+        ctx.require_role(&[Role::Resident, Role::Volunteer])?;
+        let req = request.into_inner();
+        let wechat =
+            self.app.wechat.as_ref().ok_or_else(|| {
+                Status::unavailable("微信登录未配置（需要小程序的 appid 和 secret）")
+            })?;
+        let number = wechat
+            .phone_number(&req.code)
+            .await
+            .map_err(wechat_status)?;
+        let phone_masked = self.app.bind_phone(&ctx, &number.pure_phone_number).await?;
+        Ok(Response::new(pb::BindPhoneResponse { phone_masked }))
+    }
+
     async fn change_password(
         &self,
         request: Request<pb::ChangePasswordRequest>,
@@ -305,6 +314,28 @@ impl IdentityService for Identity {
             .await?;
         Ok(Response::new(pb::ChangePasswordResponse {}))
     }
+}
+
+/// A WeChat error as a gRPC status naming the `code` field.
+fn wechat_status(e: diandan_runtime::wechat::WechatError) -> Status {
+    use diandan_runtime::wechat::WechatError;
+    let code = match e {
+        WechatError::MalformedCode(_) => tonic::Code::InvalidArgument,
+        WechatError::InvalidCode | WechatError::CodeUsed => tonic::Code::Unauthenticated,
+        WechatError::RateLimited => tonic::Code::ResourceExhausted,
+        _ => tonic::Code::Unavailable,
+    };
+    if matches!(
+        e,
+        WechatError::Rejected { .. } | WechatError::Unavailable(_)
+    ) {
+        tracing::warn!(error = %e, "WeChat call failed");
+    }
+    let mut status = Status::new(code, e.message_zh());
+    if let Ok(field) = "code".parse() {
+        status.metadata_mut().insert("x-diandan-field", field);
+    }
+    status
 }
 
 /// Where a sign-in comes from (for the per-address lockout): the address the HTTP gateway
