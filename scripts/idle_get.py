@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # Idle GET latency: median and p90 of N keep-alive GETs per endpoint against a running server.
-# Usage: scripts/idle_get.py 127.0.0.1:8080 [samples]   (against `diandan up --demo`)
+# Usage: scripts/idle_get.py 127.0.0.1:8080 [samples]   (against `diandan up --demo --rate-limits off`:
+# 7 endpoints × samples exceed the per-token default of 300 requests a minute)
 import http.client, json, sys, time, statistics
 host, port = sys.argv[1].split(":")
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 30
