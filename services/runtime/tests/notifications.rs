@@ -250,3 +250,99 @@ async fn each_notification_is_sent_once_across_failures_restart_and_replay() {
     assert_eq!(counts, vec![("sent".to_owned(), 5)]);
     assert_eq!(fake.lock().unwrap().sends.len(), sends_before);
 }
+
+/// A resident who signed in with WeChat is notified at their openid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wechat_resident_is_notified_at_their_openid() {
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<String>>);
+    #[async_trait::async_trait]
+    impl Notifier for Recording {
+        async fn send(
+            &self,
+            n: &diandan_runtime::notify::Notification,
+        ) -> Result<(), diandan_runtime::notify::NotifyError> {
+            self.0.lock().unwrap().push(n.recipient.clone());
+            Ok(())
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    let app = App::open(
+        store,
+        dir.path(),
+        TokenSigner::new(b"t".to_vec()),
+        false,
+        Registry::builtin(),
+    )
+    .unwrap();
+    let (issued, _) = app.wechat_login("openid-resident-7", None).await.unwrap();
+    let resident = ctx(&issued.account.account_id, Role::Resident);
+    let here = Location {
+        lat: 29.87,
+        lng: 114.28,
+        address: String::new(),
+    };
+    let head = ctx("head", Role::StationHead);
+    let volunteer = ctx("v1", Role::Volunteer);
+    let steps: Vec<(RequestContext, Action)> = vec![
+        (
+            resident,
+            Action::Place {
+                order_id: "o7".into(),
+                station_id: "s1".into(),
+                category: "repair".into(),
+                description: "楼道灯坏了".into(),
+                location: here.clone(),
+                contact_phone: "13812345678".into(),
+                wanted_time: None,
+                on_behalf_of: None,
+            },
+        ),
+        (
+            head.clone(),
+            Action::Triage {
+                accept: true,
+                reason: String::new(),
+            },
+        ),
+        (
+            head,
+            Action::Dispatch {
+                assignee: Assignee {
+                    team_id: "t1".into(),
+                    kind: TeamKind::Team,
+                    node_id: "s1".into(),
+                    level: OrgLevel::Station,
+                },
+                reason: String::new(),
+            },
+        ),
+        (
+            volunteer,
+            Action::Accept {
+                team_id: "t1".into(),
+            },
+        ),
+    ];
+    for (who, action) in steps {
+        let who = RequestContext {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            ..who
+        };
+        app.execute(&who, "o7", action, None).await.unwrap();
+    }
+    let outbox = Outbox::open(&dir.path().join("outbox.db")).unwrap();
+    let recording = Recording::default();
+    while app.outbox_round(&outbox, &recording).await.unwrap() {}
+    let recipients = recording.0.lock().unwrap().clone();
+    assert!(
+        recipients.iter().any(|r| r == "openid-resident-7"),
+        "the acceptance notice goes to the openid: {recipients:?}"
+    );
+    assert!(
+        !recipients.iter().any(|r| r.starts_with("wx-")),
+        "{recipients:?}"
+    );
+}

@@ -252,6 +252,20 @@ pub fn notifications_for(
 }
 
 impl App {
+    /// Where a notification for `recipient` goes: a WeChat account's openid (the id of its
+    /// subscription messages); inboxes (`station:…`, `team:…`) and other ids as they are.
+    /// The notification's id keeps the account id, so it stays stable.
+    async fn address_of(&self, recipient: &str) -> Result<String> {
+        if !recipient.starts_with("wx-") {
+            return Ok(recipient.to_owned());
+        }
+        let (account, _) = self.account(recipient).await?;
+        Ok(match account.credential {
+            Some(diandan_workflows::account::Credential::Wechat { openid, .. }) => openid,
+            _ => recipient.to_owned(),
+        })
+    }
+
     /// Fills the outbox from the log and sends what is pending, until `shutdown` resolves.
     pub async fn run_outbox(
         &self,
@@ -295,6 +309,9 @@ impl App {
                 let change = decode_order_event(event)?.change;
                 let order = self.load_order(order_id).await?.state;
                 notifications.extend(notifications_for(event, &change, &order));
+            }
+            for notification in &mut notifications {
+                notification.recipient = self.address_of(&notification.recipient).await?;
             }
             outbox.record(notifications, last).await?;
         }
