@@ -260,35 +260,8 @@ async fn refresh_tokens_rotate_reuse_revokes_and_logout_ends_the_session() {
 async fn foreign_tampered_and_dev_tokens_are_refused_without_dev_mode() {
     // Not in development mode (no --dev, no DIANDAN_DEV): the development login is off.
     let tmp = tempfile::tempdir().unwrap();
-    let mut command = std::process::Command::new(support::binary());
-    command
-        .args([
-            "up",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(tmp.path())
-        .env_remove("DIANDAN_DEV")
-        .env("DIANDAN_RATE_LIMITS", "off")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = command.spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let http = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .unwrap()
-        .to_owned();
-    let url = |p: &str| format!("http://{http}{p}");
+    let server = Server::start_production(tmp.path());
+    let url = |p: &str| server.url(p);
     let client = reqwest::Client::new();
     let response = client
         .post(url("/api/v1/dev/login"))
@@ -322,8 +295,6 @@ async fn foreign_tampered_and_dev_tokens_are_refused_without_dev_mode() {
         let problem: Value = response.json().await.unwrap();
         assert!(!problem["detail"].as_str().unwrap().is_ascii(), "{problem}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// A stand-in for WeChat's `jscode2session`: answers by the code it is given.

@@ -44,11 +44,25 @@ impl Server {
         Server::start_with(data_dir, demo, env, &[])
     }
 
+    /// Starts `diandan up` as production runs it: no development mode (no development login).
+    pub fn start_production(data_dir: &Path) -> Server {
+        Server::spawn(data_dir, &[], &[])
+    }
+
     /// Starts `diandan up` with extra environment variables and arguments.
     pub fn start_with(data_dir: &Path, demo: bool, env: &[(&str, &str)], args: &[&str]) -> Server {
+        // The suites sign in through the development login.
+        let mode = if demo { "--demo" } else { "--dev" };
+        let args: Vec<&str> = std::iter::once(mode).chain(args.iter().copied()).collect();
+        Server::spawn(data_dir, env, &args)
+    }
+
+    fn spawn(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut command = Command::new(binary());
         // Tests drive load from one loopback address: limits are off unless a test sets them.
-        command.env("DIANDAN_RATE_LIMITS", "off");
+        command
+            .env("DIANDAN_RATE_LIMITS", "off")
+            .env_remove("DIANDAN_DEV");
         command.envs(env.iter().copied());
         command
             .args([
@@ -64,12 +78,6 @@ impl Server {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if demo {
-            command.arg("--demo");
-        } else {
-            // The suites sign in through the development login.
-            command.arg("--dev");
-        }
         let mut child = command.spawn().expect("start diandan");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();

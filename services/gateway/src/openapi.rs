@@ -18,24 +18,19 @@ struct ServerErrors;
 impl Modify for ServerErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let response = ResponseBuilder::new()
-            .description("服务暂不可用或超时（problem details）")
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build();
-        let too_many = ResponseBuilder::new()
-            .description("请求过于频繁（problem details，附 Retry-After）")
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build();
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        let response = problem("服务暂不可用或超时（problem details）");
+        let too_many = problem("请求过于频繁（problem details，附 Retry-After）");
         for item in openapi.paths.paths.values_mut() {
             for operation in [
                 &mut item.get,

@@ -77,35 +77,9 @@ fn ctx(sub: &str, role: Role) -> RequestContext {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_notification_is_sent_once_across_failures_restart_and_replay() {
-    let fake: Shared = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base_url = format!("http://{}", listener.local_addr().unwrap());
-    let router = axum::Router::new()
-        .route("/cgi-bin/token", get(token))
-        .route("/cgi-bin/message/subscribe/send", post(send))
-        .with_state(fake.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let config = WechatConfig {
-        base_url,
-        app_id: "wx-test".into(),
-        app_secret: "secret".into(),
-        template_id: "tmpl".into(),
-        miniprogram_state: "developer".into(),
-    };
-
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> =
-        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
-    let app = App::open(
-        store,
-        dir.path(),
-        TokenSigner::new(b"t".to_vec()),
-        false,
-        Registry::builtin(),
-    )
-    .unwrap();
+/// Every step of one order through the loop, by `requester`, a head and volunteer `v1` of
+/// team `t1` at station `s1`; the review is a 1-star one (a follow-up notice).
+fn the_loop(requester: RequestContext, order_id: &str) -> Vec<(RequestContext, Action)> {
     let here = Location {
         lat: 29.87,
         lng: 114.28,
@@ -113,11 +87,11 @@ async fn each_notification_is_sent_once_across_failures_restart_and_replay() {
     };
     let head = ctx("head", Role::StationHead);
     let volunteer = ctx("v1", Role::Volunteer);
-    let steps: Vec<(RequestContext, Action)> = vec![
+    vec![
         (
-            ctx("r1", Role::Resident),
+            requester.clone(),
             Action::Place {
-                order_id: "o1".into(),
+                order_id: order_id.into(),
                 station_id: "s1".into(),
                 category: "repair".into(),
                 description: "楼道灯坏了".into(),
@@ -172,13 +146,45 @@ async fn each_notification_is_sent_once_across_failures_restart_and_replay() {
             },
         ),
         (
-            ctx("r1", Role::Resident),
+            requester,
             Action::Review {
                 rating: 1,
                 comment: "没修好".into(),
             },
         ),
-    ];
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_notification_is_sent_once_across_failures_restart_and_replay() {
+    let fake: Shared = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let router = axum::Router::new()
+        .route("/cgi-bin/token", get(token))
+        .route("/cgi-bin/message/subscribe/send", post(send))
+        .with_state(fake.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let config = WechatConfig {
+        base_url,
+        app_id: "wx-test".into(),
+        app_secret: "secret".into(),
+        template_id: "tmpl".into(),
+        miniprogram_state: "developer".into(),
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    let app = App::open(
+        store,
+        dir.path(),
+        TokenSigner::new(b"t".to_vec()),
+        false,
+        Registry::builtin(),
+    )
+    .unwrap();
+    let steps = the_loop(ctx("r1", Role::Resident), "o1");
     for (who, action) in steps {
         let who = RequestContext {
             command_id: uuid::Uuid::new_v4().to_string(),
@@ -279,53 +285,8 @@ async fn a_wechat_resident_is_notified_at_their_openid() {
     .unwrap();
     let (issued, _) = app.wechat_login("openid-resident-7", None).await.unwrap();
     let resident = ctx(&issued.account.account_id, Role::Resident);
-    let here = Location {
-        lat: 29.87,
-        lng: 114.28,
-        address: String::new(),
-    };
-    let head = ctx("head", Role::StationHead);
-    let volunteer = ctx("v1", Role::Volunteer);
-    let steps: Vec<(RequestContext, Action)> = vec![
-        (
-            resident,
-            Action::Place {
-                order_id: "o7".into(),
-                station_id: "s1".into(),
-                category: "repair".into(),
-                description: "楼道灯坏了".into(),
-                location: here.clone(),
-                contact_phone: "13812345678".into(),
-                wanted_time: None,
-                on_behalf_of: None,
-            },
-        ),
-        (
-            head.clone(),
-            Action::Triage {
-                accept: true,
-                reason: String::new(),
-            },
-        ),
-        (
-            head,
-            Action::Dispatch {
-                assignee: Assignee {
-                    team_id: "t1".into(),
-                    kind: TeamKind::Team,
-                    node_id: "s1".into(),
-                    level: OrgLevel::Station,
-                },
-                reason: String::new(),
-            },
-        ),
-        (
-            volunteer,
-            Action::Accept {
-                team_id: "t1".into(),
-            },
-        ),
-    ];
+    // Placed, triaged, dispatched, accepted: the acceptance notifies the resident.
+    let steps: Vec<_> = the_loop(resident, "o7").into_iter().take(4).collect();
     for (who, action) in steps {
         let who = RequestContext {
             command_id: uuid::Uuid::new_v4().to_string(),
