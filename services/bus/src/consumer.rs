@@ -5,7 +5,7 @@
 //! (`prev_position`), and advances the checkpoint in the same transaction as the data; anything
 //! else is acknowledged (already applied) or handed back (`nak`) for whoever is in order.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures::{FutureExt, StreamExt};
@@ -22,6 +22,9 @@ const BATCH: usize = 256;
 /// the next redeliveries, nor in the client, which waits for it forever when its server dies.
 /// Short, because a fetch also waits this long for a full batch: it bounds projection lag.
 const FETCH_EXPIRES: Duration = Duration::from_millis(100);
+
+/// How long past FETCH_EXPIRES an empty fetch must have waited to count as unanswered.
+const FETCH_SILENT: Duration = Duration::from_secs(1);
 
 /// How long a replica's turn lasts without renewal (failover time).
 const LEASE_TTL: Duration = Duration::from_secs(3);
@@ -59,7 +62,7 @@ pub async fn run(
     name: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<u64, BusError> {
-    let js = jetstream::new(client);
+    let (js, watchdog) = crate::context(client);
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let mut applied_total = 0u64;
     let lease = format!("bus-consumer:{name}");
@@ -81,6 +84,7 @@ pub async fn run(
                     }
                     continue;
                 }
+                let fetched_at = Instant::now();
                 let mut batch = consumer
                     .fetch()
                     .max_messages(BATCH)
@@ -98,6 +102,14 @@ pub async fn run(
                             None => break,
                         },
                     }
+                }
+                // The server ends every fetch by FETCH_EXPIRES; one that brought nothing, not
+                // even that end, within a second more got no answer (async-nats ends it
+                // quietly 5 s after the expiry).
+                if !messages.is_empty() || fetched_at.elapsed() < FETCH_EXPIRES + FETCH_SILENT {
+                    watchdog.answered();
+                } else {
+                    watchdog.unanswered();
                 }
                 if messages.is_empty() {
                     futures::select! {

@@ -31,6 +31,9 @@ pub mod relay;
 
 use std::time::Duration;
 
+use async_nats::jetstream;
+use diandan_store_jetstream::watchdog::{Watchdog, PING_INTERVAL};
+
 /// The bus's JetStream stream and how to reach it.
 #[derive(Debug, Clone)]
 pub struct BusConfig {
@@ -57,6 +60,19 @@ pub const SUBJECT_PREFIX: &str = "diandan.events";
 /// How long JetStream remembers message ids for de-duplication.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
+/// How long any JetStream request of the bus (a publish's acknowledgement included) waits for
+/// its answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The bus's JetStream context on `client`, and the watchdog that reconnects `client` when
+/// its server stops answering (see `diandan_store_jetstream::watchdog`).
+fn context(client: async_nats::Client) -> (jetstream::Context, Watchdog) {
+    let watchdog = Watchdog::new(client.clone(), REQUEST_TIMEOUT);
+    let mut js = jetstream::new(client);
+    js.set_timeout(REQUEST_TIMEOUT);
+    (js, watchdog)
+}
+
 /// Why a bus operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -73,6 +89,10 @@ pub enum BusError {
 }
 
 /// Connects to NATS, retrying with exponential backoff until `attempts` run out.
+///
+/// The client pings every [`PING_INTERVAL`] when idle, so it drops a server that stopped
+/// answering within seconds and reconnects to another one of the cluster (servers announce
+/// each other, so one URL is enough).
 pub async fn connect(url: &str, attempts: u32) -> Result<async_nats::Client, BusError> {
     let mut delay = Duration::from_millis(100);
     let mut last_error = String::new();
@@ -81,6 +101,7 @@ pub async fn connect(url: &str, attempts: u32) -> Result<async_nats::Client, Bus
             .name("diandan")
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(2))
+            .ping_interval(PING_INTERVAL)
             .connect(url)
             .await
         {

@@ -60,7 +60,7 @@ pub async fn run(
     config: BusConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<u64, BusError> {
-    let js = jetstream::new(client);
+    let (js, watchdog) = crate::context(client);
     let mut shutdown = std::pin::pin!(shutdown.fuse());
     let mut published = 0u64;
     loop {
@@ -87,8 +87,9 @@ pub async fn run(
                 match next {
                     None => {
                         let ack = in_flight.pop_front().expect("pipeline not empty");
-                        ack.await
-                            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+                        let ack = ack.await;
+                        watchdog.observe(&ack);
+                        ack.map_err(|e| BusError::Unavailable(e.to_string()))?;
                         published += 1;
                         diandan_telemetry::metrics::events_relayed(1);
                     }
@@ -107,10 +108,12 @@ pub async fn run(
                         {
                             headers.insert(name.as_str(), value.as_str());
                         }
-                        let ack = js
-                            .publish_with_headers(subject, headers, body)
-                            .await
-                            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+                        // Sending is not an answer; only its failure tells something.
+                        let ack = js.publish_with_headers(subject, headers, body).await;
+                        if let Err(error) = &ack {
+                            watchdog.failed(error);
+                        }
+                        let ack = ack.map_err(|e| BusError::Unavailable(e.to_string()))?;
                         in_flight.push_back(ack);
                         prev = event.position;
                     }

@@ -9,6 +9,8 @@
 //! - `commit`: the one message an append writes, and its binary body;
 //! - `layout`: subjects, global positions and idempotency keys;
 //! - `failure`: how async-nats errors become [`diandan_store::StoreError`]s;
+//! - [`watchdog`]: pings and a forced reconnect, so a client leaves a server that stopped
+//!   answering (shared with the bus);
 //! - [`bench`]: appends against raw JetStream publishes on the same server, in one run.
 //!
 //! # Layout
@@ -47,8 +49,10 @@
 //! Stream reads walk a subject's commits one message-get at a time through the stream leader
 //! (`STREAM.MSG.GET`, never a possibly lagging replica): forwards with `next_by_subj`,
 //! backwards along each commit's link to its predecessor. That is one round trip per commit,
-//! right for aggregates of tens of commits. `read_all` uses a short-lived ephemeral consumer;
-//! subscriptions an ordered consumer, catch-up then live. A subscription holds its own
+//! right for aggregates of tens of commits. `read_all` uses a short-lived ephemeral consumer,
+//! which may sit on a replica that is still catching up, so an empty page is checked against
+//! the leader before it counts as the end of the log; subscriptions an ordered consumer,
+//! catch-up then live (a lagging replica only delays them: it holds a prefix of the log). A subscription holds its own
 //! consumer and a handle on the connection: it outlives the store it came from and ends only
 //! when dropped or after yielding an error.
 //!
@@ -96,6 +100,7 @@ mod failure;
 mod layout;
 mod store;
 mod subscription;
+pub mod watchdog;
 
 pub use config::{JetStreamConfig, DEFAULT_STREAM_NAME, DEFAULT_SUBJECT_PREFIX};
 pub use layout::EVENTS_PER_COMMIT;

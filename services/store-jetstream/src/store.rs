@@ -23,6 +23,7 @@ use crate::commit::{self, Commit, RECENT_COMMITS};
 use crate::config::JetStreamConfig;
 use crate::failure;
 use crate::layout::{self, Subjects, EVENTS_PER_COMMIT};
+use crate::watchdog::{Watchdog, PING_INTERVAL};
 
 /// How many commits one consumer fetch asks for while reading the global log.
 const LOG_FETCH_BATCH: usize = 256;
@@ -53,6 +54,8 @@ impl std::fmt::Debug for JetStreamStore {
 
 pub(crate) struct Inner {
     client: async_nats::Client,
+    /// Hears how every request ended; reconnects when the server stopped answering.
+    pub(crate) watchdog: Watchdog,
     jetstream: jetstream::Context,
     stream: stream::Stream,
     subjects: Subjects,
@@ -70,6 +73,29 @@ impl JetStreamStore {
     /// [`StoreError::Backend`] when the server refuses the stream, or when `replicas > 1` and
     /// the server is older than 2.11 (older servers let two appends win the same revision on a
     /// replicated stream).
+    ///
+    /// The connection pings every [`PING_INTERVAL`] when idle and is reconnected, to another
+    /// server of the cluster, when its server stops answering (see [`crate::watchdog`]). Every request
+    /// times out after `config.request_timeout`.
+    ///
+    /// # Why a reconnect cannot lose or double an append
+    ///
+    /// A reconnect (forced by the watchdog, after missed pings, or after a broken connection)
+    /// drops the requests in flight on the old connection. An append caught in it returns
+    /// [`StoreError::Unavailable`] without knowing whether JetStream stored it, and nothing
+    /// acknowledged is taken back: an acknowledgement is sent only after the stream (for R3 a
+    /// quorum) stored the commit, so a command acknowledged before the reconnect stays in the
+    /// log. The dropped publish itself may still arrive late — bytes left in the old socket are
+    /// delivered if the partition heals — or never. Either way the command is stored at most
+    /// once, because every copy of a commit carries
+    /// - `Nats-Msg-Id`, derived from stream and command id: JetStream drops a second copy
+    ///   within the duplicate window and answers with the original's sequence;
+    /// - `Nats-Expected-Last-Subject-Sequence`, the subject's last commit when it was read:
+    ///   once anything (the retry, or another command) was appended after it, a late copy is
+    ///   rejected as a wrong last sequence, however late.
+    ///
+    /// A retry with the same command id (what callers do with `Unavailable`) reads the subject
+    /// first and answers the stored original as a duplicate when the first copy landed.
     pub async fn connect(config: JetStreamConfig) -> Result<Self> {
         config.validate()?;
         let servers: Vec<&str> = config
@@ -82,6 +108,7 @@ impl JetStreamStore {
             .name("diandan-store-jetstream")
             .connection_timeout(config.request_timeout)
             .request_timeout(Some(config.request_timeout))
+            .ping_interval(PING_INTERVAL)
             .connect(servers)
             .await
             .map_err(|error| match error.kind() {
@@ -99,6 +126,7 @@ impl JetStreamStore {
         let stream = ensure_stream(&jetstream, &config, &subjects).await?;
         Ok(Self {
             inner: Arc::new(Inner {
+                watchdog: Watchdog::new(client.clone(), config.request_timeout),
                 client,
                 jetstream,
                 stream,
@@ -224,7 +252,9 @@ impl Inner {
     // ----- single commits -----------------------------------------------------------------
 
     async fn get(&self, request: stream::RawMessageBuilder, what: &str) -> Result<Option<Commit>> {
-        match request.send().await {
+        let outcome = request.send().await;
+        self.watchdog.observe(&outcome);
+        match outcome {
             Ok(message) => decode_stored(&message).map(Some),
             Err(error) => match error.kind() {
                 stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
@@ -505,6 +535,7 @@ impl Inner {
             Ok(ack) => ack.await,
             Err(error) => Err(error),
         };
+        self.watchdog.observe(&outcome);
         let error = match outcome {
             Ok(ack) => return Ok(Ok(ack)),
             Err(error) => error,
@@ -661,11 +692,12 @@ impl Inner {
         let consumer = self
             .stream
             .create_consumer(self.log_consumer(sequence))
-            .await
-            .map_err(|error| match error.kind() {
-                stream::ConsumerErrorKind::JetStream(api) => failure::api(&what, &api),
-                _ => failure::unavailable(&what, error),
-            })?;
+            .await;
+        self.watchdog.observe(&consumer);
+        let consumer = consumer.map_err(|error| match error.kind() {
+            stream::ConsumerErrorKind::JetStream(api) => failure::api(&what, &api),
+            _ => failure::unavailable(&what, error),
+        })?;
         let name = consumer.cached_info().name.clone();
         let mut pending = consumer.cached_info().num_pending;
         let mut delivered = 0;
@@ -690,7 +722,10 @@ impl Inner {
                                 message.map_err(|error| failure::unavailable(&what, error))?
                             }
                             Ok(None) => break,
-                            Err(_) => return Err(failure::unavailable(&what, "no answer")),
+                            Err(_) => {
+                                self.watchdog.unanswered();
+                                return Err(failure::unavailable(&what, "no answer"));
+                            }
                         };
                     let info = message.info().map_err(|error| {
                         StoreError::Backend(format!("a delivered message has no metadata: {error}"))
@@ -733,18 +768,49 @@ impl Inner {
             }
         });
         match outcome {
+            Ok(()) if events.is_empty() => {
+                self.confirm_end(sequence + delivered, &what).await?;
+                Ok(events)
+            }
             Ok(()) => Ok(events),
             Err(StoreError::Unavailable(_)) if !events.is_empty() => Ok(events),
             Err(error) => Err(error),
         }
     }
 
+    /// Checks with the stream leader that the log holds no message from `next` on, before an
+    /// empty page says so.
+    ///
+    /// An ephemeral consumer lives on one replica of the stream and counts its pending
+    /// messages in that replica's copy. A replica that rejoins after a partition copies what
+    /// it missed for seconds while the leader already lists it as current; a consumer placed
+    /// there sees a shorter log. A short page is still a correct prefix of the log, but an
+    /// empty one would read as its end, so the leader is asked; when it holds more, the read
+    /// fails as unavailable and [`Inner::read_all`] tries again with a new consumer.
+    async fn confirm_end(&self, next: u64, what: &str) -> Result<()> {
+        let info = self.stream.get_info().await;
+        self.watchdog.observe(&info);
+        let last = info
+            .map_err(|error| failure::unavailable(what, error))?
+            .state
+            .last_sequence;
+        if last >= next {
+            return Err(failure::unavailable(
+                what,
+                format!(
+                    "the replica serving the read ends before message {next}, \
+                     the stream's leader holds up to {last}"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     async fn head_position(&self) -> Result<u64> {
-        let info = self
-            .stream
-            .get_info()
-            .await
-            .map_err(|error| failure::unavailable("reading the stream's state", error))?;
+        let info = self.stream.get_info().await;
+        self.watchdog.observe(&info);
+        let info =
+            info.map_err(|error| failure::unavailable("reading the stream's state", error))?;
         let last = info.state.last_sequence;
         if last == 0 {
             return Ok(0);

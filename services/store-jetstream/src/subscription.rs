@@ -102,16 +102,14 @@ async fn open(inner: &Inner, sequence: u64) -> Result<pull::Ordered> {
         deliver_policy: reader.deliver_policy,
         ..Default::default()
     };
-    let consumer = inner
-        .stream_handle()
-        .create_consumer(config)
-        .await
-        .map_err(|error| match error.kind() {
-            async_nats::jetstream::stream::ConsumerErrorKind::JetStream(api) => {
-                failure::api(&what, &api)
-            }
-            _ => failure::unavailable(&what, error),
-        })?;
+    let consumer = inner.stream_handle().create_consumer(config).await;
+    inner.watchdog.observe(&consumer);
+    let consumer = consumer.map_err(|error| match error.kind() {
+        async_nats::jetstream::stream::ConsumerErrorKind::JetStream(api) => {
+            failure::api(&what, &api)
+        }
+        _ => failure::unavailable(&what, error),
+    })?;
     consumer
         .messages()
         .await
