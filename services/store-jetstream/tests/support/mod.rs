@@ -445,6 +445,14 @@ pub async fn connect(config: JetStreamConfig) -> JetStreamStore {
                 eprintln!("JetStream not ready yet: {why}");
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
+            // A cluster still forming answers stream creation with "no suitable peers for
+            // placement" (10005) until enough of its servers have joined: wait, like above.
+            Err(error)
+                if Instant::now() < deadline && error.to_string().contains("no suitable peers") =>
+            {
+                eprintln!("JetStream cluster still forming: {error}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
             Err(error) => panic!("connecting to {}: {error}", config.url),
         }
     }
