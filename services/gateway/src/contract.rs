@@ -87,6 +87,26 @@ fn deadline() -> Value {
     name
 }
 
+/// A command on one order (the path names it): its own fields, plus the body's ignored
+/// `order_id` and the optional `expected_revision` every command has.
+fn command(
+    schema: &'static str,
+    required: &'static [&'static str],
+    mut fields: Vec<(&'static str, Value)>,
+    condition: Option<Value>,
+) -> Body {
+    let mut order_id = optional_id();
+    order_id["description"] = json!("忽略：订单由路径中的编号指定");
+    fields.insert(0, ("order_id", order_id));
+    fields.push(("expected_revision", revision()));
+    Body {
+        schema,
+        required,
+        fields,
+        condition,
+    }
+}
+
 /// One request schema's contract: its required fields and each constrained field.
 struct Body {
     schema: &'static str,
@@ -99,11 +119,6 @@ struct Body {
 fn bodies() -> Vec<Body> {
     let reason = || text(0, MAX_SHORT_TEXT_CHARS);
     let reason_required = || text(1, MAX_SHORT_TEXT_CHARS);
-    let order_id = || {
-        let mut id = optional_id();
-        id["description"] = json!("忽略：订单由路径中的编号指定");
-        id
-    };
     vec![
         Body {
             schema: "DevLoginRequest",
@@ -227,146 +242,100 @@ fn bodies() -> Vec<Body> {
             ],
             condition: None,
         },
-        Body {
-            schema: "CancelOrderRequest",
-            required: &[],
-            fields: vec![
-                ("order_id", order_id()),
-                ("reason", reason()),
-                ("expected_revision", revision()),
-            ],
-            condition: None,
-        },
-        Body {
-            schema: "TriageOrderRequest",
-            required: &["accept"],
-            fields: vec![
-                ("order_id", order_id()),
-                ("accept", json!({"type": "boolean"})),
-                ("reason", reason()),
-                ("expected_revision", revision()),
-            ],
+        command("CancelOrderRequest", &[], vec![("reason", reason())], None),
+        command(
+            "TriageOrderRequest",
+            &["accept"],
+            vec![("accept", json!({"type": "boolean"})), ("reason", reason())],
             // A rejection says why.
-            condition: Some(json!({
+            Some(json!({
                 "if": {"properties": {"accept": {"const": false}}},
                 "then": {"required": ["reason"], "properties": {"reason": reason_required()}}
             })),
-        },
-        Body {
-            schema: "DispatchOrderRequest",
-            required: &[],
-            fields: vec![
-                ("order_id", order_id()),
+        ),
+        command(
+            "DispatchOrderRequest",
+            &[],
+            vec![
                 ("team_id", optional_id()),
                 ("reason", reason()),
                 ("auto", json!({"type": "boolean"})),
-                ("expected_revision", revision()),
             ],
             // A team, unless the rules pick one.
-            condition: Some(json!({
+            Some(json!({
                 "if": {"required": ["auto"], "properties": {"auto": {"const": true}}},
                 "else": {"required": ["team_id"], "properties": {"team_id": id()}}
             })),
-        },
-        Body {
-            schema: "AcceptOrderRequest",
-            required: &["team_id"],
-            fields: vec![
-                ("order_id", order_id()),
-                ("team_id", id()),
-                ("expected_revision", revision()),
-            ],
-            condition: None,
-        },
-        Body {
-            schema: "DeclineOrderRequest",
-            required: &["team_id"],
-            fields: vec![
-                ("order_id", order_id()),
-                ("team_id", id()),
-                ("reason", reason()),
-                ("expected_revision", revision()),
-            ],
-            condition: None,
-        },
-        Body {
-            schema: "CheckInRequest",
-            required: &["location"],
-            fields: vec![
-                ("order_id", order_id()),
-                ("location", location()),
-                ("expected_revision", revision()),
-            ],
-            condition: None,
-        },
-        Body {
-            schema: "CheckOutRequest",
-            required: &["location"],
-            fields: vec![
-                ("order_id", order_id()),
-                ("location", location()),
-                ("expected_revision", revision()),
-            ],
-            condition: None,
-        },
-        Body {
-            schema: "CompleteOrderRequest",
-            required: &["note"],
-            fields: vec![
-                ("order_id", order_id()),
+        ),
+        command(
+            "AcceptOrderRequest",
+            &["team_id"],
+            vec![("team_id", id())],
+            None,
+        ),
+        command(
+            "DeclineOrderRequest",
+            &["team_id"],
+            vec![("team_id", id()), ("reason", reason())],
+            None,
+        ),
+        command(
+            "CheckInRequest",
+            &["location"],
+            vec![("location", location())],
+            None,
+        ),
+        command(
+            "CheckOutRequest",
+            &["location"],
+            vec![("location", location())],
+            None,
+        ),
+        command(
+            "CompleteOrderRequest",
+            &["note"],
+            vec![
                 ("note", text(1, MAX_NOTE_CHARS)),
                 (
                     "photos",
                     json!({"type": "array", "maxItems": MAX_PHOTOS, "items": text(1, MAX_SHORT_TEXT_CHARS)}),
                 ),
-                ("expected_revision", revision()),
             ],
-            condition: None,
-        },
-        Body {
-            schema: "RequestExtensionRequest",
-            required: &["deadline", "until", "reason"],
-            fields: vec![
-                ("order_id", order_id()),
+            None,
+        ),
+        command(
+            "RequestExtensionRequest",
+            &["deadline", "until", "reason"],
+            vec![
                 ("deadline", deadline()),
                 ("until", json!({"type": "string", "format": "date-time"})),
                 ("reason", reason_required()),
-                ("expected_revision", revision()),
             ],
-            condition: None,
-        },
-        Body {
-            schema: "DecideExtensionRequest",
-            required: &["deadline", "approve"],
-            fields: vec![
-                ("order_id", order_id()),
+            None,
+        ),
+        command(
+            "DecideExtensionRequest",
+            &["deadline", "approve"],
+            vec![
                 ("deadline", deadline()),
                 ("approve", json!({"type": "boolean"})),
                 ("reason", reason()),
-                ("expected_revision", revision()),
             ],
-            condition: None,
-        },
-        Body {
-            schema: "ReviewOrderRequest",
-            required: &["rating"],
-            fields: vec![
-                ("order_id", order_id()),
+            None,
+        ),
+        command(
+            "ReviewOrderRequest",
+            &["rating"],
+            vec![
                 (
                     "rating",
                     json!({"type": "integer", "format": "int32", "minimum": 1, "maximum": 5}),
                 ),
                 ("comment", reason()),
-                ("expected_revision", revision()),
             ],
-            condition: None,
-        },
-        Body {
-            schema: "CloseOrderRequest",
-            required: &[],
-            fields: vec![("order_id", order_id()), ("expected_revision", revision())],
-            condition: None,
-        },
+            None,
+        ),
+        command("CloseOrderRequest", &[], vec![], None),
         Body {
             schema: "RegisterOrgNodeRequest",
             required: &["id", "name", "level"],
@@ -478,7 +447,11 @@ fn parameter(name: &str) -> Option<Value> {
         "id" => id(),
         "node_id" => optional_id(),
         "status" => {
-            let mut statuses: Vec<&str> = Status::VISIBLE.iter().map(|s| s.as_str()).collect();
+            let mut statuses: Vec<&str> = Status::ALL
+                .iter()
+                .filter(|s| **s != Status::New)
+                .map(|s| s.as_str())
+                .collect();
             statuses.push(""); // empty: every status
             one_of(statuses)
         }

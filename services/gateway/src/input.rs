@@ -17,9 +17,6 @@ use crate::problem::Problem;
 /// references, not bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Longest id in a path (orders, org nodes): the services' id rule, 1–64 of `[A-Za-z0-9_-]`.
-pub const MAX_ID_CHARS: usize = 64;
-
 /// Longest query string.
 pub const MAX_QUERY_BYTES: usize = 2048;
 
@@ -93,25 +90,18 @@ pub fn check_request(uri: &axum::http::Uri, headers: &HeaderMap) -> Result<(), P
     Ok(())
 }
 
-/// An id from the path, checked against the id rule.
+/// An id from the path, checked against the domain's id rule (`validate::id`).
 pub fn path_id(path: Result<Path<String>, PathRejection>, field: &str) -> Result<String, Problem> {
-    let invalid = || {
+    let refused = || {
         Problem::bad_request(
             Some(field.to_owned()),
-            format!("编号只能包含字母、数字、- 和 _，最多 {MAX_ID_CHARS} 个字符"),
+            "编号只能包含字母、数字、- 和 _，最多 64 个字符",
         )
     };
-    let Path(id) = path.map_err(|_| invalid())?;
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_CHARS
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(id)
-    } else {
-        Err(invalid())
-    }
+    let Path(id) = path.map_err(|_| refused())?;
+    diandan_workflows::validate::id("id", &id)
+        .map(|()| id)
+        .map_err(|_| refused())
 }
 
 /// Parses a JSON body: exactly one JSON object, nothing before or after it.

@@ -29,8 +29,9 @@ pub enum Status {
 }
 
 impl Status {
-    /// Every status an order can be seen in (`New` is before the first event: never shown).
-    pub const VISIBLE: [Status; 11] = [
+    /// Every status, `New` (before the first event, never shown) first.
+    pub const ALL: [Status; 12] = [
+        Status::New,
         Status::Placed,
         Status::Triaged,
         Status::Rejected,

@@ -157,7 +157,8 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
     } else {
         " ORDER BY placed_at DESC, order_id"
     });
-    sql.push_str(&format!(" LIMIT {}", filter.limit.clamp(1, 500)));
+    let most = diandan_workflows::validate::MAX_PAGE_SIZE;
+    sql.push_str(&format!(" LIMIT {}", filter.limit.clamp(1, most)));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
