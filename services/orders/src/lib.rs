@@ -76,10 +76,11 @@ impl OrderService for Orders {
         // A retry of the accepted placement itself may only fill in a number lost to a crash
         // between the append and this write, and only with the number the events were
         // placed with (its mask), so a retry with another number cannot overwrite it.
+        // The vault write never turns an accepted placement into an error (see `keep_accepted`).
         if !outcome.duplicate {
-            self.app.vault.put(&order_id, &phone).await?;
+            self.app.vault.keep_accepted(&order_id, &phone, true).await;
         } else if outcome.state.contact_phone_masked == validate::mask_phone(&phone) {
-            self.app.vault.put_if_absent(&order_id, &phone).await?;
+            self.app.vault.keep_accepted(&order_id, &phone, false).await;
         }
         Ok(Response::new(outcome.reply(&order_id)))
     }

@@ -90,6 +90,41 @@ impl ContactVault {
         .await
     }
 
+    /// Keeps the number of a placement that was just accepted (`replace`: a new order's number;
+    /// otherwise only where none is stored yet).
+    ///
+    /// The placement is already durable, so its answer must say so: when the vault cannot be
+    /// written now (a full disk), the write is retried in the background — every second, for up
+    /// to ten minutes — instead of answering 503 for an order that exists.
+    pub async fn keep_accepted(&self, order_id: &str, phone: &str, replace: bool) {
+        let attempt = move |vault: ContactVault, order_id: String, phone: String| async move {
+            if replace {
+                vault.put(&order_id, &phone).await
+            } else {
+                vault.put_if_absent(&order_id, &phone).await.map(|_| ())
+            }
+        };
+        let (order_id, phone) = (order_id.to_owned(), phone.to_owned());
+        let Err(e) = attempt(self.clone(), order_id.clone(), phone.clone()).await else {
+            return;
+        };
+        tracing::error!(order = %order_id, error = %e, "contact number not stored yet; retrying");
+        let vault = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..600 {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if attempt(vault.clone(), order_id.clone(), phone.clone())
+                    .await
+                    .is_ok()
+                {
+                    tracing::info!(order = %order_id, "contact number stored");
+                    return;
+                }
+            }
+            tracing::error!(order = %order_id, "contact number could not be stored: lost");
+        });
+    }
+
     /// The numbers of several orders (those that have one).
     pub async fn get_many(
         &self,
