@@ -70,6 +70,8 @@ impl OrderService for Orders {
             on_behalf_of: Some(req.on_behalf_of).filter(|r| !r.is_empty()),
         };
         let phone = req.contact_phone;
+        // A vault that cannot keep the number refuses the placement before anything is written.
+        self.app.vault.ready().await?;
         let outcome = self.app.execute(&ctx, &order_id, action, None).await?;
         // Personal data follows the accepted command, never precedes it: a refused placement
         // (someone else's order id, 409) has returned above, and a duplicate changes nothing.

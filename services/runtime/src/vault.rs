@@ -6,6 +6,7 @@
 //! ([`views`](crate::views)), and erasable per order without rewriting history.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -16,6 +17,9 @@ use crate::{AppError, Result};
 #[derive(Clone)]
 pub struct ContactVault {
     conn: Arc<Mutex<Connection>>,
+    /// False once a write failed (a read-only file, a full disk), until a write succeeds again:
+    /// while false, placements are refused before they are appended ([`Self::ready`]).
+    writable: Arc<AtomicBool>,
 }
 
 impl ContactVault {
@@ -38,11 +42,37 @@ impl ContactVault {
                  order_id TEXT PRIMARY KEY,
                  phone TEXT NOT NULL,
                  stored_at_ms INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS write_probe (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 at_ms INTEGER NOT NULL
              );",
         )?;
+        let writable = probe(&conn).is_ok();
+        if !writable {
+            tracing::error!(
+                vault = %path.display(),
+                "the contact vault cannot be written: placements are refused until it can"
+            );
+        }
         Ok(ContactVault {
             conn: Arc::new(Mutex::new(conn)),
+            writable: Arc::new(AtomicBool::new(writable)),
         })
+    }
+
+    /// Whether a new contact number could be kept now. Called before a placement is appended,
+    /// so that an unwritable vault refuses the command (503, nothing changed) rather than
+    /// accepting an order whose number it cannot keep. Healthy: a flag read; after a failed
+    /// write: one small probe write per call, until it succeeds.
+    pub async fn ready(&self) -> Result<()> {
+        if self.writable.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.with(probe).await?;
+        self.writable.store(true, Ordering::Release);
+        tracing::info!("the contact vault can be written again");
+        Ok(())
     }
 
     async fn with<T: Send + 'static>(
@@ -50,9 +80,15 @@ impl ContactVault {
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T> {
         let conn = self.conn.clone();
+        let writable = self.writable.clone();
         tokio::task::spawn_blocking(move || f(&conn.lock().expect("vault poisoned")))
             .await
             .map_err(|e| AppError::Storage(e.to_string()))?
+            .inspect_err(|e| {
+                if is_write_failure(e) {
+                    writable.store(false, Ordering::Release);
+                }
+            })
             .map_err(AppError::from)
     }
 
@@ -95,7 +131,8 @@ impl ContactVault {
     ///
     /// The placement is already durable, so its answer must say so: when the vault cannot be
     /// written now (a full disk), the write is retried in the background — every second, for up
-    /// to ten minutes — instead of answering 503 for an order that exists.
+    /// to ten minutes — instead of answering 503 for an order that exists. The failure marks
+    /// the vault unwritable, so the next placements are refused by [`Self::ready`] until then.
     pub async fn keep_accepted(&self, order_id: &str, phone: &str, replace: bool) {
         let attempt = move |vault: ContactVault, order_id: String, phone: String| async move {
             if replace {
@@ -117,6 +154,7 @@ impl ContactVault {
                     .await
                     .is_ok()
                 {
+                    vault.writable.store(true, Ordering::Release);
                     tracing::info!(order = %order_id, "contact number stored");
                     return;
                 }
@@ -196,4 +234,24 @@ impl ContactVault {
             .await
             .map(|n| n > 0)
     }
+}
+
+/// One small write, to learn whether the vault file can be written at all.
+fn probe(c: &Connection) -> rusqlite::Result<()> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    c.execute(
+        "INSERT INTO write_probe (id, at_ms) VALUES (1, ?1)
+         ON CONFLICT(id) DO UPDATE SET at_ms = excluded.at_ms",
+        [now],
+    )
+    .map(|_| ())
+}
+
+/// A failure that says the file cannot take writes now (as opposed to, say, a busy lock).
+fn is_write_failure(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(ReadOnly | DiskFull | SystemIoFailure | CannotOpen | PermissionDenied)
+    )
 }
