@@ -199,8 +199,9 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .post(&order("/review"), json!({"rating": "five"}))
         .await;
     assert_problem(status, &problem, 400, Some("rating"));
+    // Someone else's order is outside a resident's scope: as good as absent.
     let (status, problem) = other.post(&order("/review"), json!({"rating": 5})).await;
-    assert_problem(status, &problem, 403, None);
+    assert_problem(status, &problem, 404, None);
     resident
         .post(&order("/review"), json!({"rating": 4, "comment": "好"}))
         .await;

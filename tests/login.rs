@@ -278,6 +278,7 @@ async fn foreign_tampered_and_dev_tokens_are_refused_without_dev_mode() {
                 sub: "h".into(),
                 role: diandan_workflows::Role::StationHead,
                 node: Some("xianan".into()),
+                acc: None,
                 exp: (time::OffsetDateTime::now_utc() + time::Duration::hours(1)).unix_timestamp(),
             });
     let mut parts: Vec<&str> = foreign.split('.').collect();
@@ -433,4 +434,290 @@ async fn residents_sign_in_with_wechat_and_wechat_errors_are_clear() {
         assert!(!problem["detail"].as_str().unwrap().is_ascii(), "{problem}");
     }
     fake.abort();
+}
+
+/// 志愿者微信登录: a station registers a volunteer with their mobile number; when that person
+/// signs in with WeChat and binds the same number, their account becomes the volunteer's — a
+/// token for the volunteer, who then accepts an order offered to their team.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volunteers_sign_in_with_wechat_by_the_number_their_station_registered() {
+    let (wechat, fake) = fake_wechat().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(
+        tmp.path(),
+        true,
+        &[
+            ("DIANDAN_WECHAT_APPID", "wx-test-app"),
+            ("DIANDAN_WECHAT_SECRET", "wx-test-secret"),
+            ("DIANDAN_WECHAT_BASE_URL", wechat.as_str()),
+        ],
+    );
+    server.wait_for_demo().await;
+    let head = User::login(&server, "station_head", "head-wx", "chezhanlu").await;
+    let (status, registered) = head
+        .post(
+            "/api/v1/volunteers",
+            json!({"id": "v-wx-zhang", "name": "张伟", "team_ids": ["zhidui-chezhanlu"],
+                   "phone": "13812345678"}),
+        )
+        .await;
+    assert!(matches!(status, 200 | 201), "{registered}");
+    // One number, one volunteer.
+    let (status, problem) = head
+        .post(
+            "/api/v1/volunteers",
+            json!({"id": "v-wx-other", "name": "李娜", "team_ids": ["zhidui-chezhanlu"],
+                   "phone": "13812345678"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (409, Some("phone")),
+        "{problem}"
+    );
+
+    let (status, signed_in, _) = post(
+        &server,
+        "/api/v1/auth/wechat",
+        json!({"code": "resident-code"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{signed_in}");
+    assert_eq!(signed_in["session"]["role"], "resident");
+    let user = User {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", server.http),
+        token: signed_in["session"]["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    let (status, bound) = user
+        .post("/api/v1/auth/wechat/phone", json!({"code": "phone-code"}))
+        .await;
+    assert_eq!(status, 200, "{bound}");
+    assert_eq!(bound["volunteer_id"], "v-wx-zhang", "{bound}");
+    for file in ["events.db", "events.db-wal"] {
+        let bytes = std::fs::read(server.data_dir.join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(11).any(|w| w == b"13812345678"),
+            "the volunteer's number is kept off the event log ({file})"
+        );
+    }
+    // The next token is the volunteer's.
+    let (status, refreshed, _) = post(
+        &server,
+        "/api/v1/auth/refresh",
+        json!({"refresh_token": signed_in["session"]["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert_eq!(refreshed["role"], "volunteer", "{refreshed}");
+    let volunteer = User {
+        token: refreshed["access_token"].as_str().unwrap().to_owned(),
+        ..user.clone()
+    };
+
+    // An order offered to their team: they accept it, as themselves.
+    let resident = User::login(&server, "resident", "r-wx-order", "").await;
+    let (status, placed) = resident
+        .post(
+            "/api/v1/orders",
+            json!({"station_id": "chezhanlu", "category": "repair",
+                   "description": "楼道灯不亮", "contact_phone": "13900000000",
+                   "location": {"lat": 29.87, "lng": 114.28, "address": "车站路 41 号"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{placed}");
+    let id = placed["order_id"].as_str().unwrap();
+    let path = |verb: &str| format!("/api/v1/orders/{id}/{verb}");
+    assert_eq!(
+        head.post(&path("triage"), json!({"accept": true})).await.0,
+        200
+    );
+    assert_eq!(
+        head.post(&path("dispatch"), json!({"team_id": "zhidui-chezhanlu"}))
+            .await
+            .0,
+        200
+    );
+    let (status, accepted) = volunteer
+        .post(&path("accept"), json!({"team_id": "zhidui-chezhanlu"}))
+        .await;
+    assert_eq!(status, 200, "{accepted}");
+    let (_, order) = volunteer.get(&format!("/api/v1/orders/{id}")).await;
+    assert_eq!(order["accepted_by"], "v-wx-zhang", "{order}");
+    // While they hold it, they see the resident's number.
+    assert_eq!(order["contact_phone"], "13900000000", "{order}");
+    fake.abort();
+}
+
+/// 队长: a team leader sees the orders their members hold, and acts for the team; an
+/// institute admin runs a station of their institute; account creation follows the ranks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_leaders_institute_and_centre_admins_act_by_the_table() {
+    let server = Server::start_demo().await;
+    // v-wangsen leads 车站路支队 in the demo; v-liuhong is a member.
+    let leader = User::login(&server, "team_leader", "v-wangsen", "").await;
+    let (status, led) = leader.get("/api/v1/orders?limit=100").await;
+    assert_eq!(status, 200, "{led}");
+    let held_by_member: Vec<&Value> = led["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["accepted_by"] == "v-liuhong")
+        .collect();
+    assert!(
+        !held_by_member.is_empty(),
+        "the leader sees what their members hold: {led}"
+    );
+    // …but not the number of a resident whose order a member serves.
+    for order in held_by_member {
+        assert!(
+            order["contact_phone"].as_str().unwrap().contains('*'),
+            "{order}"
+        );
+    }
+    // 派给队员: the leader accepts an order for a member, who then serves it.
+    let head = User::login(&server, "station_head", "head-leader-test", "chezhanlu").await;
+    let resident = User::login(&server, "resident", "r-leader-test", "").await;
+    let mut dispatched = Vec::new();
+    for n in 0..2 {
+        let (status, placed) = resident
+            .post(
+                "/api/v1/orders",
+                json!({"station_id": "chezhanlu", "category": "repair",
+                       "description": format!("队长派单测试 {n}"), "contact_phone": "13900000001",
+                       "location": {"lat": 29.87, "lng": 114.28, "address": "车站路 41 号"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{placed}");
+        let id = placed["order_id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/orders/{id}");
+        assert_eq!(
+            head.post(&format!("{path}/triage"), json!({"accept": true}))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            head.post(
+                &format!("{path}/dispatch"),
+                json!({"team_id": "zhidui-chezhanlu"})
+            )
+            .await
+            .0,
+            200
+        );
+        dispatched.push(path);
+    }
+    let member = User::login(&server, "volunteer", "v-liuhong", "").await;
+    // Only the leader names who serves…
+    let (status, problem) = member
+        .post(
+            &format!("{}/accept", dispatched[0]),
+            json!({"team_id": "zhidui-chezhanlu", "volunteer_id": "v-wangsen"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    // …and only a member of the team.
+    let (status, problem) = leader
+        .post(
+            &format!("{}/accept", dispatched[0]),
+            json!({"team_id": "zhidui-chezhanlu", "volunteer_id": "v-chenjing"}),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("volunteer_id")),
+        "{problem}"
+    );
+    let (status, accepted) = leader
+        .post(
+            &format!("{}/accept", dispatched[0]),
+            json!({"team_id": "zhidui-chezhanlu", "volunteer_id": "v-liuhong"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{accepted}");
+    let (_, order) = member.get(&dispatched[0]).await;
+    assert_eq!(order["accepted_by"], "v-liuhong", "{order}");
+    assert_eq!(
+        order["contact_phone"], "13900000001",
+        "the member serves it: {order}"
+    );
+    let (status, checked_in) = member
+        .post(
+            &format!("{}/check-in", dispatched[0]),
+            json!({"location": {"lat": 29.87, "lng": 114.28, "address": "车站路 41 号"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{checked_in}");
+
+    // A volunteer who leads no team cannot sign in as a leader.
+    let response = reqwest::Client::new()
+        .post(server.url("/api/v1/dev/login"))
+        .json(&json!({"role": "team_leader", "user_id": "v-liuhong"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // The institute admin of 永安 (demo account) runs 车站路, which lies in their institute…
+    let (institute, session) = staff(&server, "admin.yongan", "yongan-demo-2026").await;
+    assert_eq!(session["role"], "institute_admin");
+    let (status, queue) = institute.get("/api/v1/nodes/chezhanlu/queue").await;
+    assert_eq!(status, 200, "{queue}");
+    // …not 梅园, which does not.
+    let (status, _) = institute.get("/api/v1/nodes/meiyuan/queue").await;
+    assert_eq!(status, 403);
+    // They open a station head's account below them, never an admin's like their own.
+    let account = |username: &str, role: &str, node: &str| {
+        json!({"username": username, "display_name": "新账号", "role": role,
+               "node_id": node, "password": "a-long-password-1"})
+    };
+    let (status, created) = institute
+        .post(
+            "/api/v1/accounts",
+            account("head.chezhanlu2", "station_head", "chezhanlu"),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, problem) = institute
+        .post(
+            "/api/v1/accounts",
+            account("admin.yongan2", "institute_admin", "yongan"),
+        )
+        .await;
+    assert_eq!(status, 403, "{problem}");
+    // A station head's account is bound to a station, not an institute.
+    let (status, problem) = institute
+        .post(
+            "/api/v1/accounts",
+            account("head.yongan", "station_head", "yongan"),
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("node_id")),
+        "{problem}"
+    );
+    // The centre admin opens institute admins.
+    let (centre, session) = staff(&server, "admin.xianan", "xianan-demo-2026").await;
+    assert_eq!(session["role"], "centre_admin");
+    let (status, created) = centre
+        .post(
+            "/api/v1/accounts",
+            account("admin.wenquan", "institute_admin", "wenquan"),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    // An auditor writes nothing, not even an account.
+    let (auditor, _) = staff(&server, "audit.xianan", "audit-demo-2026").await;
+    let (status, _) = auditor
+        .post(
+            "/api/v1/accounts",
+            account("audit.two", "auditor", "chezhanlu"),
+        )
+        .await;
+    assert_eq!(status, 403);
 }

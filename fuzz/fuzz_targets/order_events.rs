@@ -57,6 +57,7 @@ fn commands() -> Vec<Action> {
         },
         Action::Accept {
             team_id: "zhidui-chezhanlu".into(),
+            member: None,
         },
         Action::Decline {
             team_id: "zhidui-chezhanlu".into(),

@@ -59,6 +59,9 @@ pub enum AccountEvent {
     },
     /// A mobile number bound through WeChat (masked; the full number is kept off the log).
     PhoneBound { phone_masked: String },
+    /// The account is a registered volunteer's: the number it bound is the one their station
+    /// registered them with. From now on it signs in as that volunteer (or team leader).
+    VolunteerLinked { volunteer_id: String },
     /// 停用: the account can no longer sign in; its sessions are refused.
     AccountDeactivated { by: String, reason: String },
 }
@@ -69,6 +72,7 @@ impl AccountEvent {
             AccountEvent::AccountCreated { .. } => "AccountCreated",
             AccountEvent::PasswordChanged { .. } => "PasswordChanged",
             AccountEvent::PhoneBound { .. } => "PhoneBound",
+            AccountEvent::VolunteerLinked { .. } => "VolunteerLinked",
             AccountEvent::AccountDeactivated { .. } => "AccountDeactivated",
         }
     }
@@ -95,6 +99,8 @@ pub struct Account {
     pub node_id: Option<String>,
     pub credential: Option<Credential>,
     pub phone_masked: Option<String>,
+    /// The registered volunteer this account signs in as (linked by phone number).
+    pub volunteer_id: Option<String>,
     pub active: bool,
     /// The password was reset by an administrator and not changed since.
     pub must_change_password: bool,
@@ -148,6 +154,9 @@ pub fn evolve_account(mut account: Account, event: &AccountEvent) -> Account {
         AccountEvent::PhoneBound { phone_masked } => {
             account.phone_masked = Some(phone_masked.clone());
         }
+        AccountEvent::VolunteerLinked { volunteer_id } => {
+            account.volunteer_id = Some(volunteer_id.clone());
+        }
         AccountEvent::AccountDeactivated { .. } => account.active = false,
     }
     account
@@ -188,17 +197,6 @@ pub fn new_password(field: &'static str, value: &str) -> Result<(), DomainError>
     Ok(())
 }
 
-/// The roles an account can be created with by someone in `creator`'s role: never above their
-/// own, and staff roles only by staff. (Who may act on which subtree is checked by the caller
-/// against the org tree.)
-pub fn may_grant(creator: Role, granted: Role) -> bool {
-    match creator {
-        Role::System => granted != Role::System,
-        Role::StationHead => matches!(granted, Role::StationHead | Role::Auditor | Role::Volunteer),
-        Role::Auditor | Role::Volunteer | Role::Resident => false,
-    }
-}
-
 /// Validates an account to be created (fields only).
 pub fn validate_new_account(
     account_id: &str,
@@ -213,7 +211,7 @@ pub fn validate_new_account(
         1,
         validate::MAX_SHORT_TEXT_CHARS,
     )?;
-    let staff = matches!(role, Role::StationHead | Role::Auditor);
+    let staff = !crate::permissions::binds_to(role).is_empty();
     match (staff, node_id) {
         (true, None) => Err(DomainError::invalid(
             "node_id",
@@ -390,16 +388,6 @@ mod tests {
             decide_refresh(&session, "a", now),
             RefreshDecision::Refuse(_)
         ));
-    }
-
-    #[test]
-    fn nobody_grants_a_role_above_their_own() {
-        assert!(may_grant(Role::System, Role::StationHead));
-        assert!(may_grant(Role::StationHead, Role::Auditor));
-        assert!(!may_grant(Role::StationHead, Role::System));
-        assert!(!may_grant(Role::Auditor, Role::Auditor));
-        assert!(!may_grant(Role::Volunteer, Role::Volunteer));
-        assert!(!may_grant(Role::Resident, Role::StationHead));
     }
 
     #[test]

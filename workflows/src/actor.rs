@@ -3,42 +3,70 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// The role a user acts in.
+/// The role a user acts in. What each role may do, and over what, is one table:
+/// [`crate::permissions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// 居民: places and reviews orders.
+    /// 居民: places and reviews their own orders.
     Resident,
-    /// 志愿者: accepts and serves orders for a team.
+    /// 志愿者: accepts and serves orders offered to their teams.
     Volunteer,
-    /// 站长 (or institute/centre staff): triages, dispatches and closes orders of a subtree.
+    /// 队长 (team leader): a volunteer who also accepts for the team and assigns its members.
+    TeamLeader,
+    /// 站长: triages, dispatches and closes the orders of a station's subtree.
     StationHead,
-    /// 审计: reads the full history of orders in a subtree.
+    /// 所管理员 (institute admin): a station head's powers over an institute's subtree.
+    InstituteAdmin,
+    /// 中心管理员 (centre admin): the same over the whole centre.
+    CentreAdmin,
+    /// 审计: reads the full history of orders in a subtree; writes nothing.
     Auditor,
     /// The system itself (timers, imports).
     System,
 }
 
 impl Role {
+    pub const ALL: [Role; 8] = [
+        Role::Resident,
+        Role::Volunteer,
+        Role::TeamLeader,
+        Role::StationHead,
+        Role::InstituteAdmin,
+        Role::CentreAdmin,
+        Role::Auditor,
+        Role::System,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Resident => "resident",
             Role::Volunteer => "volunteer",
+            Role::TeamLeader => "team_leader",
             Role::StationHead => "station_head",
+            Role::InstituteAdmin => "institute_admin",
+            Role::CentreAdmin => "centre_admin",
             Role::Auditor => "auditor",
             Role::System => "system",
         }
     }
 
     pub fn parse(s: &str) -> Option<Role> {
-        Some(match s {
-            "resident" => Role::Resident,
-            "volunteer" => Role::Volunteer,
-            "station_head" => Role::StationHead,
-            "auditor" => Role::Auditor,
-            "system" => Role::System,
-            _ => return None,
-        })
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The role's name as users read it.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Role::Resident => "居民",
+            Role::Volunteer => "志愿者",
+            Role::TeamLeader => "队长",
+            Role::StationHead => "站长",
+            Role::InstituteAdmin => "所管理员",
+            Role::CentreAdmin => "中心管理员",
+            Role::Auditor => "审计人员",
+            Role::System => "系统",
+        }
     }
 }
 

@@ -34,6 +34,10 @@ pub enum DirectoryEvent {
         name: String,
         team_ids: Vec<String>,
         skills: Vec<Category>,
+        /// The number they were registered with, masked (the full one is in the contact
+        /// vault: their WeChat account links to them by it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone_masked: Option<String>,
     },
 }
 
@@ -98,8 +102,15 @@ impl DirectoryEvent {
                 }
             }
             DirectoryEvent::VolunteerRegistered {
-                id, name, team_ids, ..
+                id,
+                name,
+                team_ids,
+                phone_masked,
+                ..
             } => {
+                if let Some(masked) = phone_masked {
+                    validate::text("phone", masked, 11, 11)?;
+                }
                 validate::id("id", id)?;
                 validate::text("name", name, 1, MAX_SHORT_TEXT_CHARS)?;
                 for team in team_ids {

@@ -9,6 +9,7 @@
 //! - [`actor`]: who acts ([`Actor`], [`Role`]) and the envelope every command carries.
 //! - [`category`]: the service categories residents order from.
 //! - [`org`]: levels of the organisation tree (centre → institute → station → point).
+//! - [`permissions`]: the permission table — role × operation → scope, and what follows.
 //! - [`order`]: the order workflow — [`order::Command`], [`order::OrderEvent`],
 //!   [`order::OrderState`], [`order::decide`] and [`order::evolve`].
 //! - [`directory`]: events that register org nodes, teams, helper units and volunteers.
@@ -29,6 +30,7 @@ pub mod directory;
 pub mod dispatch_rules;
 pub mod order;
 pub mod org;
+pub mod permissions;
 pub mod validate;
 
 pub use actor::{Actor, CommandMeta, Role};

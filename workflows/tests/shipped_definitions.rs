@@ -110,6 +110,7 @@ fn every_action() -> Vec<(Action, &'static str, Option<&'static str>, OrderChang
         (
             Action::Accept {
                 team_id: "t".into(),
+                member: None,
             },
             "accept",
             None,

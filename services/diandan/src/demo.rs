@@ -17,6 +17,7 @@ pub fn token(signer: &TokenSigner, sub: &str, role: Role, node: Option<&str>) ->
         sub: sub.to_owned(),
         role,
         node: node.map(str::to_owned),
+        acc: None,
         exp: (OffsetDateTime::now_utc() + TOKEN_LIFETIME).unix_timestamp(),
     })
 }
@@ -27,9 +28,16 @@ pub const DEMO_ACCOUNTS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "admin.xianan",
         "咸安区中心管理员",
-        "station_head",
+        "centre_admin",
         "xianan",
         "xianan-demo-2026",
+    ),
+    (
+        "admin.yongan",
+        "永安街道文明实践所管理员",
+        "institute_admin",
+        "yongan",
+        "yongan-demo-2026",
     ),
     (
         "deng.xiaohu",
@@ -213,6 +221,13 @@ const TEAMS: &[(&str, &str, &str, &str, &[&str])] = &[
     ),
 ];
 
+/// (team, volunteer): team leaders (队长), each a member of the team they lead.
+const TEAM_LEADERS: &[(&str, &str)] = &[
+    ("zhidui-chezhanlu", "v-wangsen"),
+    ("zhidui-meiyuan", "v-chenjing"),
+    ("zhidui-gaoqiao", "v-heping"),
+];
+
 /// (id, name, teams)
 const VOLUNTEERS: &[(&str, &str, &[&str])] = &[
     ("v-wangsen", "王森", &["zhidui-chezhanlu", "fendui-yongan"]),
@@ -383,7 +398,11 @@ pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<
             kind: (*kind).into(),
             node_id: (*node).into(),
             skills: skills.iter().map(|s| (*s).into()).collect(),
-            leader_id: String::new(),
+            leader_id: TEAM_LEADERS
+                .iter()
+                .find(|(team, _)| team == id)
+                .map(|(_, leader)| (*leader).into())
+                .unwrap_or_default(),
         };
         system
             .organization()
@@ -396,6 +415,7 @@ pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<
             name: (*name).into(),
             team_ids: teams.iter().map(|t| (*t).into()).collect(),
             skills: Vec::new(),
+            phone: String::new(),
         };
         system
             .organization()

@@ -90,6 +90,8 @@ enum Command {
     Bench(diandan::bench::BenchArgs),
     /// Print the HTTP API's OpenAPI document (what `/api/openapi.json` serves) and exit.
     Openapi,
+    /// Print the permission table (role × operation → scope) as Markdown and exit.
+    Permissions,
 }
 
 #[derive(Subcommand)]
@@ -120,11 +122,20 @@ fn warn_development_mode() {
     tracing::warn!("development mode: the development login is enabled");
 }
 
+/// Writes a document to stdout (`diandan openapi | head` is fine).
+fn print_all(document: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match writeln!(std::io::stdout().lock(), "{document}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written?),
+    }
+}
+
 /// The demo's accounts, so a newcomer can sign in at once.
 fn print_demo_accounts(http: SocketAddr) {
     eprintln!("  演示账号 (demo accounts) — POST http://{http}/api/v1/auth/login");
     for (username, name, role, node, password) in diandan::demo::DEMO_ACCOUNTS {
-        eprintln!("    {username:<14} 密码 {password:<22} {role:<12} @{node:<10} {name}");
+        eprintln!("    {username:<14} 密码 {password:<22} {role:<15} @{node:<10} {name}");
     }
     eprintln!();
 }
@@ -305,14 +316,10 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => {
-            use std::io::Write as _;
             let document = serde_json::to_string_pretty(&diandan_gateway::openapi::document())?;
-            match writeln!(std::io::stdout().lock(), "{document}") {
-                // `diandan openapi | head` is fine.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-                written => Ok(written?),
-            }
+            print_all(&document)
         }
+        Command::Permissions => print_all(&diandan_workflows::permissions::markdown()),
         Command::Bench(args) => {
             let report = diandan::bench::run(&(&args).into()).await?;
             println!("{}", diandan::bench::markdown(&report));

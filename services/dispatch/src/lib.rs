@@ -7,6 +7,7 @@ use diandan_proto::v1 as pb;
 use diandan_proto::v1::dispatch_service_server::DispatchService;
 use diandan_runtime::{App, AppError};
 use diandan_workflows::order::{Action, Assignee};
+use diandan_workflows::permissions::Operation;
 use diandan_workflows::validate;
 
 pub struct Dispatch {
@@ -29,7 +30,9 @@ impl DispatchService for Dispatch {
         &self,
         request: Request<pb::TriageOrderRequest>,
     ) -> Result<Response<pb::TriageOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::TriageOrder)?;
         let req = request.into_inner();
         self.app.order_in_scope(&ctx, &req.order_id).await?;
         let action = Action::Triage {
@@ -47,7 +50,9 @@ impl DispatchService for Dispatch {
         &self,
         request: Request<pb::DispatchOrderRequest>,
     ) -> Result<Response<pb::DispatchOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::DispatchOrder)?;
         let mut req = request.into_inner();
         let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
         if req.auto && req.team_id.is_empty() {
@@ -111,7 +116,9 @@ impl DispatchService for Dispatch {
         &self,
         request: Request<pb::DecideExtensionRequest>,
     ) -> Result<Response<pb::DecideExtensionResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::DecideExtension)?;
         let req = request.into_inner();
         self.app.order_in_scope(&ctx, &req.order_id).await?;
         let action = Action::DecideExtension {
@@ -130,7 +137,9 @@ impl DispatchService for Dispatch {
         &self,
         request: Request<pb::SuggestTeamsRequest>,
     ) -> Result<Response<pb::SuggestTeamsResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::SuggestTeams)?;
         let req = request.into_inner();
         let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
         let suggestions = self.app.suggest_teams(&order).await?;
@@ -163,7 +172,9 @@ impl DispatchService for Dispatch {
         &self,
         request: Request<pb::StationQueueRequest>,
     ) -> Result<Response<pb::StationQueueResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::StationQueue)?;
         let req = request.into_inner();
         let page = self
             .app

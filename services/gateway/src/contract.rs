@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use diandan_workflows::account::PASSWORD_CHARS;
 use diandan_workflows::order::{Status, TeamKind};
+use diandan_workflows::permissions::binds_to;
 use diandan_workflows::validate::{
     MAX_DESCRIPTION_CHARS, MAX_ID_CHARS, MAX_NOTE_CHARS, MAX_PAGE_SIZE, MAX_PHOTOS,
     MAX_SHORT_TEXT_CHARS,
@@ -127,13 +128,10 @@ fn bodies() -> Vec<Body> {
                 (
                     "role",
                     one_of(
-                        [
-                            Role::Resident,
-                            Role::Volunteer,
-                            Role::StationHead,
-                            Role::Auditor,
-                        ]
-                        .map(Role::as_str),
+                        Role::ALL
+                            .into_iter()
+                            .filter(|r| *r != Role::System)
+                            .map(Role::as_str),
                     ),
                 ),
                 ("user_id", id()),
@@ -198,7 +196,12 @@ fn bodies() -> Vec<Body> {
                 ("display_name", text(1, MAX_SHORT_TEXT_CHARS)),
                 (
                     "role",
-                    one_of([Role::StationHead, Role::Auditor].map(Role::as_str)),
+                    one_of(
+                        Role::ALL
+                            .into_iter()
+                            .filter(|r| !binds_to(*r).is_empty())
+                            .map(Role::as_str),
+                    ),
                 ),
                 ("node_id", id()),
                 ("password", password(*PASSWORD_CHARS.start())),
@@ -270,7 +273,7 @@ fn bodies() -> Vec<Body> {
         command(
             "AcceptOrderRequest",
             &["team_id"],
-            vec![("team_id", id())],
+            vec![("team_id", id()), ("volunteer_id", optional_id())],
             None,
         ),
         command(
@@ -376,6 +379,10 @@ fn bodies() -> Vec<Body> {
                 ("name", text(1, MAX_SHORT_TEXT_CHARS)),
                 ("team_ids", json!({"type": "array", "items": id()})),
                 ("skills", json!({"type": "array", "items": categories()})),
+                (
+                    "phone",
+                    json!({"type": "string", "pattern": "^(1[0-9]{10})?$"}),
+                ),
             ],
             condition: None,
         },

@@ -75,9 +75,9 @@ impl Modify for BearerAuth {
     servers((url = "/", description = "本服务（网关所在地址）")),
     paths(
         dev_login, login, wechat_login, bind_phone, refresh_session, logout, change_password,
-        create_account, reset_password, place_order, list_orders, get_order, order_history, cancel_order,
+        create_account, reset_password, place_order, list_my_orders, get_order, get_order_history, cancel_order,
         triage_order, dispatch_order, suggest_teams, station_queue, accept_order, decline_order, check_in,
-        check_out, complete_order, request_extension, decide_extension, review_order, close_order, node_stats, org_tree,
+        check_out, complete_order, request_extension, decide_extension, review_order, close_order, station_stats, get_org_tree,
         register_org_node, list_teams, register_team, register_volunteer,
     ),
     components(schemas(Problem, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),

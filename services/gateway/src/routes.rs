@@ -317,7 +317,7 @@ pub(crate) async fn place_order(
     responses((status = 200, body = pb::ListMyOrdersResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(crate) async fn list_orders(
+pub(crate) async fn list_my_orders(
     State(clients): State<Clients>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -371,7 +371,7 @@ pub(crate) async fn get_order(
     responses((status = 200, body = pb::GetOrderHistoryResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(crate) async fn order_history(
+pub(crate) async fn get_order_history(
     State(clients): State<Clients>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -456,7 +456,7 @@ pub(crate) struct StatsParams {
     responses((status = 200, body = pb::StationStatsResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(crate) async fn node_stats(
+pub(crate) async fn station_stats(
     State(clients): State<Clients>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
@@ -482,7 +482,7 @@ pub(crate) async fn node_stats(
     responses((status = 200, body = pb::GetOrgTreeResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(crate) async fn org_tree(
+pub(crate) async fn get_org_tree(
     State(clients): State<Clients>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
@@ -642,9 +642,9 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
         .route("/api/v1/auth/wechat/phone", post(bind_phone))
         .route("/api/v1/accounts", post(create_account))
         .route("/api/v1/accounts/{id}/password-reset", post(reset_password))
-        .route("/api/v1/orders", post(place_order).get(list_orders))
+        .route("/api/v1/orders", post(place_order).get(list_my_orders))
         .route("/api/v1/orders/{id}", get(get_order))
-        .route("/api/v1/orders/{id}/history", get(order_history))
+        .route("/api/v1/orders/{id}/history", get(get_order_history))
         .route("/api/v1/orders/{id}/suggestions", get(suggest_teams))
         .route("/api/v1/orders/{id}/cancel", post(cancel_order))
         .route("/api/v1/orders/{id}/triage", post(triage_order))
@@ -662,8 +662,8 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
         )
         .route("/api/v1/orders/{id}/close", post(close_order))
         .route("/api/v1/nodes/{id}/queue", get(station_queue))
-        .route("/api/v1/nodes/{id}/stats", get(node_stats))
-        .route("/api/v1/org", get(org_tree))
+        .route("/api/v1/nodes/{id}/stats", get(station_stats))
+        .route("/api/v1/org", get(get_org_tree))
         .route("/api/v1/org/nodes", post(register_org_node))
         .route("/api/v1/teams", get(list_teams).post(register_team))
         .route("/api/v1/volunteers", post(register_volunteer))

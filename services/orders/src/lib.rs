@@ -9,7 +9,8 @@ use diandan_runtime::views::{envelope, location_from, time_from};
 use diandan_runtime::{App, AppError};
 use diandan_store::Direction;
 use diandan_workflows::order::{self, Action, Status as OrderStatus};
-use diandan_workflows::{validate, OrgLevel, Role};
+use diandan_workflows::permissions::{Operation, Scope};
+use diandan_workflows::{validate, OrgLevel};
 
 /// Namespace for order ids derived from a command id (so a retried place keeps its id).
 const ORDER_ID_NAMESPACE: uuid::Uuid =
@@ -35,9 +36,10 @@ impl OrderService for Orders {
         &self,
         request: Request<pb::PlaceOrderRequest>,
     ) -> Result<Response<pb::PlaceOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::PlaceOrder)?;
         let req = request.into_inner();
-        ctx.require_role(&[Role::Resident, Role::StationHead])?;
         validate::id("station_id", &req.station_id).map_err(AppError::from)?;
         let station = self
             .app
@@ -48,7 +50,7 @@ impl OrderService for Orders {
             .ok_or_else(|| {
                 AppError::missing("station_id", format!("实践站「{}」不存在", req.station_id))
             })?;
-        if ctx.role() == Role::StationHead {
+        if ctx.scope == Scope::Subtree {
             self.app.directory.require_scope(&ctx, &station.id).await?;
         }
         validate::phone("contact_phone", &req.contact_phone).map_err(AppError::from)?;
@@ -91,7 +93,9 @@ impl OrderService for Orders {
         &self,
         request: Request<pb::CancelOrderRequest>,
     ) -> Result<Response<pb::CancelOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::CancelOrder)?;
         let req = request.into_inner();
         let action = Action::Cancel { reason: req.reason };
         let outcome = self
@@ -105,7 +109,9 @@ impl OrderService for Orders {
         &self,
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::GetOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::GetOrder)?;
         let req = request.into_inner();
         let loaded = self.app.load_order(&req.order_id).await?;
         let revision = loaded
@@ -123,7 +129,9 @@ impl OrderService for Orders {
         &self,
         request: Request<pb::ListMyOrdersRequest>,
     ) -> Result<Response<pb::ListMyOrdersResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ListMyOrders)?;
         let req = request.into_inner();
         let page = self
             .app
@@ -139,7 +147,9 @@ impl OrderService for Orders {
         &self,
         request: Request<pb::GetOrderHistoryRequest>,
     ) -> Result<Response<pb::GetOrderHistoryResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::GetOrderHistory)?;
         let req = request.into_inner();
         let loaded = self.app.load_order(&req.order_id).await?;
         if loaded.revision.is_none() {

@@ -6,6 +6,7 @@ use diandan_proto::v1 as pb;
 use diandan_proto::v1::review_service_server::ReviewService;
 use diandan_runtime::App;
 use diandan_workflows::order::Action;
+use diandan_workflows::permissions::Operation;
 
 pub struct Reviews {
     app: App,
@@ -27,7 +28,9 @@ impl ReviewService for Reviews {
         &self,
         request: Request<pb::ReviewOrderRequest>,
     ) -> Result<Response<pb::ReviewOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ReviewOrder)?;
         let req = request.into_inner();
         let action = Action::Review {
             rating: req.rating,
@@ -44,7 +47,9 @@ impl ReviewService for Reviews {
         &self,
         request: Request<pb::CloseOrderRequest>,
     ) -> Result<Response<pb::CloseOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::CloseOrder)?;
         let req = request.into_inner();
         self.app.order_in_scope(&ctx, &req.order_id).await?;
         let outcome = self

@@ -23,6 +23,7 @@ use diandan_store::{AppendRequest, Direction, ExpectedRevision, StoreError};
 use diandan_workflows::account::{
     self, Account, AccountEvent, Credential, RefreshDecision, Session, SessionEvent,
 };
+use diandan_workflows::permissions;
 use diandan_workflows::Role;
 
 use crate::auth::{Claims, ACCESS_TOKEN_LIFETIME};
@@ -47,6 +48,8 @@ pub struct Issued {
     pub expires_in: u32,
     pub refresh_token: String,
     pub account: Account,
+    /// The role the token carries (a linked volunteer: volunteer or team leader).
+    pub role: Role,
 }
 
 /// Failed sign-ins by account and by address, with a growing lockout. In memory, per process:
@@ -264,22 +267,31 @@ impl App {
         Ok(account_id)
     }
 
-    /// May `ctx` create or reset an account with `role` at `node_id`? Within their subtree,
-    /// never a role above their own, and a station head manages station heads only below their
-    /// own node (not their peers, not themselves).
+    /// May `ctx` create or reset an account with `role` at `node_id`? Only a role below their
+    /// own ([`permissions::may_grant`]), within their subtree, at a node of the level the role
+    /// binds to ([`permissions::binds_to`]).
     async fn may_manage(&self, ctx: &RequestContext, role: Role, node_id: &str) -> Result<()> {
-        if !account::may_grant(ctx.role(), role) {
+        if !permissions::may_grant(ctx.role(), role) {
             return Err(AppError::Forbidden(format!(
-                "不能管理比自己权限更高的账号（{}）",
-                role.as_str()
+                "{}不能开通或管理「{}」账号",
+                ctx.role().name_zh(),
+                role.name_zh()
             )));
         }
         self.directory.require_scope(ctx, node_id).await?;
-        if ctx.role() == Role::StationHead
-            && role == Role::StationHead
-            && ctx.claims.node.as_deref() == Some(node_id)
-        {
-            return Err(AppError::Forbidden("只能管理下级节点的站长账号".into()));
+        let node =
+            self.directory.node(node_id).await?.ok_or_else(|| {
+                AppError::missing("node_id", format!("组织节点「{node_id}」不存在"))
+            })?;
+        if !permissions::binds_to(role).contains(&node.level) {
+            return Err(AppError::invalid(
+                "node_id",
+                format!(
+                    "{}账号不能绑定到「{}」级节点",
+                    role.name_zh(),
+                    node.level.as_str()
+                ),
+            ));
         }
         Ok(())
     }
@@ -391,23 +403,44 @@ impl App {
             &[(event.event_type(), &event)],
         )
         .await?;
-        Ok(self.issue(account, format!("{session_id}.{secret}")))
+        self.issue(account, format!("{session_id}.{secret}")).await
     }
 
-    fn issue(&self, account: Account, refresh_token: String) -> Issued {
+    /// An access token for the account. A WeChat account linked to a registered volunteer
+    /// acts as that volunteer — a team leader (队长) when a team names them its leader; the
+    /// role is decided at every issue, so a new leader's next refresh carries it.
+    async fn issue(&self, account: Account, refresh_token: String) -> Result<Issued> {
         let expires = OffsetDateTime::now_utc() + ACCESS_TOKEN_LIFETIME;
+        let (sub, role, acc) = match &account.volunteer_id {
+            Some(volunteer) => {
+                let leads = !self.directory.led_teams(volunteer).await?.is_empty();
+                let role = if leads {
+                    Role::TeamLeader
+                } else {
+                    Role::Volunteer
+                };
+                (volunteer.clone(), role, Some(account.account_id.clone()))
+            }
+            None => (
+                account.account_id.clone(),
+                account.role.unwrap_or(Role::Resident),
+                None,
+            ),
+        };
         let access_token = self.signer.issue(&Claims {
-            sub: account.account_id.clone(),
-            role: account.role.unwrap_or(Role::Resident),
+            sub,
+            role,
             node: account.node_id.clone(),
+            acc,
             exp: expires.unix_timestamp(),
         });
-        Issued {
+        Ok(Issued {
             access_token,
             expires_in: ACCESS_TOKEN_LIFETIME.whole_seconds() as u32,
             refresh_token,
             account,
-        }
+            role,
+        })
     }
 
     /// Loads the session a refresh token names and decides what presenting it means.
@@ -481,7 +514,8 @@ impl App {
                 )
                 .await
                 .map_err(|_| AppError::Unauthenticated("刷新令牌已被使用，请重新登录".into()))?;
-                Ok(self.issue(account, format!("{}.{secret}", session.session_id)))
+                self.issue(account, format!("{}.{secret}", session.session_id))
+                    .await
             }
         }
     }
@@ -519,12 +553,16 @@ impl App {
         old_password: &str,
         new_password: &str,
     ) -> Result<()> {
-        let (account, revision) = self.account(&ctx.claims.sub).await?;
-        let hash = account
-            .password_hash()
-            .map(str::to_owned)
-            .ok_or_else(|| AppError::Forbidden("该账号不使用密码登录".into()))?;
         account::new_password("new_password", new_password)?;
+        let (account, revision) = self.account(ctx.claims.account_id()).await?;
+        let hash =
+            account
+                .password_hash()
+                .map(str::to_owned)
+                .ok_or_else(|| AppError::Conflict {
+                    field: None,
+                    message: "该账号不使用密码登录，无密码可改".into(),
+                })?;
         if !verify_password(old_password.to_owned(), Some(hash)).await {
             return Err(AppError::invalid("old_password", "原密码不正确"));
         }
@@ -544,27 +582,50 @@ impl App {
 
     /// 绑定手机号: the caller's account binds a mobile number (from WeChat). The event carries
     /// the masked number; the full one goes to the contact vault after the append.
-    pub async fn bind_phone(&self, ctx: &RequestContext, phone: &str) -> Result<String> {
+    ///
+    /// When the number is the one a station registered a volunteer with, the account is
+    /// linked to that volunteer in the same append: from its next token on (refresh) it acts
+    /// as the volunteer — or team leader. Returns the masked number and the linked volunteer.
+    pub async fn bind_phone(
+        &self,
+        ctx: &RequestContext,
+        phone: &str,
+    ) -> Result<(String, Option<String>)> {
         diandan_workflows::validate::phone("phone", phone)?;
-        let (account, revision) = self.account(&ctx.claims.sub).await?;
+        let (account, revision) = self.account(ctx.claims.account_id()).await?;
         if !account.exists() {
-            return Err(AppError::Forbidden("请先用微信登录".into()));
+            return Err(AppError::Conflict {
+                field: None,
+                message: "请先用微信登录，再绑定手机号".into(),
+            });
         }
+        self.vault.ready().await?;
         let masked = diandan_workflows::validate::mask_phone(phone);
-        let event = AccountEvent::PhoneBound {
+        let bound = AccountEvent::PhoneBound {
             phone_masked: masked.clone(),
         };
+        let volunteer = match &account.volunteer_id {
+            Some(_) => None,
+            None => self.vault.volunteer_by_phone(phone).await?,
+        };
+        let linked = volunteer
+            .clone()
+            .map(|volunteer_id| AccountEvent::VolunteerLinked { volunteer_id });
+        let mut events = vec![(bound.event_type(), &bound)];
+        if let Some(linked) = &linked {
+            events.push((linked.event_type(), linked));
+        }
         self.append_to(
             ctx,
             account::account_stream(&account.account_id),
             revision,
-            &[(event.event_type(), &event)],
+            &events,
         )
         .await?;
         self.vault
             .put_account_phone(&account.account_id, phone)
             .await?;
-        Ok(masked)
+        Ok((masked, volunteer.or(account.volunteer_id)))
     }
 
     /// 重置密码: an administrator sets a new password for an account of their subtree.
@@ -574,7 +635,6 @@ impl App {
         account_id: &str,
         new_password: &str,
     ) -> Result<()> {
-        ctx.require_role(&[Role::StationHead, Role::System])?;
         let (account, revision) = self.account(account_id).await?;
         if !account.exists() || account.password_hash().is_none() {
             return Err(AppError::NotFound("账号不存在".into()));

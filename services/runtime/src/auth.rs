@@ -35,6 +35,10 @@ pub struct Claims {
     /// The org node a station head or auditor is responsible for (their subtree).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The signed-in account, when the user acts under another id (a WeChat account that
+    /// signs in as the registered volunteer it is linked to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acc: Option<String>,
     /// Expiry, Unix seconds.
     pub exp: i64,
 }
@@ -42,6 +46,11 @@ pub struct Claims {
 impl Claims {
     pub fn actor(&self) -> Actor {
         Actor::new(self.sub.clone(), self.role)
+    }
+
+    /// The account the token was issued to (its own password, its bound phone, …).
+    pub fn account_id(&self) -> &str {
+        self.acc.as_deref().unwrap_or(&self.sub)
     }
 }
 
@@ -140,6 +149,7 @@ mod tests {
             sub: "r1".into(),
             role: Role::Resident,
             node: None,
+            acc: None,
             exp: (now + TOKEN_LIFETIME).unix_timestamp(),
         };
         let token = signer.issue(&claims);

@@ -11,6 +11,7 @@ use diandan_store::{
     AppendRequest, Direction, ExpectedRevision, NewEvent, RecordedEvent, StoreError,
 };
 use diandan_workflows::order::{self, Action, Command, OrderEvent, OrderState};
+use diandan_workflows::permissions::Scope;
 use diandan_workflows::CommandMeta;
 
 use crate::{App, AppError, RequestContext, Result};
@@ -171,6 +172,8 @@ impl App {
                     duplicate: true,
                 });
             }
+            self.require_order_scope(ctx, &command.action, &loaded.state)
+                .await?;
             if let Some(expected) = expected_revision {
                 if loaded.revision != Some(expected) {
                     return Err(stale(expected, loaded.revision));
@@ -243,6 +246,39 @@ impl App {
             field: None,
             message: "订单正被频繁修改，请稍后重试".into(),
         })
+    }
+}
+
+impl App {
+    /// Is this existing order within the scope the permission table gave the caller? A
+    /// resident acts on their own orders, staff on their subtree's; outside, the order is as
+    /// good as absent (404). Field volunteers are checked against the command itself (the team
+    /// they act for: `require_member`; the accepted order's holder: `decide`). A placement
+    /// names a new order: a clash with an existing id is `decide`'s conflict (409).
+    async fn require_order_scope(
+        &self,
+        ctx: &RequestContext,
+        action: &Action,
+        state: &OrderState,
+    ) -> Result<()> {
+        if state.status == order::Status::New || matches!(action, Action::Place { .. }) {
+            return Ok(());
+        }
+        let inside = match ctx.scope {
+            Scope::Own => state.requester_id == ctx.claims.sub,
+            Scope::Subtree => self
+                .directory
+                .require_scope(ctx, &state.station_id)
+                .await
+                .is_ok(),
+            Scope::Team | Scope::All => true,
+            Scope::Public => false,
+        };
+        if inside {
+            Ok(())
+        } else {
+            Err(AppError::NotFound("订单不存在".into()))
+        }
     }
 }
 

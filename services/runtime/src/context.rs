@@ -1,4 +1,9 @@
-//! Who is calling and under which command id, read from gRPC metadata.
+//! Who is calling, what they may do, and under which command id, read from gRPC metadata.
+//!
+//! Every service method starts with [`App::authorize`](crate::App::authorize): the caller's
+//! token is verified and the permission table (`diandan_workflows::permissions`) gives the
+//! scope the caller's role may act over for that operation, or refuses (403). The context
+//! carries that scope; resources are then checked against it, never against a role.
 //!
 //! - `authorization: Bearer <token>` — required on every call but `DevLogin`;
 //! - `idempotency-key` — the command id; a retry with the same key is answered, not re-applied;
@@ -7,6 +12,7 @@
 use time::OffsetDateTime;
 use tonic::metadata::MetadataMap;
 
+use diandan_workflows::permissions::{self, Operation, Scope};
 use diandan_workflows::{Actor, CommandMeta, Role};
 
 use crate::auth::{Claims, TokenSigner};
@@ -21,13 +27,15 @@ pub const CLIENT_ADDRESS: &str = "x-diandan-client-address";
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub claims: Claims,
+    /// Over what the caller may act in this call (from the permission table).
+    pub scope: Scope,
     pub command_id: String,
     pub correlation_id: String,
 }
 
 impl RequestContext {
-    /// Authenticates a call from its metadata.
-    pub fn from_metadata(
+    /// Authenticates a call from its metadata (scope: not yet granted — `Public`).
+    fn from_metadata(
         metadata: &MetadataMap,
         signer: &TokenSigner,
     ) -> Result<RequestContext, AppError> {
@@ -59,6 +67,7 @@ impl RequestContext {
             .unwrap_or_else(|| command_id.clone());
         Ok(RequestContext {
             claims,
+            scope: Scope::Public,
             command_id,
             correlation_id,
         })
@@ -72,8 +81,10 @@ impl RequestContext {
                 sub: "system".into(),
                 role: Role::System,
                 node: None,
+                acc: None,
                 exp: i64::MAX,
             },
+            scope: Scope::All,
             correlation_id: command_id.clone(),
             command_id,
         }
@@ -97,20 +108,20 @@ impl RequestContext {
             causation_id: None,
         }
     }
-
-    /// Only these roles may call.
-    pub fn require_role(&self, roles: &[Role]) -> Result<(), AppError> {
-        if roles.contains(&self.claims.role) {
-            Ok(())
-        } else {
-            Err(AppError::Forbidden("当前角色无权执行此操作".into()))
-        }
-    }
 }
 
 impl crate::App {
-    /// Authenticates a gRPC call.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<RequestContext, AppError> {
-        RequestContext::from_metadata(metadata, &self.signer)
+    /// Authenticates a gRPC call to `op` and checks the permission table: a role the table
+    /// grants nothing for `op` is refused here (403); otherwise the context carries its scope.
+    pub fn authorize(
+        &self,
+        metadata: &MetadataMap,
+        op: Operation,
+    ) -> Result<RequestContext, AppError> {
+        let mut ctx = RequestContext::from_metadata(metadata, &self.signer)?;
+        ctx.scope = permissions::grant(op, ctx.role()).ok_or_else(|| {
+            AppError::Forbidden(format!("{}无权{}", ctx.role().name_zh(), op.name_zh()))
+        })?;
+        Ok(ctx)
     }
 }

@@ -43,6 +43,11 @@ impl ContactVault {
                  phone TEXT NOT NULL,
                  stored_at_ms INTEGER NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS volunteer_phones (
+                 volunteer_id TEXT PRIMARY KEY,
+                 phone TEXT NOT NULL UNIQUE,
+                 stored_at_ms INTEGER NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS write_probe (
                  id INTEGER PRIMARY KEY CHECK (id = 1),
                  at_ms INTEGER NOT NULL
@@ -220,6 +225,37 @@ impl ContactVault {
             c.query_row(
                 "SELECT phone FROM account_phones WHERE account_id = ?1",
                 [account_id],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Keeps the number a volunteer was registered with (after the registration's append was
+    /// accepted). The first registration owns the row: a retry never changes it. Returns
+    /// whether a row was written (false: the volunteer or the number is already kept).
+    pub async fn put_volunteer_phone(&self, volunteer_id: &str, phone: &str) -> Result<bool> {
+        let (volunteer_id, phone) = (volunteer_id.to_owned(), phone.to_owned());
+        let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO volunteer_phones (volunteer_id, phone, stored_at_ms)
+                 VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![volunteer_id, phone, now],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// The registered volunteer with this number, if any (to link a WeChat account).
+    pub async fn volunteer_by_phone(&self, phone: &str) -> Result<Option<String>> {
+        let phone = phone.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT volunteer_id FROM volunteer_phones WHERE phone = ?1",
+                [phone],
                 |r| r.get(0),
             )
             .optional()

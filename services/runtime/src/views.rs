@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use diandan_proto::v1 as pb;
 use diandan_workflows::order::{OrderState, Status};
-use diandan_workflows::Role;
+use diandan_workflows::permissions::{self, ContactAccess, Scope};
 
 use crate::{App, AppError, RequestContext, Result};
 
@@ -71,20 +71,21 @@ pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
 
 /// 联系电话 — the one rule for how much of the resident's number a caller sees, for a caller
 /// already known to be allowed to see the order (every view — one order, lists, the queue —
-/// goes through it):
+/// goes through it). The role's column comes from the permission table
+/// ([`permissions::contact_access`]):
 ///
 /// | caller | sees |
 /// |---|---|
 /// | the requesting resident | full (their own number) |
 /// | the volunteer holding the accepted order, accepted → served | full |
 /// | any other volunteer (offered the order, or after serving) | masked |
-/// | a station head of the order's subtree | full (they call residents back) |
+/// | staff of the order's subtree (站长, 所, 中心) | full (they call residents back) |
 /// | an auditor | masked |
 /// | the system | full |
 pub fn phone_access(ctx: &RequestContext, state: &OrderState) -> PhoneAccess {
-    let full = match ctx.role() {
-        Role::Resident => state.requester_id == ctx.claims.sub,
-        Role::Volunteer => {
+    let full = match permissions::contact_access(ctx.role()) {
+        ContactAccess::OwnOrders => state.requester_id == ctx.claims.sub,
+        ContactAccess::WhileServing => {
             state
                 .accepted_by
                 .as_ref()
@@ -94,8 +95,8 @@ pub fn phone_access(ctx: &RequestContext, state: &OrderState) -> PhoneAccess {
                     Status::Accepted | Status::InService | Status::Served
                 )
         }
-        Role::StationHead | Role::System => true,
-        Role::Auditor => false,
+        ContactAccess::Full => true,
+        ContactAccess::Masked => false,
     };
     if full {
         PhoneAccess::Full
@@ -105,42 +106,57 @@ pub fn phone_access(ctx: &RequestContext, state: &OrderState) -> PhoneAccess {
 }
 
 impl App {
-    /// May this caller see this order at all, and how much of the number?
+    /// May this caller see this order at all (by the scope the permission table gave them),
+    /// and how much of the number? An order outside the scope is as good as absent (404).
     pub async fn order_access(
         &self,
         ctx: &RequestContext,
         state: &OrderState,
     ) -> Result<PhoneAccess> {
         let not_found = || AppError::NotFound("订单不存在".into());
-        let visible = match ctx.role() {
-            Role::Resident => state.requester_id == ctx.claims.sub,
-            Role::Volunteer => {
-                let holds = state
-                    .accepted_by
-                    .as_ref()
-                    .is_some_and(|(v, _)| *v == ctx.claims.sub);
-                holds
-                    || match (&state.assignee, state.status) {
-                        (Some(a), Status::Dispatched) => self
-                            .directory
-                            .volunteer(&ctx.claims.sub)
-                            .await?
-                            .is_some_and(|v| v.team_ids.contains(&a.team_id)),
-                        _ => false,
-                    }
-            }
-            Role::StationHead | Role::Auditor => self
+        let visible = match ctx.scope {
+            Scope::Own => state.requester_id == ctx.claims.sub,
+            Scope::Team => self.team_holds(ctx, state).await?,
+            Scope::Subtree => self
                 .directory
                 .require_scope(ctx, &state.station_id)
                 .await
                 .is_ok(),
-            Role::System => true,
+            Scope::All => true,
+            Scope::Public => false,
         };
         if visible {
             Ok(phone_access(ctx, state))
         } else {
             Err(not_found())
         }
+    }
+
+    /// Is this order the field caller's: held by them, offered to one of their teams, or
+    /// assigned to a team they lead (队长)?
+    pub async fn team_holds(&self, ctx: &RequestContext, state: &OrderState) -> Result<bool> {
+        let holds = state
+            .accepted_by
+            .as_ref()
+            .is_some_and(|(v, _)| *v == ctx.claims.sub);
+        let leads = match &state.assignee {
+            Some(a) => self
+                .directory
+                .led_teams(&ctx.claims.sub)
+                .await?
+                .contains(&a.team_id),
+            None => false,
+        };
+        Ok(holds
+            || leads
+            || match (&state.assignee, state.status) {
+                (Some(a), Status::Dispatched) => self
+                    .directory
+                    .volunteer(&ctx.claims.sub)
+                    .await?
+                    .is_some_and(|v| v.team_ids.contains(&a.team_id)),
+                _ => false,
+            })
     }
 
     /// Shows the full numbers in `views` (orders of `states`, all visible to `ctx`) that

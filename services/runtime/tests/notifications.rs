@@ -70,8 +70,15 @@ fn ctx(sub: &str, role: Role) -> RequestContext {
             sub: sub.into(),
             role,
             node: Some("s1".into()),
+            acc: None,
             exp: i64::MAX,
         },
+        // The scope the permission table gives the role for reading an order: its own part.
+        scope: diandan_workflows::permissions::grant(
+            diandan_workflows::permissions::Operation::GetOrder,
+            role,
+        )
+        .expect("every role reads orders"),
         command_id: id.clone(),
         correlation_id: id,
     }
@@ -85,7 +92,11 @@ fn the_loop(requester: RequestContext, order_id: &str) -> Vec<(RequestContext, A
         lng: 114.28,
         address: String::new(),
     };
-    let head = ctx("head", Role::StationHead);
+    // No org tree here: the head's subtree is not what this test is about (tests/permissions.rs).
+    let head = RequestContext {
+        scope: diandan_workflows::permissions::Scope::All,
+        ..ctx("head", Role::StationHead)
+    };
     let volunteer = ctx("v1", Role::Volunteer);
     vec![
         (
@@ -124,6 +135,7 @@ fn the_loop(requester: RequestContext, order_id: &str) -> Vec<(RequestContext, A
             volunteer.clone(),
             Action::Accept {
                 team_id: "t1".into(),
+                member: None,
             },
         ),
         (

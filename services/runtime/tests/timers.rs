@@ -11,6 +11,7 @@ use diandan_runtime::clock::Clock;
 use diandan_runtime::{App, RequestContext};
 use diandan_store::{Direction, EventStore, SqliteStore};
 use diandan_workflows::order::{Action, Assignee, TeamKind};
+use diandan_workflows::permissions::Scope;
 use diandan_workflows::validate::Location;
 use diandan_workflows::{OrgLevel, Registry, Role};
 
@@ -21,7 +22,17 @@ fn ctx(sub: &str, role: Role) -> RequestContext {
             sub: sub.into(),
             role,
             node: Some("s1".into()),
+            acc: None,
             exp: i64::MAX,
+        },
+        // The scope the permission table gives the role for reading an order: its own part
+        // (staff: everything — no org tree here; subtrees are tests/permissions.rs's).
+        scope: match diandan_workflows::permissions::grant(
+            diandan_workflows::permissions::Operation::GetOrder,
+            role,
+        ) {
+            Some(Scope::Subtree) => Scope::All,
+            scope => scope.expect("every role reads orders"),
         },
         command_id: id.clone(),
         correlation_id: id,
@@ -167,6 +178,7 @@ async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_se
     for action in [
         Action::Accept {
             team_id: "t1".into(),
+            member: None,
         },
         Action::CheckIn {
             location: here.clone(),

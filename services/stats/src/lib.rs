@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 use diandan_proto::v1 as pb;
 use diandan_proto::v1::stats_service_server::StatsService;
 use diandan_runtime::App;
+use diandan_workflows::permissions::Operation;
 
 pub struct Stats {
     app: App,
@@ -27,7 +28,9 @@ impl StatsService for Stats {
         &self,
         request: Request<pb::StationStatsRequest>,
     ) -> Result<Response<pb::StationStatsResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::StationStats)?;
         let report = self.app.stats(&ctx, request.into_inner()).await?;
         Ok(Response::new(report))
     }

@@ -17,6 +17,7 @@ use diandan_runtime::auth::{Claims, TOKEN_LIFETIME};
 use diandan_runtime::views::{location_from, rfc3339};
 use diandan_runtime::{App, AppError, RequestContext};
 use diandan_workflows::order::Action;
+use diandan_workflows::permissions::{self, Operation, Scope};
 use diandan_workflows::{validate, Role};
 
 pub struct Volunteers {
@@ -32,21 +33,58 @@ impl Volunteers {
         pb::volunteer_service_server::VolunteerServiceServer::new(self)
     }
 
-    /// Volunteers act only for teams they belong to.
+    /// Volunteers act only for teams they belong to (their scope is `Team`).
     async fn require_member(&self, ctx: &RequestContext, team_id: &str) -> Result<(), AppError> {
-        ctx.require_role(&[Role::Volunteer])?;
-        let member = self
-            .app
-            .directory
-            .volunteer(&ctx.claims.sub)
-            .await?
-            .is_some_and(|v| v.team_ids.iter().any(|t| t == team_id));
+        if ctx.scope == Scope::All {
+            return Ok(());
+        }
+        let member = ctx.scope == Scope::Team
+            && self
+                .app
+                .directory
+                .volunteer(&ctx.claims.sub)
+                .await?
+                .is_some_and(|v| v.team_ids.iter().any(|t| t == team_id));
         if member {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!(
                 "你不是队伍「{team_id}」的成员"
             )))
+        }
+    }
+
+    /// 派给队员: only the leader of the team names who serves, and only one of its members.
+    async fn require_assignable(
+        &self,
+        ctx: &RequestContext,
+        team_id: &str,
+        member: &str,
+    ) -> Result<(), AppError> {
+        validate::id("volunteer_id", member)?;
+        let directory = &self.app.directory;
+        if ctx.scope != Scope::All
+            && !directory
+                .led_teams(&ctx.claims.sub)
+                .await?
+                .iter()
+                .any(|t| t == team_id)
+        {
+            return Err(AppError::Forbidden(format!(
+                "只有队伍「{team_id}」的队长可以指派队员"
+            )));
+        }
+        let in_team = directory
+            .volunteer(member)
+            .await?
+            .is_some_and(|v| v.team_ids.iter().any(|t| t == team_id));
+        if in_team {
+            Ok(())
+        } else {
+            Err(AppError::invalid(
+                "volunteer_id",
+                format!("「{member}」不是队伍「{team_id}」的成员"),
+            ))
         }
     }
 
@@ -71,11 +109,18 @@ impl VolunteerService for Volunteers {
         &self,
         request: Request<pb::AcceptOrderRequest>,
     ) -> Result<Response<pb::AcceptOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::AcceptOrder)?;
         let req = request.into_inner();
         self.require_member(&ctx, &req.team_id).await?;
+        let member = Some(req.volunteer_id).filter(|v| !v.is_empty() && *v != ctx.claims.sub);
+        if let Some(member) = &member {
+            self.require_assignable(&ctx, &req.team_id, member).await?;
+        }
         let action = Action::Accept {
             team_id: req.team_id,
+            member,
         };
         self.order_command(&ctx, &req.order_id, action, req.expected_revision)
             .await
@@ -85,7 +130,9 @@ impl VolunteerService for Volunteers {
         &self,
         request: Request<pb::DeclineOrderRequest>,
     ) -> Result<Response<pb::DeclineOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::DeclineOrder)?;
         let req = request.into_inner();
         self.require_member(&ctx, &req.team_id).await?;
         let action = Action::Decline {
@@ -100,7 +147,7 @@ impl VolunteerService for Volunteers {
         &self,
         request: Request<pb::CheckInRequest>,
     ) -> Result<Response<pb::CheckInResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self.app.authorize(request.metadata(), Operation::CheckIn)?;
         let req = request.into_inner();
         let action = Action::CheckIn {
             location: location_from("location", req.location)?,
@@ -113,7 +160,9 @@ impl VolunteerService for Volunteers {
         &self,
         request: Request<pb::CheckOutRequest>,
     ) -> Result<Response<pb::CheckOutResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::CheckOut)?;
         let req = request.into_inner();
         let action = Action::CheckOut {
             location: location_from("location", req.location)?,
@@ -126,7 +175,9 @@ impl VolunteerService for Volunteers {
         &self,
         request: Request<pb::RequestExtensionRequest>,
     ) -> Result<Response<pb::RequestExtensionResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::RequestExtension)?;
         let req = request.into_inner();
         let until = diandan_runtime::views::time_from("until", &req.until)?
             .ok_or_else(|| AppError::invalid("until", "须填写延期后的时限"))?;
@@ -143,7 +194,9 @@ impl VolunteerService for Volunteers {
         &self,
         request: Request<pb::CompleteOrderRequest>,
     ) -> Result<Response<pb::CompleteOrderResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::CompleteOrder)?;
         let req = request.into_inner();
         let action = Action::Complete {
             note: req.note,
@@ -183,41 +236,51 @@ impl IdentityService for Identity {
         let role = Role::parse(&req.role)
             .filter(|r| *r != Role::System)
             .ok_or_else(|| {
-                AppError::invalid("role", "须为 resident、volunteer、station_head 或 auditor")
+                AppError::invalid(
+                    "role",
+                    "须为 resident、volunteer、team_leader、station_head、institute_admin、centre_admin 或 auditor",
+                )
             })?;
         validate::id("user_id", &req.user_id).map_err(AppError::from)?;
         if !req.org_node.is_empty() {
             validate::id("org_node", &req.org_node).map_err(AppError::from)?;
         }
-        let node = match role {
-            Role::StationHead | Role::Auditor => {
-                validate::id("org_node", &req.org_node).map_err(AppError::from)?;
-                if self.app.directory.node(&req.org_node).await?.is_none() {
-                    return Err(AppError::missing(
-                        "org_node",
-                        format!("组织节点「{}」不存在", req.org_node),
-                    )
-                    .into());
-                }
-                Some(req.org_node)
+        let directory = &self.app.directory;
+        let node = if !permissions::binds_to(role).is_empty() {
+            validate::id("org_node", &req.org_node).map_err(AppError::from)?;
+            if directory.node(&req.org_node).await?.is_none() {
+                return Err(AppError::missing(
+                    "org_node",
+                    format!("组织节点「{}」不存在", req.org_node),
+                )
+                .into());
             }
-            Role::Volunteer => {
-                if self.app.directory.volunteer(&req.user_id).await?.is_none() {
-                    return Err(AppError::missing(
-                        "user_id",
-                        format!("志愿者「{}」未登记", req.user_id),
-                    )
-                    .into());
-                }
-                None
+            Some(req.org_node)
+        } else if permissions::workflow_role(role) == Role::Volunteer {
+            if directory.volunteer(&req.user_id).await?.is_none() {
+                return Err(AppError::missing(
+                    "user_id",
+                    format!("志愿者「{}」未登记", req.user_id),
+                )
+                .into());
             }
-            _ => None,
+            if role == Role::TeamLeader && directory.led_teams(&req.user_id).await?.is_empty() {
+                return Err(AppError::invalid(
+                    "role",
+                    format!("志愿者「{}」不是任何队伍的队长", req.user_id),
+                )
+                .into());
+            }
+            None
+        } else {
+            None
         };
         let expires = OffsetDateTime::now_utc() + TOKEN_LIFETIME;
         let token = self.app.signer.issue(&Claims {
             sub: req.user_id,
             role,
             node,
+            acc: None,
             exp: expires.unix_timestamp(),
         });
         Ok(Response::new(pb::DevLoginResponse {
@@ -288,8 +351,9 @@ impl IdentityService for Identity {
         &self,
         request: Request<pb::BindPhoneRequest>,
     ) -> Result<Response<pb::BindPhoneResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
-        ctx.require_role(&[Role::Resident, Role::Volunteer])?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::BindPhone)?;
         let req = request.into_inner();
         let wechat =
             self.app.wechat.as_ref().ok_or_else(|| {
@@ -299,15 +363,21 @@ impl IdentityService for Identity {
             .phone_number(&req.code)
             .await
             .map_err(wechat_status)?;
-        let phone_masked = self.app.bind_phone(&ctx, &number.pure_phone_number).await?;
-        Ok(Response::new(pb::BindPhoneResponse { phone_masked }))
+        let (phone_masked, volunteer) =
+            self.app.bind_phone(&ctx, &number.pure_phone_number).await?;
+        Ok(Response::new(pb::BindPhoneResponse {
+            phone_masked,
+            volunteer_id: volunteer.unwrap_or_default(),
+        }))
     }
 
     async fn change_password(
         &self,
         request: Request<pb::ChangePasswordRequest>,
     ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ChangePassword)?;
         let req = request.into_inner();
         self.app
             .change_password(&ctx, &req.old_password, &req.new_password)
@@ -358,10 +428,7 @@ fn session(issued: diandan_runtime::accounts::Issued) -> pb::Session {
         expires_in: issued.expires_in,
         refresh_token: issued.refresh_token,
         account_id: account.account_id.clone(),
-        role: account
-            .role
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_default(),
+        role: issued.role.as_str().to_owned(),
         node_id: account.node_id.clone().unwrap_or_default(),
         must_change_password: account.must_change_password,
     }
@@ -388,11 +455,20 @@ impl pb::account_service_server::AccountService for Accounts {
         &self,
         request: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::CreateAccountResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::CreateAccount)?;
         let req = request.into_inner();
+        // Password accounts are staff accounts, bound to a node; volunteers and team leaders
+        // are registered in the directory and sign in with WeChat.
         let role = Role::parse(&req.role)
-            .filter(|r| matches!(r, Role::StationHead | Role::Auditor))
-            .ok_or_else(|| AppError::invalid("role", "须为 station_head 或 auditor"))?;
+            .filter(|r| !permissions::binds_to(*r).is_empty())
+            .ok_or_else(|| {
+                AppError::invalid(
+                    "role",
+                    "须为 station_head、institute_admin、centre_admin 或 auditor",
+                )
+            })?;
         let account_id = self
             .app
             .create_staff_account(
@@ -411,7 +487,9 @@ impl pb::account_service_server::AccountService for Accounts {
         &self,
         request: Request<pb::ResetPasswordRequest>,
     ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ResetPassword)?;
         let req = request.into_inner();
         validate::id("account_id", &req.account_id).map_err(AppError::from)?;
         self.app

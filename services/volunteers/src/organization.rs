@@ -9,7 +9,8 @@ use diandan_runtime::views::location_from;
 use diandan_runtime::{App, AppError};
 use diandan_workflows::directory::DirectoryEvent;
 use diandan_workflows::order::TeamKind;
-use diandan_workflows::{Category, OrgLevel};
+use diandan_workflows::permissions::Operation;
+use diandan_workflows::{validate, Category, OrgLevel};
 
 /// The organisation directory service.
 pub struct Organization {
@@ -48,7 +49,9 @@ impl OrganizationService for Organization {
         &self,
         request: Request<pb::RegisterOrgNodeRequest>,
     ) -> Result<Response<pb::RegisterOrgNodeResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::RegisterOrgNode)?;
         let req = request.into_inner();
         let level = OrgLevel::parse(&req.level).ok_or_else(|| {
             AppError::invalid("level", "须为 centre、institute、station 或 point")
@@ -75,7 +78,9 @@ impl OrganizationService for Organization {
         &self,
         request: Request<pb::RegisterTeamRequest>,
     ) -> Result<Response<pb::RegisterTeamResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::RegisterTeam)?;
         let req = request.into_inner();
         let kind = TeamKind::parse(&req.kind)
             .ok_or_else(|| AppError::invalid("kind", "须为 team 或 helper_unit"))?;
@@ -98,15 +103,47 @@ impl OrganizationService for Organization {
         &self,
         request: Request<pb::RegisterVolunteerRequest>,
     ) -> Result<Response<pb::RegisterVolunteerResponse>, Status> {
-        let ctx = self.app.authenticate(request.metadata())?;
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::RegisterVolunteer)?;
         let req = request.into_inner();
+        let phone = Some(req.phone).filter(|p| !p.is_empty());
+        if let Some(phone) = &phone {
+            validate::phone("phone", phone).map_err(AppError::from)?;
+            if self
+                .app
+                .vault
+                .volunteer_by_phone(phone)
+                .await?
+                .is_some_and(|v| v != req.id)
+            {
+                return Err(AppError::Conflict {
+                    field: Some("phone"),
+                    message: "该手机号已登记为其他志愿者".into(),
+                }
+                .into());
+            }
+            self.app.vault.ready().await?;
+        }
         let event = DirectoryEvent::VolunteerRegistered {
             id: req.id.clone(),
             name: req.name,
             team_ids: req.team_ids,
             skills: skills(&req.skills)?,
+            phone_masked: phone.as_deref().map(validate::mask_phone),
         };
         let position = self.app.directory.register(&ctx, event).await?;
+        // The number follows the accepted registration, and only the one it was made with (a
+        // retry with another number changes nothing).
+        if let Some(phone) = &phone {
+            let registered = self.app.directory.volunteer(&req.id).await?;
+            let masked = validate::mask_phone(phone);
+            if registered.is_some_and(|v| v.phone_masked.as_deref() == Some(masked.as_str()))
+                && !self.app.vault.put_volunteer_phone(&req.id, phone).await?
+            {
+                tracing::warn!(volunteer = %req.id, "volunteer number already kept");
+            }
+        }
         Ok(Response::new(pb::RegisterVolunteerResponse {
             id: req.id,
             position,
@@ -117,7 +154,8 @@ impl OrganizationService for Organization {
         &self,
         request: Request<pb::GetOrgTreeRequest>,
     ) -> Result<Response<pb::GetOrgTreeResponse>, Status> {
-        self.app.authenticate(request.metadata())?;
+        self.app
+            .authorize(request.metadata(), Operation::GetOrgTree)?;
         let req = request.into_inner();
         let tree = self.app.org_tree(&req.node_id, req.min_position).await?;
         Ok(Response::new(tree))
@@ -127,7 +165,8 @@ impl OrganizationService for Organization {
         &self,
         request: Request<pb::ListTeamsRequest>,
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
-        self.app.authenticate(request.metadata())?;
+        self.app
+            .authorize(request.metadata(), Operation::ListTeams)?;
         let req = request.into_inner();
         let teams = self.app.teams(&req.node_id, req.min_position).await?;
         Ok(Response::new(teams))

@@ -32,8 +32,12 @@ pub enum Action {
     Triage { accept: bool, reason: String },
     /// 派单: dispatch to a team or helper unit (resolved by the caller from the directory).
     Dispatch { assignee: Assignee, reason: String },
-    /// 接单: a volunteer accepts for the team the order was dispatched to.
-    Accept { team_id: String },
+    /// 接单: a volunteer accepts for the team the order was dispatched to; a team leader may
+    /// name the `member` who will serve (派给队员; checked against the team by the caller).
+    Accept {
+        team_id: String,
+        member: Option<String>,
+    },
     /// 退单: decline (before accepting) or return (after accepting, before check-in).
     Decline { team_id: String, reason: String },
     /// 签到

@@ -4,6 +4,7 @@ use super::command::{Action, Command};
 use super::event::{OrderChange, OrderEvent};
 use super::state::{OrderState, Status};
 use crate::definition::Definition;
+use crate::permissions::workflow_role;
 use crate::validate::{
     self, MAX_DESCRIPTION_CHARS, MAX_NOTE_CHARS, MAX_PHOTOS, MAX_SHORT_TEXT_CHARS,
 };
@@ -51,8 +52,10 @@ pub fn decide(
         });
     };
     let actor = &command.meta.actor;
-    if !transition.roles.contains(&actor.role) {
-        let who: Vec<&str> = transition.roles.iter().map(|r| role_zh(*r)).collect();
+    // Definitions name the roles of the loop; an admin acts as a head, a leader as a volunteer.
+    let acting_as = workflow_role(actor.role);
+    if !transition.roles.contains(&acting_as) {
+        let who: Vec<&str> = transition.roles.iter().map(|r| r.name_zh()).collect();
         return Err(DomainError::Forbidden(format!(
             "只有{}可以{}",
             who.join("或"),
@@ -71,7 +74,7 @@ pub fn decide(
             wanted_time,
             on_behalf_of,
         } => {
-            let requester_id = match (actor.role, on_behalf_of) {
+            let requester_id = match (acting_as, on_behalf_of) {
                 (Role::Resident, None) => actor.id.clone(),
                 // Who may fill in `on_behalf_of` depends on who is calling: a permission, not
                 // a malformed request.
@@ -108,7 +111,7 @@ pub fn decide(
                 location: location.clone(),
                 contact_phone_masked: validate::mask_phone(contact_phone),
                 wanted_time: *wanted_time,
-                placed_by_staff: actor.role == Role::StationHead,
+                placed_by_staff: acting_as == Role::StationHead,
                 workflow: definition.id().clone(),
             }
         }
@@ -130,10 +133,13 @@ pub fn decide(
                 reason: validate::text("reason", reason, 0, MAX_SHORT_TEXT_CHARS)?,
             }
         }
-        Action::Accept { team_id } => {
+        Action::Accept { team_id, member } => {
             require_assigned_team(state, team_id)?;
+            if let Some(member) = member {
+                validate::id("volunteer_id", member)?;
+            }
             OrderChange::OrderAccepted {
-                volunteer_id: actor.id.clone(),
+                volunteer_id: member.clone().unwrap_or_else(|| actor.id.clone()),
                 team_id: team_id.clone(),
             }
         }
@@ -214,16 +220,6 @@ pub fn decide(
         }
     };
     Ok(vec![OrderEvent { at, change }])
-}
-
-fn role_zh(role: Role) -> &'static str {
-    match role {
-        Role::StationHead => "站长",
-        Role::Volunteer => "志愿者",
-        Role::Resident => "居民",
-        Role::Auditor => "审计人员",
-        Role::System => "系统",
-    }
 }
 
 fn require_assigned_team(state: &OrderState, team_id: &str) -> Result<(), DomainError> {

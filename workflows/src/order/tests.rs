@@ -349,6 +349,7 @@ impl Who {
     fn accepts_for(&self, team: &Assignee) -> Command {
         self.does(Action::Accept {
             team_id: team.team_id.clone(),
+            member: None,
         })
     }
     fn declines_for(&self, team: &Assignee, reason: &str) -> Command {

@@ -14,6 +14,7 @@ use super::event::{OrderChange, OrderEvent};
 use super::state::{evolve, OrderState};
 use crate::calendar::Calendar;
 use crate::definition::{Definition, OnExpiry};
+use crate::permissions::workflow_role;
 use crate::{DomainError, Role};
 
 /// The clock events a command's events imply: deadlines of the stage left stop
@@ -81,7 +82,7 @@ pub(super) fn extension(
             reason,
         } => {
             let holder = state.accepted_by.as_ref().map(|(v, _)| v.as_str());
-            if actor.role != Role::Volunteer || holder != Some(actor.id.as_str()) {
+            if workflow_role(actor.role) != Role::Volunteer || holder != Some(actor.id.as_str()) {
                 return Err(DomainError::Forbidden(
                     "只有接单的志愿者可以申请延期".into(),
                 ));
@@ -120,7 +121,7 @@ pub(super) fn extension(
             approve,
             reason,
         } => {
-            if actor.role != Role::StationHead {
+            if workflow_role(actor.role) != Role::StationHead {
                 return Err(DomainError::Forbidden("只有站长可以审批延期".into()));
             }
             let active = state.deadlines.get(deadline).ok_or_else(|| {
@@ -403,6 +404,7 @@ mod tests {
             MONDAY_9 + time::Duration::hours(1),
             Action::Accept {
                 team_id: "t1".into(),
+                member: None,
             },
         ));
         let (state, _) = run(commands);
@@ -433,6 +435,7 @@ mod tests {
             MONDAY_9 + time::Duration::hours(1),
             Action::Accept {
                 team_id: "t1".into(),
+                member: None,
             },
         ));
         let (state, _) = run(commands);

@@ -126,6 +126,7 @@ impl Projection for DirectoryProjection {
                 name,
                 team_ids,
                 skills,
+                ..
             } => {
                 let skills = serde_json::to_string(&skills).expect("skills serialize");
                 tx.execute(

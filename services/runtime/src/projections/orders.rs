@@ -102,8 +102,13 @@ impl Projection for OrdersProjection {
 pub enum OrderScope {
     /// A resident's own orders.
     Requester(String),
-    /// Offered to one of these teams (status dispatched), or accepted by this volunteer.
-    Volunteer { id: String, team_ids: Vec<String> },
+    /// Offered to one of these teams (status dispatched), or accepted by this volunteer, or
+    /// (a team leader) assigned to a team they lead, whatever its status.
+    Volunteer {
+        id: String,
+        team_ids: Vec<String>,
+        led_team_ids: Vec<String>,
+    },
     /// Every order of a subtree (a `/…/` path prefix).
     Subtree(String),
 }
@@ -129,7 +134,11 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
             sql.push_str("requester_id = ?");
             args.push(id.clone());
         }
-        OrderScope::Volunteer { id, team_ids } => {
+        OrderScope::Volunteer {
+            id,
+            team_ids,
+            led_team_ids,
+        } => {
             sql.push_str("(accepted_by = ?");
             args.push(id.clone());
             if !team_ids.is_empty() {
@@ -137,6 +146,12 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
                 sql.push_str(&vec!["?"; team_ids.len()].join(","));
                 sql.push_str("))");
                 args.extend(team_ids.iter().cloned());
+            }
+            if !led_team_ids.is_empty() {
+                sql.push_str(" OR assignee_id IN (");
+                sql.push_str(&vec!["?"; led_team_ids.len()].join(","));
+                sql.push(')');
+                args.extend(led_team_ids.iter().cloned());
             }
             sql.push(')');
         }
