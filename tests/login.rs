@@ -285,7 +285,23 @@ async fn foreign_tampered_and_dev_tokens_are_refused_without_dev_mode() {
     let tampered_payload = "eyJzdWIiOiJoIiwicm9sZSI6InN5c3RlbSIsImV4cCI6OTk5OTk5OTk5OX0";
     parts[1] = tampered_payload;
     let tampered = parts.join(".");
-    for token in [foreign.as_str(), tampered.as_str(), "not-a-jwt"] {
+    // Signed with this deployment's own key, but expired.
+    let expired =
+        diandan_runtime::auth::TokenSigner::new(diandan::server::token_secret(tmp.path()).unwrap())
+            .issue(&diandan_runtime::auth::Claims {
+                sub: "h".into(),
+                role: diandan_workflows::Role::StationHead,
+                node: Some("xianan".into()),
+                acc: None,
+                exp: (time::OffsetDateTime::now_utc() - time::Duration::minutes(1))
+                    .unix_timestamp(),
+            });
+    for token in [
+        foreign.as_str(),
+        tampered.as_str(),
+        expired.as_str(),
+        "not-a-jwt",
+    ] {
         let response = client
             .get(url("/api/v1/orders"))
             .bearer_auth(token)
