@@ -15,14 +15,29 @@ use tonic::transport::Endpoint;
 
 use diandan::client::{drive_order, Cast, Client, OrderSpec, Stage};
 use diandan_proto::Upstreams;
-use diandan_runtime::auth::TokenSigner;
 use diandan_store::EventStore;
 use diandan_store_jetstream::{JetStreamConfig, JetStreamStore};
-use diandan_workflows::Role;
 use support::{
     part_url as url, serve_part as serve, yongfu_order, Part, User, LOCATION,
     SPLIT_SECRET as SECRET,
 };
+
+/// A token from the deployment's own development login (its parts run with `DIANDAN_DEV`):
+/// no token is made by hand.
+async fn sign_in(upstreams: &Upstreams, user: &str, role: &str, node: &str) -> String {
+    diandan_proto::v1::identity_service_client::IdentityServiceClient::new(
+        upstreams.volunteers.clone(),
+    )
+    .dev_login(diandan_proto::v1::DevLoginRequest {
+        role: role.into(),
+        user_id: user.into(),
+        org_node: node.into(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("dev login {role} {user}: {e}"))
+    .into_inner()
+    .token
+}
 
 async fn all_events(store: &dyn EventStore) -> u64 {
     let (mut count, mut from) = (0u64, 1u64);
@@ -52,7 +67,6 @@ struct Deployment<B = nats::NatsServer> {
     stats: Part,
     gateway: Part,
     upstreams: Upstreams,
-    signer: TokenSigner,
 }
 
 async fn deploy(binary: &nats::NatsServerBinary) -> Deployment {
@@ -104,11 +118,21 @@ async fn deploy_on<B>(broker: B, nats_url: &str) -> Deployment<B> {
         reviews: channel(&reviews),
         stats: channel(&stats),
     };
-    let signer = TokenSigner::new(SECRET.as_bytes().to_vec());
-    let seeded = diandan::demo::seed(upstreams.clone(), &signer)
-        .await
-        .expect("seed the demo");
-    assert_eq!(seeded, 112);
+    // The demo district, loaded the way an operator would: `diandan demo` against the store.
+    let output = Command::new(support::binary())
+        .args(["demo", "--store", nats_url, "--data-dir"])
+        .arg(data)
+        .env("DIANDAN_TOKEN_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "diandan demo: {said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("with 112 orders"), "{said}");
     Deployment {
         nats: broker,
         tmp,
@@ -121,7 +145,6 @@ async fn deploy_on<B>(broker: B, nats_url: &str) -> Deployment<B> {
         stats,
         gateway,
         upstreams,
-        signer,
     }
 }
 
@@ -143,7 +166,6 @@ async fn every_service_its_own_process_on_nats() {
         stats,
         gateway,
         upstreams,
-        signer,
     } = deploy(&binary).await;
     let data = tmp.path();
 
@@ -183,20 +205,15 @@ async fn every_service_its_own_process_on_nats() {
     let cast = Cast {
         resident: Client::new(
             upstreams.clone(),
-            diandan::demo::token(&signer, "r-dist-2", Role::Resident, None),
+            sign_in(&upstreams, "r-dist-2", "resident", "").await,
         ),
         head: Client::new(
             upstreams.clone(),
-            diandan::demo::token(
-                &signer,
-                "head-dengxiaohu",
-                Role::StationHead,
-                Some("chezhanlu"),
-            ),
+            sign_in(&upstreams, "head-dengxiaohu", "station_head", "chezhanlu").await,
         ),
         volunteer: Client::new(
             upstreams.clone(),
-            diandan::demo::token(&signer, "v-liuhong", Role::Volunteer, None),
+            sign_in(&upstreams, "v-liuhong", "volunteer", "").await,
         ),
         team_id: "zhidui-chezhanlu".into(),
         station_id: "yongfu-lane".into(),
@@ -509,20 +526,15 @@ async fn bench_flows_across_processes_and_projection_lag() {
     let cast = Cast {
         resident: Client::new(
             d.upstreams.clone(),
-            diandan::demo::token(&d.signer, "r-bench", Role::Resident, None),
+            sign_in(&d.upstreams, "r-bench", "resident", "").await,
         ),
         head: Client::new(
             d.upstreams.clone(),
-            diandan::demo::token(
-                &d.signer,
-                "head-bench",
-                Role::StationHead,
-                Some("chezhanlu"),
-            ),
+            sign_in(&d.upstreams, "head-bench", "station_head", "chezhanlu").await,
         ),
         volunteer: Client::new(
             d.upstreams.clone(),
-            diandan::demo::token(&d.signer, "v-wangsen", Role::Volunteer, None),
+            sign_in(&d.upstreams, "v-wangsen", "volunteer", "").await,
         ),
         team_id: "zhidui-chezhanlu".into(),
         station_id: "yongfu-lane".into(),
@@ -594,4 +606,299 @@ async fn bench_flows_across_processes_and_projection_lag() {
         pct(99),
         lags.len()
     );
+}
+
+/// Runs the `diandan` command; (success, stdout + stderr).
+fn diandan(args: &[&str], data: &std::path::Path, env: &[(&str, &str)]) -> (bool, String) {
+    let output = Command::new(support::binary())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
+/// An operator's first day: an empty NATS and empty data dirs; `diandan org bootstrap` makes
+/// the centre and its admin, who signs in for real and builds the organisation. Then
+/// `projections rebuild` refuses every way it could hurt (no --store, parts running, another
+/// store) and, done right, equals the live read model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organisation_from_nothing_and_a_rebuild_that_cannot_hurt() {
+    let test = "an_organisation_from_nothing_and_a_rebuild_that_cannot_hurt";
+    let Some(binary) = nats::primary_or_skip(test) else {
+        return;
+    };
+    let _heavy = HEAVY.lock().await;
+    let nats = nats::NatsServer::start(&binary).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let key = [("DIANDAN_TOKEN_SECRET", SECRET)];
+    let bootstrap = [
+        "org",
+        "bootstrap",
+        "--store",
+        &nats.url,
+        "--centre-id",
+        "xianan",
+        "--centre-name",
+        "咸安区新时代文明实践中心",
+        "--admin-username",
+        "admin.xianan",
+    ];
+    let with_password = [key[0], ("DIANDAN_ADMIN_PASSWORD", "first-password-1")];
+    let (ok, said) = diandan(&bootstrap, data, &with_password);
+    assert!(ok, "{said}");
+    assert_eq!(said.matches("已创建").count(), 2, "{said}");
+    // Again: nothing changes, and it says so.
+    let (ok, said) = diandan(&bootstrap, data, &with_password);
+    assert!(ok, "{said}");
+    assert_eq!(said.matches("已存在").count(), 2, "{said}");
+
+    let store_args = ["--store", nats.url.as_str(), "--bus", nats.url.as_str()];
+    let relay = serve("relay", &store_args, data);
+    let projections = serve("projections", &store_args, data);
+    let orders = serve("orders", &store_args, data);
+    let dispatch = serve("dispatch", &store_args, data);
+    let volunteers = serve("volunteers", &store_args, data);
+    let reviews = serve("reviews", &store_args, data);
+    let stats = serve("stats", &store_args, data);
+    let gateway = serve(
+        "gateway",
+        &[
+            "--orders-url",
+            &url(&orders),
+            "--dispatch-url",
+            &url(&dispatch),
+            "--volunteers-url",
+            &url(&volunteers),
+            "--reviews-url",
+            &url(&reviews),
+            "--stats-url",
+            &url(&stats),
+        ],
+        data,
+    );
+    let base = url(&gateway);
+    let http = reqwest::Client::new();
+    let session: serde_json::Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "admin.xianan", "password": "first-password-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["role"], "centre_admin", "{session}");
+    let admin = User {
+        http: http.clone(),
+        base: base.clone(),
+        token: session["access_token"].as_str().unwrap().to_owned(),
+    };
+    let (status, body) = admin
+        .post(
+            "/api/v1/org/nodes",
+            json!({"id": "yongan", "name": "永安街道新时代文明实践所", "level": "institute",
+                   "parent_id": "xianan"}),
+        )
+        .await;
+    assert!(matches!(status, 200 | 201), "{body}");
+    let position = body["position"]
+        .as_u64()
+        .expect("a registration says its position");
+    let (status, body) = admin
+        .post(
+            "/api/v1/accounts",
+            json!({"username": "admin.yongan", "display_name": "永安所管理员",
+                   "role": "institute_admin", "node_id": "yongan",
+                   "password": "first-password-2"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, tree) = admin
+        .get(&format!("/api/v1/org?min_position={position}"))
+        .await;
+    assert_eq!(status, 200, "{tree}");
+    assert!(tree.to_string().contains("yongan"), "{tree}");
+
+    // Rebuild without --store on a split data dir: refused, and nothing created or changed.
+    let live = data.join("read.db");
+    let before = diandan_runtime::projections::inspect(&live)
+        .unwrap()
+        .unwrap();
+    assert!(before.origin.is_some(), "{before:?}");
+    let (ok, said) = diandan(&["projections", "rebuild"], data, &key);
+    assert!(!ok, "{said}");
+    assert!(said.contains("--store"), "{said}");
+    assert!(!data.join("events.db").exists(), "no empty store created");
+    // With --store, but while the parts have the read models open: refused.
+    let rebuild = ["projections", "rebuild", "--store", nats.url.as_str()];
+    let (ok, said) = diandan(&rebuild, data, &key);
+    assert!(!ok, "{said}");
+    assert!(said.contains("in use"), "{said}");
+    assert_eq!(
+        diandan_runtime::projections::inspect(&live)
+            .unwrap()
+            .unwrap(),
+        before
+    );
+
+    drop((
+        relay,
+        projections,
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway,
+    ));
+    // Another deployment's store (a fresh, empty NATS): refused.
+    let other = nats::NatsServer::start(&binary).await;
+    let (ok, said) = diandan(
+        &["projections", "rebuild", "--store", other.url.as_str()],
+        data,
+        &key,
+    );
+    assert!(!ok, "{said}");
+    assert!(said.contains("another event store"), "{said}");
+    // The deployment's own store: equal to the live read model.
+    let live_dump = {
+        let read = diandan_runtime::projections::ReadModel::open(&live).unwrap();
+        read.dump().unwrap()
+    };
+    let (ok, said) = diandan(&rebuild, data, &key);
+    assert!(ok, "{said}");
+    let rebuilt = diandan_runtime::projections::ReadModel::open(&live)
+        .unwrap()
+        .dump()
+        .unwrap();
+    assert_eq!(live_dump, rebuilt, "a rebuild equals the live read model");
+    println!("{test}: bootstrapped, rebuilt: {said}");
+    drop(nats);
+}
+
+/// Every part started at the same instant on a fresh data dir, with no configured key, twenty
+/// times: they all sign and check with the one key that won (a token from one is accepted by
+/// every other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_started_together_share_one_token_key() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let test = "parts_started_together_share_one_token_key";
+    let Some(binary) = nats::primary_or_skip(test) else {
+        return;
+    };
+    let _heavy = HEAVY.lock().await;
+    let nats = nats::NatsServer::start(&binary).await;
+    let parts = ["orders", "dispatch", "volunteers", "reviews", "stats"];
+    for round in 0..20 {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut children: Vec<std::process::Child> = parts
+            .iter()
+            .map(|part| {
+                Command::new(support::binary())
+                    .args([
+                        "serve",
+                        part,
+                        "--listen",
+                        "127.0.0.1:0",
+                        "--store",
+                        &nats.url,
+                    ])
+                    .arg("--data-dir")
+                    .arg(tmp.path())
+                    .env_remove("DIANDAN_TOKEN_SECRET")
+                    .env("DIANDAN_DEV", "1")
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut urls = Vec::new();
+        for child in &mut children {
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            let Some(listen) = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("listen="))
+            else {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).ok();
+                let status = child.wait();
+                panic!("round {round}: a part did not start ({status:?}): {stderr}");
+            };
+            urls.push(format!("http://{listen}"));
+        }
+        let channel = |i: usize| {
+            Endpoint::from_shared(urls[i].clone())
+                .unwrap()
+                .connect_lazy()
+        };
+        let upstreams = Upstreams {
+            orders: channel(0),
+            dispatch: channel(1),
+            volunteers: channel(2),
+            reviews: channel(3),
+            stats: channel(4),
+        };
+        let client = Client::new(
+            upstreams.clone(),
+            sign_in(&upstreams, "r-cold", "resident", "").await,
+        );
+        use diandan_proto::v1 as pb;
+        let codes = [
+            client
+                .orders()
+                .list_my_orders(client.request(pb::ListMyOrdersRequest::default(), None))
+                .await
+                .err(),
+            client
+                .dispatch()
+                .station_queue(client.request(pb::StationQueueRequest::default(), None))
+                .await
+                .err(),
+            client
+                .organization()
+                .get_org_tree(client.request(pb::GetOrgTreeRequest::default(), None))
+                .await
+                .err(),
+            client
+                .reviews()
+                .close_order(client.request(pb::CloseOrderRequest::default(), None))
+                .await
+                .err(),
+            client
+                .stats()
+                .station_stats(client.request(pb::StationStatsRequest::default(), None))
+                .await
+                .err(),
+        ];
+        for (part, error) in parts.iter().zip(&codes) {
+            assert!(
+                error
+                    .as_ref()
+                    .is_none_or(|s| s.code() != tonic::Code::Unauthenticated),
+                "round {round}: {part} refused a token signed by volunteers: {error:?}"
+            );
+        }
+        for mut child in children {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+    println!("{test}: 20 cold starts of 5 parts, one key each time");
+    drop(nats);
 }

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -10,7 +9,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tonic::transport::Endpoint;
 
 use diandan::server::{run, shutdown_signal, Config};
-use diandan_store::{EventStore, SqliteStore};
 
 #[derive(Parser)]
 #[command(
@@ -86,6 +84,17 @@ enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Organisation setup, against any store (run it before or beside the parts).
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Seed the demo district (咸安区, its accounts, 112 orders) into a deployment's store, if
+    /// the store is empty — for split deployments (`up --demo` does it for one process).
+    Demo {
+        #[command(flatten)]
+        target: StoreArgs,
+    },
     /// Measure durable appends and full flows, each against a baseline from the same run.
     Bench(diandan::bench::BenchArgs),
     /// Print the HTTP API's OpenAPI document (what `/api/openapi.json` serves) and exit.
@@ -104,12 +113,80 @@ enum WorkflowsCommand {
     },
 }
 
+/// The store and data dir a maintenance command works on: the same as the deployment's.
+#[derive(clap::Args, Debug, Clone)]
+struct StoreArgs {
+    /// The deployment's event store, as its parts name it (nats://…, kurrentdb://…,
+    /// sqlite:<path>). Default: the embedded store in --data-dir (`diandan up`).
+    #[arg(long, env = "DIANDAN_STORE")]
+    store: Option<String>,
+    /// The deployment's data dir (read models, contact vault, token key).
+    #[arg(long, env = "DIANDAN_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    /// The store URL, the embedded store in the data dir by default.
+    fn store_or_embedded(&self) -> String {
+        self.store
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("events.db").display()))
+    }
+
+    /// The store URL; the embedded default must already exist (never create an empty one).
+    fn existing_store(&self) -> anyhow::Result<String> {
+        if let Some(store) = &self.store {
+            return Ok(store.clone());
+        }
+        let embedded = self.data_dir.join("events.db");
+        anyhow::ensure!(
+            embedded.exists(),
+            "no embedded event store in {} (events.db): for a split deployment give --store \
+             (the same URL as its parts, e.g. nats://127.0.0.1:4222)",
+            self.data_dir.display()
+        );
+        Ok(format!("sqlite:{}", embedded.display()))
+    }
+}
+
+#[derive(Subcommand)]
+enum OrgCommand {
+    /// Register the centre (中心) and open its first centre admin's account. Safe to repeat.
+    Bootstrap {
+        #[command(flatten)]
+        target: StoreArgs,
+        /// The centre's id, e.g. `xianan`.
+        #[arg(long)]
+        centre_id: String,
+        /// Its name, e.g. 咸安区新时代文明实践中心.
+        #[arg(long)]
+        centre_name: String,
+        /// The centre admin's username.
+        #[arg(long, default_value = "admin")]
+        admin_username: String,
+        /// The centre admin's display name.
+        #[arg(long, default_value = "中心管理员")]
+        admin_name: String,
+        /// Their first password (8–128 characters; they should change it). Default: a random
+        /// one, printed once.
+        #[arg(long, env = "DIANDAN_ADMIN_PASSWORD", hide_env_values = true)]
+        admin_password: Option<String>,
+    },
+}
+
 #[derive(Subcommand)]
 enum ProjectionsCommand {
-    /// Rebuild every read model from the event log (stop the server first).
+    /// Rebuild every read model from the event log. Refused while a process has the read
+    /// models open (stop `up`, or every `serve` part on this data dir, first), when they were
+    /// built from another store than --store, and when the store holds fewer events than they
+    /// reflect (unless --force).
     Rebuild {
-        #[arg(long, env = "DIANDAN_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        target: StoreArgs,
+        /// Rebuild even when the store ends before the read models' position (they will
+        /// reflect less than before).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -120,6 +197,62 @@ fn warn_development_mode() {
          ⚠  Never run a real station like this: drop --dev / --demo (and DIANDAN_DEV).\n"
     );
     tracing::warn!("development mode: the development login is enabled");
+}
+
+/// `diandan projections rebuild`: every read model again from the log, into a fresh file that
+/// replaces the old one only when complete — and only when that is safe.
+async fn rebuild(target: &StoreArgs, force: bool) -> anyhow::Result<()> {
+    use diandan_runtime::projections;
+    let data_dir = &target.data_dir;
+    let live = data_dir.join("read.db");
+    let spec = target.existing_store()?;
+    let _exclusive = projections::lock_exclusive(&live)?.with_context(|| {
+        format!(
+            "the read models in {} are in use: stop `diandan up`, or every `diandan serve` \
+             part on this data dir, before rebuilding them",
+            data_dir.display()
+        )
+    })?;
+    let store = diandan::serve::open_store(&spec).await?;
+    let total = store.head_position().await?;
+    let first = store.read_all(1, 1).await?.into_iter().next();
+    if let Some(before) = projections::inspect(&live)? {
+        if let Some((origin, _)) = &before.origin {
+            let this = first.as_ref().map(|e| e.event_id.to_string());
+            anyhow::ensure!(
+                this.as_deref() == Some(origin.as_str()),
+                "the read models in {} were built from another event store than {spec} \
+                 (their log starts with event {origin}, this one {}): give the deployment's \
+                 own --store. Nothing was changed.",
+                data_dir.display(),
+                this.as_deref().unwrap_or("— it is empty")
+            );
+        }
+        anyhow::ensure!(
+            force || total >= before.position,
+            "{spec} ends at position {total}, but the read models in {} reflect position {}: \
+             rebuilding would leave them emptier than they are. Wrong --store? (--force \
+             rebuilds anyway.) Nothing was changed.",
+            data_dir.display(),
+            before.position
+        );
+    }
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta})")
+            .expect("valid template"),
+    );
+    let fresh = data_dir.join("read.db.rebuild");
+    drop(projections::rebuild(store.as_ref(), &fresh, |done, _| bar.set_position(done)).await?);
+    bar.finish();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(data_dir.join(format!("read.db{suffix}")));
+    }
+    std::fs::rename(&fresh, &live)?;
+    for suffix in ["-wal", "-shm", ".lock"] {
+        let _ = std::fs::remove_file(data_dir.join(format!("read.db.rebuild{suffix}")));
+    }
+    println!("rebuilt read models up to log position {total} of {spec}");
+    Ok(())
 }
 
 /// Writes a document to stdout (`diandan openapi | head` is fine).
@@ -289,30 +422,71 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Projections {
-            command: ProjectionsCommand::Rebuild { data_dir },
+            command: ProjectionsCommand::Rebuild { target, force },
+        } => rebuild(&target, force).await,
+        Command::Org {
+            command:
+                OrgCommand::Bootstrap {
+                    target,
+                    centre_id,
+                    centre_name,
+                    admin_username,
+                    admin_name,
+                    admin_password,
+                },
         } => {
-            let store = SqliteStore::open(data_dir.join("events.db"))
-                .with_context(|| format!("opening the event store in {}", data_dir.display()))?;
-            let store: Arc<dyn EventStore> = Arc::new(store);
-            let total = store.head_position().await?;
-            let bar = ProgressBar::new(total).with_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} events ({per_sec}, {eta})")
-                    .expect("valid template"),
-            );
-            let fresh = data_dir.join("read.db.rebuild");
-            diandan_runtime::projections::rebuild(store.as_ref(), &fresh, |done, _| {
-                bar.set_position(done)
-            })
+            let generated = admin_password.is_none();
+            let password = admin_password.unwrap_or_else(|| {
+                format!("dd-{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
+            });
+            let what = diandan::bootstrap::Bootstrap {
+                centre_id: centre_id.clone(),
+                centre_name,
+                admin_username: admin_username.clone(),
+                admin_name,
+                admin_password: password.clone(),
+            };
+            let done = diandan::bootstrap::with_services(
+                &target.store_or_embedded(),
+                &target.data_dir,
+                |u, s, _| diandan::bootstrap::bootstrap(u, s, what),
+            )
             .await?;
-            bar.finish();
-            for suffix in ["-wal", "-shm"] {
-                let _ = std::fs::remove_file(data_dir.join(format!("read.db{suffix}")));
+            let said = |created: bool| {
+                if created {
+                    "已创建 created"
+                } else {
+                    "已存在 already there"
+                }
+            };
+            println!("中心 centre {centre_id}: {}", said(done.centre_created));
+            println!(
+                "中心管理员 centre admin {admin_username} ({}): {}",
+                done.admin_account_id,
+                said(done.admin_created)
+            );
+            if done.admin_created && generated {
+                println!(
+                    "初始密码 first password (shown once; change it after signing in): {password}"
+                );
             }
-            std::fs::rename(&fresh, data_dir.join("read.db"))?;
-            for suffix in ["-wal", "-shm"] {
-                let _ = std::fs::remove_file(data_dir.join(format!("read.db.rebuild{suffix}")));
+            Ok(())
+        }
+        Command::Demo { target } => {
+            let seeded = diandan::bootstrap::with_services(
+                &target.store_or_embedded(),
+                &target.data_dir,
+                diandan::bootstrap::demo,
+            )
+            .await?;
+            if seeded == 0 {
+                println!("the store already holds events: the demo was not seeded again");
+            } else {
+                println!("demo district seeded: 咸安区 with {seeded} orders");
+                for (username, name, role, node, password) in diandan::demo::DEMO_ACCOUNTS {
+                    println!("  {username:<14} 密码 {password:<22} {role:<15} @{node:<10} {name}");
+                }
             }
-            println!("rebuilt read models from {total} events");
             Ok(())
         }
         Command::Openapi => {

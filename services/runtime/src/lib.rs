@@ -24,6 +24,7 @@ pub mod error;
 pub mod notify;
 pub mod projections;
 pub mod queries;
+pub mod sqlite_file;
 pub mod timers;
 pub mod vault;
 pub mod views;

@@ -23,17 +23,20 @@ pub struct ContactVault {
 }
 
 impl ContactVault {
+    /// Opens (creating if need be) the file at `path`; processes starting together set it up
+    /// one after another.
     pub fn open(path: &Path) -> Result<ContactVault> {
+        crate::sqlite_file::initialize(path, || Self::open_unlocked(path))
+    }
+
+    fn open_unlocked(path: &Path) -> Result<ContactVault> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| AppError::Storage(format!("{}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path)?;
+        let conn = crate::sqlite_file::open(path)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=FULL;
-             PRAGMA busy_timeout=5000;
-             CREATE TABLE IF NOT EXISTS account_phones (
+            "CREATE TABLE IF NOT EXISTS account_phones (
                  account_id TEXT PRIMARY KEY,
                  phone TEXT NOT NULL,
                  stored_at_ms INTEGER NOT NULL

@@ -35,11 +35,16 @@ fn now_ms() -> i64 {
 }
 
 impl Outbox {
+    /// Opens (creating if need be) the file at `path`; processes starting together set it up
+    /// one after another.
     pub fn open(path: &Path) -> Result<Outbox> {
-        let conn = Connection::open(path)?;
+        crate::sqlite_file::initialize(path, || Self::open_unlocked(path))
+    }
+
+    fn open_unlocked(path: &Path) -> Result<Outbox> {
+        let conn = crate::sqlite_file::open(path)?;
         conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;
-             CREATE TABLE IF NOT EXISTS outbox_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 0), position INTEGER NOT NULL);
+            "CREATE TABLE IF NOT EXISTS outbox_checkpoint (id INTEGER PRIMARY KEY CHECK (id = 0), position INTEGER NOT NULL);
              INSERT OR IGNORE INTO outbox_checkpoint (id, position) VALUES (0, 0);
              CREATE TABLE IF NOT EXISTS outbox (
                  id TEXT PRIMARY KEY,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use rusqlite::{Connection, Transaction};
+use rusqlite::{Connection, OptionalExtension, Transaction};
 use tokio::sync::watch;
 
 use diandan_store::{EventStore, RecordedEvent};
@@ -56,6 +56,10 @@ fn all_projections() -> Vec<Box<dyn Projection>> {
 
 struct Inner {
     path: PathBuf,
+    /// A shared lock on `<read.db>.lock` while this process has the read model open: a
+    /// rebuild (which replaces the file) needs it exclusively, so it never runs under a
+    /// process that would go on writing to the replaced file.
+    _in_use: std::fs::File,
     projections: Vec<Box<dyn Projection>>,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
@@ -69,20 +73,26 @@ pub struct ReadModel {
 }
 
 fn open_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path)?;
     // FULL: a checkpoint acknowledged to a reader must not move backwards after a crash.
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
-    )?;
-    Ok(conn)
+    Ok(crate::sqlite_file::open(path)?)
 }
 
 impl ReadModel {
+    /// Opens (creating if need be) the file at `path`; processes starting together set it up
+    /// one after another.
     pub fn open(path: &Path) -> Result<ReadModel> {
+        crate::sqlite_file::initialize(path, || Self::open_unlocked(path))
+    }
+
+    fn open_unlocked(path: &Path) -> Result<ReadModel> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| AppError::Storage(format!("{}: {e}", dir.display())))?;
         }
+        let in_use = lock_file(path)?;
+        in_use
+            .lock_shared()
+            .map_err(|e| AppError::Storage(format!("locking {}.lock: {e}", path.display())))?;
         let projections = all_projections();
         let conn = open_connection(path)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -98,7 +108,7 @@ impl ReadModel {
                 path = %path.display(),
                 "read model from another version: dropping it to rebuild from the log"
             );
-            let mut tables = vec!["checkpoints"];
+            let mut tables = vec!["checkpoints", "origin"];
             for p in &projections {
                 tables.extend_from_slice(p.tables());
             }
@@ -115,6 +125,14 @@ impl ReadModel {
                  name TEXT PRIMARY KEY,
                  holder TEXT NOT NULL,
                  expires_ms INTEGER NOT NULL
+             );",
+        )?;
+        // Which log this read model was built from: its first event (see `inspect`).
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS origin (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 event_id TEXT NOT NULL,
+                 position INTEGER NOT NULL
              );",
         )?;
         conn.execute_batch(
@@ -137,6 +155,7 @@ impl ReadModel {
         Ok(ReadModel {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
+                _in_use: in_use,
                 projections,
                 writer: Mutex::new(conn),
                 readers: Mutex::new(Vec::new()),
@@ -238,6 +257,16 @@ impl ReadModel {
         // IMMEDIATE: take the write lock before reading the checkpoint, so replicas in other
         // processes applying the same events serialize here and each event applies once.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let before: u64 =
+            tx.query_row("SELECT MIN(position) FROM checkpoints", [], |r| r.get(0))?;
+        if before == 0 {
+            // The first events ever applied: the start of the log this model is built from.
+            let first = &events[0];
+            tx.execute(
+                "INSERT OR IGNORE INTO origin (id, event_id, position) VALUES (1, ?1, ?2)",
+                rusqlite::params![first.event_id.to_string(), first.position],
+            )?;
+        }
         for p in &self.inner.projections {
             let checkpoint: u64 = tx.query_row(
                 "SELECT position FROM checkpoints WHERE projection = ?1",
@@ -370,6 +399,76 @@ impl ReadModel {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+}
+
+/// The lock file beside a read model (`read.db.lock`).
+fn lock_file(path: &Path) -> Result<std::fs::File> {
+    let lock = PathBuf::from(format!("{}.lock", path.display()));
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(|e| AppError::Storage(format!("{}: {e}", lock.display())))
+}
+
+/// The read model at `path` exclusively, or `None` while a process has it open (`up`, a
+/// `serve` part, a projections consumer): held by a rebuild until it has replaced the file.
+pub fn lock_exclusive(path: &Path) -> Result<Option<std::fs::File>> {
+    let file = lock_file(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(AppError::Storage(format!(
+            "locking {}.lock: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// What a read model file says of itself, read without taking it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// The first event of the log it was built from (id, position); `None` for a model built
+    /// before origins were recorded, or one that applied nothing yet.
+    pub origin: Option<(String, u64)>,
+    /// The position every projection has applied.
+    pub position: u64,
+}
+
+/// Inspects the read model at `path`; `None` when there is none.
+pub fn inspect(path: &Path) -> Result<Option<Inspection>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let table = |name: &str| -> Result<bool> {
+        Ok(conn.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )?)
+    };
+    let origin = if table("origin")? {
+        conn.query_row(
+            "SELECT event_id, position FROM origin WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+    } else {
+        None
+    };
+    let position = if table("checkpoints")? {
+        conn.query_row(
+            "SELECT COALESCE(MIN(position), 0) FROM checkpoints",
+            [],
+            |r| r.get(0),
+        )?
+    } else {
+        0
+    };
+    Ok(Some(Inspection { origin, position }))
 }
 
 /// Rebuilds the read model at `path` from position 0, calling `progress(done, total)`.
