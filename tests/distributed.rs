@@ -729,6 +729,49 @@ async fn an_organisation_from_nothing_and_a_rebuild_that_cannot_hurt() {
     assert_eq!(status, 200, "{tree}");
     assert!(tree.to_string().contains("yongan"), "{tree}");
 
+    // Every part serves its own metrics and health: what relaying and projecting did shows
+    // where it happened (the gateway's process does neither).
+    let scrape = |part: &Part| {
+        let address = part.metrics.clone().expect("a metrics address");
+        let http = http.clone();
+        async move {
+            let health: serde_json::Value = http
+                .get(format!("http://{address}/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(health["status"], "ok", "{health}");
+            http.get(format!("http://{address}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let counter = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    assert!(counter(&scrape(&relay).await, "diandan_events_relayed_total") > 0);
+    assert!(
+        counter(
+            &scrape(&projections).await,
+            "diandan_events_projected_total"
+        ) > 0
+    );
+    assert!(scrape(&volunteers).await.contains("rpc_server_duration"));
+    assert_eq!(
+        counter(&scrape(&gateway).await, "diandan_events_relayed_total"),
+        0
+    );
+
     // Rebuild without --store on a split data dir: refused, and nothing created or changed.
     let live = data.join("read.db");
     let before = diandan_runtime::projections::inspect(&live)

@@ -300,6 +300,8 @@ pub const SPLIT_SECRET: &str = "split-test-secret-0123456789abcdef0123456";
 pub struct Part {
     child: Child,
     pub listen: Option<String>,
+    /// Its own `/metrics` and `/healthz`.
+    pub metrics: Option<String>,
 }
 
 impl Drop for Part {
@@ -310,11 +312,31 @@ impl Drop for Part {
 }
 
 /// Starts `diandan serve <part>` on a random port and waits for its ready line.
+///
+/// The deployment's settings go in as an operator's environment would give them (as the
+/// Kubernetes manifests do): `--store`/`--bus` among `args` become `DIANDAN_STORE`/`DIANDAN_BUS`,
+/// and every part also gets `DIANDAN_LISTEN` and `DIANDAN_DATA_DIR`; each part takes what it
+/// uses (`diandan serve <part> --help`). Other `args` are passed as flags.
 pub fn serve_part(part: &str, args: &[&str], data_dir: &Path) -> Part {
-    let mut child = Command::new(binary())
-        .args(["serve", part, "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .args(args)
+    let mut command = Command::new(binary());
+    command.args(["serve", part]);
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match *arg {
+            "--store" => {
+                command.env("DIANDAN_STORE", rest.next().expect("--store URL"));
+            }
+            "--bus" => {
+                command.env("DIANDAN_BUS", rest.next().expect("--bus URL"));
+            }
+            other => {
+                command.arg(other);
+            }
+        }
+    }
+    let mut child = command
+        .env("DIANDAN_LISTEN", "127.0.0.1:0")
+        .env("DIANDAN_DATA_DIR", data_dir)
         .env("DIANDAN_TOKEN_SECRET", SPLIT_SECRET)
         .env("DIANDAN_RATE_LIMITS", "off")
         .env("DIANDAN_DEV", "1")
@@ -328,11 +350,16 @@ pub fn serve_part(part: &str, args: &[&str], data_dir: &Path) -> Part {
         .read_line(&mut line)
         .expect("ready line");
     assert!(line.starts_with("diandan ready"), "{part}: {line:?}");
-    let listen = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("listen="))
-        .map(str::to_owned);
-    Part { child, listen }
+    let word = |key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_owned)
+    };
+    Part {
+        child,
+        listen: word("listen="),
+        metrics: word("metrics="),
+    }
 }
 
 /// The `http://host:port` a part listens on.

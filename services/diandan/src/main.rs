@@ -49,30 +49,8 @@ enum Command {
     },
     /// Run one part of the system in this process (split deployments; see `diandan up` for all-in-one).
     Serve {
-        #[arg(value_enum)]
-        part: diandan::serve::Part,
-        /// The event store: nats://host:port[,…][?replicas=3] (JetStream), kurrentdb://host:2113?tls=false (KurrentDB) or sqlite:<path>.
-        #[arg(long, env = "DIANDAN_STORE", default_value = "nats://127.0.0.1:4222")]
-        store: String,
-        /// The event bus (for relay and projections): nats://host:port.
-        #[arg(long, env = "DIANDAN_BUS")]
-        bus: Option<String>,
-        /// Read models and the contact vault (shared by the processes of one host).
-        #[arg(long, env = "DIANDAN_DATA_DIR", default_value = "./data")]
-        data_dir: PathBuf,
-        /// Where this part listens (gRPC parts and the gateway).
-        #[arg(long, env = "DIANDAN_LISTEN", default_value = "127.0.0.1:0")]
-        listen: SocketAddr,
-        #[command(flatten)]
-        upstreams: diandan::serve::UpstreamUrls,
-        /// Development mode: enables the development login. Never in production.
-        #[arg(long, env = "DIANDAN_DEV", value_parser = clap::builder::FalseyValueParser::new())]
-        dev: bool,
-        #[arg(long, env = "DIANDAN_WORKFLOWS_DIR")]
-        workflows_dir: Option<PathBuf>,
-        /// Rate limits of the HTTP API: `off`, or e.g. `address=1200/min,token=300/min,login=20/min,place=10/min`.
-        #[arg(long, env = "DIANDAN_RATE_LIMITS", default_value = diandan_gateway::RateLimits::DEFAULT)]
-        rate_limits: diandan_gateway::RateLimits,
+        #[command(subcommand)]
+        part: ServePart,
     },
     /// Workflow definitions.
     Workflows {
@@ -111,6 +89,175 @@ enum WorkflowsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+/// The parts of a split deployment, each with the flags it uses.
+#[derive(Subcommand, Clone)]
+enum ServePart {
+    /// 点单: placing, cancelling and reading orders (gRPC).
+    Orders(GrpcPartArgs),
+    /// 审单/派单: triage, dispatch, the station queue, extensions — and the deadline timers (gRPC).
+    Dispatch(GrpcPartArgs),
+    /// 接单…办结, the organisation directory, sign-in and accounts (gRPC).
+    Volunteers(GrpcPartArgs),
+    /// 评单 and archiving (gRPC).
+    Reviews(GrpcPartArgs),
+    /// Station statistics (gRPC).
+    Stats(GrpcPartArgs),
+    /// The HTTP JSON API, calling the gRPC parts.
+    Gateway(GatewayPartArgs),
+    /// The store's global log → the bus, as CloudEvents (no dual writes).
+    Relay(RelayPartArgs),
+    /// The bus → the read models in --data-dir (run several for failover).
+    Projections(ProjectionsPartArgs),
+}
+
+/// The event store of a part.
+#[derive(clap::Args, Debug, Clone)]
+struct StoreFlag {
+    /// The event store: nats://host:port[,…][?replicas=3] (JetStream), kurrentdb://host:2113?tls=false (KurrentDB) or sqlite:<path>.
+    #[arg(long, env = "DIANDAN_STORE", default_value = "nats://127.0.0.1:4222")]
+    store: String,
+}
+
+/// The event bus of a part.
+#[derive(clap::Args, Debug, Clone)]
+struct BusFlag {
+    /// The event bus: nats://host:port.
+    #[arg(long, env = "DIANDAN_BUS")]
+    bus: String,
+}
+
+/// The data dir of a part.
+#[derive(clap::Args, Debug, Clone)]
+struct DataDirFlag {
+    /// Read models and the contact vault (shared by the processes of one host).
+    #[arg(long, env = "DIANDAN_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+/// Where a part listens for its own metrics.
+#[derive(clap::Args, Debug, Clone)]
+struct MetricsFlag {
+    /// Where this part serves its own Prometheus `/metrics` and `/healthz` (port 0: any free
+    /// port, printed in the ready line).
+    #[arg(long, env = "DIANDAN_METRICS_ADDR", default_value = "127.0.0.1:0")]
+    metrics_addr: SocketAddr,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct GrpcPartArgs {
+    #[command(flatten)]
+    store: StoreFlag,
+    #[command(flatten)]
+    data_dir: DataDirFlag,
+    /// Where this part serves gRPC.
+    #[arg(long, env = "DIANDAN_LISTEN", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Development mode: enables the development login. Never in production.
+    #[arg(long, env = "DIANDAN_DEV", value_parser = clap::builder::FalseyValueParser::new())]
+    dev: bool,
+    /// Extra workflow definitions (e.g. a new version) beside the shipped ones.
+    #[arg(long, env = "DIANDAN_WORKFLOWS_DIR")]
+    workflows_dir: Option<PathBuf>,
+    #[command(flatten)]
+    metrics: MetricsFlag,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct GatewayPartArgs {
+    /// Where the HTTP API listens.
+    #[arg(long, env = "DIANDAN_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    upstreams: diandan::serve::UpstreamUrls,
+    /// Rate limits of the HTTP API: `off`, or e.g. `address=1200/min,token=300/min,login=20/min,place=10/min`.
+    #[arg(long, env = "DIANDAN_RATE_LIMITS", default_value = diandan_gateway::RateLimits::DEFAULT)]
+    rate_limits: diandan_gateway::RateLimits,
+    #[command(flatten)]
+    metrics: MetricsFlag,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct RelayPartArgs {
+    #[command(flatten)]
+    store: StoreFlag,
+    #[command(flatten)]
+    bus: BusFlag,
+    #[command(flatten)]
+    metrics: MetricsFlag,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct ProjectionsPartArgs {
+    #[command(flatten)]
+    bus: BusFlag,
+    #[command(flatten)]
+    data_dir: DataDirFlag,
+    #[command(flatten)]
+    metrics: MetricsFlag,
+}
+
+impl ServePart {
+    /// The one configuration of a `serve` process, from this part's flags.
+    fn config(self) -> diandan::serve::ServeConfig {
+        use diandan::serve::{Part, ServeConfig};
+        let base = |part: Part, metrics: MetricsFlag| ServeConfig {
+            part,
+            store: String::new(),
+            bus: None,
+            data_dir: PathBuf::from("./data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            upstreams: None,
+            dev_login: false,
+            workflows_dir: None,
+            rate_limits: diandan_gateway::RateLimits::off(),
+            metrics_addr: metrics.metrics_addr,
+        };
+        let grpc = |part: Part, a: GrpcPartArgs| ServeConfig {
+            store: a.store.store,
+            data_dir: a.data_dir.data_dir,
+            listen: a.listen,
+            dev_login: a.dev,
+            workflows_dir: a.workflows_dir,
+            ..base(part, a.metrics)
+        };
+        match self {
+            ServePart::Orders(a) => grpc(Part::Orders, a),
+            ServePart::Dispatch(a) => grpc(Part::Dispatch, a),
+            ServePart::Volunteers(a) => grpc(Part::Volunteers, a),
+            ServePart::Reviews(a) => grpc(Part::Reviews, a),
+            ServePart::Stats(a) => grpc(Part::Stats, a),
+            ServePart::Gateway(a) => ServeConfig {
+                listen: a.listen,
+                upstreams: Some(a.upstreams),
+                rate_limits: a.rate_limits,
+                ..base(Part::Gateway, a.metrics)
+            },
+            ServePart::Relay(a) => ServeConfig {
+                store: a.store.store,
+                bus: Some(a.bus.bus),
+                ..base(Part::Relay, a.metrics)
+            },
+            ServePart::Projections(a) => ServeConfig {
+                bus: Some(a.bus.bus),
+                data_dir: a.data_dir.data_dir,
+                ..base(Part::Projections, a.metrics)
+            },
+        }
+    }
+
+    /// Development mode asked for.
+    fn dev(&self) -> bool {
+        match self {
+            ServePart::Orders(a)
+            | ServePart::Dispatch(a)
+            | ServePart::Volunteers(a)
+            | ServePart::Reviews(a)
+            | ServePart::Stats(a) => a.dev,
+            _ => false,
+        }
+    }
 }
 
 /// The store and data dir a maintenance command works on: the same as the deployment's.
@@ -277,7 +424,7 @@ fn print_demo_accounts(http: SocketAddr) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let service_name = match &cli.command {
-        Command::Serve { part, .. } => format!("diandan-{part:?}").to_lowercase(),
+        Command::Serve { part } => format!("diandan-{}", part.clone().config().part.name()),
         _ => "diandan".to_owned(),
     };
     let telemetry = diandan_telemetry::init(&service_name);
@@ -348,36 +495,16 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Serve {
-            part,
-            store,
-            bus,
-            data_dir,
-            listen,
-            upstreams,
-            dev,
-            workflows_dir,
-            rate_limits,
-        } => {
-            if dev {
+        Command::Serve { part } => {
+            if part.dev() {
                 warn_development_mode();
             }
-            let config = diandan::serve::ServeConfig {
-                part,
-                store,
-                bus,
-                data_dir,
-                listen,
-                upstreams,
-                dev_login: dev,
-                workflows_dir,
-                rate_limits,
-            };
+            let config = part.config();
             diandan::serve::serve(
                 config,
-                |addr| match addr {
-                    Some(addr) => println!("diandan ready listen={addr}"),
-                    None => println!("diandan ready"),
+                |ready| match ready.listen {
+                    Some(addr) => println!("diandan ready listen={addr} metrics={}", ready.metrics),
+                    None => println!("diandan ready metrics={}", ready.metrics),
                 },
                 shutdown_signal(),
             )

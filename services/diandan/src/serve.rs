@@ -110,11 +110,38 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Where a gRPC part listens, or where the gateway listens.
     pub listen: SocketAddr,
-    pub upstreams: UpstreamUrls,
+    /// Where the gRPC parts listen (the gateway's).
+    pub upstreams: Option<UpstreamUrls>,
     pub dev_login: bool,
     pub workflows_dir: Option<PathBuf>,
     /// Rate limits of the HTTP API (the gateway).
     pub rate_limits: diandan_gateway::RateLimits,
+    /// Where this part serves its own `/metrics` and `/healthz`.
+    pub metrics_addr: SocketAddr,
+}
+
+/// Where a started part listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    /// Its gRPC port, or the gateway's HTTP port (relay and projections listen on none).
+    pub listen: Option<SocketAddr>,
+    /// Its `/metrics` and `/healthz`.
+    pub metrics: SocketAddr,
+}
+
+impl Part {
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Orders => "orders",
+            Part::Dispatch => "dispatch",
+            Part::Volunteers => "volunteers",
+            Part::Reviews => "reviews",
+            Part::Stats => "stats",
+            Part::Gateway => "gateway",
+            Part::Projections => "projections",
+            Part::Relay => "relay",
+        }
+    }
 }
 
 /// Opens the store a `--store` URL names: `nats://host:port` (JetStream; several servers
@@ -174,8 +201,29 @@ fn bus_url(config: &ServeConfig) -> anyhow::Result<&str> {
     })
 }
 
-/// Runs one part until `shutdown` resolves; `ready` hears the address it listens on (if any).
+/// Runs one part until `shutdown` resolves; `ready` hears where it listens.
 pub async fn serve(
+    config: ServeConfig,
+    ready: impl FnOnce(Ready) + Send,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let shutdown = shutdown.boxed().shared();
+    let metrics_listener = TcpListener::bind(config.metrics_addr)
+        .await
+        .with_context(|| format!("binding the metrics address {}", config.metrics_addr))?;
+    let metrics = metrics_listener.local_addr()?;
+    let metrics_server = tokio::spawn(diandan_gateway::serve_metrics(
+        metrics_listener,
+        config.part.name(),
+        shutdown.clone(),
+    ));
+    let ready = move |listen: Option<SocketAddr>| ready(Ready { listen, metrics });
+    serve_part(config, ready, shutdown).await?;
+    metrics_server.await??;
+    Ok(())
+}
+
+async fn serve_part(
     config: ServeConfig,
     ready: impl FnOnce(Option<SocketAddr>) + Send,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -223,7 +271,11 @@ pub async fn serve(
     }
     match config.part {
         Part::Gateway => {
-            let upstreams = config.upstreams.connect_lazy()?;
+            let upstreams = config
+                .upstreams
+                .as_ref()
+                .context("the gateway needs the gRPC parts' URLs")?
+                .connect_lazy()?;
             let listener = TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("binding {}", config.listen))?;

@@ -41,6 +41,27 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections are served by hyper directly (not `axum::serve`) for one setting axum does not
 /// expose: a header read timeout, so a client that opens a connection and trickles its headers
 /// (slow-loris) is cut off instead of holding a socket forever.
+/// A process's own `/metrics` (Prometheus) and `/healthz` on `listener`, until `shutdown`:
+/// every part of a split deployment serves one, so what a part does (relaying, projecting,
+/// answering RPCs) is seen where it happens.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    part: &'static str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(move || async move {
+                axum::Json(serde_json::json!({"part": part, "status": "ok"}))
+            }),
+        )
+        .route("/metrics", axum::routing::get(routes::prometheus_metrics));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 pub async fn run(
     listener: TcpListener,
     upstreams: Upstreams,

@@ -584,7 +584,7 @@ async fn healthz() -> &'static str {
 }
 
 /// Prometheus metrics of this process.
-async fn prometheus_metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+pub(crate) async fn prometheus_metrics() -> ([(axum::http::HeaderName, &'static str); 1], String) {
     (
         [(
             axum::http::header::CONTENT_TYPE,
