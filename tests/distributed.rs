@@ -380,8 +380,26 @@ async fn a_restarted_nats_server_loses_and_duplicates_nothing() {
     );
     tokio::time::sleep(DOWN_FOR).await;
     let acked_while_down = progress.load(Ordering::SeqCst) - acked_before;
+    let read = diandan_runtime::projections::ReadModel::open(&data.join("read.db")).unwrap();
+    let read_at_restart = read.stored_position().await.unwrap();
     broker.start().await;
     let restarted = Instant::now();
+    // How soon the relay and the projections notice the restart: the read model (fed through
+    // relay → bus → projections) moves again. Reported, not asserted (shared machines).
+    let noticed = {
+        let read = read.clone();
+        tokio::spawn(async move {
+            loop {
+                if read.stored_position().await.unwrap_or(0) > read_at_restart {
+                    return Some(restarted.elapsed());
+                }
+                if restarted.elapsed() > Duration::from_secs(120) {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
     println!(
         "{test}: nats-server back on {nats_url} (same store) after {:?} down; {acked_while_down} \
          commands acknowledged meanwhile",
@@ -397,6 +415,31 @@ async fn a_restarted_nats_server_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let answering = restarted.elapsed();
+    let noticed = noticed.await.unwrap();
+    let recreated = match relay.metrics.as_deref() {
+        Some(address) => http
+            .get(format!("http://{address}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("diandan_log_consumers_recreated_total "))
+            .unwrap_or("0")
+            .trim()
+            .to_owned(),
+        None => "?".into(),
+    };
+    println!(
+        "{test}: the read model moved again {noticed:?} after the restart (relay → bus → \
+         projections); the relay reopened its log consumer {recreated} time(s)"
+    );
+    assert!(
+        noticed.is_some(),
+        "the read model never moved after the restart"
+    );
     tokio::time::sleep(LOAD_AFTER).await;
     stop.store(true, Ordering::SeqCst);
 
@@ -944,4 +987,80 @@ async fn parts_started_together_share_one_token_key() {
     }
     println!("{test}: 20 cold starts of 5 parts, one key each time");
     drop(nats);
+}
+
+/// A live feed of the log on an idle store, the NATS server killed and started again (same
+/// port, same store): how soon does an event appended after the restart reach the feed? The
+/// feed's consumer is forgotten by the restart; the feed asks for it every second and reopens
+/// it (async-nats alone notices after its 15 s heartbeat). Reported; bounded at 60 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_feed_notices_a_restarted_server_within_seconds() {
+    use futures::StreamExt;
+    use std::time::{Duration, Instant};
+    let test = "a_live_feed_notices_a_restarted_server_within_seconds";
+    let Some(binary) = nats::primary_or_skip(test) else {
+        return;
+    };
+    let _heavy = HEAVY.lock().await;
+    let mut broker = faults::NatsProcess::loopback(&binary.path, binary.version);
+    broker.start().await;
+    let url = broker.url();
+    let store = JetStreamStore::connect(JetStreamConfig::new(url.as_str()))
+        .await
+        .unwrap();
+    let append = |store: &JetStreamStore, n: usize| {
+        let request = diandan_store::AppendRequest {
+            stream: format!("feed-{n}"),
+            expected: diandan_store::ExpectedRevision::NoStream,
+            command_id: format!("feed-command-{n}"),
+            events: vec![diandan_store::NewEvent {
+                event_id: uuid::Uuid::new_v4(),
+                event_type: "Probe".into(),
+                data: b"{}".to_vec(),
+                metadata: b"{}".to_vec(),
+            }],
+        };
+        let store = store.clone();
+        async move { store.append(request).await }
+    };
+    append(&store, 0).await.unwrap();
+    let mut feed = store.subscribe_all(1);
+    feed.next().await.unwrap().unwrap();
+
+    broker.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.start().await;
+    let restarted = Instant::now();
+    // The first append the restarted server acknowledges…
+    let appended = loop {
+        if append(&store, 1).await.is_ok() {
+            break Instant::now();
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(60),
+            "no append after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // …and the moment the idle feed delivers it.
+    let delivered = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match feed.next().await {
+                Some(Ok(event)) if event.stream == "feed-1" => return Instant::now(),
+                Some(Ok(_)) => continue,
+                // A feed ends after an error: resubscribe where it stood, as its users do.
+                Some(Err(_)) | None => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    feed = store.subscribe_all(2);
+                }
+            }
+        }
+    })
+    .await
+    .expect("the feed never delivered the event appended after the restart");
+    println!(
+        "{test}: appended {:?} after the restart; the live feed had it {:?} later",
+        appended - restarted,
+        delivered - appended
+    );
 }

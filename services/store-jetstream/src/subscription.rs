@@ -7,10 +7,16 @@
 //! it had delivered none yet (async-nats 0.46). So the feed drops any message below the next
 //! sequence it expects: a recreated consumer cannot deliver an event twice or out of order.
 //!
+//! An ordered consumer is ephemeral: a NATS server restart forgets it, and async-nats notices
+//! only when 15 s heartbeats go missing. So the feed names its consumer and asks for it every
+//! second ([`LIVENESS`]); when the server no longer knows it, the feed opens a new one from the
+//! next sequence at once (and says so in the log) — about a second after the reconnect.
+//!
 //! This module reads; it must not write to the stream.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use diandan_store::{RecordedEvent, Result, StoreError, Subscription};
@@ -26,6 +32,7 @@ pub(crate) fn subscribe(inner: Arc<Inner>, from: u64) -> Subscription {
     let from = from.max(1);
     let feed = Feed {
         inner,
+        name: format!("diandan-log-{}", uuid::Uuid::new_v4().simple()),
         from,
         next_sequence: layout::locate(from).0,
         messages: None,
@@ -35,8 +42,13 @@ pub(crate) fn subscribe(inner: Arc<Inner>, from: u64) -> Subscription {
     Box::pin(futures::stream::unfold(feed, Feed::next_event))
 }
 
+/// How often a feed checks that the server still knows its consumer.
+pub const LIVENESS: Duration = Duration::from_secs(1);
+
 struct Feed {
     inner: Arc<Inner>,
+    /// Its consumer's name (kept when async-nats recreates it), to ask the server about it.
+    name: String,
     /// The first position to deliver.
     from: u64,
     /// The JetStream sequence of the next message to take; anything below is a redelivery.
@@ -67,12 +79,30 @@ impl Feed {
         let messages = match &mut self.messages {
             Some(messages) => messages,
             None => {
-                let messages = open(&self.inner, self.next_sequence).await?;
+                let messages = open(&self.inner, self.next_sequence, &self.name).await?;
                 self.messages.insert(messages)
             }
         };
         let what = "following the log";
-        let message = match messages.next().await {
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + LIVENESS, LIVENESS);
+        let next = loop {
+            tokio::select! {
+                next = messages.next() => break next,
+                _ = check.tick() => {
+                    if self.inner.consumer_vanished(&self.name).await {
+                        tracing::warn!(
+                            consumer = %self.name,
+                            from_sequence = self.next_sequence,
+                            "the log's consumer vanished (a NATS server restart?): opening a new one"
+                        );
+                        diandan_telemetry::metrics::log_consumer_recreated();
+                        self.messages = None;
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let message = match next {
             Some(Ok(message)) => message,
             Some(Err(error)) => return Err(failure::unavailable(what, error)),
             None => {
@@ -94,10 +124,11 @@ impl Feed {
 }
 
 /// An ordered consumer of the log from `sequence` on.
-async fn open(inner: &Inner, sequence: u64) -> Result<pull::Ordered> {
+async fn open(inner: &Inner, sequence: u64, name: &str) -> Result<pull::Ordered> {
     let what = format!("subscribing from message {sequence}");
     let reader = inner.log_consumer(sequence);
     let config = pull::OrderedConfig {
+        name: Some(name.to_owned()),
         filter_subject: reader.filter_subject,
         deliver_policy: reader.deliver_policy,
         ..Default::default()
@@ -114,4 +145,22 @@ async fn open(inner: &Inner, sequence: u64) -> Result<pull::Ordered> {
         .messages()
         .await
         .map_err(|error| failure::unavailable(&what, error))
+}
+
+impl Inner {
+    /// Does the server answer that it has no consumer by this name? (No answer at all — the
+    /// connection is down — is not "vanished": the connection's own watchdog handles that.)
+    pub(crate) async fn consumer_vanished(&self, name: &str) -> bool {
+        use async_nats::jetstream::context::ConsumerInfoErrorKind;
+        match self.stream_handle().consumer_info(name).await {
+            Ok(_) => false,
+            Err(error) => match error.kind() {
+                ConsumerInfoErrorKind::NotFound => true,
+                ConsumerInfoErrorKind::JetStream(api) => {
+                    api.error_code() == async_nats::jetstream::ErrorCode::CONSUMER_NOT_FOUND
+                }
+                _ => false,
+            },
+        }
+    }
 }

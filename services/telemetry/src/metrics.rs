@@ -78,6 +78,7 @@ struct Prometheus {
     events_appended: Counter,
     events_projected: Counter,
     events_relayed: Counter,
+    log_consumers_recreated: Counter,
     projection_lag: Gauge,
 }
 
@@ -89,6 +90,7 @@ struct OpenTelemetry {
     events_appended: opentelemetry::metrics::Counter<u64>,
     events_projected: opentelemetry::metrics::Counter<u64>,
     events_relayed: opentelemetry::metrics::Counter<u64>,
+    log_consumers_recreated: opentelemetry::metrics::Counter<u64>,
     projection_lag: opentelemetry::metrics::Gauge<u64>,
 }
 
@@ -159,6 +161,12 @@ impl Prometheus {
             "Events relayed to the bus.",
             events_relayed.clone(),
         );
+        let log_consumers_recreated = Counter::default();
+        registry.register(
+            "diandan_log_consumers_recreated",
+            "Feeds of the store's log whose consumer the server forgot (a restart), reopened.",
+            log_consumers_recreated.clone(),
+        );
         let projection_lag = Gauge::default();
         registry.register(
             "diandan_projection_lag_events",
@@ -174,6 +182,7 @@ impl Prometheus {
             events_appended,
             events_projected,
             events_relayed,
+            log_consumers_recreated,
             projection_lag,
         }
     }
@@ -204,6 +213,7 @@ impl OpenTelemetry {
             events_appended: meter.u64_counter("diandan.events.appended").build(),
             events_projected: meter.u64_counter("diandan.events.projected").build(),
             events_relayed: meter.u64_counter("diandan.events.relayed").build(),
+            log_consumers_recreated: meter.u64_counter("diandan.log_consumers.recreated").build(),
             projection_lag: meter
                 .u64_gauge("diandan.projection.lag")
                 .with_description("Store head minus read model checkpoint, in events")
@@ -311,6 +321,13 @@ pub fn events_relayed(events: u64) {
     let m = metrics();
     m.prometheus.events_relayed.inc_by(events);
     m.otel.events_relayed.add(events, &[]);
+}
+
+/// A feed of the store's log found its consumer gone (a server restart) and reopened it.
+pub fn log_consumer_recreated() {
+    let m = metrics();
+    m.prometheus.log_consumers_recreated.inc();
+    m.otel.log_consumers_recreated.add(1, &[]);
 }
 
 /// The read model's distance from the store's head, last measured.
