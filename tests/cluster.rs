@@ -22,22 +22,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tonic::transport::Endpoint;
 use tonic::{Code, Status};
 
 use diandan::client::{Cast, Client};
 use diandan_proto::v1 as pb;
 use diandan_proto::CommandResponse as _;
-use diandan_proto::Upstreams;
 use diandan_runtime::auth::TokenSigner;
 use diandan_runtime::projections::ReadModel;
 use diandan_store::{EventStore, RecordedEvent, StoreError};
 use diandan_store_jetstream::{JetStreamConfig, DEFAULT_STREAM_NAME};
 use diandan_workflows::Role;
 
-/// Orders driven through the loop at once.
-use support::{part_url as url, serve_part as serve, Part, SPLIT_SECRET as SECRET};
+use support::{part_url as url, serve_split, SplitParts, SPLIT_SECRET as SECRET};
 
+/// Orders driven through the loop at once.
 const ORDERS: usize = 20;
 
 /// The tests of this file each run a cluster and a dozen processes; one at a time.
@@ -370,24 +368,18 @@ async fn full_loop_on_a_three_node_cluster_survives_losing_the_store_leader() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let args = ["--store", store_spec.as_str(), "--bus", bus_url.as_str()];
-    let relay = serve("relay", &args, data);
-    let projections = [
-        serve("projections", &args, data),
-        serve("projections", &args, data),
-    ];
-    let orders = serve("orders", &args, data);
-    let dispatch = serve("dispatch", &args, data);
-    let volunteers = serve("volunteers", &args, data);
-    let reviews = serve("reviews", &args, data);
-    let stats = serve("stats", &args, data);
-    let channel = |p: &Part| Endpoint::from_shared(url(p)).unwrap().connect_lazy();
-    let upstreams = Upstreams {
-        orders: channel(&orders),
-        dispatch: channel(&dispatch),
-        volunteers: channel(&volunteers),
-        reviews: channel(&reviews),
-        stats: channel(&stats),
-    };
+    let parts = serve_split(&args, data, 2);
+    let upstreams = parts.upstreams();
+    let SplitParts {
+        relay,
+        projections,
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway: _gateway,
+    } = parts;
     let signer = TokenSigner::new(SECRET.as_bytes().to_vec());
     let seeded = diandan::demo::seed(upstreams.clone(), &signer)
         .await
@@ -745,40 +737,18 @@ async fn a_partitioned_node_loses_and_duplicates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let args = ["--store", store_spec.as_str(), "--bus", bus_url.as_str()];
-    let relay = serve("relay", &args, data);
-    let projections = [
-        serve("projections", &args, data),
-        serve("projections", &args, data),
-    ];
-    let orders = serve("orders", &args, data);
-    let dispatch = serve("dispatch", &args, data);
-    let volunteers = serve("volunteers", &args, data);
-    let reviews = serve("reviews", &args, data);
-    let stats = serve("stats", &args, data);
-    let gateway = serve(
-        "gateway",
-        &[
-            "--orders-url",
-            &url(&orders),
-            "--dispatch-url",
-            &url(&dispatch),
-            "--volunteers-url",
-            &url(&volunteers),
-            "--reviews-url",
-            &url(&reviews),
-            "--stats-url",
-            &url(&stats),
-        ],
-        data,
-    );
-    let channel = |p: &Part| Endpoint::from_shared(url(p)).unwrap().connect_lazy();
-    let upstreams = Upstreams {
-        orders: channel(&orders),
-        dispatch: channel(&dispatch),
-        volunteers: channel(&volunteers),
-        reviews: channel(&reviews),
-        stats: channel(&stats),
-    };
+    let parts = serve_split(&args, data, 2);
+    let upstreams = parts.upstreams();
+    let SplitParts {
+        relay,
+        projections,
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway,
+    } = parts;
     let signer = TokenSigner::new(SECRET.as_bytes().to_vec());
     let seeded = diandan::demo::seed(upstreams, &signer)
         .await

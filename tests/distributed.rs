@@ -18,7 +18,7 @@ use diandan_proto::Upstreams;
 use diandan_store::EventStore;
 use diandan_store_jetstream::{JetStreamConfig, JetStreamStore};
 use support::{
-    part_url as url, serve_part as serve, yongfu_order, Part, User, LOCATION,
+    part_url as url, seed_split_demo, serve_split, yongfu_order, Part, SplitParts, User, LOCATION,
     SPLIT_SECRET as SECRET,
 };
 
@@ -80,64 +80,26 @@ async fn deploy_on<B>(broker: B, nats_url: &str) -> Deployment<B> {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let store_args = ["--store", nats_url, "--bus", nats_url];
-
-    let relay = serve("relay", &store_args, data);
     // Two replicas of the projection consumer share one durable consumer.
-    let projections = [
-        serve("projections", &store_args, data),
-        serve("projections", &store_args, data),
-    ];
-    let orders = serve("orders", &store_args, data);
-    let dispatch = serve("dispatch", &store_args, data);
-    let volunteers = serve("volunteers", &store_args, data);
-    let reviews = serve("reviews", &store_args, data);
-    let stats = serve("stats", &store_args, data);
-    let gateway = serve(
-        "gateway",
-        &[
-            "--orders-url",
-            &url(&orders),
-            "--dispatch-url",
-            &url(&dispatch),
-            "--volunteers-url",
-            &url(&volunteers),
-            "--reviews-url",
-            &url(&reviews),
-            "--stats-url",
-            &url(&stats),
-        ],
-        data,
-    );
-
-    // The demo district, through the services' own gRPC ports.
-    let channel = |p: &Part| Endpoint::from_shared(url(p)).unwrap().connect_lazy();
-    let upstreams = Upstreams {
-        orders: channel(&orders),
-        dispatch: channel(&dispatch),
-        volunteers: channel(&volunteers),
-        reviews: channel(&reviews),
-        stats: channel(&stats),
-    };
+    let parts = serve_split(&store_args, data, 2);
+    let upstreams = parts.upstreams();
+    let SplitParts {
+        relay,
+        projections,
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway,
+    } = parts;
     // The demo district, loaded the way an operator would: `diandan demo` against the store.
-    let output = Command::new(support::binary())
-        .args(["demo", "--store", nats_url, "--data-dir"])
-        .arg(data)
-        .env("DIANDAN_TOKEN_SECRET", SECRET)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "diandan demo: {said}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(said.contains("with 112 orders"), "{said}");
+    seed_split_demo(nats_url, data);
     Deployment {
         nats: broker,
         tmp,
         relay,
-        projections: projections.into(),
+        projections,
         orders,
         dispatch,
         volunteers,
@@ -706,29 +668,17 @@ async fn an_organisation_from_nothing_and_a_rebuild_that_cannot_hurt() {
     assert_eq!(said.matches("已存在").count(), 2, "{said}");
 
     let store_args = ["--store", nats.url.as_str(), "--bus", nats.url.as_str()];
-    let relay = serve("relay", &store_args, data);
-    let projections = serve("projections", &store_args, data);
-    let orders = serve("orders", &store_args, data);
-    let dispatch = serve("dispatch", &store_args, data);
-    let volunteers = serve("volunteers", &store_args, data);
-    let reviews = serve("reviews", &store_args, data);
-    let stats = serve("stats", &store_args, data);
-    let gateway = serve(
-        "gateway",
-        &[
-            "--orders-url",
-            &url(&orders),
-            "--dispatch-url",
-            &url(&dispatch),
-            "--volunteers-url",
-            &url(&volunteers),
-            "--reviews-url",
-            &url(&reviews),
-            "--stats-url",
-            &url(&stats),
-        ],
-        data,
-    );
+    let SplitParts {
+        relay,
+        mut projections,
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway,
+    } = serve_split(&store_args, data, 1);
+    let projections = projections.pop().expect("one projections part");
     let base = url(&gateway);
     let http = reqwest::Client::new();
     let session: serde_json::Value = http

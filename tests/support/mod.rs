@@ -366,3 +366,92 @@ pub fn serve_part(part: &str, args: &[&str], data_dir: &Path) -> Part {
 pub fn part_url(part: &Part) -> String {
     format!("http://{}", part.listen.as_deref().expect("listens"))
 }
+
+/// Every part of a split deployment, each its own process on one data dir.
+pub struct SplitParts {
+    pub relay: Part,
+    pub projections: Vec<Part>,
+    pub orders: Part,
+    pub dispatch: Part,
+    pub volunteers: Part,
+    pub reviews: Part,
+    pub stats: Part,
+    pub gateway: Part,
+}
+
+/// Starts every part (`projection_replicas` projection consumers) with the deployment's
+/// `--store`/`--bus` in `args`, and the gateway calling the gRPC parts.
+pub fn serve_split(args: &[&str], data_dir: &Path, projection_replicas: usize) -> SplitParts {
+    let relay = serve_part("relay", args, data_dir);
+    let projections = (0..projection_replicas)
+        .map(|_| serve_part("projections", args, data_dir))
+        .collect();
+    let orders = serve_part("orders", args, data_dir);
+    let dispatch = serve_part("dispatch", args, data_dir);
+    let volunteers = serve_part("volunteers", args, data_dir);
+    let reviews = serve_part("reviews", args, data_dir);
+    let stats = serve_part("stats", args, data_dir);
+    let gateway = serve_part(
+        "gateway",
+        &[
+            "--orders-url",
+            &part_url(&orders),
+            "--dispatch-url",
+            &part_url(&dispatch),
+            "--volunteers-url",
+            &part_url(&volunteers),
+            "--reviews-url",
+            &part_url(&reviews),
+            "--stats-url",
+            &part_url(&stats),
+        ],
+        data_dir,
+    );
+    SplitParts {
+        relay,
+        projections,
+        orders,
+        dispatch,
+        volunteers,
+        reviews,
+        stats,
+        gateway,
+    }
+}
+
+impl SplitParts {
+    /// The gRPC parts, as the gateway calls them.
+    pub fn upstreams(&self) -> diandan_proto::Upstreams {
+        let channel = |p: &Part| {
+            tonic::transport::Endpoint::from_shared(part_url(p))
+                .unwrap()
+                .connect_lazy()
+        };
+        diandan_proto::Upstreams {
+            orders: channel(&self.orders),
+            dispatch: channel(&self.dispatch),
+            volunteers: channel(&self.volunteers),
+            reviews: channel(&self.reviews),
+            stats: channel(&self.stats),
+        }
+    }
+}
+
+/// Loads the demo district into a split deployment the way an operator does:
+/// `diandan demo --store <store> --data-dir <data_dir>`.
+pub fn seed_split_demo(store: &str, data_dir: &Path) {
+    let output = Command::new(binary())
+        .args(["demo", "--store", store, "--data-dir"])
+        .arg(data_dir)
+        .env("DIANDAN_TOKEN_SECRET", SPLIT_SECRET)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run diandan demo");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "diandan demo: {said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("with 112 orders"), "{said}");
+}
