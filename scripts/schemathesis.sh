@@ -79,6 +79,8 @@ done
 [ -n "$token" ] || { echo "the demo was not seeded within 60 s" >&2; exit 1; }
 
 echo "schemathesis: $base (seed $SEED, $MAX_EXAMPLES examples per operation; checks: $CHECKS)"
+# Left out: the WeChat sign-ins (they call WeChat) and the live queue (an event stream never
+# ends; tests/e2e.rs and tests/permissions.rs cover it).
 status=0
 schemathesis run "$base/api/openapi.json" \
   --url "$base" \
@@ -90,6 +92,7 @@ schemathesis run "$base/api/openapi.json" \
   --request-timeout 15 \
   --exclude-path /api/v1/auth/wechat \
   --exclude-path /api/v1/auth/wechat/phone \
+  --exclude-path '/api/v1/nodes/{id}/queue/events' \
   --report junit,ndjson --report-dir "$REPORT_DIR" || status=$?
 
 if grep -q "panicked" "$tmp/server.log"; then

@@ -132,11 +132,12 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .post(&order("/dispatch"), json!({"team_id": "no-such-team"}))
         .await;
     assert_problem(status, &problem, 404, Some("team_id"));
-    // A team that does not serve this station (another institute's station team).
+    // A team that does not serve this station (another institute's station team): well
+    // formed, but a conflict with the tree.
     let (status, problem) = head
         .post(&order("/dispatch"), json!({"team_id": "zhidui-meiyuan"}))
         .await;
-    assert_problem(status, &problem, 400, Some("team_id"));
+    assert_problem(status, &problem, 409, Some("team_id"));
     head.post(&order("/dispatch"), json!({"team_id": "zhidui-chezhanlu"}))
         .await;
 

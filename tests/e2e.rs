@@ -681,3 +681,97 @@ async fn grpc_reflection_answers_v1_and_v1alpha() {
     let names = ours(list.service.into_iter().map(|s| s.name).collect());
     assert_eq!(names, v1_names, "both dialects list the same services");
 }
+
+/// Reads Server-Sent Events from a response: (event, JSON data) pairs, in order.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    fn new(response: reqwest::Response) -> Events {
+        Events {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> Option<(String, Value)> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix(name))
+                        .map(str::trim_start)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                let (event, data) = (field("event:"), field("data:"));
+                if event.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
+            }
+            let chunk = self.response.chunk().await.ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+/// 派单台, live: a station head watching the queue sees an order a resident places appear
+/// without asking again (Server-Sent Events); the time it took is reported, bounded at 10 s.
+/// Someone who may not watch that queue gets a problem answer, not a stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatch_board_sees_a_new_order_without_asking_again() {
+    let server = Server::start_demo().await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let watch = |user: &User, node: &str| {
+        user.http
+            .get(format!("{}/api/v1/nodes/{node}/queue/events", user.base))
+            .bearer_auth(&user.token)
+            .send()
+    };
+    let response = watch(&head, "chezhanlu").await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut events = Events::new(response);
+    let (event, first) = events.next().await.expect("the queue at once");
+    assert_eq!(event, "queue", "{first}");
+    assert!(first["orders"].is_array(), "{first}");
+
+    let resident = User::login(&server, "resident", "r-board", "").await;
+    let placed_at = std::time::Instant::now();
+    let (status, placed) = resident
+        .post("/api/v1/orders", yongfu_order("派单台实时推送测试"))
+        .await;
+    assert_eq!(status, 201, "{placed}");
+    let id = placed["order_id"].as_str().unwrap().to_owned();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some((event, snapshot)) = events.next().await {
+            assert_eq!(event, "queue", "{snapshot}");
+            let orders = snapshot["orders"].as_array().unwrap();
+            if orders.iter().any(|o| o["order_id"] == id.as_str()) {
+                return placed_at.elapsed();
+            }
+        }
+        panic!("the stream ended before the order appeared");
+    })
+    .await
+    .expect("the new order did not appear on the board within 10 s");
+    println!("dispatch board: the new order appeared {seen:?} after it was placed");
+
+    // Outside one's subtree, or not staff: a problem, not a stream.
+    let other = User::login(&server, "station_head", "head-meiyuan", "meiyuan").await;
+    let refused = watch(&other, "chezhanlu").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let auditor = User::login(&server, "auditor", "audit-board", "xianan").await;
+    let refused = watch(&auditor, "chezhanlu").await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let problem: Value = refused.json().await.unwrap();
+    assert!(!problem["detail"].as_str().unwrap().is_ascii(), "{problem}");
+}

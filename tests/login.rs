@@ -645,7 +645,7 @@ async fn team_leaders_institute_and_centre_admins_act_by_the_table() {
         .await;
     assert_eq!(
         (status, problem["field"].as_str()),
-        (400, Some("volunteer_id")),
+        (409, Some("volunteer_id")),
         "{problem}"
     );
     let (status, accepted) = leader
@@ -676,7 +676,7 @@ async fn team_leaders_institute_and_centre_admins_act_by_the_table() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 409);
 
     // The institute admin of 永安 (demo account) runs 车站路, which lies in their institute…
     let (institute, session) = staff(&server, "admin.yongan", "yongan-demo-2026").await;
@@ -714,7 +714,7 @@ async fn team_leaders_institute_and_centre_admins_act_by_the_table() {
         .await;
     assert_eq!(
         (status, problem["field"].as_str()),
-        (400, Some("node_id")),
+        (409, Some("node_id")),
         "{problem}"
     );
     // The centre admin opens institute admins.

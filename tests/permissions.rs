@@ -222,6 +222,10 @@ fn call(op: Operation, role: Role, target: Target, fx: &Fixture) -> Option<Call>
             format!("/api/v1/nodes/{node}/queue"),
             json!({"node_id": node}),
         ),
+        WatchQueue => get(
+            format!("/api/v1/nodes/{node}/queue/events"),
+            json!({"node_id": node}),
+        ),
         StationStats => get(
             format!("/api/v1/nodes/{node}/stats"),
             json!({"node_id": node}),
@@ -332,6 +336,14 @@ async fn http_call(fx: &Fixture, call: &Call, token: Option<&str>) -> (u16, Stri
     }
     let response = request.send().await.expect("HTTP answered");
     let status = response.status().as_u16();
+    let streaming = response
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+    if streaming {
+        // A live stream never ends: its status is the answer.
+        return (status, "(event stream)".into());
+    }
     (status, response.text().await.unwrap_or_default())
 }
 
@@ -376,6 +388,7 @@ async fn grpc_call(fx: &Fixture, op: Operation, call: &Call, token: Option<&str>
         TriageOrder => dispatch . triage_order(TriageOrderRequest),
         DispatchOrder => dispatch . dispatch_order(DispatchOrderRequest),
         StationQueue => dispatch . station_queue(StationQueueRequest),
+        WatchQueue => dispatch . watch_queue(WatchQueueRequest),
         SuggestTeams => dispatch . suggest_teams(SuggestTeamsRequest),
         DecideExtension => dispatch . decide_extension(DecideExtensionRequest),
         AcceptOrder => volunteers . accept_order(AcceptOrderRequest),

@@ -101,6 +101,7 @@ operations! {
     TriageOrder = "DispatchService" / "TriageOrder": "审单",
     DispatchOrder = "DispatchService" / "DispatchOrder": "派单",
     StationQueue = "DispatchService" / "StationQueue": "待办队列",
+    WatchQueue = "DispatchService" / "WatchQueue": "待办推送",
     SuggestTeams = "DispatchService" / "SuggestTeams": "推荐队伍",
     DecideExtension = "DispatchService" / "DecideExtension": "审批延期",
     AcceptOrder = "VolunteerService" / "AcceptOrder": "接单",
@@ -133,6 +134,7 @@ impl Operation {
                 | Operation::ListMyOrders
                 | Operation::GetOrderHistory
                 | Operation::StationQueue
+                | Operation::WatchQueue
                 | Operation::SuggestTeams
                 | Operation::StationStats
                 | Operation::GetOrgTree
@@ -177,7 +179,7 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         },
 
         // 审单, 派单, 归档: the staff of the order's subtree (and the system's timers).
-        TriageOrder | DispatchOrder | DecideExtension | CloseOrder | StationQueue
+        TriageOrder | DispatchOrder | DecideExtension | CloseOrder | StationQueue | WatchQueue
         | SuggestTeams
             if staff =>
         {

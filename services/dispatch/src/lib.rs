@@ -1,6 +1,7 @@
 //! The dispatch service (审单, 派单): station heads triage orders of their subtree and dispatch
 //! them to a team or helper unit at the station, its institute or the centre (层层派单).
 
+use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
 use diandan_proto::v1 as pb;
@@ -85,10 +86,12 @@ impl DispatchService for Dispatch {
             .is_within(&order.station_id, &team.node_id)
             .await?
         {
-            return Err(AppError::invalid(
-                "team_id",
-                format!("队伍「{}」不服务该订单所在的实践站", team.name),
-            )
+            // Well formed, but that team does not serve where the order is: a conflict with
+            // the tree, not a malformed request.
+            return Err(AppError::Conflict {
+                field: Some("team_id"),
+                message: format!("队伍「{}」不服务该订单所在的实践站", team.name),
+            }
             .into());
         }
         let reason = if req.reason.trim().is_empty() {
@@ -168,6 +171,43 @@ impl DispatchService for Dispatch {
         }))
     }
 
+    type WatchQueueStream = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<pb::WatchQueueResponse, Status>> + Send>,
+    >;
+
+    /// 派单台, live: the queue now, then again whenever it changes. A node outside the caller's
+    /// subtree is refused before anything is streamed; the stream ends when the caller's token
+    /// expires (the console signs in again) or the caller hangs up.
+    async fn watch_queue(
+        &self,
+        request: Request<pb::WatchQueueRequest>,
+    ) -> Result<Response<Self::WatchQueueStream>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::WatchQueue)?;
+        let req = request.into_inner();
+        let first = self
+            .app
+            .station_queue(&ctx, &req.node_id, req.limit, 0)
+            .await?;
+        let snapshot = pb::WatchQueueResponse {
+            orders: first.orders.clone(),
+            position: first.position,
+        };
+        let watch = Watch {
+            app: self.app.clone(),
+            ctx,
+            node_id: req.node_id,
+            limit: req.limit,
+            last: first.orders,
+            position: first.position,
+            ended: false,
+        };
+        let changes = futures::stream::unfold(watch, Watch::next_change);
+        let stream = futures::stream::once(async move { Ok(snapshot) }).chain(changes);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn station_queue(
         &self,
         request: Request<pb::StationQueueRequest>,
@@ -184,5 +224,61 @@ impl DispatchService for Dispatch {
             orders: page.orders,
             position: page.position,
         }))
+    }
+}
+
+/// A watched queue: what was last sent, and the read model position it reflected.
+struct Watch {
+    app: App,
+    ctx: diandan_runtime::RequestContext,
+    node_id: String,
+    limit: u32,
+    last: Vec<pb::OrderView>,
+    position: u64,
+    ended: bool,
+}
+
+/// How long a watch waits for the read model to move before looking again (the token's
+/// expiry is checked between waits).
+const WATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Watch {
+    /// The next snapshot that differs from the last one sent.
+    async fn next_change(mut self) -> Option<(Result<pb::WatchQueueResponse, Status>, Watch)> {
+        if self.ended {
+            return None;
+        }
+        loop {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            if self.ctx.claims.exp < now {
+                self.ended = true;
+                let expired = Status::unauthenticated("登录已过期，请重新登录");
+                return Some((Err(expired), self));
+            }
+            let reached = self.app.read.wait_for(self.position + 1, WATCH_WAIT).await;
+            if reached <= self.position {
+                continue;
+            }
+            self.position = reached;
+            match self
+                .app
+                .station_queue(&self.ctx, &self.node_id, self.limit, 0)
+                .await
+            {
+                Ok(page) if page.orders != self.last => {
+                    self.last = page.orders.clone();
+                    let snapshot = pb::WatchQueueResponse {
+                        orders: page.orders,
+                        position: page.position,
+                    };
+                    return Some((Ok(snapshot), self));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    self.ended = true;
+                    return Some((Err(error.into()), self));
+                }
+            }
+        }
     }
 }

@@ -137,9 +137,13 @@ fn bodies() -> Vec<Body> {
                 ("user_id", id()),
                 ("org_node", optional_id()),
             ],
-            // Staff act for an org node.
+            // Staff act for an org node (the roles the permission table binds to one).
             condition: Some(json!({
-                "if": {"properties": {"role": {"enum": ["station_head", "auditor"]}}},
+                "if": {"properties": {"role": {"enum": Role::ALL
+                    .into_iter()
+                    .filter(|r| !binds_to(*r).is_empty())
+                    .map(Role::as_str)
+                    .collect::<Vec<_>>()}}},
                 "then": {"required": ["org_node"], "properties": {"org_node": id()}}
             })),
         },

@@ -76,7 +76,7 @@ impl Modify for BearerAuth {
     paths(
         dev_login, login, wechat_login, bind_phone, refresh_session, logout, change_password,
         create_account, reset_password, place_order, list_my_orders, get_order, get_order_history, cancel_order,
-        triage_order, dispatch_order, suggest_teams, station_queue, accept_order, decline_order, check_in,
+        triage_order, dispatch_order, suggest_teams, station_queue, watch_queue, accept_order, decline_order, check_in,
         check_out, complete_order, request_extension, decide_extension, review_order, close_order, station_stats, get_org_tree,
         register_org_node, list_teams, register_team, register_volunteer,
     ),

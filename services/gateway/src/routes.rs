@@ -32,8 +32,14 @@ const CLIENT_ADDRESS: &str = "x-diandan-client-address";
 
 /// Wraps a message for a gRPC call, forwarding the caller's headers.
 fn grpc<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
-    let mut request = tonic::Request::new(message);
+    let mut request = grpc_open_ended(headers, message)?;
     request.set_timeout(CALL_TIMEOUT);
+    Ok(request)
+}
+
+/// [`grpc`] without a deadline: for a stream that lasts as long as the client listens.
+fn grpc_open_ended<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
+    let mut request = tonic::Request::new(message);
     // The trace continues in the service: this request's span is the parent.
     for (name, value) in diandan_telemetry::propagation::current_headers() {
         if let (Ok(name), Ok(value)) = (
@@ -442,6 +448,67 @@ pub(crate) async fn station_queue(
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(default, deny_unknown_fields)]
+pub(crate) struct WatchParams {
+    /// At most this many orders per snapshot, 1–500 (default 50).
+    limit: u32,
+}
+
+/// 派单台, live: the queue as Server-Sent Events — an `queue` event with the whole queue at
+/// once (`{orders, position}`, as `GET …/queue` answers), then again each time it changes;
+/// comments keep the connection open. An `error` event (problem details) ends it, e.g. when
+/// the access token expires: sign in again and reconnect.
+#[utoipa::path(get, path = "/api/v1/nodes/{id}/queue/events",
+    params(("id" = String, Path, description = "组织节点编号"), WatchParams),
+    responses((status = 200, content_type = "text/event-stream",
+               description = "`queue` events carrying a StationQueueResponse-shaped JSON"),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn watch_queue(
+    State(clients): State<Clients>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    Problem,
+> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+    let id = path_id(id, "id")?;
+    let params: WatchParams = query(raw)?;
+    let request = pb::WatchQueueRequest {
+        node_id: id,
+        limit: params.limit,
+    };
+    // The first answer decides the status: a refusal is a problem response, not a stream.
+    let mut snapshots = clients
+        .dispatch()
+        .watch_queue(grpc_open_ended(&headers, request)?)
+        .await?
+        .into_inner();
+    let first = snapshots.message().await?;
+    let events = futures::stream::iter(first.map(Ok))
+        .chain(snapshots)
+        .map(|item| {
+            Ok(match item {
+                Ok(snapshot) => Event::default()
+                    .event("queue")
+                    .json_data(&snapshot)
+                    .unwrap_or_else(|_| Event::default().event("queue")),
+                Err(status) => Event::default()
+                    .event("error")
+                    .json_data(Problem::from(status))
+                    .unwrap_or_else(|_| Event::default().event("error")),
+            })
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(default, deny_unknown_fields)]
 pub(crate) struct StatsParams {
     /// First day, YYYY-MM-DD (China Standard Time).
     from_day: String,
@@ -662,6 +729,7 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
         )
         .route("/api/v1/orders/{id}/close", post(close_order))
         .route("/api/v1/nodes/{id}/queue", get(station_queue))
+        .route("/api/v1/nodes/{id}/queue/events", get(watch_queue))
         .route("/api/v1/nodes/{id}/stats", get(station_stats))
         .route("/api/v1/org", get(get_org_tree))
         .route("/api/v1/org/nodes", post(register_org_node))

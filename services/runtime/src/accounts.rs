@@ -283,15 +283,16 @@ impl App {
             self.directory.node(node_id).await?.ok_or_else(|| {
                 AppError::missing("node_id", format!("组织节点「{node_id}」不存在"))
             })?;
+        // Well formed, but it does not fit the tree where it would go.
         if !permissions::binds_to(role).contains(&node.level) {
-            return Err(AppError::invalid(
-                "node_id",
-                format!(
+            return Err(AppError::Conflict {
+                field: Some("node_id"),
+                message: format!(
                     "{}账号不能绑定到「{}」级节点",
                     role.name_zh(),
                     node.level.as_str()
                 ),
-            ));
+            });
         }
         Ok(())
     }

@@ -74,17 +74,16 @@ impl Volunteers {
                 "只有队伍「{team_id}」的队长可以指派队员"
             )));
         }
-        let in_team = directory
-            .volunteer(member)
-            .await?
-            .is_some_and(|v| v.team_ids.iter().any(|t| t == team_id));
-        if in_team {
+        let volunteer = directory.volunteer(member).await?.ok_or_else(|| {
+            AppError::missing("volunteer_id", format!("志愿者「{member}」未登记"))
+        })?;
+        if volunteer.team_ids.iter().any(|t| t == team_id) {
             Ok(())
         } else {
-            Err(AppError::invalid(
-                "volunteer_id",
-                format!("「{member}」不是队伍「{team_id}」的成员"),
-            ))
+            Err(AppError::Conflict {
+                field: Some("volunteer_id"),
+                message: format!("「{member}」不是队伍「{team_id}」的成员"),
+            })
         }
     }
 
@@ -265,10 +264,10 @@ impl IdentityService for Identity {
                 .into());
             }
             if role == Role::TeamLeader && directory.led_teams(&req.user_id).await?.is_empty() {
-                return Err(AppError::invalid(
-                    "role",
-                    format!("志愿者「{}」不是任何队伍的队长", req.user_id),
-                )
+                return Err(AppError::Conflict {
+                    field: Some("role"),
+                    message: format!("志愿者「{}」不是任何队伍的队长", req.user_id),
+                }
                 .into());
             }
             None
