@@ -136,11 +136,41 @@ async fn every_service_its_own_process_on_nats() {
     let resident = User::login_at(&base, "resident", "r-dist", "").await;
     let head = User::login_at(&base, "station_head", "head-dengxiaohu", "chezhanlu").await;
     let volunteer = User::login_at(&base, "volunteer", "v-wangsen", "").await;
+    // The head's dispatch board, live across processes (gateway → dispatch part, the read
+    // model fed by the projections part).
+    let board = head
+        .http
+        .get(format!("{base}/api/v1/nodes/chezhanlu/queue/events"))
+        .bearer_auth(&head.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(board.status(), 200);
+    let mut board = support::Events::new(board);
+    assert_eq!(board.next().await.expect("the queue at once").0, "queue");
+    let placed_at = std::time::Instant::now();
     let (status, ack) = resident
         .post("/api/v1/orders", yongfu_order("分布式部署下的订单"))
         .await;
     assert_eq!(status, 201, "{ack}");
     let id = ack["order_id"].as_str().unwrap().to_owned();
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some((_, snapshot)) = board.next().await {
+            if snapshot["orders"]
+                .as_array()
+                .is_some_and(|o| o.iter().any(|o| o["order_id"] == id.as_str()))
+            {
+                return placed_at.elapsed();
+            }
+        }
+        panic!("the board's stream ended");
+    })
+    .await
+    .expect("the new order did not reach the board within 10 s");
+    println!(
+        "split deployment: the new order reached the dispatch board {seen:?} after it was placed"
+    );
+    drop(board);
     let steps = [
         (&head, "/triage", json!({"accept": true})),
         (&head, "/dispatch", json!({"team_id": "zhidui-chezhanlu"})),

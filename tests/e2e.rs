@@ -10,7 +10,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use diandan::client::{drive_order, Cast, Client, OrderSpec, Stage};
 use diandan_proto::v1 as pb;
-use support::{yongfu_order, Server, User, LOCATION};
+use support::{yongfu_order, Events, Server, User, LOCATION};
 
 async fn grpc_channel(server: &Server) -> Channel {
     Endpoint::from_shared(format!("http://{}", server.grpc))
@@ -680,44 +680,6 @@ async fn grpc_reflection_answers_v1_and_v1alpha() {
     };
     let names = ours(list.service.into_iter().map(|s| s.name).collect());
     assert_eq!(names, v1_names, "both dialects list the same services");
-}
-
-/// Reads Server-Sent Events from a response: (event, JSON data) pairs, in order.
-struct Events {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl Events {
-    fn new(response: reqwest::Response) -> Events {
-        Events {
-            response,
-            buffer: String::new(),
-        }
-    }
-
-    async fn next(&mut self) -> Option<(String, Value)> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let field = |name: &str| {
-                    block
-                        .lines()
-                        .filter_map(|l| l.strip_prefix(name))
-                        .map(str::trim_start)
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                };
-                let (event, data) = (field("event:"), field("data:"));
-                if event.is_empty() {
-                    continue; // a keep-alive comment
-                }
-                return Some((event, serde_json::from_str(&data).unwrap_or(Value::Null)));
-            }
-            let chunk = self.response.chunk().await.ok()??;
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
 }
 
 /// 派单台, live: a station head watching the queue sees an order a resident places appear

@@ -242,6 +242,10 @@ struct Watch {
 /// expiry is checked between waits).
 const WATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How often an idle watch looks at the stored checkpoint for another process's progress (its
+/// own process's wakes it at once): a board sees a change within this, at 4 reads a second.
+const WATCH_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
 impl Watch {
     /// The next snapshot that differs from the last one sent.
     async fn next_change(mut self) -> Option<(Result<pb::WatchQueueResponse, Status>, Watch)> {
@@ -255,7 +259,11 @@ impl Watch {
                 let expired = Status::unauthenticated("登录已过期，请重新登录");
                 return Some((Err(expired), self));
             }
-            let reached = self.app.read.wait_for(self.position + 1, WATCH_WAIT).await;
+            let reached = self
+                .app
+                .read
+                .wait_beyond(self.position, WATCH_POLL, WATCH_WAIT)
+                .await;
             if reached <= self.position {
                 continue;
             }

@@ -213,6 +213,26 @@ impl ReadModel {
         }
     }
 
+    /// Waits (up to `timeout`) until the read model is beyond `position`, for a long-lived
+    /// watcher: woken at once by this process's own progress, and looking at the stored
+    /// checkpoint only every `poll` for another process's (a split deployment's projections).
+    /// Returns where it is.
+    pub async fn wait_beyond(&self, position: u64, poll: Duration, timeout: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.inner.position.subscribe();
+        loop {
+            let now = self
+                .stored_position()
+                .await
+                .unwrap_or_else(|_| self.position());
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if now > position || left.is_zero() {
+                return now;
+            }
+            let _ = tokio::time::timeout(poll.min(left), rx.changed()).await;
+        }
+    }
+
     /// The checkpoint as stored (every projection has applied up to it).
     pub async fn stored_position(&self) -> Result<u64> {
         let position = self
