@@ -458,19 +458,9 @@ impl Unsigned {
 // ---------------------------------------------------------------------------------------------
 
 async fn dev_token(http: &str, role: &str, user: &str, node: &str) -> String {
-    let response: Value = reqwest::Client::new()
-        .post(format!("{http}/api/v1/dev/login"))
-        .json(&json!({"role": role, "user_id": user, "org_node": node}))
-        .send()
+    support::try_login_at(&reqwest::Client::new(), http, role, user, node)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    response["token"]
-        .as_str()
-        .unwrap_or_else(|| panic!("dev login {role} {user}: {response}"))
-        .to_owned()
+        .unwrap_or_else(|e| panic!("dev login {role} {user}: {e}"))
 }
 
 fn spec(description: &str) -> OrderSpec {

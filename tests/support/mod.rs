@@ -164,7 +164,7 @@ async fn try_login(
     try_login_at(http, &format!("http://{}", server.http), role, user, node).await
 }
 
-async fn try_login_at(
+pub async fn try_login_at(
     http: &reqwest::Client,
     base: &str,
     role: &str,

@@ -262,7 +262,7 @@ impl Watch {
             let reached = self
                 .app
                 .read
-                .wait_beyond(self.position, WATCH_POLL, WATCH_WAIT)
+                .wait_polling(self.position + 1, WATCH_POLL, WATCH_WAIT)
                 .await;
             if reached <= self.position {
                 continue;

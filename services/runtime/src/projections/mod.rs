@@ -199,25 +199,13 @@ impl ReadModel {
     /// Another process may be the one applying events (`diandan serve projections`), so the
     /// checkpoint is re-read from the database, not only from this process's notifications.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> u64 {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut rx = self.inner.position.subscribe();
-        loop {
-            let now = self
-                .stored_position()
-                .await
-                .unwrap_or_else(|_| self.position());
-            if now >= position || tokio::time::Instant::now() >= deadline {
-                return now;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(20), rx.changed()).await;
-        }
+        self.wait_polling(position, Duration::from_millis(20), timeout)
+            .await
     }
 
-    /// Waits (up to `timeout`) until the read model is beyond `position`, for a long-lived
-    /// watcher: woken at once by this process's own progress, and looking at the stored
-    /// checkpoint only every `poll` for another process's (a split deployment's projections).
-    /// Returns where it is.
-    pub async fn wait_beyond(&self, position: u64, poll: Duration, timeout: Duration) -> u64 {
+    /// [`wait_for`](Self::wait_for), looking at the stored checkpoint every `poll` (this
+    /// process's own progress wakes it at once): a long-lived watcher polls less often.
+    pub async fn wait_polling(&self, position: u64, poll: Duration, timeout: Duration) -> u64 {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.inner.position.subscribe();
         loop {
@@ -226,7 +214,7 @@ impl ReadModel {
                 .await
                 .unwrap_or_else(|_| self.position());
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if now > position || left.is_zero() {
+            if now >= position || left.is_zero() {
                 return now;
             }
             let _ = tokio::time::timeout(poll.min(left), rx.changed()).await;
