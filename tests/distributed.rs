@@ -689,6 +689,14 @@ async fn an_organisation_from_nothing_and_a_rebuild_that_cannot_hurt() {
         "admin.xianan",
     ];
     let with_password = [key[0], ("DIANDAN_ADMIN_PASSWORD", "first-password-1")];
+    // A password too short is refused before anything is written: no centre without its admin.
+    let (ok, said) = diandan(
+        &bootstrap,
+        data,
+        &[key[0], ("DIANDAN_ADMIN_PASSWORD", "short")],
+    );
+    assert!(!ok, "{said}");
+    assert!(said.contains("admin_password"), "{said}");
     let (ok, said) = diandan(&bootstrap, data, &with_password);
     assert!(ok, "{said}");
     assert_eq!(said.matches("已创建").count(), 2, "{said}");

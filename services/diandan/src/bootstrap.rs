@@ -101,6 +101,13 @@ pub async fn bootstrap(
     signer: TokenSigner,
     what: Bootstrap,
 ) -> anyhow::Result<Bootstrapped> {
+    // Everything is checked before anything is written: a refused bootstrap leaves no centre
+    // without its admin behind.
+    let refused = |e: diandan_workflows::DomainError| anyhow::anyhow!("{e}");
+    diandan_workflows::validate::id("centre_id", &what.centre_id).map_err(refused)?;
+    diandan_workflows::account::username(&what.admin_username).map_err(refused)?;
+    diandan_workflows::account::new_password("admin_password", &what.admin_password)
+        .map_err(refused)?;
     let system = system(upstreams, &signer);
     let node = pb::RegisterOrgNodeRequest {
         id: what.centre_id.clone(),
