@@ -38,9 +38,11 @@ enum Target {
 struct Call {
     method: reqwest::Method,
     path: String,
-    /// The HTTP body (POST) — the gRPC message is this plus the path's id.
+    /// The HTTP body (POST, PUT) — the gRPC message is this plus the path's id.
     body: Value,
     grpc: Value,
+    /// A raw HTTP body and its content type instead of JSON (an uploaded sheet).
+    raw: Option<(&'static str, Vec<u8>)>,
 }
 
 /// The district the matrix runs in: the demo, plus a second centre nobody in the demo runs.
@@ -98,6 +100,7 @@ fn call(op: Operation, role: Role, target: Target, fx: &Fixture) -> Option<Call>
             path,
             body,
             grpc,
+            raw: None,
         })
     };
     let get = |path: String, grpc: Value| {
@@ -106,6 +109,7 @@ fn call(op: Operation, role: Role, target: Target, fx: &Fixture) -> Option<Call>
             path,
             body: Value::Null,
             grpc,
+            raw: None,
         })
     };
     let on_order = |verb: &str, body: Value| {
@@ -269,6 +273,54 @@ fn call(op: Operation, role: Role, target: Target, fx: &Fixture) -> Option<Call>
                    "name": "矩阵测试", "team_ids": [team]}),
             None,
         ),
+        SearchOrders => get(
+            format!("/api/v1/audit/orders?node_id={node}"),
+            json!({"filter": {"node_id": node}}),
+        ),
+        ExportOrders => get(
+            format!("/api/v1/audit/orders/export?node_id={node}"),
+            json!({"filter": {"node_id": node}}),
+        ),
+        ListVolunteers => get(
+            format!("/api/v1/volunteers?node_id={node}"),
+            json!({"node_id": node}),
+        ),
+        // Inside: no team at all (400 after the gate); outside: another centre's volunteer.
+        UpdateVolunteer => {
+            let volunteer = if inside { "v-liuhong" } else { "v-matrix-far" };
+            let body = json!({"name": "矩阵测试", "team_ids": []});
+            let mut grpc = body.clone();
+            grpc["id"] = json!(volunteer);
+            Some(Call {
+                method: reqwest::Method::PUT,
+                path: format!("/api/v1/volunteers/{volunteer}"),
+                body,
+                grpc,
+                raw: None,
+            })
+        }
+        // Inside: no reason (400 after the gate).
+        SetVolunteerActive => {
+            let volunteer = if inside { "v-liuhong" } else { "v-matrix-far" };
+            post(
+                format!("/api/v1/volunteers/{volunteer}/active"),
+                json!({"active": false, "reason": ""}),
+                Some(("id", volunteer)),
+            )
+        }
+        // A dry run of one good row; the teams a sheet names are checked row by row (a
+        // dedicated test covers rows outside one's subtree).
+        ImportVolunteers if inside => {
+            let sheet = "编号,姓名,服务队\nv-matrix-import,矩阵测试,zhidui-chezhanlu\n";
+            Some(Call {
+                method: reqwest::Method::POST,
+                path: "/api/v1/volunteers/import?dry_run=true".into(),
+                body: Value::Null,
+                grpc: json!({"sheet": sheet.as_bytes(), "format": "csv", "dry_run": true}),
+                raw: Some(("text/csv", sheet.as_bytes().to_vec())),
+            })
+        }
+        ImportVolunteers => None,
         GetOrgTree if inside => get("/api/v1/org".into(), json!({})),
         ListTeams if inside => get("/api/v1/teams".into(), json!({})),
         GetOrgTree | ListTeams => None,
@@ -328,7 +380,11 @@ fn grpc_holds(expect: Expect, code: tonic::Code) -> bool {
 async fn http_call(fx: &Fixture, call: &Call, token: Option<&str>) -> (u16, String) {
     let mut request =
         reqwest::Client::new().request(call.method.clone(), format!("{}{}", fx.http, call.path));
-    if call.method == reqwest::Method::POST {
+    if let Some((content_type, raw)) = &call.raw {
+        request = request
+            .header("content-type", *content_type)
+            .body(raw.clone());
+    } else if call.method != reqwest::Method::GET {
         request = request.json(&call.body);
     }
     if let Some(token) = token {
@@ -405,6 +461,12 @@ async fn grpc_call(fx: &Fixture, op: Operation, call: &Call, token: Option<&str>
         RegisterVolunteer => organization . register_volunteer(RegisterVolunteerRequest),
         GetOrgTree => organization . get_org_tree(GetOrgTreeRequest),
         ListTeams => organization . list_teams(ListTeamsRequest),
+        ListVolunteers => organization . list_volunteers(ListVolunteersRequest),
+        UpdateVolunteer => organization . update_volunteer(UpdateVolunteerRequest),
+        SetVolunteerActive => organization . set_volunteer_active(SetVolunteerActiveRequest),
+        ImportVolunteers => organization . import_volunteers(ImportVolunteersRequest),
+        SearchOrders => audit . search_orders(SearchOrdersRequest),
+        ExportOrders => audit . export_orders(ExportOrdersRequest),
     );
     match result {
         Ok(()) => tonic::Status::ok(""),
@@ -450,6 +512,9 @@ impl Unsigned {
     }
     fn organization(&self) -> pb::organization_service_client::OrganizationServiceClient<Channel> {
         self.inner.organization()
+    }
+    fn audit(&self) -> pb::audit_service_client::AuditServiceClient<Channel> {
+        pb::audit_service_client::AuditServiceClient::new(self.channel.clone())
     }
 }
 

@@ -98,6 +98,9 @@ impl Upstreams {
     pub fn stats(&self) -> v1::stats_service_client::StatsServiceClient<tonic::transport::Channel> {
         v1::stats_service_client::StatsServiceClient::new(self.stats.clone())
     }
+    pub fn audit(&self) -> v1::audit_service_client::AuditServiceClient<tonic::transport::Channel> {
+        v1::audit_service_client::AuditServiceClient::new(self.stats.clone())
+    }
     pub fn identity(
         &self,
     ) -> v1::identity_service_client::IdentityServiceClient<tonic::transport::Channel> {

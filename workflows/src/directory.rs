@@ -39,6 +39,17 @@ pub enum DirectoryEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         phone_masked: Option<String>,
     },
+    /// A volunteer's details changed (all of them, as they now are).
+    VolunteerUpdated {
+        id: String,
+        name: String,
+        team_ids: Vec<String>,
+        skills: Vec<Category>,
+    },
+    /// 停用: the volunteer accepts no order until reactivated.
+    VolunteerDeactivated { id: String, reason: String },
+    /// 启用 again.
+    VolunteerReactivated { id: String },
 }
 
 impl DirectoryEvent {
@@ -47,6 +58,9 @@ impl DirectoryEvent {
             DirectoryEvent::OrgNodeRegistered { .. } => "OrgNodeRegistered",
             DirectoryEvent::TeamRegistered { .. } => "TeamRegistered",
             DirectoryEvent::VolunteerRegistered { .. } => "VolunteerRegistered",
+            DirectoryEvent::VolunteerUpdated { .. } => "VolunteerUpdated",
+            DirectoryEvent::VolunteerDeactivated { .. } => "VolunteerDeactivated",
+            DirectoryEvent::VolunteerReactivated { .. } => "VolunteerReactivated",
         }
     }
 
@@ -55,7 +69,10 @@ impl DirectoryEvent {
         match self {
             DirectoryEvent::OrgNodeRegistered { id, .. } => format!("node-{id}"),
             DirectoryEvent::TeamRegistered { id, .. } => format!("team-{id}"),
-            DirectoryEvent::VolunteerRegistered { id, .. } => format!("volunteer-{id}"),
+            DirectoryEvent::VolunteerRegistered { id, .. }
+            | DirectoryEvent::VolunteerUpdated { id, .. }
+            | DirectoryEvent::VolunteerDeactivated { id, .. }
+            | DirectoryEvent::VolunteerReactivated { id } => format!("volunteer-{id}"),
         }
     }
 
@@ -117,6 +134,20 @@ impl DirectoryEvent {
                     validate::id("team_ids", team)?;
                 }
             }
+            DirectoryEvent::VolunteerUpdated {
+                id, name, team_ids, ..
+            } => {
+                validate::id("id", id)?;
+                validate::text("name", name, 1, MAX_SHORT_TEXT_CHARS)?;
+                for team in team_ids {
+                    validate::id("team_ids", team)?;
+                }
+            }
+            DirectoryEvent::VolunteerDeactivated { id, reason } => {
+                validate::id("id", id)?;
+                validate::text("reason", reason, 1, MAX_SHORT_TEXT_CHARS)?;
+            }
+            DirectoryEvent::VolunteerReactivated { id } => validate::id("id", id)?,
         }
         Ok(())
     }

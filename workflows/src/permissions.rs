@@ -113,11 +113,17 @@ operations! {
     ReviewOrder = "ReviewService" / "ReviewOrder": "评单",
     CloseOrder = "ReviewService" / "CloseOrder": "归档",
     StationStats = "StatsService" / "StationStats": "统计",
+    SearchOrders = "AuditService" / "SearchOrders": "审计查询",
+    ExportOrders = "AuditService" / "ExportOrders": "审计导出",
     RegisterOrgNode = "OrganizationService" / "RegisterOrgNode": "设立组织节点",
     RegisterTeam = "OrganizationService" / "RegisterTeam": "登记队伍",
     RegisterVolunteer = "OrganizationService" / "RegisterVolunteer": "登记志愿者",
     GetOrgTree = "OrganizationService" / "GetOrgTree": "查看组织架构",
     ListTeams = "OrganizationService" / "ListTeams": "查看队伍",
+    ListVolunteers = "OrganizationService" / "ListVolunteers": "查看志愿者",
+    UpdateVolunteer = "OrganizationService" / "UpdateVolunteer": "修改志愿者",
+    SetVolunteerActive = "OrganizationService" / "SetVolunteerActive": "停用/启用志愿者",
+    ImportVolunteers = "OrganizationService" / "ImportVolunteers": "批量导入志愿者",
 }
 
 impl Operation {
@@ -139,6 +145,9 @@ impl Operation {
                 | Operation::StationStats
                 | Operation::GetOrgTree
                 | Operation::ListTeams
+                | Operation::SearchOrders
+                | Operation::ExportOrders
+                | Operation::ListVolunteers
         )
     }
 }
@@ -188,6 +197,8 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         DispatchOrder | CloseOrder if role == System => Some(All),
         StationStats if staff || role == Auditor => Some(Subtree),
         StationStats if role == System => Some(All),
+        // 审计: read-only search and export of finished orders (no contact data in them).
+        SearchOrders | ExportOrders if staff || role == Auditor => Some(Subtree),
 
         // 接单 … 办结: volunteers of the team the order is offered to.
         AcceptOrder | DeclineOrder | CheckIn | CheckOut | CompleteOrder | RequestExtension
@@ -197,8 +208,19 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         }
 
         // The directory: staff register within their subtree; everyone reads it.
-        RegisterOrgNode | RegisterTeam | RegisterVolunteer if staff => Some(Subtree),
-        RegisterOrgNode | RegisterTeam | RegisterVolunteer if role == System => Some(All),
+        RegisterOrgNode | RegisterTeam | RegisterVolunteer | UpdateVolunteer
+        | SetVolunteerActive | ImportVolunteers
+            if staff =>
+        {
+            Some(Subtree)
+        }
+        RegisterOrgNode | RegisterTeam | RegisterVolunteer | UpdateVolunteer
+        | SetVolunteerActive | ImportVolunteers
+            if role == System =>
+        {
+            Some(All)
+        }
+        ListVolunteers if staff || role == Auditor => Some(Subtree),
         GetOrgTree | ListTeams => Some(All),
 
         _ => None,

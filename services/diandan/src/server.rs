@@ -371,7 +371,10 @@ pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<
                 serve!(diandan_volunteers::Identity::new(app).into_server());
             }
             GrpcService::Reviews => serve!(diandan_reviews::Reviews::new(app).into_server()),
-            GrpcService::Stats => serve!(diandan_stats::Stats::new(app).into_server()),
+            GrpcService::Stats => {
+                serve!(diandan_stats::Stats::new(app.clone()).into_server());
+                serve!(diandan_stats::Audit::new(app).into_server());
+            }
         }
     }
     Ok(routes.routes())

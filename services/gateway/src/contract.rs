@@ -391,6 +391,41 @@ fn bodies() -> Vec<Body> {
             condition: None,
         },
         Body {
+            schema: "UpdateVolunteerRequest",
+            required: &["name", "team_ids"],
+            fields: vec![
+                ("id", {
+                    let mut id = optional_id();
+                    id["description"] = json!("忽略：志愿者由路径中的编号指定");
+                    id
+                }),
+                ("name", text(1, MAX_SHORT_TEXT_CHARS)),
+                (
+                    "team_ids",
+                    json!({"type": "array", "items": id(), "minItems": 1}),
+                ),
+                ("skills", json!({"type": "array", "items": categories()})),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "SetVolunteerActiveRequest",
+            required: &["active"],
+            fields: vec![
+                ("id", {
+                    let mut id = optional_id();
+                    id["description"] = json!("忽略：志愿者由路径中的编号指定");
+                    id
+                }),
+                ("reason", text(0, MAX_SHORT_TEXT_CHARS)),
+            ],
+            // Deactivating says why.
+            condition: Some(json!({
+                "if": {"properties": {"active": {"const": false}}},
+                "then": {"required": ["reason"], "properties": {"reason": text(1, MAX_SHORT_TEXT_CHARS)}}
+            })),
+        },
+        Body {
             schema: "Location",
             required: &["lat", "lng"],
             fields: vec![
@@ -471,6 +506,19 @@ fn parameter(name: &str) -> Option<Value> {
         }
         "min_position" => json!({"type": "integer", "format": "int64", "minimum": 0}),
         "from_day" | "to_day" => optional_day(),
+        "category" => {
+            let mut codes: Vec<&str> = Category::ALL.iter().map(|c| c.code()).collect();
+            codes.push(""); // empty: any category
+            one_of(codes)
+        }
+        "volunteer_id" => optional_id(),
+        "min_rating" | "max_rating" => {
+            json!({"type": "integer", "format": "int32", "minimum": 0, "maximum": 5})
+        }
+        "after" => {
+            json!({"type": "string", "pattern": format!("^(-?[0-9]{{1,19}}\\.[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}})?$")})
+        }
+        "format" => one_of(["csv", "json", ""]),
         "Idempotency-Key" => {
             let max = HEADER_LIMITS
                 .iter()

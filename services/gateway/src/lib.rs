@@ -6,6 +6,7 @@
 //! details naming the field ([`problem`]); the OpenAPI 3 document is at `/api/openapi.json`
 //! ([`openapi`]).
 
+mod console;
 mod contract;
 pub mod input;
 pub mod limits;
@@ -13,6 +14,7 @@ pub mod openapi;
 mod parse_errors;
 pub mod problem;
 mod routes;
+mod workbench;
 
 use std::future::Future;
 use std::time::Duration;

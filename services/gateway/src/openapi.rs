@@ -8,6 +8,7 @@ use diandan_proto::v1 as pb;
 
 use crate::problem::Problem;
 use crate::routes::*;
+use crate::workbench;
 
 struct BearerAuth;
 
@@ -79,8 +80,10 @@ impl Modify for BearerAuth {
         triage_order, dispatch_order, suggest_teams, station_queue, watch_queue, accept_order, decline_order, check_in,
         check_out, complete_order, request_extension, decide_extension, review_order, close_order, station_stats, get_org_tree,
         register_org_node, list_teams, register_team, register_volunteer,
+        workbench::list_volunteers, workbench::update_volunteer, workbench::set_volunteer_active, workbench::import_volunteers, workbench::search_orders,
+        workbench::export_orders,
     ),
-    components(schemas(Problem, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),
+    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::AuditFilter, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),
     modifiers(&BearerAuth, &ServerErrors),
 )]
 pub struct ApiDoc;

@@ -20,6 +20,10 @@ pub struct Problem {
     /// The request field at fault, when there is one (e.g. `rating`, `location`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Rows of an uploaded sheet that were refused (a 422 import), each naming its row and
+    /// column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<diandan_proto::v1::ImportRowError>>,
     /// Seconds to wait before retrying (429, 503): sent as `Retry-After`, not in the body.
     #[serde(skip)]
     #[schema(ignore)]
@@ -34,6 +38,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             field: None,
+            errors: None,
             retry_after: None,
         }
     }
@@ -62,6 +67,8 @@ fn title(status: StatusCode) -> &'static str {
         405 => "不支持的请求方法",
         409 => "与当前状态冲突",
         413 => "请求体过大",
+        415 => "不支持的文件类型",
+        422 => "内容未通过校验",
         414 => "请求路径过长",
         429 => "请求过于频繁",
         431 => "请求头过大",

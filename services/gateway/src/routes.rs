@@ -31,14 +31,17 @@ const FORWARDED_HEADERS: [&str; 4] = [
 const CLIENT_ADDRESS: &str = "x-diandan-client-address";
 
 /// Wraps a message for a gRPC call, forwarding the caller's headers.
-fn grpc<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
+pub(crate) fn grpc<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
     let mut request = grpc_open_ended(headers, message)?;
     request.set_timeout(CALL_TIMEOUT);
     Ok(request)
 }
 
 /// [`grpc`] without a deadline: for a stream that lasts as long as the client listens.
-fn grpc_open_ended<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<T>, Problem> {
+pub(crate) fn grpc_open_ended<T>(
+    headers: &HeaderMap,
+    message: T,
+) -> Result<tonic::Request<T>, Problem> {
     let mut request = tonic::Request::new(message);
     // The trace continues in the service: this request's span is the parent.
     for (name, value) in diandan_telemetry::propagation::current_headers() {
@@ -64,7 +67,7 @@ fn grpc_open_ended<T>(headers: &HeaderMap, message: T) -> Result<tonic::Request<
     Ok(request)
 }
 
-type Reply<T> = Result<Json<T>, Problem>;
+pub(crate) type Reply<T> = Result<Json<T>, Problem>;
 
 /// A POST on one order: the path names the order, the body the rest.
 macro_rules! order_command {
@@ -734,7 +737,32 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
         .route("/api/v1/org", get(get_org_tree))
         .route("/api/v1/org/nodes", post(register_org_node))
         .route("/api/v1/teams", get(list_teams).post(register_team))
-        .route("/api/v1/volunteers", post(register_volunteer))
+        .route(
+            "/api/v1/volunteers",
+            get(crate::workbench::list_volunteers).post(register_volunteer),
+        )
+        .route(
+            "/api/v1/volunteers/import",
+            post(crate::workbench::import_volunteers)
+                .layer(DefaultBodyLimit::max(crate::workbench::MAX_SHEET_BYTES)),
+        )
+        .route(
+            "/api/v1/volunteers/{id}",
+            axum::routing::put(crate::workbench::update_volunteer),
+        )
+        .route(
+            "/api/v1/volunteers/{id}/active",
+            post(crate::workbench::set_volunteer_active),
+        )
+        .route("/api/v1/audit/orders", get(crate::workbench::search_orders))
+        .route(
+            "/api/v1/audit/orders/export",
+            get(crate::workbench::export_orders),
+        )
+        .route("/", get(crate::console::root))
+        .route("/console", get(crate::console::root))
+        .route("/console/", get(crate::console::index))
+        .route("/console/{*path}", get(crate::console::asset))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -49,16 +49,21 @@ pub struct Volunteer {
     pub team_ids: Vec<String>,
     pub skills: Vec<Category>,
     pub phone_masked: Option<String>,
+    /// False once deactivated (停用): accepts no order.
+    pub active: bool,
+    /// The revision of the volunteer's stream this reflects.
+    pub revision: u64,
 }
 
 /// Deepest tree allowed (centre → institute → station → point), guarding against cycles.
 const MAX_DEPTH: usize = 8;
 
+/// Nodes and teams never change once registered, so they are cached; volunteers change
+/// (edits, 停用) and are read from their stream each time, so every process sees the same.
 #[derive(Default)]
 struct Cache {
     nodes: HashMap<String, Arc<Node>>,
     teams: HashMap<String, Arc<Team>>,
-    volunteers: HashMap<String, Arc<Volunteer>>,
 }
 
 /// Directory lookups and registrations.
@@ -132,24 +137,10 @@ impl Directory {
                     }),
                 );
             }
-            DirectoryEvent::VolunteerRegistered {
-                id,
-                name,
-                team_ids,
-                skills,
-                phone_masked,
-            } => {
-                cache.volunteers.insert(
-                    id.clone(),
-                    Arc::new(Volunteer {
-                        id,
-                        name,
-                        team_ids,
-                        skills,
-                        phone_masked,
-                    }),
-                );
-            }
+            DirectoryEvent::VolunteerRegistered { .. }
+            | DirectoryEvent::VolunteerUpdated { .. }
+            | DirectoryEvent::VolunteerDeactivated { .. }
+            | DirectoryEvent::VolunteerReactivated { .. } => {}
         }
     }
 
@@ -175,21 +166,23 @@ impl Directory {
         Ok(self.cache.read().expect("poisoned").teams.get(id).cloned())
     }
 
+    /// A volunteer as their stream now has them (registration folded with every change).
     pub async fn volunteer(&self, id: &str) -> Result<Option<Arc<Volunteer>>> {
         if !is_id(id) {
             return Ok(None);
         }
-        if let Some(v) = self.cache.read().expect("poisoned").volunteers.get(id) {
-            return Ok(Some(v.clone()));
+        let stream = format!("volunteer-{id}");
+        let events = self
+            .store
+            .read_stream(&stream, 0, Direction::Forward, 10_000)
+            .await?;
+        let mut volunteer: Option<Volunteer> = None;
+        for recorded in &events {
+            let event: DirectoryEvent = serde_json::from_slice(&recorded.data)
+                .map_err(|e| AppError::Storage(format!("{stream}: {e}")))?;
+            volunteer = fold_volunteer(volunteer, event, recorded.revision);
         }
-        self.load(format!("volunteer-{id}")).await?;
-        Ok(self
-            .cache
-            .read()
-            .expect("poisoned")
-            .volunteers
-            .get(id)
-            .cloned())
+        Ok(volunteer.map(Arc::new))
     }
 
     /// The teams a volunteer leads (队长): those of their teams that name them as leader.
@@ -300,12 +293,14 @@ impl Directory {
                 self.require_scope(ctx, node_id).await?;
             }
             DirectoryEvent::VolunteerRegistered { team_ids, .. } => {
-                for team_id in team_ids {
-                    let team = self.team(team_id).await?.ok_or_else(|| {
-                        AppError::missing("team_ids", format!("队伍「{team_id}」不存在"))
-                    })?;
-                    self.require_scope(ctx, &team.node_id).await?;
-                }
+                self.require_teams_in_scope(ctx, team_ids).await?;
+            }
+            DirectoryEvent::VolunteerUpdated { .. }
+            | DirectoryEvent::VolunteerDeactivated { .. }
+            | DirectoryEvent::VolunteerReactivated { .. } => {
+                return Err(AppError::Storage(
+                    "changes to a volunteer go through Directory::change_volunteer".into(),
+                ))
             }
         }
         let metadata = EventMetadata::new(ctx.command_meta(OffsetDateTime::now_utc()));
@@ -329,6 +324,101 @@ impl Directory {
             Err(StoreError::WrongExpectedRevision { .. }) => Err(AppError::Conflict {
                 field: Some("id"),
                 message: "该编号已被登记".into(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Directory {
+    /// Every team must exist and lie in the caller's subtree.
+    pub async fn require_teams_in_scope(
+        &self,
+        ctx: &RequestContext,
+        team_ids: &[String],
+    ) -> Result<()> {
+        for team_id in team_ids {
+            let team = self
+                .team(team_id)
+                .await?
+                .ok_or_else(|| AppError::missing("team_ids", format!("队伍「{team_id}」不存在")))?;
+            self.require_scope(ctx, &team.node_id).await?;
+        }
+        Ok(())
+    }
+
+    /// A volunteer the caller may manage: registered, and in at least one team of their
+    /// subtree (or any, for the system).
+    pub async fn managed_volunteer(&self, ctx: &RequestContext, id: &str) -> Result<Volunteer> {
+        let volunteer = self
+            .volunteer(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("志愿者「{id}」不存在")))?;
+        if ctx.scope == Scope::All {
+            return Ok((*volunteer).clone());
+        }
+        for team_id in &volunteer.team_ids {
+            if let Some(team) = self.team(team_id).await? {
+                if self.require_scope(ctx, &team.node_id).await.is_ok() {
+                    return Ok((*volunteer).clone());
+                }
+            }
+        }
+        Err(AppError::Forbidden(format!(
+            "志愿者「{id}」不在你负责的范围内"
+        )))
+    }
+
+    /// Edits, deactivates or reactivates a volunteer the caller manages, appended after the
+    /// revision it was checked at (a concurrent change is a conflict, never overwritten).
+    /// Returns the position, or 0 when the volunteer already was so (nothing written).
+    pub async fn change_volunteer(
+        &self,
+        ctx: &RequestContext,
+        event: DirectoryEvent,
+    ) -> Result<u64> {
+        let (DirectoryEvent::VolunteerUpdated { id, .. }
+        | DirectoryEvent::VolunteerDeactivated { id, .. }
+        | DirectoryEvent::VolunteerReactivated { id }) = &event
+        else {
+            return Err(AppError::Storage("not a change to a volunteer".into()));
+        };
+        let current = self.managed_volunteer(ctx, id).await?;
+        event.validate()?;
+        match &event {
+            DirectoryEvent::VolunteerUpdated {
+                name,
+                team_ids,
+                skills,
+                ..
+            } => {
+                if team_ids.is_empty() {
+                    return Err(AppError::invalid("team_ids", "至少加入一支队伍"));
+                }
+                self.require_teams_in_scope(ctx, team_ids).await?;
+                if *name == current.name
+                    && *team_ids == current.team_ids
+                    && *skills == current.skills
+                {
+                    return Ok(0);
+                }
+            }
+            DirectoryEvent::VolunteerDeactivated { .. } if !current.active => return Ok(0),
+            DirectoryEvent::VolunteerReactivated { .. } if current.active => return Ok(0),
+            _ => {}
+        }
+        let metadata = EventMetadata::new(ctx.command_meta(OffsetDateTime::now_utc()));
+        let request = AppendRequest {
+            stream: event.stream(),
+            expected: ExpectedRevision::Exact(current.revision),
+            command_id: ctx.command_id.clone(),
+            events: vec![new_event(event.event_type(), &event, &metadata)],
+        };
+        match self.store.append(request).await {
+            Ok(result) => Ok(result.last_position),
+            Err(StoreError::WrongExpectedRevision { .. }) => Err(AppError::Conflict {
+                field: Some("id"),
+                message: "该志愿者刚被他人修改，请刷新后重试".into(),
             }),
             Err(e) => Err(e.into()),
         }
@@ -366,4 +456,58 @@ pub fn path_of<'a>(ids_from_root: impl Iterator<Item = &'a str>) -> String {
         path.push('/');
     }
     path
+}
+
+/// Folds one event of a volunteer's stream.
+fn fold_volunteer(
+    volunteer: Option<Volunteer>,
+    event: DirectoryEvent,
+    revision: u64,
+) -> Option<Volunteer> {
+    match (volunteer, event) {
+        (
+            None,
+            DirectoryEvent::VolunteerRegistered {
+                id,
+                name,
+                team_ids,
+                skills,
+                phone_masked,
+            },
+        ) => Some(Volunteer {
+            id,
+            name,
+            team_ids,
+            skills,
+            phone_masked,
+            active: true,
+            revision,
+        }),
+        (
+            Some(v),
+            DirectoryEvent::VolunteerUpdated {
+                name,
+                team_ids,
+                skills,
+                ..
+            },
+        ) => Some(Volunteer {
+            name,
+            team_ids,
+            skills,
+            revision,
+            ..v
+        }),
+        (Some(v), DirectoryEvent::VolunteerDeactivated { .. }) => Some(Volunteer {
+            active: false,
+            revision,
+            ..v
+        }),
+        (Some(v), DirectoryEvent::VolunteerReactivated { .. }) => Some(Volunteer {
+            active: true,
+            revision,
+            ..v
+        }),
+        (v, _) => v,
+    }
 }

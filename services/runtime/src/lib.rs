@@ -14,6 +14,7 @@
 //! - [`error`]: [`AppError`] and its mapping to gRPC status codes.
 
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod commands;

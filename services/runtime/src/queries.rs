@@ -24,7 +24,7 @@ pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_LIMIT: u32 = 50;
 use diandan_workflows::validate::MAX_PAGE_SIZE as MAX_LIMIT;
 
-fn page_size(limit: u32) -> Result<u32> {
+pub fn page_size(limit: u32) -> Result<u32> {
     match limit {
         0 => Ok(DEFAULT_LIMIT),
         1..=MAX_LIMIT => Ok(limit),
@@ -65,7 +65,11 @@ impl App {
     }
 
     /// The subtree a staff caller is responsible for, as a path prefix; `node_id` narrows it.
-    async fn staff_subtree(&self, ctx: &RequestContext, node_id: Option<&str>) -> Result<String> {
+    pub(crate) async fn staff_subtree(
+        &self,
+        ctx: &RequestContext,
+        node_id: Option<&str>,
+    ) -> Result<String> {
         if ctx.scope == Scope::All && node_id.is_none_or(str::is_empty) {
             return Ok("/".into());
         }
@@ -277,5 +281,53 @@ impl App {
             })
             .await?;
         Ok(pb::ListTeamsResponse { teams })
+    }
+
+    /// Volunteers in teams of a node or below (the caller's node by default).
+    pub async fn volunteers(
+        &self,
+        ctx: &RequestContext,
+        node_id: &str,
+        include_inactive: bool,
+        min_position: u64,
+    ) -> Result<pb::ListVolunteersResponse> {
+        let path = self.staff_subtree(ctx, Some(node_id)).await?;
+        self.catch_up(min_position).await?;
+        let volunteers = self
+            .read
+            .query(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT v.id, v.name, v.phone_masked, v.skills, v.active,
+                            (SELECT group_concat(team_id, ',') FROM
+                               (SELECT team_id FROM memberships WHERE volunteer_id = v.id
+                                ORDER BY team_id))
+                     FROM volunteers v
+                     WHERE v.id IN (SELECT m.volunteer_id FROM memberships m
+                                    JOIN teams t ON t.id = m.team_id
+                                    WHERE t.path >= ?1 AND t.path < ?2)
+                       AND (?3 OR v.active = 1)
+                     ORDER BY v.id",
+                )?;
+                let rows = stmt.query_map(
+                    rusqlite::params![path, format!("{path}\u{10FFFF}"), include_inactive],
+                    |r| {
+                        let skills: String = r.get(3)?;
+                        let teams: Option<String> = r.get(5)?;
+                        Ok(pb::VolunteerEntry {
+                            id: r.get(0)?,
+                            name: r.get(1)?,
+                            phone_masked: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                            skills: serde_json::from_str(&skills).unwrap_or_default(),
+                            active: r.get::<_, i64>(4)? != 0,
+                            team_ids: teams
+                                .map(|t| t.split(',').map(str::to_owned).collect())
+                                .unwrap_or_default(),
+                        })
+                    },
+                )?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await?;
+        Ok(pb::ListVolunteersResponse { volunteers })
     }
 }

@@ -66,6 +66,29 @@ pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
         cancel_reason: state.cancel_reason.clone(),
         revision,
         updated_at: rfc3339(state.updated_at),
+        dispatched_at: rfc3339(state.dispatched_at),
+        accepted_at: rfc3339(state.accepted_at),
+        completed_at: rfc3339(state.completed_at),
+        deadlines: state
+            .deadlines
+            .iter()
+            .map(|(name, d)| pb::DeadlineView {
+                name: name.clone(),
+                // The label is the definition's: `App::label_deadlines` fills it in.
+                label: name.clone(),
+                limit: d.timer.limit.clone(),
+                started_at: rfc3339(Some(d.timer.started_at)),
+                warn_at: rfc3339(Some(d.timer.warn_at)),
+                due_at: rfc3339(Some(d.timer.due_at)),
+                light: match (d.warned, d.overdue) {
+                    (_, true) => "red",
+                    (true, false) => "yellow",
+                    _ => "green",
+                }
+                .to_owned(),
+                extension_requested_until: rfc3339(d.extension_requested),
+            })
+            .collect(),
     }
 }
 
@@ -161,6 +184,18 @@ impl App {
 
     /// Shows the full numbers in `views` (orders of `states`, all visible to `ctx`) that
     /// [`phone_access`] grants.
+    /// Names each running deadline as the order's workflow definition labels it (e.g. 派单).
+    pub fn label_deadlines(&self, view: &mut pb::OrderView, state: &OrderState) {
+        let Ok(definition) = self.definition_for(state) else {
+            return;
+        };
+        for deadline in &mut view.deadlines {
+            if let Some(d) = definition.deadline(&deadline.name) {
+                deadline.label = d.label.clone();
+            }
+        }
+    }
+
     pub async fn reveal_phones(
         &self,
         ctx: &RequestContext,
@@ -173,6 +208,9 @@ impl App {
             .map(|s| s.order_id.clone())
             .collect();
         let mut phones = self.vault.get_many(granted).await?;
+        for (view, state) in views.iter_mut().zip(states) {
+            self.label_deadlines(view, state);
+        }
         for view in views {
             if let Some(phone) = phones.remove(&view.order_id) {
                 view.contact_phone = phone;
@@ -189,6 +227,7 @@ impl App {
     ) -> Result<pb::OrderView> {
         let access = self.order_access(ctx, state).await?;
         let mut view = order_view(state, revision);
+        self.label_deadlines(&mut view, state);
         if access == PhoneAccess::Full {
             if let Some(phone) = self.vault.get(&state.order_id).await? {
                 view.contact_phone = phone;

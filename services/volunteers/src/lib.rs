@@ -4,6 +4,7 @@
 //! tokens for the people that directory knows.
 
 pub mod organization;
+pub mod roster;
 
 pub use organization::Organization;
 
@@ -38,14 +39,16 @@ impl Volunteers {
         if ctx.scope == Scope::All {
             return Ok(());
         }
-        let member = ctx.scope == Scope::Team
-            && self
-                .app
-                .directory
-                .volunteer(&ctx.claims.sub)
-                .await?
-                .is_some_and(|v| v.team_ids.iter().any(|t| t == team_id));
-        if member {
+        let volunteer = match ctx.scope {
+            Scope::Team => self.app.directory.volunteer(&ctx.claims.sub).await?,
+            _ => None,
+        };
+        if volunteer.as_ref().is_some_and(|v| !v.active) {
+            return Err(AppError::Forbidden(
+                "你的志愿者身份已停用，请联系站点".into(),
+            ));
+        }
+        if volunteer.is_some_and(|v| v.team_ids.iter().any(|t| t == team_id)) {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!(
@@ -77,6 +80,12 @@ impl Volunteers {
         let volunteer = directory.volunteer(member).await?.ok_or_else(|| {
             AppError::missing("volunteer_id", format!("志愿者「{member}」未登记"))
         })?;
+        if !volunteer.active {
+            return Err(AppError::Conflict {
+                field: Some("volunteer_id"),
+                message: format!("志愿者「{member}」已停用"),
+            });
+        }
         if volunteer.team_ids.iter().any(|t| t == team_id) {
             Ok(())
         } else {

@@ -35,7 +35,9 @@ CREATE INDEX IF NOT EXISTS teams_path ON teams (path);
 CREATE TABLE IF NOT EXISTS volunteers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
-    skills TEXT NOT NULL
+    skills TEXT NOT NULL,
+    phone_masked TEXT,
+    active INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS memberships (
     team_id TEXT NOT NULL,
@@ -71,7 +73,12 @@ impl Projection for DirectoryProjection {
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
         if !matches!(
             event.event_type.as_str(),
-            "OrgNodeRegistered" | "TeamRegistered" | "VolunteerRegistered"
+            "OrgNodeRegistered"
+                | "TeamRegistered"
+                | "VolunteerRegistered"
+                | "VolunteerUpdated"
+                | "VolunteerDeactivated"
+                | "VolunteerReactivated"
         ) {
             return Ok(());
         }
@@ -126,12 +133,13 @@ impl Projection for DirectoryProjection {
                 name,
                 team_ids,
                 skills,
-                ..
+                phone_masked,
             } => {
                 let skills = serde_json::to_string(&skills).expect("skills serialize");
                 tx.execute(
-                    "INSERT OR REPLACE INTO volunteers (id, name, skills) VALUES (?1, ?2, ?3)",
-                    params![id, name, skills],
+                    "INSERT OR REPLACE INTO volunteers (id, name, skills, phone_masked, active)
+                     VALUES (?1, ?2, ?3, ?4, 1)",
+                    params![id, name, skills, phone_masked],
                 )?;
                 for team_id in team_ids {
                     tx.execute(
@@ -139,6 +147,31 @@ impl Projection for DirectoryProjection {
                         params![team_id, id],
                     )?;
                 }
+            }
+            DirectoryEvent::VolunteerUpdated {
+                id,
+                name,
+                team_ids,
+                skills,
+            } => {
+                let skills = serde_json::to_string(&skills).expect("skills serialize");
+                tx.execute(
+                    "UPDATE volunteers SET name = ?2, skills = ?3 WHERE id = ?1",
+                    params![id, name, skills],
+                )?;
+                tx.execute("DELETE FROM memberships WHERE volunteer_id = ?1", [&id])?;
+                for team_id in team_ids {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO memberships (team_id, volunteer_id) VALUES (?1, ?2)",
+                        params![team_id, id],
+                    )?;
+                }
+            }
+            DirectoryEvent::VolunteerDeactivated { id, .. } => {
+                tx.execute("UPDATE volunteers SET active = 0 WHERE id = ?1", [id])?;
+            }
+            DirectoryEvent::VolunteerReactivated { id } => {
+                tx.execute("UPDATE volunteers SET active = 1 WHERE id = ?1", [id])?;
             }
         }
         Ok(())

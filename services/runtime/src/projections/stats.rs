@@ -30,9 +30,11 @@ CREATE TABLE IF NOT EXISTS order_facts (
     rating INTEGER,
     service_minutes INTEGER NOT NULL DEFAULT 0,
     warned INTEGER NOT NULL DEFAULT 0,
-    overdue INTEGER NOT NULL DEFAULT 0
+    overdue INTEGER NOT NULL DEFAULT 0,
+    volunteer_id TEXT
 );
 CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
+CREATE INDEX IF NOT EXISTS order_facts_placed ON order_facts (placed_ms, order_id);
 ";
 
 /// China Standard Time: statistics are by the local day.
@@ -96,10 +98,13 @@ impl Projection for StatsProjection {
                 "UPDATE order_facts SET dispatched_ms = COALESCE(dispatched_ms, ?2) WHERE order_id = ?1",
                 at.into(),
             )?,
-            OrderChange::OrderAccepted { .. } => set(
-                "UPDATE order_facts SET accepted_ms = COALESCE(accepted_ms, ?2) WHERE order_id = ?1",
-                at.into(),
-            )?,
+            OrderChange::OrderAccepted { volunteer_id, .. } => {
+                tx.execute(
+                    "UPDATE order_facts SET accepted_ms = COALESCE(accepted_ms, ?2),
+                            volunteer_id = ?3 WHERE order_id = ?1",
+                    params![order_id, at, volunteer_id],
+                )?;
+            }
             OrderChange::VolunteerCheckedOut {
                 service_minutes, ..
             } => set(
@@ -172,7 +177,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::StationStatsResponse> {
     let mut stmt = conn.prepare_cached(
         "SELECT category, day, outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms,
-                rating, service_minutes, warned, overdue
+                rating, service_minutes, warned, overdue, volunteer_id
          FROM order_facts
          WHERE station_path >= ?1 AND station_path < ?2 AND day >= ?3 AND day <= ?4",
     )?;
@@ -196,6 +201,7 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
                 r.get::<_, i64>(8)?,
                 r.get::<_, i64>(9)?,
                 r.get::<_, i64>(10)?,
+                r.get::<_, Option<String>>(11)?,
             ))
         },
     )?;
@@ -207,7 +213,9 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
     let (mut ratings, mut satisfied, mut minutes) = (0u64, 0u64, 0i64);
     let mut rating_sum = 0i64;
     let mut by_category = std::collections::BTreeMap::<String, (u64, u64)>::new();
-    let mut by_day = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    let mut by_day = std::collections::BTreeMap::<String, (u64, u64, u64)>::new();
+    let mut volunteers = std::collections::HashSet::<String>::new();
+    let mut on_time = 0u64;
     let minutes_between = |from: i64, to: i64| (to - from) as f64 / 60_000.0;
     for row in rows {
         let (
@@ -222,6 +230,7 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
             served,
             warned,
             overdue,
+            volunteer,
         ) = row?;
         report.overdue_yellow += u64::from(warned > 0 && overdue == 0);
         report.overdue_red += u64::from(overdue > 0);
@@ -235,8 +244,15 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
             "cancelled" => report.cancelled += 1,
             _ => {}
         }
+        if let Some(v) = volunteer {
+            volunteers.insert(v);
+        }
+        if overdue > 0 && completed.is_none() && outcome == "open" {
+            report.open_overdue += 1;
+        }
         if let Some(d) = dispatched {
             report.dispatched += 1;
+            day.2 += 1;
             to_dispatch.push(minutes_between(placed, d));
         }
         if let Some(a) = accepted {
@@ -247,6 +263,7 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
             report.completed += 1;
             category.1 += 1;
             day.1 += 1;
+            on_time += u64::from(overdue == 0);
             to_complete.push(minutes_between(placed, c));
         }
         if let Some(r) = rating {
@@ -267,6 +284,10 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
         report.average_rating = rating_sum as f64 / ratings as f64;
     }
     report.volunteer_hours = minutes as f64 / 60.0;
+    report.active_volunteers = volunteers.len() as u64;
+    if report.completed > 0 {
+        report.on_time_rate = on_time as f64 / report.completed as f64;
+    }
     report.by_category = by_category
         .into_iter()
         .map(|(category, (received, completed))| pb::CategoryCount {
@@ -277,10 +298,11 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
         .collect();
     report.by_day = by_day
         .into_iter()
-        .map(|(day, (received, completed))| pb::DayCount {
+        .map(|(day, (received, completed, dispatched))| pb::DayCount {
             day,
             received,
             completed,
+            dispatched,
         })
         .collect();
     Ok(report)
