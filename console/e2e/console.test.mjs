@@ -5,8 +5,9 @@
 // Starts its own server (temp data dir, 127.0.0.1:0 ports), waits for the demo to be seeded,
 // drives headless Chromium (/usr/bin/chromium, via playwright-core) and saves numbered
 // screenshots of every page. The console is taken from the binary at /console/; when the
-// binary doesn't serve it (older build), console/dist is served by a small proxy here.
-import { test, before, after } from 'node:test'
+// binary doesn't serve it (older build), or with CONSOLE_FROM=dist, console/dist is served
+// by a small proxy here.
+import { test, before, after, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs'
@@ -80,16 +81,20 @@ async function placeOrder(station, description, category = 'repair') {
 
 async function shot(page, name) {
   shotNo += 1
+  await sleep(350) // let transitions (drawers, dialogs, tags) settle
   const file = join(SHOTS, `${String(shotNo).padStart(2, '0')}-${name}.png`)
   await page.screenshot({ path: file, fullPage: false })
   return file
 }
 
+const openPages = new Set()
 async function newPage() {
   const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai', acceptDownloads: true })
   const page = await ctx.newPage()
   page.setDefaultTimeout(15000)
   page.on('pageerror', (e) => console.error('[pageerror]', e.message))
+  openPages.add(page)
+  ctx.on('close', () => openPages.delete(page))
   return page
 }
 
@@ -205,10 +210,11 @@ before(async () => {
   }
   const probe = await fetch(apiBase + '/console/')
   const html = probe.ok ? await probe.text() : ''
-  if (probe.ok && html.includes('id="app"')) {
+  // CONSOLE_FROM=dist: test console/dist as built now (served here), not the copy embedded in the binary.
+  if (process.env.CONSOLE_FROM !== 'dist' && probe.ok && html.includes('id="app"')) {
     uiBase = apiBase + '/console/'
   } else {
-    console.log('# the binary does not serve /console/ yet: serving console/dist from this test')
+    console.log('# serving console/dist from this test (the binary does not serve /console/, or CONSOLE_FROM=dist)')
     proxy = await startProxy(apiBase)
     uiBase = `http://127.0.0.1:${proxy.address().port}/console/`
   }
@@ -227,6 +233,19 @@ after(async () => {
     if (server.exitCode === null) server.kill('SIGKILL')
   }
   if (dataDir) rmSync(dataDir, { recursive: true, force: true })
+})
+
+// On failure, keep a screenshot of every page still open.
+afterEach(async (t) => {
+  for (const p of openPages) {
+    try {
+      await p.screenshot({ path: join(SHOTS, `fail-${String(shotNo).padStart(2, '0')}.png`) })
+      await p.context().close()
+    } catch {
+      /* ignore */
+    }
+  }
+  openPages.clear()
 })
 
 // ---------- scenarios ----------
@@ -250,10 +269,11 @@ test('(a) station head: live board, triage, dispatch from suggestions, timeline'
   console.log(`# new order on the board after ${Date.now() - t0} ms`)
   await shot(page, 'board-new-order')
 
-  // Triage (审核通过), then dispatch from the suggestions drawer.
-  await row.locator('.op-accept').click()
+  // Triage with the keyboard (select the row, press a), then dispatch from the suggestions drawer (d).
+  await row.locator('td').nth(3).click()
+  await page.keyboard.press('a')
   await row.locator('.op-dispatch').waitFor({ timeout: 5000 })
-  await row.locator('.op-dispatch').click()
+  await page.keyboard.press('d')
   const drawer = page.locator('.dispatch-drawer')
   const sugg = drawer.locator('.sugg[data-team="zhidui-chezhanlu"]')
   await sugg.waitFor()
@@ -274,9 +294,10 @@ test('(a) station head: live board, triage, dispatch from suggestions, timeline'
 
   // The volunteer does the work over the API.
   const vol = await devToken('volunteer', 'v-wangsen')
-  await api(vol, 'POST', `/orders/${orderId}/accept`, {})
-  await api(vol, 'POST', `/orders/${orderId}/check-in`, {})
-  await api(vol, 'POST', `/orders/${orderId}/check-out`, {})
+  const here = { lat: 29.8702, lng: 114.2849, address: '车站路 12 号（测试）' }
+  await api(vol, 'POST', `/orders/${orderId}/accept`, { team_id: 'zhidui-chezhanlu' })
+  await api(vol, 'POST', `/orders/${orderId}/check-in`, { location: here })
+  await api(vol, 'POST', `/orders/${orderId}/check-out`, { location: here })
   await api(vol, 'POST', `/orders/${orderId}/complete`, { note: '已更换楼道灯泡三个（e2e）' })
 
   await page.goto(uiBase + '#/orders/' + orderId)
@@ -381,6 +402,19 @@ test('(c) centre admin: dashboard drill-down, command centre, org tabs', async (
 test('(d) expired session → re-login dialog keeps the input; order outside the subtree → 无权查看', async () => {
   const page = await newPage()
   await uiLogin(page, 'deng.xiaohu', 'chezhanlu-demo-2026', '/board')
+  // An expired access token alone is renewed silently with the refresh token (the live queue reconnects).
+  await page.evaluate(() => {
+    const s = JSON.parse(sessionStorage.getItem('diandan.session'))
+    s.access_token = 'expired.' + s.access_token.slice(8)
+    sessionStorage.setItem('diandan.session', JSON.stringify(s))
+  })
+  await page.reload()
+  await page.getByText('实时', { exact: true }).waitFor()
+  await page.locator('.queue-table .el-table__row').first().waitFor()
+  assert.equal(await page.locator('.relogin-dialog').isVisible(), false, 'no re-login dialog')
+  const renewed = await page.evaluate(() => JSON.parse(sessionStorage.getItem('diandan.session')).access_token)
+  assert.ok(!renewed.startsWith('expired.'), 'the access token was refreshed')
+
   await page.goto(uiBase + '#/audit')
   await page.locator('.audit-table').waitFor()
   const vol = page.locator('.search-form .el-form-item', { hasText: '志愿者' }).locator('input')
@@ -395,6 +429,7 @@ test('(d) expired session → re-login dialog keeps the input; order outside the
   await page.locator('.do-search').click()
   const dlg = page.locator('.relogin-dialog')
   await dlg.getByText('登录已过期，请重新登录').waitFor()
+  await sleep(500) // dialog fade-in
   await shot(page, 'session-expired')
   await dlg.locator('input[name=relogin-password]').fill('chezhanlu-demo-2026')
   await dlg.getByRole('button', { name: '登录' }).click()

@@ -167,3 +167,14 @@ export function pct(x) {
   if (x === undefined || x === null || isNaN(x)) return '—'
   return (x * 100).toFixed(1) + '%'
 }
+
+// "1 working day" → "1 个工作日", "7 calendar days" → "7 个自然日", "4 hours" → "4 小时".
+export function limitLabel(s) {
+  if (!s) return ''
+  return String(s)
+    .replace(/(\d+)\s*working\s*days?/i, '$1 个工作日')
+    .replace(/(\d+)\s*calendar\s*days?/i, '$1 个自然日')
+    .replace(/(\d+)\s*days?/i, '$1 天')
+    .replace(/(\d+)\s*hours?/i, '$1 小时')
+    .replace(/(\d+)\s*minutes?/i, '$1 分钟')
+}

@@ -62,6 +62,8 @@ impl Server {
         // Tests drive load from one loopback address: limits are off unless a test sets them.
         command
             .env("DIANDAN_RATE_LIMITS", "off")
+            // The showcase's 112 orders only, unless a test asks for a year of history.
+            .env("DIANDAN_DEMO_HISTORY", "0")
             .env_remove("DIANDAN_DEV");
         command.envs(env.iter().copied());
         command

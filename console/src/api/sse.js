@@ -26,6 +26,13 @@ export function subscribe(path, handlers) {
         if (r.status === 401) {
           needAuth = true
         } else if (!r.ok || !r.body) {
+          let problem = { status: r.status, detail: `实时连接失败（${r.status}）` }
+          try {
+            problem = await r.json()
+          } catch {
+            /* keep the default */
+          }
+          handlers.onEvent && handlers.onEvent('error', problem)
           throw new Error('sse status ' + r.status)
         } else {
           handlers.onState && handlers.onState('open')

@@ -10,5 +10,6 @@ pub mod bench;
 pub mod bootstrap;
 pub mod client;
 pub mod demo;
+pub mod history;
 pub mod serve;
 pub mod server;

@@ -36,6 +36,9 @@ enum Command {
         /// Implies `--dev`.
         #[arg(long)]
         demo: bool,
+        /// With --demo: orders of history replayed over the last twelve months (0: none).
+        #[arg(long, env = "DIANDAN_DEMO_HISTORY", default_value_t = diandan::history::DEFAULT_ORDERS)]
+        demo_history: usize,
         /// Development mode: enables the development login (`POST /api/v1/dev/login`, any
         /// role for anyone). Never in production.
         #[arg(long, env = "DIANDAN_DEV", value_parser = clap::builder::FalseyValueParser::new())]
@@ -440,6 +443,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             grpc_addr,
             http_addr,
             demo,
+            demo_history,
             dev,
             workflows_dir,
             rate_limits,
@@ -486,7 +490,17 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                                     orders = n,
                                     "demo district seeded: 咸安区 with {n} orders"
                                 ),
-                                Err(e) => tracing::error!(error = %e, "demo seeding failed"),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "demo seeding failed");
+                                    return;
+                                }
+                            }
+                            match diandan::history::seed(&app, demo_history).await {
+                                Ok(0) => {}
+                                Ok(n) => eprintln!(
+                                    "  演示历史已生成: {n} orders over the last twelve months"
+                                ),
+                                Err(e) => tracing::error!(error = %e, "demo history failed"),
                             }
                         });
                     }

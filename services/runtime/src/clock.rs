@@ -1,9 +1,21 @@
 //! What time it is. Commands are stamped and timers fire by this clock, so tests can run a
-//! working week in milliseconds with tokio's paused time.
+//! working week in milliseconds with tokio's paused time, and the demo can replay a year.
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
+
+tokio::task_local! {
+    /// A simulated "now" for the commands of one task (the demo's year of history).
+    static SIMULATED: OffsetDateTime;
+}
+
+/// Runs `work` with the clock reading `at` in this task only: what it commands is stamped
+/// then. Nothing else in the process sees it (the demo seeder replays a year of history
+/// through the real command path while the server answers in the present).
+pub async fn at<F: std::future::Future>(at: OffsetDateTime, work: F) -> F::Output {
+    SIMULATED.scope(at, work).await
+}
 
 /// A source of the current time. Cheap to clone.
 #[derive(Clone)]
@@ -26,7 +38,7 @@ impl Clock {
     }
 
     pub fn now(&self) -> OffsetDateTime {
-        (self.0)()
+        SIMULATED.try_with(|t| *t).unwrap_or_else(|_| (self.0)())
     }
 }
 

@@ -60,6 +60,9 @@ pub struct App {
     pub logins: accounts::LoginGuard,
     /// The mini-program's WeChat API (`DIANDAN_WECHAT_APPID`, …), when configured.
     pub wechat: Option<Arc<wechat::WechatClient>>,
+    /// The timer runner takes this for reading each round; whoever holds it for writing (the
+    /// demo replaying a year of history) pauses it.
+    pub timer_hold: Arc<tokio::sync::RwLock<()>>,
 }
 
 impl App {
@@ -85,6 +88,7 @@ impl App {
             clock: clock::Clock::system(),
             logins: accounts::LoginGuard::default(),
             wechat: wechat::WechatApp::from_env().map(|a| Arc::new(wechat::WechatClient::new(a))),
+            timer_hold: Arc::default(),
         })
     }
 }

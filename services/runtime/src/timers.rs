@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use diandan_workflows::definition::OnExpiry;
 use diandan_workflows::order::{Action, TimerPhase};
 
-use crate::projections::{due_timers, next_timer_ms, DueTimer};
+use crate::projections::{due_timers, due_timers_of, next_timer_ms, DueTimer};
 use crate::{App, RequestContext, Result};
 
 /// Longest sleep between looks at the timers table when nothing wakes the runner earlier: a
@@ -117,6 +117,33 @@ impl App {
         Ok(position)
     }
 
+    /// Fires one order's timers due by `now_ms`, each at the time it came due (in this task:
+    /// the demo's replay of history runs the timers of each order it replays). Returns the
+    /// last position written (0: none).
+    pub async fn fire_due_timers_of(&self, order_id: &str, now_ms: i64) -> Result<u64> {
+        let mut wrote = 0;
+        // A fired timer may schedule the next phase (yellow → red): look again until none.
+        for _ in 0..8 {
+            let id = order_id.to_owned();
+            let due = self
+                .read
+                .query(move |c| due_timers_of(c, &id, now_ms))
+                .await?;
+            if due.is_empty() {
+                break;
+            }
+            for timer in &due {
+                let at = OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(timer.fire_at_ms) * 1_000_000,
+                )
+                .map_err(|e| crate::AppError::Storage(e.to_string()))?;
+                wrote = wrote.max(crate::clock::at(at, self.fire_timer(timer)).await?);
+            }
+            self.read.wait_for(wrote, Duration::from_secs(5)).await;
+        }
+        Ok(wrote)
+    }
+
     /// Runs the timers until `shutdown` resolves, looking at least every `max_idle`.
     pub async fn run_timers(
         &self,
@@ -126,6 +153,8 @@ impl App {
         let mut shutdown = std::pin::pin!(shutdown.fuse());
         let mut projected = self.read.subscribe_position();
         loop {
+            // Held while the demo replays history (its timers fire in their own time).
+            let hold = self.timer_hold.clone().read_owned().await;
             let now = millis(self.clock.now());
             let due = self.read.query(move |c| due_timers(c, now, BATCH)).await;
             let mut wrote = 0;
@@ -142,6 +171,7 @@ impl App {
                 }
                 Err(e) => tracing::warn!(error = %e, "reading timers failed"),
             }
+            drop(hold);
             if wrote > 0 {
                 // Let the projection take the fired timers off the table before looking again.
                 self.read.wait_for(wrote, Duration::from_secs(5)).await;

@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use time::OffsetDateTime;
 
 use futures::FutureExt;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -189,6 +190,9 @@ impl Outbox {
     }
 }
 
+/// Events older than this when the outbox first sees them notify no one.
+pub const STALE_AFTER: time::Duration = time::Duration::hours(24);
+
 /// Who hears about an event, and what they read. `order` is the order's current state (for the
 /// requester and station); recipients of staff notices are station inboxes (`station:<id>`).
 pub fn notifications_for(
@@ -311,7 +315,13 @@ impl App {
                 let Some(order_id) = event.stream.strip_prefix("order-") else {
                     continue;
                 };
-                let change = decode_order_event(event)?.change;
+                let decoded = decode_order_event(event)?;
+                // News a day old is not news: history replayed into the log (the demo's year,
+                // an import) is never sent to anyone.
+                if decoded.at < OffsetDateTime::now_utc() - STALE_AFTER {
+                    continue;
+                }
+                let change = decoded.change;
                 let order = self.load_order(order_id).await?.state;
                 notifications.extend(notifications_for(event, &change, &order));
             }

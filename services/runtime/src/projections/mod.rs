@@ -26,7 +26,7 @@ use crate::{AppError, Result};
 
 pub use orders::{list_orders, OrderFilter, OrderScope};
 pub use stats::{local_day, station_stats, StatsQuery};
-pub use timers::{due_timers, next_timer_ms, DueTimer};
+pub use timers::{due_timers, due_timers_of, next_timer_ms, DueTimer};
 
 /// One read model: its tables and how an event changes them.
 pub trait Projection: Send + Sync {
@@ -206,6 +206,11 @@ impl ReadModel {
     /// [`wait_for`](Self::wait_for), looking at the stored checkpoint every `poll` (this
     /// process's own progress wakes it at once): a long-lived watcher polls less often.
     pub async fn wait_polling(&self, position: u64, poll: Duration, timeout: Duration) -> u64 {
+        // Already there by this process's own progress: no need to look at the store.
+        let known = self.position();
+        if known >= position {
+            return known;
+        }
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.inner.position.subscribe();
         loop {

@@ -111,6 +111,29 @@ pub fn due_timers(conn: &Connection, now_ms: i64, limit: usize) -> Result<Vec<Du
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+/// One order's timers due at or before `now_ms`, earliest first.
+pub fn due_timers_of(conn: &Connection, order_id: &str, now_ms: i64) -> Result<Vec<DueTimer>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT order_id, deadline, next_phase, due_at_ms, next_fire_ms FROM timers
+         WHERE order_id = ?1 AND next_fire_ms <= ?2 ORDER BY next_fire_ms",
+    )?;
+    let rows = stmt.query_map(params![order_id, now_ms], |r| {
+        let phase: String = r.get(2)?;
+        Ok(DueTimer {
+            order_id: r.get(0)?,
+            deadline: r.get(1)?,
+            phase: if phase == "warn" {
+                TimerPhase::Warn
+            } else {
+                TimerPhase::Due
+            },
+            due_at_ms: r.get(3)?,
+            fire_at_ms: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// When the next timer goes off, if any is pending.
 pub fn next_timer_ms(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row("SELECT MIN(next_fire_ms) FROM timers", [], |r| r.get(0))?)
