@@ -422,7 +422,8 @@ pub(crate) async fn suggest_teams(
     Ok(Json(reply.into_inner()))
 }
 
-/// 待办: orders of a node's subtree waiting for triage or dispatch.
+/// 待办: orders of a node's subtree waiting for the station — to triage, to dispatch, to be
+/// accepted, or with an extension request to decide.
 #[utoipa::path(get, path = "/api/v1/nodes/{id}/queue",
     params(("id" = String, Path, description = "组织节点编号"), QueueParams),
     responses((status = 200, body = pb::StationQueueResponse),

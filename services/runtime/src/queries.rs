@@ -131,13 +131,15 @@ impl App {
         let filter = OrderFilter {
             scope,
             statuses,
+            or_extension_pending: false,
             limit: page_size(limit)?,
             oldest_first: false,
         };
         self.list(ctx, filter, min_position).await
     }
 
-    /// 待办: orders of a subtree waiting for triage or dispatch, oldest first.
+    /// 待办: orders of a subtree waiting for the station (triage, dispatch, acceptance, an
+    /// extension to decide), oldest first.
     pub async fn station_queue(
         &self,
         ctx: &RequestContext,
@@ -148,7 +150,10 @@ impl App {
         let path = self.staff_subtree(ctx, Some(node_id)).await?;
         let filter = OrderFilter {
             scope: OrderScope::Subtree(path),
-            statuses: vec!["placed".into(), "triaged".into()],
+            // 待办: to triage, to dispatch (again, after a decline), waiting to be accepted,
+            // or an extension request to decide.
+            statuses: vec!["placed".into(), "triaged".into(), "dispatched".into()],
+            or_extension_pending: true,
             limit: page_size(limit)?,
             oldest_first: true,
         };

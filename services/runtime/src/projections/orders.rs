@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS orders (
     accepted_by TEXT,
     placed_at TEXT NOT NULL,
     revision INTEGER NOT NULL,
-    state_json TEXT NOT NULL
+    state_json TEXT NOT NULL,
+    extension_pending INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS orders_requester ON orders (requester_id, placed_at);
 CREATE INDEX IF NOT EXISTS orders_path ON orders (station_path, status);
@@ -70,17 +71,22 @@ impl Projection for OrdersProjection {
         let json = serde_json::to_string(&state).expect("state serializes");
         let assignee = state.assignee.as_ref().map(|a| a.team_id.clone());
         let accepted_by = state.accepted_by.as_ref().map(|(v, _)| v.clone());
+        let extension_pending = state
+            .deadlines
+            .values()
+            .any(|d| d.extension_requested.is_some());
         tx.execute(
             "INSERT INTO orders (order_id, status, station_path, requester_id, assignee_id,
-                                 accepted_by, placed_at, revision, state_json)
-             VALUES (?1, ?2, COALESCE(?3, '/'), ?4, ?5, ?6, ?7, ?8, ?9)
+                                 accepted_by, placed_at, revision, state_json, extension_pending)
+             VALUES (?1, ?2, COALESCE(?3, '/'), ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT(order_id) DO UPDATE SET
                  status = excluded.status,
                  station_path = COALESCE(?3, station_path),
                  assignee_id = excluded.assignee_id,
                  accepted_by = excluded.accepted_by,
                  revision = excluded.revision,
-                 state_json = excluded.state_json",
+                 state_json = excluded.state_json,
+                 extension_pending = excluded.extension_pending",
             params![
                 order_id,
                 state.status.as_str(),
@@ -90,7 +96,8 @@ impl Projection for OrdersProjection {
                 accepted_by,
                 rfc3339(state.placed_at),
                 event.revision,
-                json
+                json,
+                extension_pending
             ],
         )?;
         Ok(())
@@ -119,6 +126,8 @@ pub struct OrderFilter {
     pub scope: OrderScope,
     /// Only these statuses; empty for all.
     pub statuses: Vec<String>,
+    /// Also orders (of any status) with an extension request waiting for a decision.
+    pub or_extension_pending: bool,
     pub limit: u32,
     /// Oldest first (a queue) instead of newest first.
     pub oldest_first: bool,
@@ -162,10 +171,14 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
         }
     }
     if !filter.statuses.is_empty() {
-        sql.push_str(" AND status IN (");
+        sql.push_str(" AND (status IN (");
         sql.push_str(&vec!["?"; filter.statuses.len()].join(","));
         sql.push(')');
         args.extend(filter.statuses.iter().cloned());
+        if filter.or_extension_pending {
+            sql.push_str(" OR extension_pending = 1");
+        }
+        sql.push(')');
     }
     sql.push_str(if filter.oldest_first {
         " ORDER BY placed_at ASC, order_id"
