@@ -1,11 +1,11 @@
 // ECharts with only what the dashboard and the command centre use.
 import * as echarts from 'echarts/core'
 import { LineChart, BarChart, PieChart } from 'echarts/charts'
-import { GridComponent, TooltipComponent, LegendComponent, TitleComponent, DatasetComponent } from 'echarts/components'
+import { GridComponent, TooltipComponent, LegendComponent, TitleComponent, DatasetComponent, DataZoomComponent } from 'echarts/components'
 import { CanvasRenderer } from 'echarts/renderers'
 import { onBeforeUnmount, shallowRef, watch } from 'vue'
 
-echarts.use([LineChart, BarChart, PieChart, GridComponent, TooltipComponent, LegendComponent, TitleComponent, DatasetComponent, CanvasRenderer])
+echarts.use([LineChart, BarChart, PieChart, GridComponent, TooltipComponent, LegendComponent, TitleComponent, DatasetComponent, DataZoomComponent, CanvasRenderer])
 
 // useChart(elRef, theme?) → { chart: shallowRef, set(option) }. The element may appear later (v-if).
 export function useChart(elRef, theme) {

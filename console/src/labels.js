@@ -81,7 +81,12 @@ export const TEAM_KINDS = { team: '志愿服务队', helper_unit: '帮扶单位'
 
 export const catLabel = (c) => CATEGORIES[c] || c || '—'
 export const statusLabel = (s) => STATUSES[s] || s || '—'
-export const deadlineLabel = (d) => (d && (d.label || DEADLINES[d.name])) || DEADLINES[d] || d || '—'
+// "签收接单时限", "派单时限": the workflow's label (签收接单, 派单) or the built-in name, with 时限.
+export function deadlineLabel(d) {
+  const l = (d && (d.label || DEADLINES[d.name])) || DEADLINES[d] || (typeof d === 'string' ? d : '')
+  if (!l) return '—'
+  return l.endsWith('时限') ? l : l + '时限'
+}
 
 const TZ = 'Asia/Shanghai'
 const fmtFull = new Intl.DateTimeFormat('zh-CN', {
@@ -111,7 +116,7 @@ export function addDays(day, n) {
   return d.toISOString().slice(0, 10)
 }
 
-// "3 小时" / "2 天 4 小时" / "15 分钟"
+// "3 小时" / "2 天 4 小时" / "15 分钟"; from 3 days on only days ("326 天"), hours add nothing there.
 export function humanDuration(ms) {
   const m = Math.floor(Math.abs(ms) / 60000)
   if (m < 60) return `${m} 分钟`
@@ -119,7 +124,7 @@ export function humanDuration(ms) {
   if (h < 24) return `${h} 小时`
   const d = Math.floor(h / 24)
   const rh = h % 24
-  return rh ? `${d} 天 ${rh} 小时` : `${d} 天`
+  return rh && d < 3 ? `${d} 天 ${rh} 小时` : `${d} 天`
 }
 
 // Light of one deadline at `now`: green | yellow | red.
@@ -154,6 +159,12 @@ export function orderLight(order, now) {
   return best
 }
 
+// When an event happened: the business time in its payload (`at`; history replayed later keeps
+// it), else when it was recorded.
+export function eventTime(e, payload) {
+  return (payload && payload.at) || e.recorded_at
+}
+
 export function pendingExtension(order) {
   return ((order && order.deadlines) || []).find((d) => d.extension_requested_until)
 }
@@ -169,8 +180,11 @@ export function pct(x) {
 }
 
 // "1 working day" → "1 个工作日", "7 calendar days" → "7 个自然日", "4 hours" → "4 小时".
+// An approved extension's limit reads "延期至 2026-11-27 16:06:00.0 +08:00:00" → "延期至 2026-11-27 16:06".
 export function limitLabel(s) {
   if (!s) return ''
+  const ext = /^延期至\s*(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})/.exec(s)
+  if (ext) return `延期至 ${ext[1]} ${ext[2]}`
   return String(s)
     .replace(/(\d+)\s*working\s*days?/i, '$1 个工作日')
     .replace(/(\d+)\s*calendar\s*days?/i, '$1 个自然日')

@@ -43,9 +43,10 @@ export async function triageReject(order) {
 }
 
 export async function dispatchTo(order, teamId, reason) {
+  const again = REDISPATCHABLE.includes(order.status)
   try {
     await api.post(`/orders/${order.order_id}/dispatch`, { team_id: teamId, reason })
-    ElMessage.success('已派单')
+    ElMessage.success(again ? '已改派' : '已派单')
     return true
   } catch {
     return false
@@ -82,4 +83,6 @@ export async function cancelOrder(order) {
 
 export const TRIAGEABLE = ['placed']
 export const DISPATCHABLE = ['triaged', 'declined']
+// Dispatched but not accepted yet: may be sent to another team (改派).
+export const REDISPATCHABLE = ['dispatched']
 export const CANCELLABLE = ['placed', 'triaged', 'dispatched', 'declined']

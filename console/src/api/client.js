@@ -144,7 +144,97 @@ export const api = {
   put: (path, body, opts = {}) => request('PUT', path, { ...opts, body }),
 }
 
-// Download a file with the Authorization header (fetch → blob → object URL → <a download>).
+function withQuery(path, query) {
+  let url = path.startsWith('/api') ? path : BASE + path
+  const q = new URLSearchParams()
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v !== undefined && v !== null && v !== '') q.append(k, String(v))
+  }
+  const qs = q.toString()
+  return qs ? url + (url.includes('?') ? '&' : '?') + qs : url
+}
+
+// The download worker (public/sw.js), registered on first use; null where service workers are
+// unavailable (plain http on a LAN address is not a secure context).
+let worker = null
+async function downloadWorker() {
+  if (!('serviceWorker' in navigator) || !window.isSecureContext) return null
+  const base = import.meta.env.BASE_URL
+  try {
+    if (!worker) worker = navigator.serviceWorker.register(base + 'sw.js', { scope: base + '__download/' })
+    const reg = await worker
+    if (reg.active) return reg.active
+    const w = reg.installing || reg.waiting
+    await new Promise((resolve, reject) => {
+      const t = setTimeout(reject, 5000)
+      w.addEventListener('statechange', () => {
+        if (w.state === 'activated') {
+          clearTimeout(t)
+          resolve()
+        } else if (w.state === 'redundant') reject(new Error('redundant'))
+      })
+    })
+    return reg.active
+  } catch {
+    worker = null
+    return null
+  }
+}
+
+// Hand one download to the worker; resolves with its first report: started | failed.
+function workerJob(sw, url, name) {
+  return new Promise((resolve) => {
+    const id = uuid()
+    const ch = new MessageChannel()
+    let frame = null
+    const done = (msg) => {
+      resolve(msg)
+      ch.port1.close()
+      // The browser's download continues without the frame; drop it a little later.
+      setTimeout(() => frame && frame.remove(), msg.type === 'started' ? 60000 : 0)
+    }
+    const timer = setTimeout(() => done({ type: 'failed', status: 0 }), 60000)
+    ch.port1.onmessage = (e) => {
+      const m = e.data || {}
+      if (m.type === 'registered') {
+        frame = document.createElement('iframe')
+        frame.hidden = true
+        frame.src = import.meta.env.BASE_URL + '__download/' + id
+        document.body.appendChild(frame)
+      } else {
+        clearTimeout(timer)
+        done(m)
+      }
+    }
+    const s = getSession()
+    sw.postMessage({ type: 'download', id, url: new URL(url, location.href).href, token: s ? s.access_token : '', name }, [ch.port2])
+  })
+}
+
+// A download streamed straight to the browser's download manager (through the worker, which adds
+// the Authorization header): nothing is held in memory, however large the file. Falls back to
+// download() where there is no service worker.
+export async function streamDownload(path, query, fallbackName) {
+  const sw = await downloadWorker()
+  if (!sw) return download(path, query, fallbackName)
+  const url = withQuery(path, query)
+  for (let attempt = 0; ; attempt++) {
+    const r = await workerJob(sw, url, fallbackName)
+    if (r.type === 'started') return
+    if (r.status === 401 && attempt === 0 && getSession()) {
+      await recoverSession()
+      continue
+    }
+    const err = r.status
+      ? new ApiError(r.status, r.problem)
+      : new ApiError(0, { title: '网络错误', detail: '导出失败：无法连接服务器，请检查网络后重试' })
+    ElMessage.error(err.message)
+    throw err
+  }
+}
+
+// Download a file with the Authorization header (fetch → blob → object URL → <a download>): the
+// whole file is held by the browser until saved; streamDownload() avoids that where it can.
 export async function download(path, query, fallbackName) {
   const r = await request('GET', path, { query, raw: true })
   const blob = await r.blob()

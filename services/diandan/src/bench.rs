@@ -1,7 +1,7 @@
 //! `diandan bench`: the figures the README and BENCHMARKS.md quote, each beside a baseline
 //! measured in the same run and against the goals of the "Benchmarks against baselines" issue.
 //!
-//! Scenarios (`--only appends,flows,rebuild,coldstart,dispatch`; all by default):
+//! Scenarios (`--only appends,flows,rebuild,coldstart,dispatch,export`; all by default):
 //!
 //! 1. `appends` — durable appends/s with 1, 16 and 256 concurrent writers on the embedded
 //!    store, against raw SQLite inserts with the same durability (WAL, `synchronous=FULL`, one
@@ -18,12 +18,16 @@
 //!    start on a store holding only the directory.
 //! 5. `dispatch` — dispatch decision p50/p99 over 10,000 teams / 100,000 volunteers; baseline:
 //!    the same over 100 teams / 1,000 volunteers.
+//! 6. `export` — the auditor's CSV export of 1,000,000 orders (`--export-rows`) streamed over
+//!    HTTP, the process's peak resident memory sampled throughout; baseline: the same export of
+//!    10,000 orders. Bounded memory: the peak grows about as much for either.
 //!
 //! Writes `report.json`, `report.md` and SVG plots (`flows-throughput.svg`,
 //! `command-latency.svg`) to `--out`.
 
 mod appends;
 mod coldstart;
+mod export;
 mod flows;
 mod rebuild;
 mod svg;
@@ -38,6 +42,7 @@ use serde::Serialize;
 
 pub use appends::{AppendRow, FsyncRow};
 pub use coldstart::{ColdStartReport, ColdStartRow, ColdStartRun};
+pub use export::{ExportReport, ExportRun};
 pub use flows::{CommandRow, FlowRow, FlowsReport, PingRow};
 pub use rebuild::RebuildRow;
 
@@ -57,6 +62,8 @@ pub mod goals {
     pub const RSS_EVENTS: u64 = 10_000_000;
     /// p99 of one dispatch decision, ms.
     pub const DISPATCH_P99_MS: f64 = 1.0;
+    /// Peak memory growth of a 1M-row export over a 10k-row one: bounded means about equal.
+    pub const EXPORT_GROWTH_RATIO: f64 = 2.0;
 }
 
 /// The scenarios `--only` picks from.
@@ -68,15 +75,17 @@ pub enum Scenario {
     Rebuild,
     Coldstart,
     Dispatch,
+    Export,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Appends,
         Scenario::Flows,
         Scenario::Rebuild,
         Scenario::Coldstart,
         Scenario::Dispatch,
+        Scenario::Export,
     ];
 
     fn parse(name: &str) -> anyhow::Result<Scenario> {
@@ -85,7 +94,7 @@ impl Scenario {
             .find(|s| format!("{s:?}").eq_ignore_ascii_case(name.trim()))
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown scenario {name:?}; one of appends, flows, rebuild, coldstart, dispatch"
+                    "unknown scenario {name:?}; one of appends, flows, rebuild, coldstart, dispatch, export"
                 )
             })
     }
@@ -107,7 +116,13 @@ pub struct BenchArgs {
     /// Run only these scenarios (comma-separated).
     #[arg(long, env = "DIANDAN_BENCH_ONLY", value_enum, value_delimiter = ',')]
     pub only: Vec<Scenario>,
+    /// Orders the export scenario streams (its baseline: 10,000).
+    #[arg(long, env = "DIANDAN_BENCH_EXPORT_ROWS", default_value_t = DEFAULT_EXPORT_ROWS)]
+    pub export_rows: u64,
 }
+
+/// Orders in the export scenario unless `--export-rows` says otherwise.
+pub const DEFAULT_EXPORT_ROWS: u64 = 1_000_000;
 
 /// Events in the cold-start store unless `--events` says otherwise: small enough for CI.
 pub const DEFAULT_EVENTS: u64 = 200_000;
@@ -119,6 +134,7 @@ pub struct Options {
     pub seconds: f64,
     pub events: u64,
     pub scenarios: Vec<Scenario>,
+    pub export_rows: u64,
 }
 
 impl From<&BenchArgs> for Options {
@@ -127,6 +143,7 @@ impl From<&BenchArgs> for Options {
             out: args.out.clone(),
             seconds: args.seconds as f64,
             events: args.events,
+            export_rows: args.export_rows,
             scenarios: if args.only.is_empty() {
                 Scenario::ALL.to_vec()
             } else {
@@ -275,6 +292,7 @@ pub struct Report {
     pub rebuild: Vec<RebuildRow>,
     pub cold_start: Option<ColdStartReport>,
     pub dispatch: Option<DispatchRow>,
+    pub export: Option<ExportReport>,
     pub goals: Vec<GoalRow>,
 }
 
@@ -415,11 +433,19 @@ pub async fn run_all(out: &Path, duration: Duration) -> anyhow::Result<Report> {
             .collect::<anyhow::Result<_>>()?,
         _ => Scenario::ALL.to_vec(),
     };
+    let export_rows = match std::env::var("DIANDAN_BENCH_EXPORT_ROWS") {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .map_err(|e| anyhow::anyhow!("DIANDAN_BENCH_EXPORT_ROWS={v}: {e}"))?,
+        Err(_) => DEFAULT_EXPORT_ROWS,
+    };
     run(&Options {
         out: out.to_owned(),
         seconds: duration.as_secs_f64(),
         events,
         scenarios,
+        export_rows,
     })
     .await
 }
@@ -447,7 +473,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut fsync = None;
     let mut append_rows = Vec::new();
     if options.runs(Scenario::Appends) {
-        eprintln!("[1/5] disk fsync rate and durable appends");
+        eprintln!("[1/6] disk fsync rate and durable appends");
         let row = appends::fsync_rate(&scratch, options.window(0.5)).await?;
         eprintln!(
             "  raw fsync (4 KiB + fdatasync): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
@@ -465,18 +491,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let flow_data = scratch.join("flows");
     let mut flows_report = None;
     if options.runs(Scenario::Flows) {
-        eprintln!("[2/5] four-order flows through gRPC");
+        eprintln!("[2/6] four-order flows through gRPC");
         let report = flows::run(&flow_data, options.window(1.0), options.window(0.5)).await?;
         svg_files(out, &report)?;
         flows_report = Some(report);
     } else if options.runs(Scenario::Rebuild) || options.runs(Scenario::Coldstart) {
-        eprintln!("[2/5] (flows not selected: a short flow run to have real events)");
+        eprintln!("[2/6] (flows not selected: a short flow run to have real events)");
         flows::template(&flow_data).await?;
     }
 
     let mut rebuild_rows = Vec::new();
     if options.runs(Scenario::Rebuild) {
-        eprintln!("[3/5] projection rebuild over the flows' store");
+        eprintln!("[3/6] projection rebuild over the flows' store");
         let (row, _) = rebuild::measure("flows store", &flow_data, &scratch).await?;
         rebuild_rows.push(row);
     }
@@ -484,7 +510,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut cold = None;
     if options.runs(Scenario::Coldstart) {
         eprintln!(
-            "[4/5] cold start on {} events (and on the directory alone)",
+            "[4/6] cold start on {} events (and on the directory alone)",
             options.events
         );
         let report = coldstart::run(&flow_data, &scratch, options.events).await?;
@@ -496,8 +522,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let mut dispatch = None;
     if options.runs(Scenario::Dispatch) {
-        eprintln!("[5/5] dispatch decisions");
+        eprintln!("[5/6] dispatch decisions");
         dispatch = Some(dispatch_latency().await?);
+    }
+
+    let mut export = None;
+    if options.runs(Scenario::Export) {
+        eprintln!(
+            "[6/6] the auditor's CSV export: {} orders, RSS sampled",
+            options.export_rows
+        );
+        export = Some(export::run(&scratch, options.export_rows).await?);
     }
 
     std::fs::remove_dir_all(&scratch)?;
@@ -514,6 +549,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         rebuild: rebuild_rows,
         cold_start: cold,
         dispatch,
+        export,
         goals: Vec::new(),
     };
     report.goals = goals(&report);
@@ -531,10 +567,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 }
 
 fn reproduce_command() -> String {
-    let mut parts: Vec<String> = ["DIANDAN_BENCH_EVENTS", "DIANDAN_BENCH_ONLY"]
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
-        .collect();
+    let mut parts: Vec<String> = [
+        "DIANDAN_BENCH_EVENTS",
+        "DIANDAN_BENCH_ONLY",
+        "DIANDAN_BENCH_EXPORT_ROWS",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
+    .collect();
     let mut args = std::env::args();
     let exe = args.next().unwrap_or_else(|| "diandan".into());
     parts.push(
@@ -748,6 +788,21 @@ fn goals(report: &Report) -> Vec<GoalRow> {
                 "{} teams / {} volunteers",
                 thousands(d.teams as f64),
                 thousands(d.volunteers as f64)
+            ),
+        ));
+    }
+    if let Some(e) = &report.export {
+        rows.push(goal(
+            "export memory: peak RSS growth, large ÷ baseline",
+            format!("≤ {:.0}× (bounded)", goals::EXPORT_GROWTH_RATIO),
+            format!("{:.2}×", e.growth_ratio),
+            goals::EXPORT_GROWTH_RATIO / e.growth_ratio.max(1e-6),
+            format!(
+                "{} rows: +{:.1} MB; {} rows: +{:.1} MB",
+                thousands(e.large.rows as f64),
+                e.large.growth_mb,
+                thousands(e.baseline.rows as f64),
+                e.baseline.growth_mb
             ),
         ));
     }
@@ -1020,6 +1075,31 @@ pub fn markdown(report: &Report) -> String {
             d.small_p50_ms,
             d.small_p99_ms,
             d.p99_ratio
+        );
+    }
+    if let Some(e) = &report.export {
+        let _ = writeln!(md, "## 6. The auditor's CSV export (streamed)\n");
+        let _ = writeln!(
+            md,
+            "| export | rows | MB | seconds | rows/s | RSS before MB | RSS peak MB | growth MB |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (label, r) in [("large", &e.large), ("baseline", &e.baseline)] {
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {:.1} | {:.2} | {} | {:.1} | {:.1} | {:.1} |",
+                thousands(r.rows as f64),
+                r.bytes as f64 / 1e6,
+                r.seconds,
+                thousands(r.rows_per_sec),
+                r.rss_before_mb,
+                r.rss_peak_mb,
+                r.growth_mb
+            );
+        }
+        let _ = writeln!(
+            md,
+            "\nGrowth ratio (large ÷ baseline): {:.2}×. Fixture rows written straight into the read model in {:.1} s.\n",
+            e.growth_ratio, e.fixture_seconds
         );
     }
     md

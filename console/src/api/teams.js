@@ -1,0 +1,30 @@
+// Team and helper-unit names of the signed-in user's subtree, cached per session (派单台, 订单详情).
+import { reactive } from 'vue'
+import { api } from './client'
+import { getSession } from './session'
+
+export const teams = reactive({ byId: {}, loadedFor: '', loading: null })
+
+export function loadTeams() {
+  const s = getSession()
+  if (!s) return Promise.resolve()
+  const key = s.account_id + '@' + s.node_id
+  if (teams.loadedFor === key) return Promise.resolve()
+  if (teams.loading) return teams.loading
+  teams.loading = api
+    .get('/teams', { node_id: s.node_id }, { silent: true })
+    .then((r) => {
+      teams.byId = Object.fromEntries((r.teams || []).map((t) => [t.id, t]))
+      teams.loadedFor = key
+    })
+    .catch(() => {})
+    .finally(() => (teams.loading = null))
+  return teams.loading
+}
+
+// A team's name; its id when it is outside the subtree (an order escalated above the station).
+export function teamName(id) {
+  if (!id) return '—'
+  const t = teams.byId[id]
+  return t ? t.name : id
+}
