@@ -568,3 +568,93 @@ async fn the_queue_shows_each_orders_lights_and_pending_extensions() {
         .unwrap()
         .is_empty());
 }
+
+/// A CST (UTC+8) wall-clock time of an RFC 3339 instant.
+fn cst(at: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .to_offset(time::macros::offset!(+8))
+}
+
+#[tokio::test]
+async fn the_demo_replays_a_year_of_office_hours() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start_with_env(tmp.path(), true, &[("DIANDAN_DEMO_HISTORY", "120")]);
+    let admin = User::login(&server, "centre_admin", "admin-history", "xianan").await;
+    let mut stats = Value::Null;
+    for _ in 0..1200 {
+        stats = admin.get("/api/v1/nodes/xianan/stats").await.1;
+        if stats["received"].as_u64() >= Some(112 + 120) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(stats["received"].as_u64() >= Some(232), "{stats}");
+    // Spread over the year, with human delays — not all in one second.
+    let days = stats["by_day"].as_array().unwrap().len();
+    assert!(days >= 40, "{days} days with orders");
+    assert!(
+        stats["median_minutes_to_dispatch"].as_f64().unwrap() > 10.0,
+        "{stats}"
+    );
+    assert!(
+        stats["median_minutes_to_complete"].as_f64().unwrap() > 60.0,
+        "{stats}"
+    );
+    assert!(stats["volunteer_hours"].as_f64().unwrap() > 10.0, "{stats}");
+    assert!(stats["active_volunteers"].as_u64().unwrap() > 20, "{stats}");
+    // The district's thirteen towns and streets.
+    let (_, tree) = admin.get("/api/v1/org").await;
+    let institutes = tree["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["level"] == "institute")
+        .count();
+    assert_eq!(institutes, 13);
+    // Placed in office hours on working days (China Standard Time).
+    let (_, found) = admin.get("/api/v1/audit/orders?limit=500").await;
+    let rows = found["orders"].as_array().unwrap();
+    let history: Vec<&Value> = rows
+        .iter()
+        .filter(|r| !r["station_id"].as_str().unwrap().is_empty())
+        .filter(|r| {
+            cst(r["placed_at"].as_str().unwrap()) < cst(&time_now()) - time::Duration::days(1)
+        })
+        .collect();
+    assert!(
+        history.len() > 50,
+        "{} finished history orders",
+        history.len()
+    );
+    for row in &history {
+        let placed = cst(row["placed_at"].as_str().unwrap());
+        assert!(
+            (8..18).contains(&placed.hour())
+                && !matches!(
+                    placed.weekday(),
+                    time::Weekday::Saturday | time::Weekday::Sunday
+                ),
+            "placed outside office hours: {row}"
+        );
+        assert!(row["completed_at"].as_str().unwrap() > row["placed_at"].as_str().unwrap());
+    }
+}
+
+fn time_now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn stopping_during_the_demo_history_is_prompt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start_with_env(tmp.path(), true, &[("DIANDAN_DEMO_HISTORY", "20000")]);
+    // Well into the replay (the timer runner is held meanwhile).
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let started = std::time::Instant::now();
+    let status = server.stop_gracefully();
+    assert!(status.success(), "{status:?}");
+    println!("stopped {:?} after SIGTERM", started.elapsed());
+}

@@ -506,8 +506,7 @@ struct Replay {
     refused: AtomicU64,
 }
 
-fn request<T>(app: &App, message: T, bearer: &str, key: String) -> Request<T> {
-    let _ = app;
+fn request<T>(message: T, bearer: &str, key: String) -> Request<T> {
     let mut request = Request::new(message);
     if let Ok(value) = format!("Bearer {bearer}").parse() {
         request.metadata_mut().insert("authorization", value);
@@ -606,7 +605,7 @@ impl Replay {
         let ack = clock::at(
             placed,
             self.orders
-                .place_order(request(&self.app, place, &resident, key("place"))),
+                .place_order(request(place, &resident, key("place"))),
         )
         .await?
         .into_inner()
@@ -626,7 +625,7 @@ impl Replay {
                 at,
                 &mut last,
                 self.orders
-                    .cancel_order(request(&self.app, cancel, &resident, key("cancel"))),
+                    .cancel_order(request(cancel, &resident, key("cancel"))),
             )
             .await;
             return Ok(());
@@ -647,7 +646,7 @@ impl Replay {
                 triaged,
                 &mut last,
                 self.dispatch
-                    .triage_order(request(&self.app, triage, &head, key("triage"))),
+                    .triage_order(request(triage, &head, key("triage"))),
             )
             .await
             || fate == Fate::Rejected
@@ -662,10 +661,8 @@ impl Replay {
             let suggestions = clock::at(
                 t,
                 self.dispatch.suggest_teams(request(
-                    &self.app,
                     pb::SuggestTeamsRequest {
                         order_id: order.clone(),
-                        ..Default::default()
                     },
                     &head,
                     key("suggest"),
@@ -691,7 +688,6 @@ impl Replay {
                     t,
                     &mut last,
                     self.dispatch.dispatch_order(request(
-                        &self.app,
                         dispatch,
                         &head,
                         key(&format!("dispatch-{rounds}")),
@@ -716,12 +712,8 @@ impl Replay {
                         &order,
                         t,
                         &mut last,
-                        self.volunteers.decline_order(request(
-                            &self.app,
-                            decline,
-                            &token,
-                            key("decline"),
-                        )),
+                        self.volunteers
+                            .decline_order(request(decline, &token, key("decline"))),
                     )
                     .await
                 {
@@ -746,7 +738,7 @@ impl Replay {
                 t,
                 &mut last,
                 self.volunteers
-                    .accept_order(request(&self.app, accept, &token, key("accept"))),
+                    .accept_order(request(accept, &token, key("accept"))),
             )
             .await
         {
@@ -768,12 +760,8 @@ impl Replay {
                     &order,
                     asked,
                     &mut last,
-                    self.volunteers.request_extension(request(
-                        &self.app,
-                        ask,
-                        &token,
-                        key("extension"),
-                    )),
+                    self.volunteers
+                        .request_extension(request(ask, &token, key("extension"))),
                 )
                 .await
             {
@@ -788,12 +776,8 @@ impl Replay {
                     &order,
                     office(asked, rng.minutes(20, 240)),
                     &mut last,
-                    self.dispatch.decide_extension(request(
-                        &self.app,
-                        decide,
-                        &head,
-                        key("decision"),
-                    )),
+                    self.dispatch
+                        .decide_extension(request(decide, &head, key("decision"))),
                 )
                 .await;
             }
@@ -816,7 +800,7 @@ impl Replay {
                 checked_in,
                 &mut last,
                 self.volunteers
-                    .check_in(request(&self.app, check_in, &token, key("check-in"))),
+                    .check_in(request(check_in, &token, key("check-in"))),
             )
             .await
         {
@@ -834,7 +818,7 @@ impl Replay {
                 checked_out,
                 &mut last,
                 self.volunteers
-                    .check_out(request(&self.app, check_out, &token, key("check-out"))),
+                    .check_out(request(check_out, &token, key("check-out"))),
             )
             .await
         {
@@ -851,12 +835,8 @@ impl Replay {
                 &order,
                 completed,
                 &mut last,
-                self.volunteers.complete_order(request(
-                    &self.app,
-                    complete,
-                    &token,
-                    key("complete"),
-                )),
+                self.volunteers
+                    .complete_order(request(complete, &token, key("complete"))),
             )
             .await
         {
@@ -888,7 +868,7 @@ impl Replay {
                     reviewed,
                     &mut last,
                     self.reviews
-                        .review_order(request(&self.app, review, &resident, key("review"))),
+                        .review_order(request(review, &resident, key("review"))),
                 )
                 .await
             {
@@ -903,7 +883,7 @@ impl Replay {
                 office(reviewed, rng.minutes(30, 2 * 420)),
                 &mut last,
                 self.reviews
-                    .close_order(request(&self.app, close, &head, key("close"))),
+                    .close_order(request(close, &head, key("close"))),
             )
             .await;
         }

@@ -205,7 +205,7 @@ impl Limiters {
                     "rate-limited",
                     format!("{what}的请求过于频繁，请 {seconds} 秒后再试"),
                 );
-                problem.retry_after = Some(seconds.max(1));
+                problem.retry_after = Some(u32::try_from(seconds.max(1)).unwrap_or(u32::MAX));
                 return Err(problem);
             }
         }

@@ -23,11 +23,11 @@ pub struct Problem {
     /// Rows of an uploaded sheet that were refused (a 422 import), each naming its row and
     /// column.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<diandan_proto::v1::ImportRowError>>,
+    pub errors: Option<Box<Vec<diandan_proto::v1::ImportRowError>>>,
     /// Seconds to wait before retrying (429, 503): sent as `Retry-After`, not in the body.
     #[serde(skip)]
     #[schema(ignore)]
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
 }
 
 impl Problem {
@@ -80,7 +80,7 @@ fn title(status: StatusCode) -> &'static str {
 
 /// Seconds a client should wait before retrying a 429 or 503 (`Retry-After`), unless the
 /// problem says otherwise.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 1;
+const DEFAULT_RETRY_AFTER_SECS: u32 = 1;
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {

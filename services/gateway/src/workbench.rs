@@ -455,7 +455,7 @@ pub(crate) async fn import_volunteers(
             ),
         )
         .with_field("sheet");
-        problem.errors = Some(reply.errors);
+        problem.errors = Some(Box::new(reply.errors));
         return Err(problem);
     }
     Ok(Json(reply).into_response())

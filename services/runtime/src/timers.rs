@@ -153,8 +153,12 @@ impl App {
         let mut shutdown = std::pin::pin!(shutdown.fuse());
         let mut projected = self.read.subscribe_position();
         loop {
-            // Held while the demo replays history (its timers fire in their own time).
-            let hold = self.timer_hold.clone().read_owned().await;
+            // Held while the demo replays history (its timers fire in their own time); a
+            // shutdown meanwhile is not kept waiting.
+            let hold = futures::select! {
+                _ = shutdown => return,
+                hold = self.timer_hold.clone().read_owned().fuse() => hold,
+            };
             let now = millis(self.clock.now());
             let due = self.read.query(move |c| due_timers(c, now, BATCH)).await;
             let mut wrote = 0;
