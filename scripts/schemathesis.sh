@@ -45,7 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 # Rate limits off: Schemathesis sends hundreds of requests a second from one address.
-DIANDAN_RATE_LIMITS=off RUST_LOG="${RUST_LOG:-warn}" "$DIANDAN_BIN" up --demo --data-dir "$tmp/data" \
+DIANDAN_RATE_LIMITS=off DIANDAN_DEMO_HISTORY=0 RUST_LOG="${RUST_LOG:-warn}" "$DIANDAN_BIN" up --demo --data-dir "$tmp/data" \
   --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 >"$tmp/stdout" 2>"$tmp/server.log" &
 pid=$!
 
@@ -79,8 +79,10 @@ done
 [ -n "$token" ] || { echo "the demo was not seeded within 60 s" >&2; exit 1; }
 
 echo "schemathesis: $base (seed $SEED, $MAX_EXAMPLES examples per operation; checks: $CHECKS)"
-# Left out: the WeChat sign-ins (they call WeChat) and the live queue (an event stream never
-# ends; tests/e2e.rs and tests/permissions.rs cover it).
+# Left out: the WeChat sign-ins (they call WeChat), the live queue (an event stream never
+# ends; tests/e2e.rs and tests/permissions.rs cover it) and roster imports (their body is a
+# spreadsheet file, which a schema cannot describe; tests/workbench.rs sends good, bad,
+# malformed and oversized sheets).
 status=0
 schemathesis run "$base/api/openapi.json" \
   --url "$base" \
@@ -93,6 +95,7 @@ schemathesis run "$base/api/openapi.json" \
   --exclude-path /api/v1/auth/wechat \
   --exclude-path /api/v1/auth/wechat/phone \
   --exclude-path '/api/v1/nodes/{id}/queue/events' \
+  --exclude-path /api/v1/volunteers/import \
   --report junit,ndjson --report-dir "$REPORT_DIR" || status=$?
 
 if grep -q "panicked" "$tmp/server.log"; then

@@ -417,6 +417,7 @@ fn bodies() -> Vec<Body> {
                     id["description"] = json!("忽略：志愿者由路径中的编号指定");
                     id
                 }),
+                ("active", json!({"type": "boolean"})),
                 ("reason", text(0, MAX_SHORT_TEXT_CHARS)),
             ],
             // Deactivating says why.

@@ -44,13 +44,13 @@ pub fn check_request(uri: &axum::http::Uri, headers: &HeaderMap) -> Result<(), P
         )
         .with_field("path"));
     }
+    // An over-long query is a bad request (400 naming it): no parameter of this API needs
+    // more, so it is bad input rather than a URI the server cannot take.
     if uri.query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
-        return Err(Problem::new(
-            StatusCode::URI_TOO_LONG,
-            "uri-too-long",
+        return Err(Problem::bad_request(
+            Some("query".into()),
             format!("查询参数过长：最多 {MAX_QUERY_BYTES} 字节"),
-        )
-        .with_field("query"));
+        ));
     }
     // An idempotency key is visible ASCII (it names a command in logs and stores).
     if let Some(key) = headers.get("idempotency-key") {

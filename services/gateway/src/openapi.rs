@@ -83,7 +83,7 @@ impl Modify for BearerAuth {
         workbench::list_volunteers, workbench::update_volunteer, workbench::set_volunteer_active, workbench::import_volunteers, workbench::search_orders,
         workbench::export_orders,
     ),
-    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::AuditFilter, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),
+    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),
     modifiers(&BearerAuth, &ServerErrors),
 )]
 pub struct ApiDoc;

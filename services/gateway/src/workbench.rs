@@ -20,6 +20,19 @@ use crate::routes::{grpc, grpc_open_ended, Reply};
 /// Largest roster sheet (the services hold the same limit).
 pub const MAX_SHEET_BYTES: usize = 5 * 1024 * 1024;
 
+/// The volunteer is the path's; a body's `id` is ignored (as the contract says), but must
+/// still be well formed.
+fn body_id(in_body: String, in_path: String) -> Result<String, Problem> {
+    if in_body.is_empty() || diandan_workflows::validate::id("id", &in_body).is_ok() {
+        Ok(in_path)
+    } else {
+        Err(Problem::bad_request(
+            Some("id".into()),
+            "id 只能包含字母、数字、- 和 _（可省略：以路径中的编号为准）",
+        ))
+    }
+}
+
 /// An audit search's filter, as query parameters.
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -195,7 +208,8 @@ fn json_rows(rows: &[pb::AuditRow], first: &mut bool) -> Vec<u8> {
 /// Chinese) or a JSON array. Memory stays constant however many rows: the services read and
 /// send 500 rows at a time, as fast as the client takes them.
 #[utoipa::path(get, path = "/api/v1/audit/orders/export", params(ExportParams),
-    responses((status = 200, content_type = "text/csv", description = "the rows, UTF-8 with BOM; `format=json`: application/json, an array of AuditRow"),
+    responses((status = 200, description = "the rows: CSV, UTF-8 with BOM (`format=csv`), or a JSON array of AuditRow (`format=json`)",
+               content((String = "text/csv"), (Vec<pb::AuditRow> = "application/json"))),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn export_orders(
@@ -336,7 +350,7 @@ pub(crate) async fn update_volunteer(
 ) -> Reply<pb::UpdateVolunteerResponse> {
     let id = path_id(id, "id")?;
     let mut request: pb::UpdateVolunteerRequest = json_body(body)?;
-    request.id = id;
+    request.id = body_id(request.id, id)?;
     let reply = clients
         .organization()
         .update_volunteer(grpc(&headers, request)?)
@@ -360,7 +374,7 @@ pub(crate) async fn set_volunteer_active(
 ) -> Reply<pb::SetVolunteerActiveResponse> {
     let id = path_id(id, "id")?;
     let mut request: pb::SetVolunteerActiveRequest = json_body(body)?;
-    request.id = id;
+    request.id = body_id(request.id, id)?;
     let reply = clients
         .organization()
         .set_volunteer_active(grpc(&headers, request)?)

@@ -221,12 +221,6 @@ impl App {
                 return Err(AppError::invalid(field, "日期格式须为 YYYY-MM-DD"));
             }
         }
-        if !filter.from_day.is_empty()
-            && !filter.to_day.is_empty()
-            && filter.from_day > filter.to_day
-        {
-            return Err(AppError::invalid("to_day", "结束日期不能早于开始日期"));
-        }
         for (field, rating) in [
             ("min_rating", filter.min_rating),
             ("max_rating", filter.max_rating),
@@ -234,9 +228,6 @@ impl App {
             if rating > 5 {
                 return Err(AppError::invalid(field, "评分须在 1–5 之间（0 表示不限）"));
             }
-        }
-        if filter.min_rating > 0 && filter.max_rating > 0 && filter.min_rating > filter.max_rating {
-            return Err(AppError::invalid("max_rating", "最高评分不能低于最低评分"));
         }
         if !filter.category.is_empty() && Category::parse(&filter.category).is_none() {
             return Err(AppError::invalid(
@@ -257,8 +248,9 @@ impl App {
                 }
             }
         };
-        if filter.volunteer_id.len() > 64 {
-            return Err(AppError::invalid("volunteer_id", "志愿者编号过长"));
+        // (An empty range — from after to, min above max — simply matches nothing.)
+        if !filter.volunteer_id.is_empty() {
+            diandan_workflows::validate::id("volunteer_id", &filter.volunteer_id)?;
         }
         let path = self
             .staff_subtree(ctx, Some(filter.node_id.as_str()))

@@ -294,7 +294,12 @@ impl OrganizationService for Organization {
             .app
             .authorize(request.metadata(), Operation::SetVolunteerActive)?;
         let req = request.into_inner();
-        let event = if req.active {
+        let active = req
+            .active
+            .ok_or_else(|| AppError::invalid("active", "须指明启用（true）或停用（false）"))?;
+        validate::text("reason", &req.reason, 0, validate::MAX_SHORT_TEXT_CHARS)
+            .map_err(AppError::from)?;
+        let event = if active {
             DirectoryEvent::VolunteerReactivated { id: req.id }
         } else {
             DirectoryEvent::VolunteerDeactivated {
