@@ -283,6 +283,16 @@ test('(a) station head: live board, triage, dispatch from suggestions, timeline'
   await sugg.locator('.do-dispatch').click()
   await drawer.waitFor({ state: 'hidden' })
 
+  // Dispatched, it stays on the board as 待接单 (with its team and 改派) until a volunteer accepts.
+  await row.locator('.op-redispatch').waitFor({ timeout: 5000 })
+  const waiting = await row.innerText()
+  assert.ok(waiting.includes('待接单'), 'the dispatched order shows 待接单')
+  assert.ok(waiting.includes('车站路社区文明实践支队'), 'the dispatched order names its team')
+  assert.ok(waiting.includes('签收接单'), 'its running deadline is 签收接单')
+  await page.locator('.status-tabs .tab-dispatched').click()
+  await row.waitFor()
+  await shot(page, 'board-waiting-accept')
+
   // The order is now dispatched to the team.
   const head = await staffToken('deng.xiaohu', 'chezhanlu-demo-2026')
   for (let i = 0; i < 50; i++) {
@@ -296,6 +306,9 @@ test('(a) station head: live board, triage, dispatch from suggestions, timeline'
   const vol = await devToken('volunteer', 'v-wangsen')
   const here = { lat: 29.8702, lng: 114.2849, address: '车站路 12 号（测试）' }
   await api(vol, 'POST', `/orders/${orderId}/accept`, { team_id: 'zhidui-chezhanlu' })
+  const t1 = Date.now()
+  await row.waitFor({ state: 'detached', timeout: 5000 })
+  console.log(`# accepted order left the board after ${Date.now() - t1} ms`)
   await api(vol, 'POST', `/orders/${orderId}/check-in`, { location: here })
   await api(vol, 'POST', `/orders/${orderId}/check-out`, { location: here })
   await api(vol, 'POST', `/orders/${orderId}/complete`, { note: '已更换楼道灯泡三个（e2e）' })
@@ -324,6 +337,7 @@ test('(b) auditor: search, export CSV equals the API, read-only order page', asy
   const dlPromise = page.waitForEvent('download')
   await page.locator('.export-csv').click()
   const dl = await dlPromise
+  assert.match(dl.url(), /\/console\/__download\//, 'the export streams through the download worker (no blob in the page)')
   const file = await dl.path()
   const bytes = readFileSync(file)
   assert.deepEqual([...bytes.subarray(0, 3)], [0xef, 0xbb, 0xbf], 'CSV starts with the UTF-8 BOM')

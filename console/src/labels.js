@@ -136,7 +136,21 @@ export function deadlineLight(dl, now) {
   return 'green'
 }
 
+// Working time as people say it: "45 分钟", "3.5 工作小时".
+export function humanWorking(minutes) {
+  const m = Math.abs(minutes)
+  if (m < 60) return `${m} 分钟`
+  const h = m / 60
+  return `${h < 10 ? h.toFixed(1).replace(/\.0$/, '') : Math.round(h)} 工作小时`
+}
+
+// Time left on a deadline: working time when its limit counts working time (the server
+// counts it with the workflow's calendar: office hours, weekends, holidays), else clock time.
 export function remainingText(dl, now) {
+  if (dl.working_time && typeof dl.minutes_left === 'number') {
+    const m = dl.minutes_left
+    return m >= 0 ? `剩 ${humanWorking(m)}` : `超时 ${humanWorking(m)}`
+  }
   const due = dl.due_at ? Date.parse(dl.due_at) : NaN
   if (isNaN(due)) return '—'
   const diff = due - now

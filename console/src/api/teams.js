@@ -1,4 +1,6 @@
-// Team and helper-unit names of the signed-in user's subtree, cached per session (派单台, 订单详情).
+// Team and helper-unit names, cached per session (派单台, 订单详情). All of them, not just the
+// user's subtree: an order escalated by the dispatch rules goes to an institute's or the centre's
+// team or helper unit, and a station head must still see whom it went to.
 import { reactive } from 'vue'
 import { api } from './client'
 import { getSession } from './session'
@@ -12,7 +14,7 @@ export function loadTeams() {
   if (teams.loadedFor === key) return Promise.resolve()
   if (teams.loading) return teams.loading
   teams.loading = api
-    .get('/teams', { node_id: s.node_id }, { silent: true })
+    .get('/teams', {}, { silent: true })
     .then((r) => {
       teams.byId = Object.fromEntries((r.teams || []).map((t) => [t.id, t]))
       teams.loadedFor = key
@@ -22,7 +24,7 @@ export function loadTeams() {
   return teams.loading
 }
 
-// A team's name; its id when it is outside the subtree (an order escalated above the station).
+// A team's name; its id when it is unknown.
 export function teamName(id) {
   if (!id) return '—'
   const t = teams.byId[id]

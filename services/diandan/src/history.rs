@@ -670,16 +670,36 @@ impl Replay {
             )
             .await?
             .into_inner();
-            let Some(pick) = suggestions.suggestions.iter().find(|s| {
-                !excluded.contains(&s.team_id) && district.members.contains_key(&s.team_id)
-            }) else {
+            let mut pick = suggestions
+                .suggestions
+                .iter()
+                .find(|s| {
+                    !excluded.contains(&s.team_id) && district.members.contains_key(&s.team_id)
+                })
+                .map(|s| (s.team_id.clone(), s.reason.clone()));
+            if pick.is_none() && !excluded.is_empty() {
+                // The station's own team declined and it has no other: the rules look up the
+                // tree, leaving out the team that declined (as the board's 改派 does).
+                let state = self.app.load_order(&order).await?.state;
+                if let Ok(up) = self
+                    .app
+                    .suggest_teams_excluding(&state, excluded.clone())
+                    .await
+                {
+                    pick = up
+                        .ranked
+                        .iter()
+                        .find(|s| district.members.contains_key(&s.team_id))
+                        .map(|s| (s.team_id.clone(), format!("原队伍退单，改派：{}", s.reason)));
+                }
+            }
+            let Some((team, reason)) = pick else {
                 return Ok(());
             };
-            let team = pick.team_id.clone();
             let dispatch = pb::DispatchOrderRequest {
                 order_id: order.clone(),
                 team_id: team.clone(),
-                reason: pick.reason.clone(),
+                reason,
                 ..Default::default()
             };
             if !self

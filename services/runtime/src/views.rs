@@ -87,6 +87,9 @@ pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
                 }
                 .to_owned(),
                 extension_requested_until: rfc3339(d.extension_requested),
+                // Filled in with the calendar by `App::label_deadlines`.
+                minutes_left: 0,
+                working_time: false,
             })
             .collect(),
     }
@@ -184,15 +187,35 @@ impl App {
 
     /// Shows the full numbers in `views` (orders of `states`, all visible to `ctx`) that
     /// [`phone_access`] grants.
-    /// Names each running deadline as the order's workflow definition labels it (e.g. 派单).
+    /// Names each running deadline as the order's workflow definition labels it (e.g. 派单)
+    /// and says how long is left, in working time where the limit counts working time.
     pub fn label_deadlines(&self, view: &mut pb::OrderView, state: &OrderState) {
         let Ok(definition) = self.definition_for(state) else {
             return;
         };
+        let calendar = self.workflows.calendar_for(definition);
+        let now = self.clock.now();
         for deadline in &mut view.deadlines {
             if let Some(d) = definition.deadline(&deadline.name) {
                 deadline.label = d.label.clone();
             }
+            let Some(running) = state.deadlines.get(&deadline.name) else {
+                continue;
+            };
+            let due = running.timer.due_at;
+            let working = diandan_workflows::calendar::TimeLimit::parse(&running.timer.limit)
+                .is_some_and(|l| l.is_working());
+            let between = |from, to| match (working, calendar) {
+                (true, Some(c)) => c.working_time_between(from, to),
+                _ => to - from,
+            };
+            let left = if now <= due {
+                between(now, due)
+            } else {
+                -between(due, now)
+            };
+            deadline.minutes_left = left.whole_minutes();
+            deadline.working_time = working && calendar.is_some();
         }
     }
 

@@ -137,7 +137,7 @@ pub(super) fn extension(
                 OrderChange::ExtensionApproved {
                     timer: crate::definition::Timer {
                         deadline: deadline.clone(),
-                        limit: format!("延期至 {until}"),
+                        limit: format!("延期至 {}", china_time(until)),
                         started_at,
                         warn_at: warn_at.max(at),
                         due_at: until,
@@ -217,6 +217,20 @@ pub(super) fn fire(
         },
     };
     Ok(vec![OrderEvent { at, change }])
+}
+
+/// `2026-12-05 17:30`, China Standard Time: how a moved deadline reads in its limit.
+fn china_time(at: OffsetDateTime) -> String {
+    let offset = time::UtcOffset::from_hms(8, 0, 0).unwrap_or(time::UtcOffset::UTC);
+    let t = at.to_offset(offset);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    )
 }
 
 #[cfg(test)]

@@ -199,6 +199,7 @@ pub fn notifications_for(
     event: &RecordedEvent,
     change: &OrderChange,
     order: &OrderState,
+    deadline_label: &dyn Fn(&str) -> String,
 ) -> Vec<Notification> {
     let order_id = order.order_id.clone();
     let station = format!("station:{}", order.station_id);
@@ -248,12 +249,15 @@ pub fn notifications_for(
         OrderChange::DeadlineWarned { deadline } => push(
             station,
             "deadline_warned",
-            format!("催办：订单「{deadline}」时限已过 80%"),
+            format!("催办：订单的{}时限已过 80%", deadline_label(deadline)),
         ),
         OrderChange::DeadlineOverdue { deadline, action } => push(
             station,
             "deadline_overdue",
-            format!("督办：订单「{deadline}」已超时，{action}"),
+            format!(
+                "督办：订单的{}时限已超时，{action}",
+                deadline_label(deadline)
+            ),
         ),
         _ => {}
     }
@@ -323,7 +327,13 @@ impl App {
                 }
                 let change = decoded.change;
                 let order = self.load_order(order_id).await?.state;
-                notifications.extend(notifications_for(event, &change, &order));
+                let definition = self.definition_for(&order).ok();
+                let label = |name: &str| {
+                    definition
+                        .and_then(|d| d.deadline(name))
+                        .map_or_else(|| name.to_owned(), |d| d.label.clone())
+                };
+                notifications.extend(notifications_for(event, &change, &order, &label));
             }
             for notification in &mut notifications {
                 notification.recipient = self.address_of(&notification.recipient).await?;
