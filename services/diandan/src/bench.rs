@@ -46,6 +46,66 @@ pub use export::{ExportReport, ExportRun};
 pub use flows::{CommandRow, FlowRow, FlowsReport, PingRow};
 pub use rebuild::RebuildRow;
 
+/// `diandan up` in this process on a data dir (random ports, no rate limits), seeded with the
+/// showcase demo through its gRPC API: what the flows and export scenarios measure against.
+pub(crate) struct InProcess {
+    pub bound: crate::server::Bound,
+    pub app: diandan_runtime::App,
+    pub channel: tonic::transport::Channel,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    pub(crate) async fn start(data_dir: &Path) -> anyhow::Result<InProcess> {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let config = crate::server::Config {
+            data_dir: data_dir.to_owned(),
+            grpc_addr: "127.0.0.1:0".parse()?,
+            http_addr: "127.0.0.1:0".parse()?,
+            dev_login: true,
+            rate_limits: diandan_gateway::RateLimits::off(),
+            workflows_dir: None,
+        };
+        let server = tokio::spawn(crate::server::run(
+            config,
+            move |bound, app| {
+                let _ = ready_tx.send((bound, app));
+            },
+            async {
+                let _ = stop_rx.await;
+            },
+        ));
+        let (bound, app) = ready_rx.await?;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", bound.grpc))?
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        crate::demo::seed(
+            diandan_proto::Upstreams::single(channel.clone()),
+            &app.signer,
+        )
+        .await?;
+        Ok(InProcess {
+            bound,
+            app,
+            channel,
+            stop,
+            server,
+        })
+    }
+
+    /// Stops the server; returns the events the store then held.
+    pub(crate) async fn stop(self) -> anyhow::Result<u64> {
+        let events = self.app.store.head_position().await?;
+        drop(self.app);
+        let _ = self.stop.send(());
+        self.server.await??;
+        Ok(events)
+    }
+}
+
 /// The goals of the "Benchmarks against baselines" issue.
 pub mod goals {
     /// Complete four-order flows per second at the maximum.

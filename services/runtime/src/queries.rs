@@ -172,7 +172,11 @@ impl App {
         let mut orders: Vec<pb::OrderView> = states
             .iter()
             .zip(revisions)
-            .map(|(state, revision)| crate::views::order_view(state, revision))
+            .map(|(state, revision)| {
+                let mut view = crate::views::order_view(state, revision);
+                self.label_deadlines(&mut view, state);
+                view
+            })
             .collect();
         self.reveal_phones(ctx, &mut orders, &states).await?;
         Ok(OrderPage { orders, position })

@@ -231,9 +231,6 @@ impl App {
             .map(|s| s.order_id.clone())
             .collect();
         let mut phones = self.vault.get_many(granted).await?;
-        for (view, state) in views.iter_mut().zip(states) {
-            self.label_deadlines(view, state);
-        }
         for view in views {
             if let Some(phone) = phones.remove(&view.order_id) {
                 view.contact_phone = phone;

@@ -13,13 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tonic::transport::Endpoint;
 
 use diandan_workflows::order::{OrderState, Status};
 use diandan_workflows::Role;
 
+use super::InProcess;
 use crate::demo::token;
-use crate::server::{run as run_server, Config};
 
 /// Rows of the baseline export.
 const BASELINE_ROWS: u64 = 10_000;
@@ -152,31 +151,9 @@ async fn export(
 pub async fn run(scratch: &Path, rows: u64) -> anyhow::Result<ExportReport> {
     let data_dir = scratch.join("export");
     std::fs::create_dir_all(&data_dir)?;
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let config = Config {
-        data_dir: data_dir.clone(),
-        grpc_addr: "127.0.0.1:0".parse()?,
-        http_addr: "127.0.0.1:0".parse()?,
-        dev_login: false,
-        rate_limits: diandan_gateway::RateLimits::off(),
-        workflows_dir: None,
-    };
-    let server = tokio::spawn(run_server(
-        config,
-        move |bound, app| {
-            let _ = ready_tx.send((bound, app));
-        },
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
-    let (bound, app) = ready_rx.await?;
-    let channel = Endpoint::from_shared(format!("http://{}", bound.grpc))?
-        .connect()
-        .await?;
     // The directory (and the showcase's orders) through the real commands.
-    crate::demo::seed(diandan_proto::Upstreams::single(channel), &app.signer).await?;
+    let server = InProcess::start(&data_dir).await?;
+    let (app, bound) = (server.app.clone(), server.bound);
     let head = app.store.head_position().await?;
     app.read.wait_for(head, Duration::from_secs(30)).await;
     let fixture = Instant::now();
@@ -234,8 +211,7 @@ pub async fn run(scratch: &Path, rows: u64) -> anyhow::Result<ExportReport> {
     running.store(false, Ordering::Relaxed);
     let _ = sampler.await;
     drop(app);
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
     Ok(ExportReport {
         growth_ratio: large.growth_mb / baseline.growth_mb.max(0.1),
         large,

@@ -8,17 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use diandan_proto::v1 as pb;
 use diandan_proto::CommandResponse as _;
-use diandan_runtime::App;
 use diandan_workflows::Role;
 
-use super::{micros, Percentiles, Progress};
+use super::{micros, InProcess, Percentiles, Progress};
 use crate::client::{Cast, Client, OrderSpec};
 use crate::demo::token;
-use crate::server::{run as run_server, Bound, Config};
 
 /// The nine commands of one flow, in order.
 pub const COMMANDS: [&str; 9] = [
@@ -118,79 +116,36 @@ struct FlowSample {
 
 /// The server in this process, seeded with the demo district, and the people of one flow.
 struct Harness {
-    bound: Bound,
-    app: App,
-    channel: Channel,
+    server: InProcess,
     cast: Cast,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Harness {
     async fn start(data_dir: &Path) -> anyhow::Result<Harness> {
-        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let config = Config {
-            data_dir: data_dir.to_owned(),
-            grpc_addr: "127.0.0.1:0".parse()?,
-            http_addr: "127.0.0.1:0".parse()?,
-            dev_login: true,
-            rate_limits: diandan_gateway::RateLimits::off(),
-            workflows_dir: None,
-        };
-        let server = tokio::spawn(run_server(
-            config,
-            move |bound, app| {
-                let _ = ready_tx.send((bound, app));
-            },
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
-        let (bound, app) = ready_rx.await?;
-        let channel = Endpoint::from_shared(format!("http://{}", bound.grpc))?
-            .tcp_nodelay(true)
-            .connect()
-            .await?;
-        let upstreams = diandan_proto::Upstreams::single(channel.clone());
-        crate::demo::seed(upstreams.clone(), &app.signer).await?;
+        let server = InProcess::start(data_dir).await?;
+        let upstreams = diandan_proto::Upstreams::single(server.channel.clone());
+        let signer = &server.app.signer;
         let cast = Cast {
             resident: Client::new(
                 upstreams.clone(),
-                token(&app.signer, "r-bench", Role::Resident, None),
+                token(signer, "r-bench", Role::Resident, None),
             ),
             head: Client::new(
                 upstreams.clone(),
-                token(
-                    &app.signer,
-                    "head-bench",
-                    Role::StationHead,
-                    Some("chezhanlu"),
-                ),
+                token(signer, "head-bench", Role::StationHead, Some("chezhanlu")),
             ),
             volunteer: Client::new(
                 upstreams.clone(),
-                token(&app.signer, "v-wangsen", Role::Volunteer, None),
+                token(signer, "v-wangsen", Role::Volunteer, None),
             ),
             team_id: "zhidui-chezhanlu".into(),
             station_id: "chezhanlu".into(),
         };
-        Ok(Harness {
-            bound,
-            app,
-            channel,
-            cast,
-            stop,
-            server,
-        })
+        Ok(Harness { server, cast })
     }
 
     async fn stop(self) -> anyhow::Result<u64> {
-        let events = self.app.store.head_position().await?;
-        drop(self.app);
-        let _ = self.stop.send(());
-        self.server.await??;
-        Ok(events)
+        self.server.stop().await
     }
 }
 
@@ -641,14 +596,14 @@ pub async fn run(
     let harness = Harness::start(data_dir).await?;
     eprintln!(
         "  server up on {}, demo district seeded",
-        harness.bound.grpc
+        harness.server.bound.grpc
     );
-    let ping = grpc_ping(harness.channel.clone(), CONCURRENCY, ping_window).await?;
+    let ping = grpc_ping(harness.server.channel.clone(), CONCURRENCY, ping_window).await?;
     eprintln!(
         "  baseline gRPC health check: {:.0} calls/s, p50 {:.2} ms, p99 {:.2} ms",
         ping.calls_per_sec, ping.p50_ms, ping.p99_ms
     );
-    let seeded = harness.app.store.head_position().await?;
+    let seeded = harness.server.app.store.head_position().await?;
     let max = closed_loop(&harness.cast, CONCURRENCY, window).await?;
     print_row("max (closed loop)", &max);
     let rate = (max.flows_per_sec * LOAD).max(1.0);
