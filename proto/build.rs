@@ -31,6 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
         )
         .message_attribute(
+            ".diandan.v1.ListClaimableOrdersRequest",
+            "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
+        )
+        .message_attribute(
             ".diandan.v1.GetOrgTreeRequest",
             "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
         )

@@ -253,6 +253,21 @@ fn call(op: Operation, role: Role, target: Target, fx: &Fixture) -> Option<Call>
             ),
         ),
         ReviewOrder => on_order("review", stale(json!({"rating": 5}))),
+        // Outside: a team one is not in (claim), an order one holds no seat of (unclaim).
+        ClaimOrder => on_order("claim", stale(json!({"team_id": team}))),
+        UnclaimOrder => on_order("unclaim", stale(json!({}))),
+        ListClaimableOrders if inside => get(
+            "/api/v1/orders/claimable?limit=5".into(),
+            json!({"limit": 5}),
+        ),
+        ListClaimableOrders => None,
+        // Outside: another centre's order (404).
+        MergeOrder => on_order("merge", stale(json!({"into": fx.order_in}))),
+        ReworkOrder => on_order(
+            "rework",
+            stale(json!({"team_id": INSIDE_TEAM, "reason": "矩阵测试"})),
+        ),
+        FollowUpOrder => on_order("follow-up", stale(json!({"note": "矩阵测试"}))),
         CloseOrder => on_order("close", stale(json!({}))),
         // Inside: an id already registered (409 after the gate).
         RegisterOrgNode => post(
@@ -453,6 +468,12 @@ async fn grpc_call(fx: &Fixture, op: Operation, call: &Call, token: Option<&str>
         CheckOut => volunteers . check_out(CheckOutRequest),
         CompleteOrder => volunteers . complete_order(CompleteOrderRequest),
         RequestExtension => volunteers . request_extension(RequestExtensionRequest),
+        ClaimOrder => volunteers . claim_order(ClaimOrderRequest),
+        UnclaimOrder => volunteers . unclaim_order(UnclaimOrderRequest),
+        ListClaimableOrders => volunteers . list_claimable_orders(ListClaimableOrdersRequest),
+        MergeOrder => dispatch . merge_order(MergeOrderRequest),
+        ReworkOrder => dispatch . rework_order(ReworkOrderRequest),
+        FollowUpOrder => dispatch . follow_up_order(FollowUpOrderRequest),
         ReviewOrder => reviews . review_order(ReviewOrderRequest),
         CloseOrder => reviews . close_order(CloseOrderRequest),
         StationStats => stats . station_stats(StationStatsRequest),

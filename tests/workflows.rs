@@ -9,18 +9,32 @@ use std::process::Command;
 use serde_json::json;
 use support::{yongfu_order, Server, User};
 
-fn shipped_v1() -> String {
+fn shipped(file: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../workflows/definitions/dispatched-order.v1.toml");
-    std::fs::read_to_string(path).expect("the shipped v1 definition")
+        .join("../../workflows/definitions")
+        .join(file);
+    std::fs::read_to_string(path).expect("a shipped definition")
 }
 
-/// v2: a resident may no longer cancel once the order is dispatched.
-fn v2() -> String {
-    let v1 = shipped_v1();
-    let v2 = v1.replacen("version = 1", "version = 2", 1).replacen(
+/// The next dispatched-order version (v3, after the shipped v2): a resident may no longer
+/// cancel once the order is dispatched.
+fn v3() -> String {
+    let v2 = shipped("dispatched-order.v2.toml");
+    let v3 = v2.replacen("version = 2", "version = 3", 1).replacen(
         "from = [\"placed\", \"triaged\", \"dispatched\"]",
         "from = [\"placed\", \"triaged\"]",
+        1,
+    );
+    assert_ne!(v2, v3);
+    v3
+}
+
+/// The next open-claim version (v2): a claimant may no longer withdraw once the wish is full.
+fn open_claim_v2() -> String {
+    let v1 = shipped("open-claim.v1.toml");
+    let v2 = v1.replacen("version = 1", "version = 2", 1).replacen(
+        "[[transitions]]\ncommand = \"unclaim\"\nlabel = \"放弃认领\"\nfrom = [\"claimed\"]\nto = \"published\"\nroles = [\"volunteer\"]\n",
+        "",
         1,
     );
     assert_ne!(v1, v2);
@@ -50,31 +64,34 @@ async fn dispatched_order(server: &Server, resident: &User) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_started_on_v1_finishes_on_v1_after_v2_is_deployed() {
+async fn an_order_keeps_its_version_after_the_next_is_deployed() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let mut server = Server::start_in(&data, true);
     server.wait_for_demo().await;
     let resident = User::login(&server, "resident", "r-versions", "").await;
     let old_order = dispatched_order(&server, &resident).await;
+
+    let old_wish = full_wish(&server, &resident).await;
     assert_eq!(server.stop_gracefully().code(), Some(0));
 
-    // Deploy v2 beside v1.
+    // Deploy dispatched-order v3 and open-claim v2 beside the shipped versions.
     let definitions = tmp.path().join("workflows");
     std::fs::create_dir_all(&definitions).unwrap();
-    std::fs::write(definitions.join("dispatched-order.v2.toml"), v2()).unwrap();
+    std::fs::write(definitions.join("dispatched-order.v3.toml"), v3()).unwrap();
+    std::fs::write(definitions.join("open-claim.v2.toml"), open_claim_v2()).unwrap();
     let dir = definitions.to_str().unwrap();
     let server = Server::start_with(&data, false, &[], &["--workflows-dir", dir]);
     let resident = resident.clone_for(&server);
 
-    // The old order still runs on v1: cancelling it while dispatched is allowed.
+    // The old order still runs on v2: cancelling it while dispatched is allowed.
     let (_, history) = resident
         .get(&format!("/api/v1/orders/{old_order}/history"))
         .await;
     assert!(history["events"][0]["payload_json"]
         .as_str()
         .unwrap()
-        .contains("\"version\":1"));
+        .contains("\"version\":2"));
     let (status, ack) = resident
         .post(
             &format!("/api/v1/orders/{old_order}/cancel"),
@@ -83,10 +100,10 @@ async fn an_order_started_on_v1_finishes_on_v1_after_v2_is_deployed() {
         .await;
     assert_eq!(
         status, 200,
-        "v1 allows cancelling a dispatched order: {ack}"
+        "v2 allows cancelling a dispatched order: {ack}"
     );
 
-    // A new order starts on v2, where it is not.
+    // A new order starts on v3, where it is not.
     let new_order = dispatched_order(&server, &resident).await;
     let (_, history) = resident
         .get(&format!("/api/v1/orders/{new_order}/history"))
@@ -94,21 +111,65 @@ async fn an_order_started_on_v1_finishes_on_v1_after_v2_is_deployed() {
     assert!(history["events"][0]["payload_json"]
         .as_str()
         .unwrap()
-        .contains("\"version\":2"));
+        .contains("\"version\":3"));
     let (status, problem) = resident
         .post(
             &format!("/api/v1/orders/{new_order}/cancel"),
             json!({"reason": "不需要了"}),
         )
         .await;
-    assert_eq!(status, 409, "v2 refuses: {problem}");
+    assert_eq!(status, 409, "v3 refuses: {problem}");
+
+    // The same for the open claim: the full wish placed on v1 lets its claimant withdraw …
+    let volunteer = User::login(&server, "volunteer", "v-liuhong", "").await;
+    let (status, ack) = volunteer
+        .post(&format!("/api/v1/orders/{old_wish}/unclaim"), json!({}))
+        .await;
+    assert_eq!(status, 200, "open-claim v1 lets a claimant of a full wish withdraw: {ack}");
+    // … a full wish placed now, on v2, does not.
+    let new_wish = full_wish(&server, &resident).await;
+    let (_, history) = resident
+        .get(&format!("/api/v1/orders/{new_wish}/history"))
+        .await;
+    assert!(history["events"][0]["payload_json"]
+        .as_str()
+        .unwrap()
+        .contains("\"version\":2"));
+    let (status, problem) = volunteer
+        .post(&format!("/api/v1/orders/{new_wish}/unclaim"), json!({}))
+        .await;
+    assert_eq!(status, 409, "open-claim v2 refuses: {problem}");
+}
+
+/// A micro-wish at 车站路, published and claimed by 刘红 (v-liuhong) for 车站路支队: full.
+async fn full_wish(server: &Server, resident: &User) -> String {
+    let head = User::login(server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let mut wish = yongfu_order("微心愿：帮忙修理轮椅");
+    wish["workflow"] = json!("open-claim");
+    wish["category"] = json!("repair");
+    let (status, ack) = resident.post("/api/v1/orders", wish).await;
+    assert_eq!(status, 201, "{ack}");
+    let id = ack["order_id"].as_str().unwrap().to_owned();
+    let (status, ack) = head
+        .post(&format!("/api/v1/orders/{id}/triage"), json!({"accept": true}))
+        .await;
+    assert_eq!(status, 200, "{ack}");
+    let volunteer = User::login(server, "volunteer", "v-liuhong", "").await;
+    let (status, ack) = volunteer
+        .post(
+            &format!("/api/v1/orders/{id}/claim"),
+            json!({"team_id": "zhidui-chezhanlu"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ack}");
+    id
 }
 
 #[test]
 fn invalid_definitions_are_refused_naming_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let broken = tmp.path().join("dispatched-order.v3.toml");
-    let text = v2().replacen("version = 2", "version = 3", 1).replacen(
+    let broken = tmp.path().join("dispatched-order.v4.toml");
+    let text = v3().replacen("version = 3", "version = 4", 1).replacen(
         "to = \"accepted\"",
         "to = \"acepted\"",
         1,
@@ -124,7 +185,7 @@ fn invalid_definitions_are_refused_naming_file_and_line() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(&format!("dispatched-order.v3.toml:{line}")) && stderr.contains("acepted"),
+        stderr.contains(&format!("dispatched-order.v4.toml:{line}")) && stderr.contains("acepted"),
         "{stderr}"
     );
 
@@ -133,6 +194,7 @@ fn invalid_definitions_are_refused_naming_file_and_line() {
     let output = Command::new(support::binary())
         .args(["workflows", "validate"])
         .arg(shipped.join("dispatched-order.v1.toml"))
+        .arg(shipped.join("dispatched-order.v2.toml"))
         .arg(shipped.join("open-claim.v1.toml"))
         .output()
         .unwrap();
@@ -159,12 +221,12 @@ fn invalid_definitions_are_refused_naming_file_and_line() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr)
-        .contains(&format!("dispatched-order.v3.toml:{line}")));
+        .contains(&format!("dispatched-order.v4.toml:{line}")));
 }
 
-/// v2 with a sign-for deadline of three seconds (yellow after 2.4 s), for drills and tests.
-fn v2_with_short_sign_for() -> String {
-    let v2 = v2();
+/// v3 with a sign-for deadline of three seconds (yellow after 2.4 s), for drills and tests.
+fn v3_with_short_sign_for() -> String {
+    let v2 = v3();
     let start = v2.find("name = \"sign_for\"").expect("sign_for deadline");
     let within = start + v2[start..].find("within = \"1 working day\"").unwrap();
     let mut text = v2.clone();
@@ -202,8 +264,8 @@ async fn pending_timers_survive_sigkill_and_fire_exactly_once() {
     let definitions = tmp.path().join("workflows");
     std::fs::create_dir_all(&definitions).unwrap();
     std::fs::write(
-        definitions.join("dispatched-order.v2.toml"),
-        v2_with_short_sign_for(),
+        definitions.join("dispatched-order.v3.toml"),
+        v3_with_short_sign_for(),
     )
     .unwrap();
     let args = ["--workflows-dir", definitions.to_str().unwrap()];

@@ -49,6 +49,11 @@ command_responses!(
     RequestExtensionResponse,
     ReviewOrderResponse,
     CloseOrderResponse,
+    ClaimOrderResponse,
+    UnclaimOrderResponse,
+    MergeOrderResponse,
+    ReworkOrderResponse,
+    FollowUpOrderResponse,
 );
 
 /// Where each gRPC service is reached: one channel for all (`diandan up`) or one per service

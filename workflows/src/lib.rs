@@ -10,8 +10,10 @@
 //! - [`category`]: the service categories residents order from.
 //! - [`org`]: levels of the organisation tree (centre → institute → station → point).
 //! - [`permissions`]: the permission table — role × operation → scope, and what follows.
-//! - [`order`]: the order workflow — [`order::Command`], [`order::OrderEvent`],
-//!   [`order::OrderState`], [`order::decide`] and [`order::evolve`].
+//! - [`order`]: the order aggregate every workflow runs on — [`order::Command`],
+//!   [`order::OrderEvent`], [`order::OrderState`], [`order::decide`] and [`order::evolve`].
+//! - [`engine`]: transition tables as data, read by decide, evolve, definitions, docs and tests;
+//!   one per workflow: [`dispatched`] (点单派单) and [`claim`] (认领微心愿 / 活动招募).
 //! - [`directory`]: events that register org nodes, teams, helper units and volunteers.
 //! - [`validate`]: field checks shared by commands, each naming the field it rejects.
 //! - [`definition`]: declarative, versioned workflow definitions read from TOML
@@ -25,9 +27,12 @@ pub mod account;
 pub mod actor;
 pub mod calendar;
 pub mod category;
+pub mod claim;
 pub mod definition;
 pub mod directory;
 pub mod dispatch_rules;
+pub mod dispatched;
+pub mod engine;
 pub mod order;
 pub mod org;
 pub mod permissions;
@@ -70,6 +75,10 @@ pub enum DomainError {
     /// race). Do not retry; pick another order.
     #[error("已被接单：该订单已由其他志愿者接下")]
     AlreadyAccepted,
+    /// 已满员: every seat of an open-claim order is taken (the losing side of a claim race).
+    /// Do not retry; pick another.
+    #[error("已满员：该订单的认领名额已满")]
+    Full,
     /// The order does not exist.
     #[error("订单不存在")]
     NotFound,

@@ -104,12 +104,18 @@ operations! {
     WatchQueue = "DispatchService" / "WatchQueue": "待办推送",
     SuggestTeams = "DispatchService" / "SuggestTeams": "推荐队伍",
     DecideExtension = "DispatchService" / "DecideExtension": "审批延期",
+    MergeOrder = "DispatchService" / "MergeOrder": "合并订单",
+    ReworkOrder = "DispatchService" / "ReworkOrder": "返工",
+    FollowUpOrder = "DispatchService" / "FollowUpOrder": "回访",
     AcceptOrder = "VolunteerService" / "AcceptOrder": "接单",
     DeclineOrder = "VolunteerService" / "DeclineOrder": "退单",
     CheckIn = "VolunteerService" / "CheckIn": "签到",
     CheckOut = "VolunteerService" / "CheckOut": "签退",
     CompleteOrder = "VolunteerService" / "CompleteOrder": "办结",
     RequestExtension = "VolunteerService" / "RequestExtension": "申请延期",
+    ClaimOrder = "VolunteerService" / "ClaimOrder": "认领",
+    UnclaimOrder = "VolunteerService" / "UnclaimOrder": "放弃认领",
+    ListClaimableOrders = "VolunteerService" / "ListClaimableOrders": "可认领列表",
     ReviewOrder = "ReviewService" / "ReviewOrder": "评单",
     CloseOrder = "ReviewService" / "CloseOrder": "归档",
     StationStats = "StatsService" / "StationStats": "统计",
@@ -148,6 +154,7 @@ impl Operation {
                 | Operation::SearchOrders
                 | Operation::ExportOrders
                 | Operation::ListVolunteers
+                | Operation::ListClaimableOrders
         )
     }
 }
@@ -178,6 +185,9 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         PlaceOrder | CancelOrder if role == Resident => Some(Own),
         PlaceOrder | CancelOrder if staff => Some(Subtree),
         ReviewOrder if role == Resident => Some(Own),
+        // An activity a station organised is reviewed by its station (the workflow's table
+        // says where a head may review: open claims only).
+        ReviewOrder if staff => Some(Subtree),
 
         // Reading orders: each sees their own part.
         GetOrder | ListMyOrders | GetOrderHistory => match role {
@@ -188,8 +198,9 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         },
 
         // 审单, 派单, 归档: the staff of the order's subtree (and the system's timers).
+        // 合并, 返工, 回访 too; an open claim is completed by its organiser (its table says so).
         TriageOrder | DispatchOrder | DecideExtension | CloseOrder | StationQueue | WatchQueue
-        | SuggestTeams
+        | SuggestTeams | MergeOrder | ReworkOrder | FollowUpOrder | CompleteOrder
             if staff =>
         {
             Some(Subtree)
@@ -201,7 +212,9 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         SearchOrders | ExportOrders if staff || role == Auditor => Some(Subtree),
 
         // 接单 … 办结: volunteers of the team the order is offered to.
+        // 认领 and 放弃认领: volunteers eligible for a published wish or activity.
         AcceptOrder | DeclineOrder | CheckIn | CheckOut | CompleteOrder | RequestExtension
+        | ClaimOrder | UnclaimOrder | ListClaimableOrders
             if field =>
         {
             Some(Team)

@@ -1,17 +1,14 @@
 //! The files in `workflows/definitions/` are what the engine will run, so they are specified
-//! here: they parse, the dispatched-order v1 definition is exactly the hard-coded transition
-//! table of `order::Status::allows`, its deadlines are the promised ones, the open-claim
-//! definition fills with `required_volunteers`, and the registry pins versions.
+//! here: they parse against their workflows' tables, the latest version of each opens every row
+//! of its table (nothing in the engine is unreachable), their deadlines are the promised ones,
+//! and the registry pins versions.
 
 use std::path::PathBuf;
 
 use diandan_workflows::calendar::TimeLimit;
 use diandan_workflows::definition::{Deadline, DefinitionId, Eligibility, OnExpiry, ProblemKind};
-use diandan_workflows::order::{
-    evolve, Action, Assignee, OrderChange, OrderEvent, OrderState, Status, TeamKind,
-};
-use diandan_workflows::validate::Location;
-use diandan_workflows::{Calendar, Definition, OrgLevel, Registry, Role};
+use diandan_workflows::engine::{self, Target};
+use diandan_workflows::{Definition, Registry, Role};
 use time::macros::{date, datetime};
 
 fn definitions_dir() -> PathBuf {
@@ -26,270 +23,79 @@ fn open_claim() -> Definition {
     Definition::load(definitions_dir().join("open-claim.v1.toml")).unwrap()
 }
 
-const STATUSES: [Status; 12] = Status::ALL;
-
-fn somewhere() -> Location {
-    Location {
-        lat: 29.87,
-        lng: 114.28,
-        address: String::new(),
-    }
-}
-
-fn team() -> Assignee {
-    Assignee {
-        team_id: "t".into(),
-        kind: TeamKind::Team,
-        node_id: "s".into(),
-        level: OrgLevel::Station,
-    }
-}
-
-/// One of every action, with the command name the definition uses for it, the outcome it
-/// stands for, and the event `decide` would record for it.
-fn every_action() -> Vec<(Action, &'static str, Option<&'static str>, OrderChange)> {
-    vec![
-        (
-            Action::Place {
-                order_id: "o".into(),
-                station_id: "s".into(),
-                category: "repair".into(),
-                description: "d".into(),
-                location: somewhere(),
-                contact_phone: "13812345678".into(),
-                wanted_time: None,
-                on_behalf_of: None,
-            },
-            "place",
-            None,
-            OrderChange::OrderPlaced {
-                order_id: "o".into(),
-                requester_id: "r".into(),
-                station_id: "s".into(),
-                category: diandan_workflows::Category::Repair,
-                description: "d".into(),
-                location: somewhere(),
-                contact_phone_masked: "138****5678".into(),
-                wanted_time: None,
-                placed_by_staff: false,
-                workflow: diandan_workflows::definition::DefinitionId::dispatched_order_v1(),
-            },
-        ),
-        (
-            Action::Triage {
-                accept: true,
-                reason: String::new(),
-            },
-            "triage",
-            None,
-            OrderChange::OrderTriaged,
-        ),
-        (
-            Action::Triage {
-                accept: false,
-                reason: "重复".into(),
-            },
-            "triage",
-            Some("reject"),
-            OrderChange::OrderRejected {
-                reason: "重复".into(),
-            },
-        ),
-        (
-            Action::Dispatch {
-                assignee: team(),
-                reason: String::new(),
-            },
-            "dispatch",
-            None,
-            OrderChange::OrderDispatched {
-                assignee: team(),
-                reason: String::new(),
-            },
-        ),
-        (
-            Action::Accept {
-                team_id: "t".into(),
-                member: None,
-            },
-            "accept",
-            None,
-            OrderChange::OrderAccepted {
-                volunteer_id: "v".into(),
-                team_id: "t".into(),
-            },
-        ),
-        (
-            Action::Decline {
-                team_id: "t".into(),
-                reason: "没空".into(),
-            },
-            "decline",
-            None,
-            OrderChange::OrderDeclined {
-                volunteer_id: "v".into(),
-                team_id: "t".into(),
-                reason: "没空".into(),
-                returned_after_accept: false,
-            },
-        ),
-        (
-            Action::CheckIn {
-                location: somewhere(),
-            },
-            "check_in",
-            None,
-            OrderChange::VolunteerCheckedIn {
-                volunteer_id: "v".into(),
-                location: somewhere(),
-            },
-        ),
-        (
-            Action::CheckOut {
-                location: somewhere(),
-            },
-            "check_out",
-            None,
-            OrderChange::VolunteerCheckedOut {
-                volunteer_id: "v".into(),
-                location: somewhere(),
-                service_minutes: 30,
-            },
-        ),
-        (
-            Action::Complete {
-                note: "好了".into(),
-                photos: vec![],
-            },
-            "complete",
-            None,
-            OrderChange::OrderCompleted {
-                note: "好了".into(),
-                photos: vec![],
-            },
-        ),
-        (
-            Action::Review {
-                rating: 5,
-                comment: String::new(),
-            },
-            "review",
-            None,
-            OrderChange::OrderReviewed {
-                rating: 5,
-                comment: String::new(),
-                by_default: false,
-            },
-        ),
-        (Action::Close, "close", None, OrderChange::OrderClosed),
-        (
-            Action::Cancel {
-                reason: String::new(),
-            },
-            "cancel",
-            None,
-            OrderChange::OrderCancelled {
-                reason: String::new(),
-            },
-        ),
-    ]
-}
-
 #[test]
-fn dispatched_order_v1_is_exactly_the_hard_coded_transition_table() {
-    let definition = dispatched_order();
-    let mut allowed_pairs = 0;
-    for status in STATUSES {
-        let state = status.as_str();
-        assert!(
-            definition.state(state).is_some(),
-            "state {state} is defined"
-        );
-        assert_eq!(
-            definition.is_final(state),
-            status.is_final(),
-            "{state} final?"
-        );
-        for (action, command, outcome, change) in every_action() {
-            // The engine decides with this table (the order specs hold it to a hand-written
-            // copy); where a transition leads must be where `evolve` takes the order.
-            let target = definition.target_of(state, command, outcome);
-            assert_eq!(action.command(), command);
-            assert_eq!(action.outcome(), outcome);
-            if let Some(target) = target {
-                allowed_pairs += 1;
-                let state_before = OrderState {
-                    status,
-                    ..OrderState::default()
-                };
-                let after = evolve(
-                    state_before,
-                    &OrderEvent {
-                        at: datetime!(2026-11-02 10:00 +8),
-                        change,
-                    },
-                );
-                assert_eq!(
-                    target,
-                    after.status.as_str(),
-                    "{state} × {command}{outcome:?}"
-                );
+fn every_shipped_definition_only_narrows_its_table() {
+    let registry = Registry::load_dir(definitions_dir()).unwrap();
+    for name in registry.names() {
+        for version in registry.versions(name) {
+            let d = registry.get(name, version).unwrap();
+            let table = d.table();
+            for t in d.transitions() {
+                let from = diandan_workflows::order::Status::parse(&t.from[0]).unwrap();
+                let row = table
+                    .row(from, &t.command, t.outcome.as_deref())
+                    .unwrap_or_else(|| panic!("{name}@{version}: {} from {from:?}", t.command));
+                assert_eq!(t.to, row.target(from).as_str());
+                assert!(t.roles.iter().all(|r| row.roles.contains(r)));
+                assert!(!t.roles.contains(&Role::Auditor), "auditors only read");
             }
         }
     }
-    assert_eq!(
-        allowed_pairs, 16,
-        "rows of the table in order/mod.rs, counted per from-state"
-    );
-    // Every command of the definition is one of the actions: nothing the engine cannot do.
-    let commands: Vec<&str> = every_action().iter().map(|a| a.1).collect();
-    for transition in definition.transitions() {
-        assert!(
-            commands.contains(&transition.command.as_str()),
-            "{}",
-            transition.command
-        );
+}
+
+#[test]
+fn the_latest_definitions_open_every_row_of_their_tables() {
+    let registry = Registry::builtin();
+    for table in engine::tables() {
+        let d = registry.latest(table.workflow).unwrap();
+        for row in table.rows {
+            for from in row.from {
+                let t = d
+                    .transition(from.as_str(), row.command, row.outcome)
+                    .unwrap_or_else(|| {
+                        panic!("{} {} from {from:?} is closed", table.workflow, row.command)
+                    });
+                assert_eq!(t.roles, row.roles, "{} {}", table.workflow, row.command);
+                let target = match row.to {
+                    Target::To(to) => to,
+                    Target::Stay => *from,
+                };
+                assert_eq!(t.to, target.as_str());
+            }
+        }
+        for state in table.states {
+            assert_eq!(
+                d.is_final(state.as_str()),
+                table.is_final(*state),
+                "{} {state:?}",
+                table.workflow
+            );
+        }
     }
 }
 
 #[test]
-fn dispatched_order_v1_roles_are_the_ones_decide_enforces() {
-    let d = dispatched_order();
-    let may = |state: &str, command: &str| -> Vec<Role> {
-        [
-            Role::Resident,
-            Role::Volunteer,
-            Role::StationHead,
-            Role::Auditor,
-            Role::System,
-        ]
-        .into_iter()
-        .filter(|&role| d.allows(state, command, role))
-        .collect()
-    };
-    assert_eq!(may("new", "place"), [Role::Resident, Role::StationHead]);
-    assert_eq!(may("placed", "triage"), [Role::StationHead]);
-    // The system re-dispatches an order nobody signed for in time.
+fn a_definition_that_adds_a_transition_is_refused_with_its_line() {
+    // Given v1 of the dispatched order with a shortcut the table does not have: a volunteer
+    // accepting a placed order straight away.
+    let source =
+        std::fs::read_to_string(definitions_dir().join("dispatched-order.v1.toml")).unwrap();
+    let added = source.replacen(
+        "from = [\"dispatched\"]\nto = \"accepted\"",
+        "from = [\"dispatched\", \"placed\"]\nto = \"accepted\"",
+        1,
+    );
+    assert_ne!(source, added);
+    let line = added
+        .lines()
+        .position(|l| l.contains("\"dispatched\", \"placed\""))
+        .unwrap()
+        + 1;
+    let error = Definition::parse(&added, "dispatched-order.v9.toml").unwrap_err();
     assert_eq!(
-        may("dispatched", "dispatch"),
-        [Role::StationHead, Role::System]
+        error.to_string(),
+        format!("dispatched-order.v9.toml:{line}: transition \"accept\" from \"placed\" is not in workflow \"dispatched-order\"'s table")
     );
-    assert_eq!(may("dispatched", "accept"), [Role::Volunteer]);
-    assert_eq!(may("accepted", "decline"), [Role::Volunteer]);
-    assert_eq!(may("served", "complete"), [Role::Volunteer]);
-    assert_eq!(may("completed", "review"), [Role::Resident, Role::System]);
-    assert_eq!(may("reviewed", "close"), [Role::StationHead, Role::System]);
-    assert_eq!(may("placed", "cancel"), [Role::Resident]);
-    assert!(
-        may("accepted", "cancel").is_empty(),
-        "not once someone accepted"
-    );
-    for transition in d.transitions() {
-        assert!(
-            !transition.roles.contains(&Role::Auditor),
-            "auditors only read"
-        );
-    }
 }
 
 #[test]
@@ -390,7 +196,7 @@ fn an_order_placed_before_the_spring_festival_is_due_after_it() {
 }
 
 #[test]
-fn open_claim_v1_stays_open_until_enough_volunteers_claim() {
+fn open_claim_v1_recruits_volunteers_who_claim_themselves() {
     let d = open_claim();
     let claim = d.claim().unwrap();
     assert_eq!(claim.command, "claim");
@@ -399,25 +205,27 @@ fn open_claim_v1_stays_open_until_enough_volunteers_claim() {
         claim.eligibility,
         [Eligibility::CategorySkill, Eligibility::StationLineage]
     );
-    assert!(d.allows("published", "claim", Role::Volunteer));
-    assert!(
-        !d.allows("published", "claim", Role::StationHead),
+    let roles =
+        |state, command, outcome| d.transition(state, command, outcome).unwrap().roles.clone();
+    assert_eq!(
+        roles("published", "claim", None),
+        [Role::Volunteer],
         "nobody claims for others"
     );
-
-    // Given a wish needing three volunteers, then the first two claims keep it published and
-    // the third fills it; a fourth is too late.
-    assert_eq!(d.after_claim("published", 1, 3), Some("published"));
-    assert_eq!(d.after_claim("published", 2, 3), Some("published"));
-    assert_eq!(d.after_claim("published", 3, 3), Some("claimed"));
-    assert_eq!(d.after_claim("claimed", 4, 3), None);
-    // With the default of one, the first valid claim wins.
     assert_eq!(
-        d.after_claim("published", 1, claim.required_volunteers),
-        Some("claimed")
+        d.transition("published", "claim", Some("fill")).unwrap().to,
+        "claimed"
     );
-    // A claimant dropping out of a full wish opens it again.
-    assert_eq!(d.target("claimed", "unclaim"), Some("published"));
+    assert_eq!(
+        d.transition("claimed", "unclaim", None).unwrap().to,
+        "published"
+    );
+    assert_eq!(
+        roles("claimed", "complete", None),
+        [Role::StationHead],
+        "the organiser"
+    );
+    assert!(d.transition("claimed", "claim", None).is_none(), "full");
 }
 
 #[test]
@@ -426,8 +234,9 @@ fn the_builtin_registry_is_the_shipped_directory() {
     let loaded = Registry::load_dir(definitions_dir()).unwrap();
     for name in ["dispatched-order", "open-claim"] {
         assert_eq!(builtin.latest(name), loaded.latest(name), "{name}");
-        assert_eq!(builtin.versions(name), [1]);
     }
+    assert_eq!(builtin.versions("dispatched-order"), [1, 2]);
+    assert_eq!(builtin.versions("open-claim"), [1]);
     let names: Vec<&str> = builtin.names().collect();
     assert_eq!(names, ["dispatched-order", "open-claim"]);
     let calendar = builtin.calendar("cn-mainland").unwrap();
@@ -441,53 +250,30 @@ fn the_builtin_registry_is_the_shipped_directory() {
 
 #[test]
 fn an_order_started_on_v1_stays_on_v1_after_v2_ships() {
-    // Given v2 lets a volunteer decline only before accepting.
-    let v1_source =
-        std::fs::read_to_string(definitions_dir().join("dispatched-order.v1.toml")).unwrap();
-    let v2_source = v1_source
-        .replacen("version = 1", "version = 2", 1)
-        .replacen(
-        "from = [\"dispatched\", \"accepted\"]      # after accepting: returned before check-in",
-        "from = [\"dispatched\"]",
-        1,
-    );
-    let mut registry = Registry::new();
-    registry.add_calendar(
-        Calendar::parse(
-            &std::fs::read_to_string(definitions_dir().join("calendar-cn-mainland.toml")).unwrap(),
-            "calendar-cn-mainland.toml",
-        )
-        .unwrap(),
-    );
-    registry.add(dispatched_order()).unwrap();
-    registry
-        .add(Definition::parse(&v2_source, "dispatched-order.v2.toml").unwrap())
-        .unwrap();
-
-    // When an order started on v1 is decided, then v1's table applies; new orders get v2.
+    // Given v2 adds rework after a poor review, which v1 did not have.
+    let registry = Registry::builtin();
     let pinned = DefinitionId {
         name: "dispatched-order".into(),
         version: 1,
     };
+    // When an order started on v1 is decided, then v1's rows apply; new orders get v2's.
     assert_eq!(registry.latest("dispatched-order").unwrap().version(), 2);
+    let v1 = registry.resolve(&pinned).unwrap();
+    assert!(v1.transition("reviewed", "rework", None).is_none());
     assert!(registry
-        .resolve(&pinned)
+        .latest("dispatched-order")
         .unwrap()
-        .allows("accepted", "decline", Role::Volunteer));
-    assert!(!registry.latest("dispatched-order").unwrap().allows(
-        "accepted",
-        "decline",
-        Role::Volunteer
-    ));
-    assert_eq!(registry.versions("dispatched-order"), [1, 2]);
+        .transition("reviewed", "rework", None)
+        .is_some());
     assert_eq!(pinned.to_string(), "dispatched-order@1");
     assert!(registry.get("dispatched-order", 3).is_none());
 
     // A published version is never replaced.
+    let mut registry = registry;
     let error = registry.add(dispatched_order()).unwrap_err();
     assert_eq!(
         error.to_string(),
-        "dispatched-order.v1.toml:14: workflow \"dispatched-order\" version 1 is already registered (from dispatched-order.v1.toml)"
+        "dispatched-order.v1.toml:16: workflow \"dispatched-order\" version 1 is already registered (from dispatched-order.v1.toml)"
     );
 }
 

@@ -92,6 +92,8 @@ enum WorkflowsCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Print every workflow's transition table (Markdown), as the engine runs it.
+    Tables,
 }
 
 /// The parts of a split deployment, each with the flags it uses.
@@ -635,6 +637,9 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             print_all(&document)
         }
         Command::Permissions => print_all(&diandan_workflows::permissions::markdown()),
+        Command::Workflows {
+            command: WorkflowsCommand::Tables,
+        } => print_all(&diandan_workflows::engine::markdown()),
         Command::Bench(args) => {
             let report = diandan::bench::run(&(&args).into()).await?;
             println!("{}", diandan::bench::markdown(&report));

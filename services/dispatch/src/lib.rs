@@ -25,6 +25,52 @@ impl Dispatch {
     }
 }
 
+impl Dispatch {
+    /// The team an order may go to (派单, 返工), and the reason to record when none is given.
+    async fn assignee(
+        &self,
+        order: &diandan_workflows::order::OrderState,
+        team_id: &str,
+    ) -> Result<(Assignee, String), AppError> {
+        validate::id("team_id", team_id)?;
+        let team = self
+            .app
+            .directory
+            .team(team_id)
+            .await?
+            .ok_or_else(|| AppError::missing("team_id", format!("队伍「{team_id}」不存在")))?;
+        let node = self
+            .app
+            .directory
+            .node(&team.node_id)
+            .await?
+            .ok_or_else(|| AppError::invalid("team_id", "队伍所属节点不存在"))?;
+        // A team may serve an order at its own node's level or below: a station's team serves
+        // that station, an institute's team its stations, the centre's team everywhere.
+        if !self
+            .app
+            .directory
+            .is_within(&order.station_id, &team.node_id)
+            .await?
+        {
+            // Well formed, but that team does not serve where the order is: a conflict with
+            // the tree, not a malformed request.
+            return Err(AppError::Conflict {
+                field: Some("team_id"),
+                message: format!("队伍「{}」不服务该订单所在的实践站", team.name),
+            });
+        }
+        let reason = format!("站长指派：{}（{}）", team.name, node.name);
+        let assignee = Assignee {
+            team_id: team.id.clone(),
+            kind: team.kind,
+            node_id: node.id.clone(),
+            level: node.level,
+        };
+        Ok((assignee, reason))
+    }
+}
+
 #[tonic::async_trait]
 impl DispatchService for Dispatch {
     async fn triage_order(
@@ -63,51 +109,72 @@ impl DispatchService for Dispatch {
             req.team_id = top.team_id.clone();
             req.reason = format!("自动派单：{}", top.reason);
         }
-        validate::id("team_id", &req.team_id).map_err(AppError::from)?;
-        let team = self
-            .app
-            .directory
-            .team(&req.team_id)
-            .await?
-            .ok_or_else(|| {
-                AppError::missing("team_id", format!("队伍「{}」不存在", req.team_id))
-            })?;
-        let node = self
-            .app
-            .directory
-            .node(&team.node_id)
-            .await?
-            .ok_or_else(|| AppError::invalid("team_id", "队伍所属节点不存在"))?;
-        // A team may serve an order at its own node's level or below: a station's team serves
-        // that station, an institute's team its stations, the centre's team everywhere.
-        if !self
-            .app
-            .directory
-            .is_within(&order.station_id, &team.node_id)
-            .await?
-        {
-            // Well formed, but that team does not serve where the order is: a conflict with
-            // the tree, not a malformed request.
-            return Err(AppError::Conflict {
-                field: Some("team_id"),
-                message: format!("队伍「{}」不服务该订单所在的实践站", team.name),
-            }
-            .into());
-        }
+        let (assignee, default_reason) = self.assignee(&order, &req.team_id).await?;
         let reason = if req.reason.trim().is_empty() {
-            format!("站长指派：{}（{}）", team.name, node.name)
+            default_reason
         } else {
             req.reason
         };
-        let action = Action::Dispatch {
-            assignee: Assignee {
-                team_id: team.id.clone(),
-                kind: team.kind,
-                node_id: node.id.clone(),
-                level: node.level,
-            },
-            reason,
+        let action = Action::Dispatch { assignee, reason };
+        let outcome = self
+            .app
+            .execute(&ctx, &req.order_id, action, req.expected_revision)
+            .await?;
+        Ok(Response::new(outcome.reply(&req.order_id)))
+    }
+
+    async fn merge_order(
+        &self,
+        request: Request<pb::MergeOrderRequest>,
+    ) -> Result<Response<pb::MergeOrderResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::MergeOrder)?;
+        let req = request.into_inner();
+        let outcome = self
+            .app
+            .merge_orders(
+                &ctx,
+                &req.order_id,
+                &req.into,
+                req.reason,
+                req.expected_revision,
+            )
+            .await?;
+        Ok(Response::new(outcome.reply(&req.order_id)))
+    }
+
+    async fn rework_order(
+        &self,
+        request: Request<pb::ReworkOrderRequest>,
+    ) -> Result<Response<pb::ReworkOrderResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ReworkOrder)?;
+        let req = request.into_inner();
+        let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
+        let (assignee, _) = self.assignee(&order, &req.team_id).await?;
+        let action = Action::Rework {
+            assignee,
+            reason: req.reason,
         };
+        let outcome = self
+            .app
+            .execute(&ctx, &req.order_id, action, req.expected_revision)
+            .await?;
+        Ok(Response::new(outcome.reply(&req.order_id)))
+    }
+
+    async fn follow_up_order(
+        &self,
+        request: Request<pb::FollowUpOrderRequest>,
+    ) -> Result<Response<pb::FollowUpOrderResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::FollowUpOrder)?;
+        let req = request.into_inner();
+        self.app.order_in_scope(&ctx, &req.order_id).await?;
+        let action = Action::FollowUp { note: req.note };
         let outcome = self
             .app
             .execute(&ctx, &req.order_id, action, req.expected_revision)

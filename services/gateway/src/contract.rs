@@ -246,6 +246,18 @@ fn bodies() -> Vec<Body> {
                 ),
                 ("wanted_time", optional_time()),
                 ("on_behalf_of", optional_id()),
+                (
+                    "workflow",
+                    one_of(
+                        std::iter::once("")
+                            .chain(diandan_workflows::engine::tables().map(|t| t.workflow)),
+                    ),
+                ),
+                (
+                    "required_volunteers",
+                    json!({"type": "integer", "format": "int32", "minimum": 1,
+                           "maximum": diandan_workflows::order::MAX_SEATS}),
+                ),
             ],
             condition: None,
         },
@@ -343,6 +355,31 @@ fn bodies() -> Vec<Body> {
             None,
         ),
         command("CloseOrderRequest", &[], vec![], None),
+        command(
+            "ClaimOrderRequest",
+            &["team_id"],
+            vec![("team_id", id())],
+            None,
+        ),
+        command("UnclaimOrderRequest", &[], vec![("reason", reason())], None),
+        command(
+            "MergeOrderRequest",
+            &["into"],
+            vec![("into", id()), ("reason", reason())],
+            None,
+        ),
+        command(
+            "ReworkOrderRequest",
+            &["team_id", "reason"],
+            vec![("team_id", id()), ("reason", reason_required())],
+            None,
+        ),
+        command(
+            "FollowUpOrderRequest",
+            &["note"],
+            vec![("note", text(1, MAX_SHORT_TEXT_CHARS))],
+            None,
+        ),
         Body {
             schema: "RegisterOrgNodeRequest",
             required: &["id", "name", "level"],

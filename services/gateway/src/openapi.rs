@@ -78,12 +78,13 @@ impl Modify for BearerAuth {
         dev_login, login, wechat_login, bind_phone, refresh_session, logout, change_password,
         create_account, reset_password, place_order, list_my_orders, get_order, get_order_history, cancel_order,
         triage_order, dispatch_order, suggest_teams, station_queue, watch_queue, accept_order, decline_order, check_in,
-        check_out, complete_order, request_extension, decide_extension, review_order, close_order, station_stats, get_org_tree,
+        check_out, complete_order, request_extension, decide_extension, review_order, close_order,
+        claim_order, unclaim_order, list_claimable_orders, merge_order, rework_order, follow_up_order, station_stats, get_org_tree,
         register_org_node, list_teams, register_team, register_volunteer,
         workbench::list_volunteers, workbench::update_volunteer, workbench::set_volunteer_active, workbench::import_volunteers, workbench::search_orders,
         workbench::export_orders,
     ),
-    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),
+    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::ClaimSeat, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team)),
     modifiers(&BearerAuth, &ServerErrors),
 )]
 pub struct ApiDoc;

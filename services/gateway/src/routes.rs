@@ -131,6 +131,39 @@ order_command!(
 order_command!(
     /// 归档: close a reviewed order.
     close_order, "/api/v1/orders/{id}/close", reviews, close_order, pb::CloseOrderRequest);
+order_command!(
+    /// 认领: take a seat of a published wish or activity (409 已满员 when none is left).
+    claim_order, "/api/v1/orders/{id}/claim", volunteers, claim_order, pb::ClaimOrderRequest);
+order_command!(
+    /// 放弃认领: give the seat back, before checking in.
+    unclaim_order, "/api/v1/orders/{id}/unclaim", volunteers, unclaim_order, pb::UnclaimOrderRequest);
+order_command!(
+    /// 合并: close a duplicate at triage; its requester follows the earlier order `into`.
+    merge_order, "/api/v1/orders/{id}/merge", dispatch, merge_order, pb::MergeOrderRequest);
+order_command!(
+    /// 返工: after a review of at most two stars, send the order back to a team.
+    rework_order, "/api/v1/orders/{id}/rework", dispatch, rework_order, pb::ReworkOrderRequest);
+order_command!(
+    /// 回访: after a review of at most two stars, record the follow-up.
+    follow_up_order, "/api/v1/orders/{id}/follow-up", dispatch, follow_up_order, pb::FollowUpOrderRequest);
+
+/// 可认领: published wishes and activities the calling volunteer may claim, newest first.
+#[utoipa::path(get, path = "/api/v1/orders/claimable", params(pb::ListClaimableOrdersRequest),
+    responses((status = 200, body = pb::ListClaimableOrdersResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_claimable_orders(
+    State(clients): State<Clients>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply<pb::ListClaimableOrdersResponse> {
+    let request: pb::ListClaimableOrdersRequest = query(raw)?;
+    let reply = clients
+        .volunteers()
+        .list_claimable_orders(grpc(&headers, request)?)
+        .await?;
+    Ok(Json(reply.into_inner()))
+}
 
 /// A signed-in session as HTTP answers it.
 fn session_body(session: Option<pb::Session>) -> Reply<pb::Session> {
@@ -732,6 +765,12 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
             post(decide_extension),
         )
         .route("/api/v1/orders/{id}/close", post(close_order))
+        .route("/api/v1/orders/claimable", get(list_claimable_orders))
+        .route("/api/v1/orders/{id}/claim", post(claim_order))
+        .route("/api/v1/orders/{id}/unclaim", post(unclaim_order))
+        .route("/api/v1/orders/{id}/merge", post(merge_order))
+        .route("/api/v1/orders/{id}/rework", post(rework_order))
+        .route("/api/v1/orders/{id}/follow-up", post(follow_up_order))
         .route("/api/v1/nodes/{id}/queue", get(station_queue))
         .route("/api/v1/nodes/{id}/queue/events", get(watch_queue))
         .route("/api/v1/nodes/{id}/stats", get(station_stats))

@@ -70,6 +70,8 @@ impl OrderService for Orders {
             contact_phone: req.contact_phone.clone(),
             wanted_time: time_from("wanted_time", &req.wanted_time)?,
             on_behalf_of: Some(req.on_behalf_of).filter(|r| !r.is_empty()),
+            required_volunteers: req.required_volunteers,
+            workflow: Some(req.workflow).filter(|w| !w.is_empty()),
         };
         let phone = req.contact_phone;
         // A vault that cannot keep the number refuses the placement before anything is written.

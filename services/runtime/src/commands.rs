@@ -179,7 +179,7 @@ impl App {
                     return Err(stale(expected, loaded.revision));
                 }
             }
-            let definition = self.definition_for(&loaded.state)?;
+            let definition = self.definition_for_command(&loaded.state, &command.action)?;
             let mut events = order::decide(definition, &loaded.state, &command)?;
             let calendar = self.workflows.calendar_for(definition).ok_or_else(|| {
                 AppError::Storage(format!("calendar {} is not loaded", definition.calendar()))
@@ -265,13 +265,18 @@ impl App {
             return Ok(());
         }
         let inside = match ctx.scope {
-            Scope::Own => state.requester_id == ctx.claims.sub,
+            Scope::Own => state.is_requester(&ctx.claims.sub),
             Scope::Subtree => self
                 .directory
                 .require_scope(ctx, &state.station_id)
                 .await
                 .is_ok(),
-            Scope::Team | Scope::All => true,
+            // A field volunteer acts on what they hold, are offered, lead or may claim — or
+            // what was offered to their team (a late accept is told it lost, 409).
+            Scope::Team => {
+                self.team_holds(ctx, state).await? || self.offered_to_team(ctx, state).await?
+            }
+            Scope::All => true,
             Scope::Public => false,
         };
         if inside {
@@ -286,6 +291,46 @@ impl App {
 pub const DEFAULT_WORKFLOW: &str = "dispatched-order";
 
 impl App {
+    /// Was the order dispatched to one of the caller's teams (whatever happened since)?
+    async fn offered_to_team(&self, ctx: &RequestContext, state: &OrderState) -> Result<bool> {
+        let Some(assignee) = &state.assignee else {
+            return Ok(false);
+        };
+        Ok(self
+            .directory
+            .volunteer(&ctx.claims.sub)
+            .await?
+            .is_some_and(|v| v.team_ids.contains(&assignee.team_id)))
+    }
+
+    /// The definition a command is decided on: the order's, or for a placement the latest
+    /// of the workflow it asks for.
+    pub fn definition_for_command(
+        &self,
+        state: &OrderState,
+        action: &Action,
+    ) -> Result<&diandan_workflows::Definition> {
+        match (&state.workflow, action) {
+            (
+                None,
+                Action::Place {
+                    workflow: Some(name),
+                    ..
+                },
+            ) => self.workflows.latest(name).ok_or_else(|| {
+                let known: Vec<&str> = diandan_workflows::engine::tables()
+                    .iter()
+                    .map(|t| t.workflow)
+                    .collect();
+                AppError::invalid(
+                    "workflow",
+                    format!("未知的工作流「{name}」，可选：{}", known.join("、")),
+                )
+            }),
+            _ => self.definition_for(state),
+        }
+    }
+
     /// The definition an order runs on: the one it was placed on, or the latest for a new one.
     pub fn definition_for(&self, state: &OrderState) -> Result<&diandan_workflows::Definition> {
         let definition = match &state.workflow {

@@ -110,7 +110,7 @@ impl From<AppError> for tonic::Status {
             }
             AppError::Domain(DomainError::IllegalTransition { .. }) => Code::FailedPrecondition,
             // Lost a race: a concurrency conflict, not a client mistake.
-            AppError::Domain(DomainError::AlreadyAccepted) => Code::Aborted,
+            AppError::Domain(DomainError::AlreadyAccepted | DomainError::Full) => Code::Aborted,
             AppError::Domain(DomainError::NotFound)
             | AppError::NotFound(_)
             | AppError::Missing { .. } => Code::NotFound,

@@ -16,6 +16,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod claims;
 pub mod clock;
 pub mod commands;
 pub mod context;

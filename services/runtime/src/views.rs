@@ -92,6 +92,28 @@ pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
                 working_time: false,
             })
             .collect(),
+        workflow: state
+            .workflow
+            .as_ref()
+            .map(|w| w.name.clone())
+            .unwrap_or_default(),
+        required_volunteers: state.required_volunteers,
+        claims: state
+            .claims
+            .iter()
+            .map(|(volunteer_id, seat)| pb::ClaimSeat {
+                volunteer_id: volunteer_id.clone(),
+                team_id: seat.team_id.clone(),
+                claimed_at: rfc3339(Some(seat.claimed_at)),
+                checked_in_at: rfc3339(seat.checked_in_at),
+                checked_out_at: rfc3339(seat.checked_out_at),
+                service_minutes: seat.service_minutes,
+            })
+            .collect(),
+        followers: state.followers.clone(),
+        merged_into: state.merged_into.clone().unwrap_or_default(),
+        reworks: state.reworks,
+        follow_up_note: state.follow_up_note.clone(),
     }
 }
 
@@ -112,14 +134,18 @@ pub fn phone_access(ctx: &RequestContext, state: &OrderState) -> PhoneAccess {
     let full = match permissions::contact_access(ctx.role()) {
         ContactAccess::OwnOrders => state.requester_id == ctx.claims.sub,
         ContactAccess::WhileServing => {
-            state
+            let holds = state
                 .accepted_by
                 .as_ref()
                 .is_some_and(|(v, _)| *v == ctx.claims.sub)
                 && matches!(
                     state.status,
                     Status::Accepted | Status::InService | Status::Served
-                )
+                );
+            // A claimant of a wish, until it is done.
+            let claims = state.claims.contains_key(&ctx.claims.sub)
+                && matches!(state.status, Status::Published | Status::Claimed);
+            holds || claims
         }
         ContactAccess::Full => true,
         ContactAccess::Masked => false,
@@ -141,7 +167,7 @@ impl App {
     ) -> Result<PhoneAccess> {
         let not_found = || AppError::NotFound("订单不存在".into());
         let visible = match ctx.scope {
-            Scope::Own => state.requester_id == ctx.claims.sub,
+            Scope::Own => state.is_requester(&ctx.claims.sub),
             Scope::Team => self.team_holds(ctx, state).await?,
             Scope::Subtree => self
                 .directory
@@ -173,16 +199,38 @@ impl App {
                 .contains(&a.team_id),
             None => false,
         };
-        Ok(holds
-            || leads
-            || match (&state.assignee, state.status) {
-                (Some(a), Status::Dispatched) => self
-                    .directory
-                    .volunteer(&ctx.claims.sub)
-                    .await?
-                    .is_some_and(|v| v.team_ids.contains(&a.team_id)),
-                _ => false,
-            })
+        if holds || leads || state.claims.contains_key(&ctx.claims.sub) {
+            return Ok(true);
+        }
+        Ok(match (&state.assignee, state.status) {
+            (Some(a), Status::Dispatched) => self
+                .directory
+                .volunteer(&ctx.claims.sub)
+                .await?
+                .is_some_and(|v| v.team_ids.contains(&a.team_id)),
+            // A published wish is shown to the volunteers of the station's lineage (and stays
+            // visible to them once full, so a late claim is told so).
+            (_, Status::Published | Status::Claimed) => {
+                self.in_lineage(&ctx.claims.sub, state).await?
+            }
+            _ => false,
+        })
+    }
+
+    /// Does one of the volunteer's teams belong to the order's station or a node above it?
+    pub async fn in_lineage(&self, volunteer_id: &str, state: &OrderState) -> Result<bool> {
+        let Some(volunteer) = self.directory.volunteer(volunteer_id).await? else {
+            return Ok(false);
+        };
+        let lineage = self.directory.lineage(&state.station_id).await?;
+        for team_id in &volunteer.team_ids {
+            if let Some(team) = self.directory.team(team_id).await? {
+                if lineage.iter().any(|n| n.id == team.node_id) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Shows the full numbers in `views` (orders of `states`, all visible to `ctx`) that

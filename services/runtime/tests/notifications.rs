@@ -110,6 +110,8 @@ fn the_loop(requester: RequestContext, order_id: &str) -> Vec<(RequestContext, A
                 contact_phone: "13812345678".into(),
                 wanted_time: None,
                 on_behalf_of: None,
+                required_volunteers: None,
+                workflow: None,
             },
         ),
         (

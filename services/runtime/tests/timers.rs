@@ -122,6 +122,8 @@ async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_se
         contact_phone: "13812345678".into(),
         wanted_time: None,
         on_behalf_of: None,
+        required_volunteers: None,
+        workflow: None,
     };
     app.execute(&ctx("r1", Role::Resident), "o1", place, None)
         .await

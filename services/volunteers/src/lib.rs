@@ -179,6 +179,64 @@ impl VolunteerService for Volunteers {
             .await
     }
 
+    async fn claim_order(
+        &self,
+        request: Request<pb::ClaimOrderRequest>,
+    ) -> Result<Response<pb::ClaimOrderResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ClaimOrder)?;
+        let req = request.into_inner();
+        validate::id("order_id", &req.order_id).map_err(AppError::from)?;
+        validate::id("team_id", &req.team_id).map_err(AppError::from)?;
+        self.require_member(&ctx, &req.team_id).await?;
+        let loaded = self.app.load_order(&req.order_id).await?;
+        if loaded.revision.is_none() || !self.app.team_holds(&ctx, &loaded.state).await? {
+            return Err(AppError::NotFound("订单不存在".into()).into());
+        }
+        if let Some(volunteer) = self.app.directory.volunteer(&ctx.claims.sub).await? {
+            self.app
+                .require_claim_eligible(&volunteer, &req.team_id, &loaded.state)
+                .await?;
+        }
+        let action = Action::Claim {
+            team_id: req.team_id,
+        };
+        self.order_command(&ctx, &req.order_id, action, req.expected_revision)
+            .await
+    }
+
+    async fn unclaim_order(
+        &self,
+        request: Request<pb::UnclaimOrderRequest>,
+    ) -> Result<Response<pb::UnclaimOrderResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::UnclaimOrder)?;
+        let req = request.into_inner();
+        let action = Action::Unclaim { reason: req.reason };
+        self.order_command(&ctx, &req.order_id, action, req.expected_revision)
+            .await
+    }
+
+    async fn list_claimable_orders(
+        &self,
+        request: Request<pb::ListClaimableOrdersRequest>,
+    ) -> Result<Response<pb::ListClaimableOrdersResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ListClaimableOrders)?;
+        let req = request.into_inner();
+        let page = self
+            .app
+            .claimable_orders(&ctx, req.limit, req.min_position)
+            .await?;
+        Ok(Response::new(pb::ListClaimableOrdersResponse {
+            orders: page.orders,
+            position: page.position,
+        }))
+    }
+
     async fn request_extension(
         &self,
         request: Request<pb::RequestExtensionRequest>,

@@ -149,6 +149,37 @@ pub enum ProblemKind {
     InvalidRequiredVolunteers(i64),
     #[error("unknown eligibility rule \"{0}\": expected category_skill or station_lineage")]
     UnknownEligibility(String),
+    /// The engine runs only the workflows it has a table for.
+    #[error("workflow \"{0}\" has no transition table in the engine: expected {1}")]
+    UnknownWorkflow(String, String),
+    #[error("state \"{state}\" is not a state of workflow \"{workflow}\"")]
+    StateNotInTable { workflow: String, state: String },
+    #[error("state \"{state}\" is {} in workflow \"{workflow}\"'s table", if *is_final { "final" } else { "not final" })]
+    FinalityDiffers {
+        workflow: String,
+        state: String,
+        is_final: bool,
+    },
+    /// A transition the table lacks: the engine could not run it.
+    #[error(
+        "transition \"{command}\"{} from \"{state}\" is not in workflow \"{workflow}\"'s table",
+        outcome.as_deref().map(|o| format!(" (outcome \"{o}\")")).unwrap_or_default()
+    )]
+    TransitionNotInTable {
+        workflow: String,
+        command: String,
+        outcome: Option<String>,
+        state: String,
+    },
+    #[error("transition \"{command}\" from \"{from}\" goes to \"{to}\" in this file but to \"{table_to}\" in the table")]
+    TargetDiffers {
+        command: String,
+        from: String,
+        to: String,
+        table_to: String,
+    },
+    #[error("role \"{role}\" may not fire \"{command}\" in the table")]
+    RoleNotInTable { command: String, role: String },
     /// Two files register the same workflow version.
     #[error("workflow \"{name}\" version {version} is already registered (from {first_file})")]
     DuplicateVersion {

@@ -1,27 +1,28 @@
-//! 工作流定义: declarative, versioned workflow definitions, read from TOML.
+//! 工作流定义: what a deployment configures of a workflow, read from versioned TOML.
 //!
-//! A [`Definition`] is a workflow as data: its states (final or not), its transitions (command,
-//! from-states, to-state, the roles that may fire it), its deadlines (time limits in working or
-//! calendar time, with a yellow warning at 80% and what happens on expiry), the calendar the
-//! deadlines are counted in and, for claim workflows (认领微心愿 / 抢单), how many volunteers
-//! must claim. The shipped definitions live in `workflows/definitions/`:
+//! The engine runs the workflows it has code for, each with its transition table written once
+//! in Rust ([`engine`](crate::engine): [`dispatched`](crate::dispatched),
+//! [`claim`](crate::claim)). A [`Definition`] configures one of them for a deployment: the
+//! labels staff read, which of the table's transitions are open and to which of the table's
+//! roles, the deadlines (time limits in working or calendar time, a yellow warning at 80%, what
+//! happens on expiry), the calendar the deadlines are counted in and, for claims, how many
+//! volunteers are needed by default. The shipped files live in `workflows/definitions/`:
 //!
-//! - `dispatched-order.v1.toml`: 点单 → 审单 → 派单 → 接单 → 服务 → 办结 → 评单 → 归档, the loop
-//!   the hard-coded [`order::Status::allows`](crate::order::Status::allows) implements (a test
-//!   holds the two equal).
-//! - `open-claim.v1.toml`: a wish published to eligible volunteers; the first valid claims win
-//!   until `required_volunteers` have claimed.
+//! - `dispatched-order.v1.toml`: 点单 → 审单 → 派单 → 接单 → 服务 → 办结 → 评单 → 归档, with
+//!   merging duplicates at triage and rework or a follow-up after a poor review.
+//! - `open-claim.v1.toml`: a wish or activity published to eligible volunteers, who claim
+//!   seats until `required_volunteers` have.
 //!
-//! [`Definition::parse`] checks a file completely and reports every problem as `file:line:`
-//! (an unreachable state, a transition to nowhere, a stage without a deadline, an unknown
-//! role, …): a definition that parses is one the engine can run. The engine uses it as its
-//! transition table ([`Definition::allows`], [`Definition::target`]) and its timer plan
-//! ([`Definition::clock_changes`], [`Deadline::schedule`]). A [`Registry`] keeps every version,
-//! so an order started on v1 stays on v1 after v2 ships.
+//! [`Definition::parse`] checks a file completely and reports every problem as `file:line:`:
+//! a state, transition (from-state, command, outcome → target) or role its workflow's table
+//! does not have, an unreachable state, a stage without a deadline, … A definition that parses
+//! is one the engine can run. The engine uses it as the open part of its table
+//! ([`Definition::transition`]) and as its timer plan ([`Definition::clock_changes`],
+//! [`Deadline::schedule`]). A [`Registry`] keeps every version, so an order started on v1
+//! stays on v1 after v2 ships.
 //!
 //! Pure: no clock, no I/O except [`Definition::load`] / [`Registry::load_dir`] reading the path
-//! they are given. This module must not know the order aggregate's Rust types; the engine maps
-//! its actions to command names.
+//! they are given.
 
 pub(crate) mod error;
 mod registry;
@@ -34,6 +35,8 @@ use time::OffsetDateTime;
 use toml::Spanned;
 
 use crate::calendar::{Calendar, TimeLimit};
+use crate::engine::Table;
+use crate::order::Status;
 use crate::Role;
 use error::{is_snake_case, read_file, LineIndex};
 
@@ -71,6 +74,7 @@ impl fmt::Display for DefinitionId {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Definition {
     id: DefinitionId,
+    table: &'static Table,
     title: String,
     file: String,
     version_line: usize,
@@ -93,8 +97,9 @@ pub struct State {
     pub is_final: bool,
 }
 
-/// One row of the transition table: `command` moves an instance from any of `from` to `to`,
-/// if the actor's role is one of `roles`.
+/// One open row of the workflow's table, as the file configures it: `command` moves an
+/// instance from any of `from` to `to`, if the actor's role is one of `roles`. `to` and the
+/// largest `roles` are the table's; a file may only narrow the roles and relabel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
     /// snake_case, e.g. `check_in`.
@@ -219,6 +224,7 @@ impl Definition {
         let mut check = Check {
             lines: &lines,
             problems: Vec::new(),
+            table_known: true,
         };
         let definition = check.definition(raw, file_name);
         if check.problems.is_empty() {
@@ -236,6 +242,11 @@ impl Definition {
 
     pub fn id(&self) -> &DefinitionId {
         &self.id
+    }
+
+    /// The engine's table for this workflow.
+    pub fn table(&self) -> &'static Table {
+        self.table
     }
 
     /// e.g. `dispatched-order`.
@@ -311,37 +322,6 @@ impl Definition {
             .filter(move |t| t.command == command && t.from.iter().any(|f| f == state))
     }
 
-    /// The commands `role` may send in `state`: the buttons a screen shows.
-    pub fn available<'a, 'q>(
-        &'a self,
-        state: &'q str,
-        role: Role,
-    ) -> impl Iterator<Item = &'a Transition> + 'q
-    where
-        'a: 'q,
-    {
-        self.transitions
-            .iter()
-            .filter(move |t| t.roles.contains(&role) && t.from.iter().any(|f| f == state))
-    }
-
-    /// May `role` send `command` in `state` (with any outcome)?
-    pub fn allows(&self, state: &str, command: &str, role: Role) -> bool {
-        self.transitions_from(state, command)
-            .any(|t| t.roles.contains(&role))
-    }
-
-    /// Where `command`'s default outcome leads from `state`, if it applies there at all.
-    pub fn target(&self, state: &str, command: &str) -> Option<&str> {
-        self.target_of(state, command, None)
-    }
-
-    /// Where `command` with this `outcome` leads from `state` (`None`: the default outcome).
-    pub fn target_of(&self, state: &str, command: &str, outcome: Option<&str>) -> Option<&str> {
-        self.transition(state, command, outcome)
-            .map(|t| t.to.as_str())
-    }
-
     /// The row for `command` with this `outcome` from `state`: its target and, since outcomes
     /// of one command may be open to different roles, who may fire it.
     pub fn transition(
@@ -382,20 +362,6 @@ impl Definition {
             }
         }
         changes
-    }
-
-    /// Where a claim leads from `state` once `claims` volunteers (this one included) have
-    /// claimed and `required` are needed: `state` itself while short, the claim transition's
-    /// target once enough have. `None` when claiming is not possible in `state` (e.g. it is
-    /// already full: the next claimant is too late).
-    pub fn after_claim(&self, state: &str, claims: u32, required: u32) -> Option<&str> {
-        let claim = self.claim.as_ref()?;
-        let target = self.target(state, &claim.command)?;
-        if claims < required {
-            self.state(state).map(|s| s.name.as_str())
-        } else {
-            Some(target)
-        }
     }
 }
 
@@ -439,7 +405,8 @@ struct RawTransition {
     label: String,
     outcome: Option<Spanned<String>>,
     from: Vec<Spanned<String>>,
-    to: Spanned<String>,
+    /// Omitted: the instance stays where it is (a claimant checking in).
+    to: Option<Spanned<String>>,
     roles: Vec<Spanned<String>>,
 }
 
@@ -482,6 +449,8 @@ const DEFAULT_WARN_AT: f64 = 0.8;
 struct Check<'a> {
     lines: &'a LineIndex,
     problems: Vec<Problem>,
+    /// False when the workflow has no table: its rows are not checked against another's.
+    table_known: bool,
 }
 
 impl Check<'_> {
@@ -527,7 +496,22 @@ impl Check<'_> {
             }
         };
 
-        let states = self.states(&raw.states);
+        let table = match crate::engine::table(&name) {
+            Some(table) => table,
+            None => {
+                let known: Vec<String> = crate::engine::tables()
+                    .iter()
+                    .map(|t| format!("\"{}\"", t.workflow))
+                    .collect();
+                self.problem(
+                    &raw.name,
+                    ProblemKind::UnknownWorkflow(name.clone(), known.join(" or ")),
+                );
+                self.table_known = false;
+                &crate::dispatched::TABLE
+            }
+        };
+        let states = self.states(table, &raw.states);
         let is_final = |name: &str| states.get(name).map(|&(_, is_final)| is_final);
 
         let initial = raw.initial.get_ref().clone();
@@ -543,7 +527,7 @@ impl Check<'_> {
             Some(false) => {}
         }
 
-        let transitions = self.transitions(&raw.transitions, &is_final);
+        let transitions = self.transitions(table, &raw.transitions, &is_final);
         self.reachability(&raw, &transitions, &initial);
         let deadlines = self.deadlines(&raw.deadlines, &transitions, &is_final);
         for state in &raw.states {
@@ -565,6 +549,7 @@ impl Check<'_> {
 
         Definition {
             id: DefinitionId { name, version },
+            table,
             title: raw.title,
             file: file.to_owned(),
             version_line: self.lines.of(&raw.version),
@@ -585,13 +570,37 @@ impl Check<'_> {
         }
     }
 
-    /// State name → (line, is final), reporting bad and duplicate names.
-    fn states(&mut self, raw: &[RawState]) -> BTreeMap<String, (usize, bool)> {
+    /// State name → (line, is final), reporting bad and duplicate names and states the
+    /// table does not have (or has with another finality).
+    fn states(
+        &mut self,
+        table: &'static Table,
+        raw: &[RawState],
+    ) -> BTreeMap<String, (usize, bool)> {
         let mut states = BTreeMap::new();
         for state in raw {
             let name = &state.name;
             self.snake_case("state", name);
             let line = self.lines.of(name);
+            match Status::parse(name.get_ref()).filter(|s| table.has_state(*s)) {
+                _ if !self.table_known => {}
+                None => self.problem(
+                    name,
+                    ProblemKind::StateNotInTable {
+                        workflow: table.workflow.to_owned(),
+                        state: name.get_ref().clone(),
+                    },
+                ),
+                Some(status) if table.is_final(status) != state.is_final => self.problem(
+                    name,
+                    ProblemKind::FinalityDiffers {
+                        workflow: table.workflow.to_owned(),
+                        state: name.get_ref().clone(),
+                        is_final: table.is_final(status),
+                    },
+                ),
+                Some(_) => {}
+            }
             match states.get(name.get_ref()) {
                 Some(&(first_line, _)) => self.problem(
                     name,
@@ -608,8 +617,10 @@ impl Check<'_> {
         states
     }
 
+    /// The file's transitions, one per from-state, each checked against the table's row.
     fn transitions(
         &mut self,
+        table: &'static Table,
         raw: &[RawTransition],
         is_final: &dyn Fn(&str) -> Option<bool>,
     ) -> Vec<Transition> {
@@ -630,6 +641,33 @@ impl Check<'_> {
                         command: command.clone(),
                     },
                 );
+            }
+            if t.roles.is_empty() {
+                self.problem(
+                    &t.command,
+                    ProblemKind::NoRoles {
+                        command: command.clone(),
+                    },
+                );
+            }
+            let mut roles = Vec::new();
+            for role in &t.roles {
+                match Role::parse(role.get_ref()) {
+                    Some(r) if !roles.contains(&r) => roles.push(r),
+                    Some(_) => {}
+                    None => self.problem(role, ProblemKind::UnknownRole(role.get_ref().clone())),
+                }
+            }
+            if let Some(to) = &t.to {
+                if is_final(to.get_ref()).is_none() {
+                    self.problem(
+                        to,
+                        ProblemKind::TransitionToUnknownState {
+                            command: command.clone(),
+                            state: to.get_ref().clone(),
+                        },
+                    );
+                }
             }
             for from in &t.from {
                 match is_final(from.get_ref()) {
@@ -664,40 +702,64 @@ impl Check<'_> {
                         seen.insert(key, self.lines.of(&t.command));
                     }
                 }
-            }
-            if is_final(t.to.get_ref()).is_none() {
-                self.problem(
-                    &t.to,
-                    ProblemKind::TransitionToUnknownState {
-                        command: command.clone(),
-                        state: t.to.get_ref().clone(),
-                    },
-                );
-            }
-            if t.roles.is_empty() {
-                self.problem(
-                    &t.command,
-                    ProblemKind::NoRoles {
-                        command: command.clone(),
-                    },
-                );
-            }
-            let mut roles = Vec::new();
-            for role in &t.roles {
-                match Role::parse(role.get_ref()) {
-                    Some(r) if !roles.contains(&r) => roles.push(r),
-                    Some(_) => {}
-                    None => self.problem(role, ProblemKind::UnknownRole(role.get_ref().clone())),
+                let to =
+                    t.to.as_ref()
+                        .map_or(from.get_ref(), |to| to.get_ref())
+                        .clone();
+                // The table decides what exists; the file may only open what is there.
+                let row = Status::parse(from.get_ref()).and_then(|status| {
+                    table
+                        .row(status, &command, outcome.as_deref())
+                        .map(|r| (status, r))
+                });
+                match row {
+                    _ if !self.table_known => {}
+                    None => self.problem(
+                        from,
+                        ProblemKind::TransitionNotInTable {
+                            workflow: table.workflow.to_owned(),
+                            command: command.clone(),
+                            outcome: outcome.clone(),
+                            state: from.get_ref().clone(),
+                        },
+                    ),
+                    Some((status, row)) => {
+                        let table_to = row.target(status).as_str();
+                        if to != table_to {
+                            let at = t.to.as_ref().unwrap_or(from);
+                            self.problem(
+                                at,
+                                ProblemKind::TargetDiffers {
+                                    command: command.clone(),
+                                    from: from.get_ref().clone(),
+                                    to: to.clone(),
+                                    table_to: table_to.to_owned(),
+                                },
+                            );
+                        }
+                        for role in &t.roles {
+                            let known = Role::parse(role.get_ref());
+                            if known.is_some_and(|r| !row.roles.contains(&r)) {
+                                self.problem(
+                                    role,
+                                    ProblemKind::RoleNotInTable {
+                                        command: command.clone(),
+                                        role: role.get_ref().clone(),
+                                    },
+                                );
+                            }
+                        }
+                    }
                 }
+                transitions.push(Transition {
+                    command: command.clone(),
+                    label: t.label.clone(),
+                    outcome: outcome.clone(),
+                    from: vec![from.get_ref().clone()],
+                    to,
+                    roles: roles.clone(),
+                });
             }
-            transitions.push(Transition {
-                command,
-                label: t.label.clone(),
-                outcome,
-                from: t.from.iter().map(|f| f.get_ref().clone()).collect(),
-                to: t.to.get_ref().clone(),
-                roles,
-            });
         }
         transitions
     }

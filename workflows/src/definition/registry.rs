@@ -18,6 +18,10 @@ const BUILTIN_DEFINITIONS: &[(&str, &str)] = &[
         include_str!("../../definitions/dispatched-order.v1.toml"),
     ),
     (
+        "dispatched-order.v2.toml",
+        include_str!("../../definitions/dispatched-order.v2.toml"),
+    ),
+    (
         "open-claim.v1.toml",
         include_str!("../../definitions/open-claim.v1.toml"),
     ),

@@ -27,6 +27,12 @@ pub enum Action {
         contact_phone: String,
         wanted_time: Option<OffsetDateTime>,
         on_behalf_of: Option<String>,
+        /// Open claim (活动招募): how many volunteers must claim; `None` takes the
+        /// definition's default. A dispatched order has one.
+        required_volunteers: Option<u32>,
+        /// The workflow to run it on (`None`: the dispatched order). The caller picks that
+        /// workflow's latest definition and passes it to `decide`.
+        workflow: Option<String>,
     },
     /// 审单: accept into the dispatch queue, or reject with a reason.
     Triage { accept: bool, reason: String },
@@ -50,8 +56,27 @@ pub enum Action {
     Review { rating: u32, comment: String },
     /// 归档: close a reviewed order.
     Close,
-    /// Withdrawn by the requester before anyone accepted it.
+    /// Withdrawn by the requester before anyone accepted it (an activity: by its station).
     Cancel { reason: String },
+    /// 认领: a volunteer claims a seat of a published wish or activity, for `team_id` (one of
+    /// their teams; eligibility is checked by the caller against the directory).
+    Claim { team_id: String },
+    /// 放弃认领: a claimant withdraws before checking in.
+    Unclaim { reason: String },
+    /// 返工: after a review of at most two stars, the station head sends the order back to a
+    /// team (the same or another).
+    Rework { assignee: Assignee, reason: String },
+    /// 回访: after a review of at most two stars, the station head records a follow-up.
+    FollowUp { note: String },
+    /// 合并: at triage, the order duplicates `into` (an earlier order of the same station);
+    /// it closes as merged and its requester follows the surviving order.
+    Merge { into: String, reason: String },
+    /// The surviving side of a merge: `order_id` was merged into this order, and its
+    /// requester now follows it. Sent by the engine right after [`Action::Merge`].
+    AbsorbDuplicate {
+        order_id: String,
+        requester_id: String,
+    },
     /// 延期申请: the accepting volunteer asks to move a running deadline to `until`.
     RequestExtension {
         deadline: String,
@@ -110,14 +135,12 @@ impl Action {
             Action::FireTimer { .. } => "fire_timer",
             Action::RequestExtension { .. } => "request_extension",
             Action::DecideExtension { .. } => "decide_extension",
-        }
-    }
-
-    /// Which of a command's rows applies (`outcome = …` in a definition); `None` for the default.
-    pub fn outcome(&self) -> Option<&'static str> {
-        match self {
-            Action::Triage { accept: false, .. } => Some("reject"),
-            _ => None,
+            Action::Claim { .. } => "claim",
+            Action::Unclaim { .. } => "unclaim",
+            Action::Rework { .. } => "rework",
+            Action::FollowUp { .. } => "follow_up",
+            Action::Merge { .. } => "merge",
+            Action::AbsorbDuplicate { .. } => "absorb_duplicate",
         }
     }
 
@@ -138,6 +161,12 @@ impl Action {
             Action::FireTimer { .. } => "计时",
             Action::RequestExtension { .. } => "申请延期",
             Action::DecideExtension { .. } => "审批延期",
+            Action::Claim { .. } => "认领",
+            Action::Unclaim { .. } => "放弃认领",
+            Action::Rework { .. } => "返工",
+            Action::FollowUp { .. } => "回访",
+            Action::Merge { .. } => "合并",
+            Action::AbsorbDuplicate { .. } => "并入重复订单",
         }
     }
 }

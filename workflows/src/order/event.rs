@@ -8,6 +8,17 @@ use crate::definition::{DefinitionId, Timer};
 use crate::validate::Location;
 use crate::{Category, OrgLevel};
 
+/// The outcome of the claim that fills the last seat.
+pub const FILL: &str = "fill";
+
+fn one() -> u32 {
+    1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
 /// One fact about an order, with the business time it happened at.
 ///
 /// Who caused it, the command id and the correlation id travel in the envelope
@@ -79,6 +90,9 @@ pub enum OrderChange {
         /// The workflow definition this order runs on, for its whole life (version pinning).
         #[serde(default = "DefinitionId::dispatched_order_v1")]
         workflow: DefinitionId,
+        /// Open claim: how many volunteers must claim before it is full.
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        required_volunteers: u32,
     },
     OrderTriaged,
     OrderRejected {
@@ -120,10 +134,45 @@ pub enum OrderChange {
         /// Given by the system when the resident did not review in time.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         by_default: bool,
+        /// Who reviewed, when the order has several requesters (a merged duplicate's) or is
+        /// reviewed by its station (an activity); empty for the requester of a plain order.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reviewer_id: String,
     },
     OrderClosed,
     OrderCancelled {
         reason: String,
+    },
+    /// 认领: a volunteer took a seat; `filled` when it was the last one.
+    Claimed {
+        volunteer_id: String,
+        team_id: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        filled: bool,
+    },
+    /// 放弃认领: a claimant gave the seat back before checking in.
+    Unclaimed {
+        volunteer_id: String,
+        reason: String,
+    },
+    /// 返工: sent back to a team after a poor review; the review stays in the history.
+    OrderReworked {
+        assignee: Assignee,
+        reason: String,
+    },
+    /// 回访: the station head followed up a poor review.
+    FollowUpRecorded {
+        note: String,
+    },
+    /// 合并: closed as a duplicate of `into`.
+    OrderMerged {
+        into: String,
+        reason: String,
+    },
+    /// A duplicate was merged into this order; its requester follows and reviews it.
+    DuplicateMerged {
+        order_id: String,
+        requester_id: String,
     },
     /// A deadline's clock started (the order entered a stage it covers).
     DeadlineScheduled {
@@ -190,6 +239,45 @@ impl OrderChange {
             OrderChange::ExtensionRequested { .. } => "ExtensionRequested",
             OrderChange::ExtensionApproved { .. } => "ExtensionApproved",
             OrderChange::ExtensionDenied { .. } => "ExtensionDenied",
+            OrderChange::Claimed { .. } => "Claimed",
+            OrderChange::Unclaimed { .. } => "Unclaimed",
+            OrderChange::OrderReworked { .. } => "OrderReworked",
+            OrderChange::FollowUpRecorded { .. } => "FollowUpRecorded",
+            OrderChange::OrderMerged { .. } => "OrderMerged",
+            OrderChange::DuplicateMerged { .. } => "DuplicateMerged",
         }
+    }
+
+    /// The table row the event records: its command and outcome. `None` for bookkeeping
+    /// (deadlines, a merged duplicate's requester joining) that moves no state.
+    pub fn transition(&self) -> Option<(&'static str, Option<&'static str>)> {
+        Some(match self {
+            OrderChange::OrderPlaced { .. } => ("place", None),
+            OrderChange::OrderTriaged => ("triage", None),
+            OrderChange::OrderRejected { .. } => ("triage", Some("reject")),
+            OrderChange::OrderDispatched { .. } => ("dispatch", None),
+            OrderChange::OrderAccepted { .. } => ("accept", None),
+            OrderChange::OrderDeclined { .. } => ("decline", None),
+            OrderChange::VolunteerCheckedIn { .. } => ("check_in", None),
+            OrderChange::VolunteerCheckedOut { .. } => ("check_out", None),
+            OrderChange::OrderCompleted { .. } => ("complete", None),
+            OrderChange::OrderReviewed { .. } => ("review", None),
+            OrderChange::OrderClosed => ("close", None),
+            OrderChange::OrderCancelled { .. } => ("cancel", None),
+            OrderChange::Claimed { filled, .. } => ("claim", filled.then_some(FILL)),
+            OrderChange::Unclaimed { .. } => ("unclaim", None),
+            OrderChange::OrderReworked { .. } => ("rework", None),
+            OrderChange::FollowUpRecorded { .. } => ("follow_up", None),
+            OrderChange::OrderMerged { .. } => ("merge", None),
+            OrderChange::DuplicateMerged { .. }
+            | OrderChange::DeadlineScheduled { .. }
+            | OrderChange::DeadlineCleared { .. }
+            | OrderChange::DeadlineWarned { .. }
+            | OrderChange::DeadlineOverdue { .. }
+            | OrderChange::ExtensionRequested { .. }
+            | OrderChange::ExtensionApproved { .. }
+            | OrderChange::ExtensionDenied { .. }
+            | OrderChange::TimerIgnored { .. } => return None,
+        })
     }
 }

@@ -1,28 +1,19 @@
-//! The dispatched-order workflow (点单 → 审单 → 派单 → 接单 → 服务 → 办结 → 评单 → 归档).
+//! The order aggregate every workflow runs on: one order (点单, 心愿, 活动) is one stream of
+//! [`OrderEvent`]s.
 //!
-//! One order is one stream of [`OrderEvent`]s. [`decide`] turns a [`Command`] and the current
-//! [`OrderState`] into new events or a [`DomainError`](crate::DomainError); [`evolve`] folds an
-//! event into the state. Both are pure: the caller loads, decides, appends with the expected
-//! revision, and retries on conflict — so "first valid accept wins" is one checked append.
+//! [`decide`] turns a [`Command`] and the current [`OrderState`] into new events or a
+//! [`DomainError`](crate::DomainError); [`evolve`] folds an event into the state. Both are pure
+//! and both read the order's workflow table ([`engine`](crate::engine)): `decide` finds the
+//! row for the status, the command and its outcome; `evolve` moves the status to the row's
+//! target. The caller loads, decides, appends with the expected revision, and retries on
+//! conflict — so "first valid accept wins" and "the N-th claim fills it" are one checked
+//! append each.
 //!
-//! The transition table, in one place ([`Status::allows`]):
-//!
-//! | from | command | to |
-//! |---|---|---|
-//! | new | place (resident, or staff on behalf: 制单) | placed |
-//! | placed | triage accept / reject (station head) | triaged / rejected |
-//! | triaged, dispatched | dispatch (station head) | dispatched |
-//! | dispatched | accept (volunteer of the assigned team) | accepted |
-//! | dispatched, accepted | decline / return (退单) | triaged |
-//! | accepted | check in (签到) | in_service |
-//! | in_service | check out (签退) | served |
-//! | served | complete (办结) | completed |
-//! | completed | review (requester) | reviewed |
-//! | reviewed | close (station head) | closed |
-//! | placed, triaged, dispatched | cancel (requester) | cancelled |
+//! The tables themselves are in [`dispatched`](crate::dispatched) and [`claim`](crate::claim),
+//! rendered in the README.
 
 mod command;
-mod decide;
+pub(crate) mod decide;
 mod event;
 mod state;
 #[cfg(test)]
@@ -30,9 +21,9 @@ mod tests;
 mod timers;
 
 pub use command::{Action, Command, TimerPhase};
-pub use decide::decide;
-pub use event::{Assignee, OrderChange, OrderEvent, TeamKind};
-pub use state::{evolve, ActiveDeadline, OrderState, Status};
+pub use decide::{decide, MAX_SEATS};
+pub use event::{Assignee, OrderChange, OrderEvent, TeamKind, FILL};
+pub use state::{evolve, ActiveDeadline, OrderState, Seat, Status};
 pub use timers::schedule_clocks;
 
 /// The stream an order's events live in.

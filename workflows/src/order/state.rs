@@ -3,8 +3,11 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use std::collections::BTreeMap;
+
 use super::event::{Assignee, OrderChange, OrderEvent};
 use crate::definition::{DefinitionId, Timer};
+use crate::engine::Table;
 use crate::validate::Location;
 use crate::Category;
 
@@ -26,11 +29,17 @@ pub enum Status {
     Reviewed,
     Closed,
     Cancelled,
+    /// Open claim: published to eligible volunteers, seats left (待认领).
+    Published,
+    /// Open claim: every seat taken (已认领).
+    Claimed,
+    /// Closed as a duplicate of an earlier order (已合并).
+    Merged,
 }
 
 impl Status {
     /// Every status, `New` (before the first event, never shown) first.
-    pub const ALL: [Status; 12] = [
+    pub const ALL: [Status; 15] = [
         Status::New,
         Status::Placed,
         Status::Triaged,
@@ -43,6 +52,9 @@ impl Status {
         Status::Reviewed,
         Status::Closed,
         Status::Cancelled,
+        Status::Published,
+        Status::Claimed,
+        Status::Merged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +71,9 @@ impl Status {
             Status::Reviewed => "reviewed",
             Status::Closed => "closed",
             Status::Cancelled => "cancelled",
+            Status::Published => "published",
+            Status::Claimed => "claimed",
+            Status::Merged => "merged",
         }
     }
 
@@ -77,6 +92,9 @@ impl Status {
             Status::Reviewed => "已评价",
             Status::Closed => "已归档",
             Status::Cancelled => "已取消",
+            Status::Published => "待认领",
+            Status::Claimed => "已认领",
+            Status::Merged => "已合并",
         }
     }
 
@@ -94,13 +112,20 @@ impl Status {
             "reviewed" => Status::Reviewed,
             "closed" => Status::Closed,
             "cancelled" => Status::Cancelled,
+            "published" => Status::Published,
+            "claimed" => Status::Claimed,
+            "merged" => Status::Merged,
             _ => return None,
         })
     }
 
-    /// No command applies any more.
+    /// No command applies any more: no row of any workflow's table leaves it.
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Rejected | Status::Closed | Status::Cancelled)
+        self != Status::New
+            && crate::engine::tables()
+                .iter()
+                .filter(|t| t.has_state(self))
+                .all(|t| t.is_final(self))
     }
 }
 
@@ -148,7 +173,61 @@ pub struct OrderState {
     pub declines: u32,
     /// Deadlines whose clock runs now, by name.
     #[serde(default)]
-    pub deadlines: std::collections::BTreeMap<String, ActiveDeadline>,
+    pub deadlines: BTreeMap<String, ActiveDeadline>,
+    /// Open claim: seats needed (1 for a dispatched order).
+    #[serde(default = "one")]
+    pub required_volunteers: u32,
+    /// Open claim: who holds a seat, by volunteer id.
+    #[serde(default)]
+    pub claims: BTreeMap<String, Seat>,
+    /// Requesters of duplicates merged into this order: they follow and review it too.
+    #[serde(default)]
+    pub followers: Vec<String>,
+    /// Who has reviewed since the order was last (re)done.
+    #[serde(default)]
+    pub reviewed_by: Vec<String>,
+    /// How many times it was sent back for rework (返工).
+    #[serde(default)]
+    pub reworks: u32,
+    /// The last follow-up (回访) of a poor review.
+    #[serde(default)]
+    pub follow_up_note: String,
+    /// Closed as a duplicate of this order.
+    #[serde(default)]
+    pub merged_into: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A claimant's seat on an open-claim order: each serves, and earns hours, on their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seat {
+    pub team_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub claimed_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub checked_in_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub checked_out_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub service_minutes: u32,
+}
+
+impl OrderState {
+    /// The workflow table the order runs on (the dispatched order's before it is placed).
+    pub fn table(&self) -> &'static Table {
+        self.workflow
+            .as_ref()
+            .and_then(|w| crate::engine::table(&w.name))
+            .unwrap_or(&crate::dispatched::TABLE)
+    }
+
+    /// Whether `who` placed the order or follows it through a merged duplicate.
+    pub fn is_requester(&self, who: &str) -> bool {
+        self.requester_id == who || self.followers.iter().any(|f| f == who)
+    }
 }
 
 /// A running deadline and how far it has gone.
@@ -164,10 +243,21 @@ pub struct ActiveDeadline {
     pub extension_requested: Option<OffsetDateTime>,
 }
 
-/// Folds one event into the state.
+/// Folds one event into the state. The status comes from the row of the order's workflow
+/// table the event records ([`OrderChange::transition`]); the arms below keep the details.
 pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
     let at = event.at;
     state.updated_at = Some(at);
+    if let OrderChange::OrderPlaced { workflow, .. } = &event.change {
+        state.workflow = Some(workflow.clone());
+    }
+    if let Some((command, outcome)) = event.change.transition() {
+        // Events were decided against a definition that may only narrow its table, so the
+        // row exists; a stored event no table knows leaves the status as it was.
+        if let Some(row) = state.table().row(state.status, command, outcome) {
+            state.status = row.target(state.status);
+        }
+    }
     match &event.change {
         OrderChange::OrderPlaced {
             order_id,
@@ -179,10 +269,10 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             contact_phone_masked,
             wanted_time,
             placed_by_staff: _,
-            workflow,
+            workflow: _,
+            required_volunteers,
         } => {
-            state.status = Status::Placed;
-            state.workflow = Some(workflow.clone());
+            state.required_volunteers = *required_volunteers;
             state.order_id = order_id.clone();
             state.requester_id = requester_id.clone();
             state.station_id = station_id.clone();
@@ -193,13 +283,11 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             state.wanted_time = *wanted_time;
             state.placed_at = Some(at);
         }
-        OrderChange::OrderTriaged => state.status = Status::Triaged,
+        OrderChange::OrderTriaged | OrderChange::OrderClosed => {}
         OrderChange::OrderRejected { reason } => {
-            state.status = Status::Rejected;
             state.reject_reason = reason.clone();
         }
         OrderChange::OrderDispatched { assignee, .. } => {
-            state.status = Status::Dispatched;
             state.assignee = Some(assignee.clone());
             state.dispatched_at.get_or_insert(at);
         }
@@ -207,44 +295,92 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             volunteer_id,
             team_id,
         } => {
-            state.status = Status::Accepted;
             state.accepted_by = Some((volunteer_id.clone(), team_id.clone()));
             state.accepted_at = Some(at);
         }
         OrderChange::OrderDeclined { .. } => {
-            state.status = Status::Triaged;
             state.assignee = None;
             state.accepted_by = None;
             state.accepted_at = None;
             state.declines += 1;
         }
-        OrderChange::VolunteerCheckedIn { .. } => {
-            state.status = Status::InService;
-            state.checked_in_at = Some(at);
+        OrderChange::VolunteerCheckedIn { volunteer_id, .. } => {
+            match state.claims.get_mut(volunteer_id) {
+                Some(seat) => seat.checked_in_at = Some(at),
+                None => state.checked_in_at = Some(at),
+            }
         }
         OrderChange::VolunteerCheckedOut {
-            service_minutes, ..
-        } => {
-            state.status = Status::Served;
-            state.checked_out_at = Some(at);
-            state.service_minutes = *service_minutes;
-        }
+            volunteer_id,
+            service_minutes,
+            ..
+        } => match state.claims.get_mut(volunteer_id) {
+            Some(seat) => {
+                seat.checked_out_at = Some(at);
+                seat.service_minutes = *service_minutes;
+                state.service_minutes = state.claims.values().map(|s| s.service_minutes).sum();
+            }
+            None => {
+                state.checked_out_at = Some(at);
+                state.service_minutes = *service_minutes;
+            }
+        },
         OrderChange::OrderCompleted { note, photos } => {
-            state.status = Status::Completed;
             state.completed_at = Some(at);
             state.completion_note = note.clone();
             state.photos = photos.clone();
         }
         OrderChange::OrderReviewed {
-            rating, comment, ..
+            rating,
+            comment,
+            reviewer_id,
+            ..
         } => {
-            state.status = Status::Reviewed;
             state.rating = Some(*rating);
             state.review_comment = comment.clone();
+            let reviewer = match reviewer_id.as_str() {
+                "" => state.requester_id.clone(),
+                id => id.to_owned(),
+            };
+            state.reviewed_by.push(reviewer);
         }
-        OrderChange::OrderClosed => state.status = Status::Closed,
+        OrderChange::Claimed {
+            volunteer_id,
+            team_id,
+            ..
+        } => {
+            state.claims.insert(
+                volunteer_id.clone(),
+                Seat {
+                    team_id: team_id.clone(),
+                    claimed_at: at,
+                    checked_in_at: None,
+                    checked_out_at: None,
+                    service_minutes: 0,
+                },
+            );
+        }
+        OrderChange::Unclaimed { volunteer_id, .. } => {
+            state.claims.remove(volunteer_id);
+        }
+        OrderChange::OrderReworked { assignee, .. } => {
+            state.assignee = Some(assignee.clone());
+            state.accepted_by = None;
+            state.accepted_at = None;
+            state.checked_in_at = None;
+            state.checked_out_at = None;
+            state.completed_at = None;
+            state.reviewed_by.clear();
+            state.reworks += 1;
+        }
+        OrderChange::FollowUpRecorded { note } => state.follow_up_note = note.clone(),
+        OrderChange::OrderMerged { into, .. } => state.merged_into = Some(into.clone()),
+        OrderChange::DuplicateMerged { requester_id, .. } => {
+            if !state.is_requester(requester_id) {
+                state.followers.push(requester_id.clone());
+            }
+        }
         OrderChange::OrderCancelled { reason } => {
-            state.status = Status::Cancelled;
             state.cancel_reason = reason.clone();
         }
         OrderChange::DeadlineScheduled { timer } => {

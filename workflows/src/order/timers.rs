@@ -303,6 +303,8 @@ mod tests {
                     contact_phone: "13812345678".into(),
                     wanted_time: None,
                     on_behalf_of: None,
+                    required_volunteers: None,
+                    workflow: None,
                 },
             ),
             command(

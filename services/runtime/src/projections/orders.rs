@@ -31,6 +31,14 @@ CREATE INDEX IF NOT EXISTS orders_requester ON orders (requester_id, placed_at);
 CREATE INDEX IF NOT EXISTS orders_path ON orders (station_path, status);
 CREATE INDEX IF NOT EXISTS orders_assignee ON orders (assignee_id, status);
 CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by);
+-- Who else an order belongs to: claimants of an open claim, followers of a merged duplicate.
+CREATE TABLE IF NOT EXISTS order_people (
+    person_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    order_id TEXT NOT NULL,
+    PRIMARY KEY (person_id, kind, order_id)
+);
+CREATE INDEX IF NOT EXISTS order_people_order ON order_people (order_id);
 ";
 
 impl Projection for OrdersProjection {
@@ -43,7 +51,7 @@ impl Projection for OrdersProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["orders"]
+        &["orders", "order_people"]
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
@@ -100,6 +108,25 @@ impl Projection for OrdersProjection {
                 extension_pending
             ],
         )?;
+        if matches!(
+            decoded.change,
+            OrderChange::Claimed { .. }
+                | OrderChange::Unclaimed { .. }
+                | OrderChange::DuplicateMerged { .. }
+        ) {
+            tx.execute("DELETE FROM order_people WHERE order_id = ?1", [order_id])?;
+            let people = state
+                .claims
+                .keys()
+                .map(|v| (v, "claimant"))
+                .chain(state.followers.iter().map(|f| (f, "follower")));
+            for (person, kind) in people {
+                tx.execute(
+                    "INSERT OR IGNORE INTO order_people (person_id, kind, order_id) VALUES (?1, ?2, ?3)",
+                    params![person, kind, order_id],
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -118,6 +145,9 @@ pub enum OrderScope {
     },
     /// Every order of a subtree (a `/…/` path prefix).
     Subtree(String),
+    /// Published open claims of stations below any of these `/…/` paths (a volunteer's
+    /// teams' nodes: the station lineage).
+    Claimable(Vec<String>),
 }
 
 /// A list query.
@@ -140,7 +170,11 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
     let mut args: Vec<String> = Vec::new();
     match &filter.scope {
         OrderScope::Requester(id) => {
-            sql.push_str("requester_id = ?");
+            sql.push_str(
+                "(requester_id = ? OR order_id IN \
+                 (SELECT order_id FROM order_people WHERE person_id = ? AND kind = 'follower'))",
+            );
+            args.push(id.clone());
             args.push(id.clone());
         }
         OrderScope::Volunteer {
@@ -148,7 +182,11 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
             team_ids,
             led_team_ids,
         } => {
-            sql.push_str("(accepted_by = ?");
+            sql.push_str(
+                "(accepted_by = ? OR order_id IN \
+                 (SELECT order_id FROM order_people WHERE person_id = ? AND kind = 'claimant')",
+            );
+            args.push(id.clone());
             args.push(id.clone());
             if !team_ids.is_empty() {
                 sql.push_str(" OR (status = 'dispatched' AND assignee_id IN (");
@@ -168,6 +206,15 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
             sql.push_str("station_path >= ? AND station_path < ?");
             args.push(path.clone());
             args.push(format!("{path}\u{10FFFF}"));
+        }
+        OrderScope::Claimable(paths) => {
+            sql.push_str("status = 'published' AND (0");
+            for path in paths {
+                sql.push_str(" OR (station_path >= ? AND station_path < ?)");
+                args.push(path.clone());
+                args.push(format!("{path}\u{10FFFF}"));
+            }
+            sql.push(')');
         }
     }
     if !filter.statuses.is_empty() {

@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS order_facts (
     service_minutes INTEGER NOT NULL DEFAULT 0,
     warned INTEGER NOT NULL DEFAULT 0,
     overdue INTEGER NOT NULL DEFAULT 0,
-    volunteer_id TEXT
+    volunteer_id TEXT,
+    workflow TEXT NOT NULL DEFAULT 'dispatched-order',
+    claims INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
 CREATE INDEX IF NOT EXISTS order_facts_placed ON order_facts (placed_ms, order_id);
@@ -80,17 +82,19 @@ impl Projection for StatsProjection {
             OrderChange::OrderPlaced {
                 station_id,
                 category,
+                workflow,
                 ..
             } => {
                 tx.execute(
-                    "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day, placed_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day, placed_ms, workflow)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
                         order_id,
                         node_path(tx, station_id)?,
                         category.code(),
                         local_day(decoded.at),
-                        at
+                        at,
+                        workflow.name
                     ],
                 )?;
             }
@@ -108,7 +112,8 @@ impl Projection for StatsProjection {
             OrderChange::VolunteerCheckedOut {
                 service_minutes, ..
             } => set(
-                "UPDATE order_facts SET service_minutes = ?2 WHERE order_id = ?1",
+                // Each claimant of an activity, and each round of a reworked order, adds.
+                "UPDATE order_facts SET service_minutes = service_minutes + ?2 WHERE order_id = ?1",
                 i64::from(*service_minutes).into(),
             )?,
             OrderChange::OrderCompleted { .. } => set(
@@ -127,6 +132,22 @@ impl Projection for StatsProjection {
                 "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
                 "cancelled".to_owned().into(),
             )?,
+            OrderChange::OrderMerged { .. } => set(
+                "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
+                "merged".to_owned().into(),
+            )?,
+            OrderChange::Claimed { .. } => {
+                // The first claim is when a volunteer took it up, like an accept.
+                tx.execute(
+                    "UPDATE order_facts SET claims = claims + 1,
+                            accepted_ms = COALESCE(accepted_ms, ?2) WHERE order_id = ?1",
+                    params![order_id, at],
+                )?;
+            }
+            OrderChange::Unclaimed { .. } => set(
+                "UPDATE order_facts SET claims = claims - ?2 WHERE order_id = ?1",
+                1i64.into(),
+            )?,
             OrderChange::DeadlineWarned { .. } => set(
                 "UPDATE order_facts SET warned = ?2 WHERE order_id = ?1",
                 1i64.into(),
@@ -144,7 +165,10 @@ impl Projection for StatsProjection {
             | OrderChange::TimerIgnored { .. }
             | OrderChange::ExtensionRequested { .. }
             | OrderChange::ExtensionApproved { .. }
-            | OrderChange::ExtensionDenied { .. } => {}
+            | OrderChange::ExtensionDenied { .. }
+            | OrderChange::OrderReworked { .. }
+            | OrderChange::FollowUpRecorded { .. }
+            | OrderChange::DuplicateMerged { .. } => {}
         }
         Ok(())
     }
