@@ -125,7 +125,10 @@ async fn an_order_keeps_its_version_after_the_next_is_deployed() {
     let (status, ack) = volunteer
         .post(&format!("/api/v1/orders/{old_wish}/unclaim"), json!({}))
         .await;
-    assert_eq!(status, 200, "open-claim v1 lets a claimant of a full wish withdraw: {ack}");
+    assert_eq!(
+        status, 200,
+        "open-claim v1 lets a claimant of a full wish withdraw: {ack}"
+    );
     // … a full wish placed now, on v2, does not.
     let new_wish = full_wish(&server, &resident).await;
     let (_, history) = resident
@@ -151,7 +154,10 @@ async fn full_wish(server: &Server, resident: &User) -> String {
     assert_eq!(status, 201, "{ack}");
     let id = ack["order_id"].as_str().unwrap().to_owned();
     let (status, ack) = head
-        .post(&format!("/api/v1/orders/{id}/triage"), json!({"accept": true}))
+        .post(
+            &format!("/api/v1/orders/{id}/triage"),
+            json!({"accept": true}),
+        )
         .await;
     assert_eq!(status, 200, "{ack}");
     let volunteer = User::login(server, "volunteer", "v-liuhong", "").await;

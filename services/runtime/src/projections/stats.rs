@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS order_facts (
     overdue INTEGER NOT NULL DEFAULT 0,
     volunteer_id TEXT,
     workflow TEXT NOT NULL DEFAULT 'dispatched-order',
-    claims INTEGER NOT NULL DEFAULT 0
+    claims INTEGER NOT NULL DEFAULT 0,
+    reworks INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
 CREATE INDEX IF NOT EXISTS order_facts_placed ON order_facts (placed_ms, order_id);
@@ -144,6 +145,10 @@ impl Projection for StatsProjection {
                     params![order_id, at],
                 )?;
             }
+            OrderChange::OrderReworked { .. } => set(
+                "UPDATE order_facts SET reworks = reworks + ?2 WHERE order_id = ?1",
+                1i64.into(),
+            )?,
             OrderChange::Unclaimed { .. } => set(
                 "UPDATE order_facts SET claims = claims - ?2 WHERE order_id = ?1",
                 1i64.into(),
@@ -166,7 +171,6 @@ impl Projection for StatsProjection {
             | OrderChange::ExtensionRequested { .. }
             | OrderChange::ExtensionApproved { .. }
             | OrderChange::ExtensionDenied { .. }
-            | OrderChange::OrderReworked { .. }
             | OrderChange::FollowUpRecorded { .. }
             | OrderChange::DuplicateMerged { .. } => {}
         }
@@ -201,7 +205,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::StationStatsResponse> {
     let mut stmt = conn.prepare_cached(
         "SELECT category, day, outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms,
-                rating, service_minutes, warned, overdue, volunteer_id
+                rating, service_minutes, warned, overdue, volunteer_id, workflow, claims, reworks
          FROM order_facts
          WHERE station_path >= ?1 AND station_path < ?2 AND day >= ?3 AND day <= ?4",
     )?;
@@ -226,6 +230,11 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
                 r.get::<_, i64>(9)?,
                 r.get::<_, i64>(10)?,
                 r.get::<_, Option<String>>(11)?,
+                (
+                    r.get::<_, String>(12)?,
+                    r.get::<_, i64>(13)?,
+                    r.get::<_, i64>(14)?,
+                ),
             ))
         },
     )?;
@@ -255,7 +264,13 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
             warned,
             overdue,
             volunteer,
+            (workflow, claims, reworks),
         ) = row?;
+        if workflow == diandan_workflows::claim::WORKFLOW {
+            report.claim_orders += 1;
+            report.claims += u64::try_from(claims).unwrap_or(0);
+        }
+        report.reworked += u64::from(reworks > 0);
         report.overdue_yellow += u64::from(warned > 0 && overdue == 0);
         report.overdue_red += u64::from(overdue > 0);
         report.received += 1;
@@ -266,6 +281,7 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
         match outcome.as_str() {
             "rejected" => report.rejected += 1,
             "cancelled" => report.cancelled += 1,
+            "merged" => report.merged += 1,
             _ => {}
         }
         if let Some(v) = volunteer {
