@@ -58,6 +58,8 @@ fuzz_target!(|data: &[u8]| {
         contact_phone: request.contact_phone.clone(),
         wanted_time,
         on_behalf_of: Some(request.on_behalf_of.clone()).filter(|r| !r.is_empty()),
+        required_volunteers: request.required_volunteers,
+        workflow: Some(request.workflow.clone()).filter(|w| !w.is_empty()),
     };
     for (definition, role) in definitions()
         .iter()

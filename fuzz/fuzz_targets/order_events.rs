@@ -76,6 +76,32 @@ fn commands() -> Vec<Action> {
             comment: String::new(),
         },
         Action::Close,
+        Action::Claim {
+            team_id: "zhidui-chezhanlu".into(),
+        },
+        Action::Unclaim {
+            reason: String::new(),
+        },
+        Action::Rework {
+            assignee: Assignee {
+                team_id: "audit-bureau".into(),
+                kind: TeamKind::HelperUnit,
+                node_id: "xianan".into(),
+                level: OrgLevel::Centre,
+            },
+            reason: "积水仍在".into(),
+        },
+        Action::FollowUp {
+            note: "已回访".into(),
+        },
+        Action::Merge {
+            into: "order-earlier".into(),
+            reason: String::new(),
+        },
+        Action::AbsorbDuplicate {
+            order_id: "order-later".into(),
+            requester_id: "r2".into(),
+        },
         Action::Cancel {
             reason: String::new(),
         },

@@ -4,7 +4,7 @@
 //! - [`client`]: the whole gRPC API as one signed-in user, and the order loop as a function;
 //! - [`demo`]: the demo district seeded through the API;
 //! - [`bootstrap`]: `diandan org bootstrap` and `diandan demo` — an organisation on any store;
-//! - [`bench`]: `diandan bench` — durable appends vs raw SQLite, full flows through gRPC.
+//! - [`bench`](mod@bench): `diandan bench` — durable appends vs raw SQLite, full flows through gRPC.
 
 pub mod bench;
 pub mod bootstrap;

@@ -90,7 +90,7 @@ impl Modify for BearerAuth {
 pub struct ApiDoc;
 
 /// The document as JSON: the routes and messages (utoipa), with the request contract
-/// ([`contract`](crate::contract)) applied.
+/// (`contract`) applied.
 pub fn document() -> serde_json::Value {
     let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
     crate::contract::apply(&mut document);

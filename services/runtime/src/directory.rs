@@ -1,7 +1,7 @@
 //! The organisation directory: org nodes, teams / helper units, volunteers.
 //!
 //! Entries are registered as events (one stream each, see
-//! [`DirectoryEvent`](diandan_workflows::directory::DirectoryEvent)) and never change after,
+//! [`diandan_workflows::directory::DirectoryEvent`]) and never change after,
 //! so they are cached in memory after the first read of their stream. Lookups read the stream,
 //! not a projection, so a node registered a moment ago is already visible to scope checks.
 

@@ -11,7 +11,7 @@
 //! - `failure`: how async-nats errors become [`diandan_store::StoreError`]s;
 //! - [`watchdog`]: pings and a forced reconnect, so a client leaves a server that stopped
 //!   answering (shared with the bus);
-//! - [`bench`]: appends against raw JetStream publishes on the same server, in one run.
+//! - [`bench`](mod@bench): appends against raw JetStream publishes on the same server, in one run.
 //!
 //! # Layout
 //!

@@ -11,7 +11,7 @@
 //!   can read the log by position and publish their committed head.
 //! - [`conformance`]: the behaviour every backend must show, as a suite any backend's tests
 //!   call with a fresh store.
-//! - [`bench`]: durable-append throughput of this crate against plain SQLite inserts.
+//! - [`bench`](mod@bench): durable-append throughput of this crate against plain SQLite inserts.
 //!
 //! Guarantees every backend gives:
 //! - per-stream optimistic concurrency ([`ExpectedRevision`]);

@@ -74,7 +74,7 @@ pub struct FlowRow {
     pub first_error: Option<String>,
     /// (seconds since start, flows completed per second) every 0.5 s.
     pub timeline: Vec<(f64, f64)>,
-    /// Command latency counts over [`histogram_edges_ms`].
+    /// Command latency counts over `histogram_edges_ms`.
     pub histogram: Vec<u64>,
 }
 

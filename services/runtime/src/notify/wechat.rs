@@ -2,7 +2,7 @@
 //!
 //! `POST {base}/cgi-bin/message/subscribe/send?access_token=…` with the recipient's openid, a
 //! template id and its fields. The access token comes from the shared
-//! [`AccessTokens`](crate::wechat::AccessTokens) cache: fetched from
+//! [`crate::wechat::AccessTokens`] cache: fetched from
 //! `GET {base}/cgi-bin/token?grant_type=client_credential&appid=…&secret=…`, cached until a
 //! minute before it expires, and refreshed at once when WeChat answers 40001/42001 (invalid
 //! or expired token). Give the notifier the same cache as the login client
