@@ -493,7 +493,33 @@ enum Fate {
     Extended,
     Overdue,
     Unreviewed,
+    /// A neighbour reports the same thing; the head merges it at triage (合并).
+    Duplicate,
+    /// Reviewed with two stars, followed up (回访) and reworked (返工), reviewed again.
+    Reworked,
+    /// A resident's micro-wish, claimed by one volunteer (认领微心愿).
+    Wish,
+    /// A station's activity recruiting several volunteers (活动招募).
+    Activity,
 }
+
+/// Micro-wishes residents make (认领微心愿), by what they need.
+const WISHES: &[&str] = &[
+    "微心愿：想要一副老花镜，方便看报纸。",
+    "微心愿：希望有人陪我去医院复查。",
+    "微心愿：孩子想要一套课外读物。",
+    "微心愿：想学会用智能手机视频通话。",
+    "微心愿：家里的轮椅需要修理。",
+];
+
+/// Activities stations organise (活动招募).
+const ACTIVITIES: &[&str] = &[
+    "周六上午小区环境大扫除，清理楼道杂物",
+    "社区义诊：量血压、测血糖，需要志愿者引导",
+    "清理小广告、规范非机动车停放",
+    "文明实践宣讲进小区，需要志愿者布置场地",
+    "重阳节慰问独居老人，分组上门",
+];
 
 struct Replay {
     app: App,
@@ -574,6 +600,10 @@ impl Replay {
             14..=16 => Fate::Extended,
             17..=20 => Fate::Overdue,
             21..=28 => Fate::Unreviewed,
+            29..=30 => Fate::Duplicate,
+            31..=32 => Fate::Reworked,
+            33..=37 => Fate::Wish,
+            38..=40 => Fate::Activity,
             _ => Fate::Normal,
         };
         // Placed on a day of the last year (more in recent months), in office hours mostly.
@@ -602,6 +632,24 @@ impl Replay {
         if placed > self.now {
             return Ok(());
         }
+        if matches!(fate, Fate::Wish | Fate::Activity) {
+            let claim = Claim {
+                activity: fate == Fate::Activity,
+                head: &head,
+                resident: &resident,
+                placed,
+                place,
+                seed,
+                i,
+            };
+            return self.replay_claim(&mut rng, claim).await;
+        }
+        let duplicate = (fate == Fate::Duplicate).then(|| {
+            let mut same = place.clone();
+            same.description = format!("{}（邻居也反映了）", same.description);
+            same.contact_phone = format!("13{:09}", rng.next() % 1_000_000_000);
+            same
+        });
         let ack = clock::at(
             placed,
             self.orders
@@ -613,6 +661,36 @@ impl Replay {
         let order = ack.order_id;
         let mut last = ack.position;
         let triaged = office(placed, rng.minutes(10, 240));
+        if let Some(same) = duplicate {
+            let neighbour_id = format!("r-{}-{:02}", station.id, 60 + rng.below(40));
+            let neighbour = token(signer, &neighbour_id, Role::Resident, None);
+            let at = office(placed, rng.minutes(1, 8));
+            if at < triaged && at <= self.now {
+                let ack = clock::at(
+                    at,
+                    self.orders
+                        .place_order(request(same, &neighbour, key("duplicate"))),
+                )
+                .await?
+                .into_inner()
+                .into_ack();
+                last = last.max(ack.position);
+                let merge = pb::MergeOrderRequest {
+                    order_id: ack.order_id.clone(),
+                    into: order.clone(),
+                    reason: "同一问题，合并办理".into(),
+                    ..Default::default()
+                };
+                self.at(
+                    &ack.order_id,
+                    triaged - Duration::minutes(1),
+                    &mut last,
+                    self.dispatch
+                        .merge_order(request(merge, &head, key("merge"))),
+                )
+                .await;
+            }
+        }
         if fate == Fate::Cancelled {
             let cancel = pb::CancelOrderRequest {
                 order_id: order.clone(),
@@ -829,7 +907,7 @@ impl Replay {
         let checked_out = checked_in + Duration::minutes(rng.minutes(30, 180));
         let check_out = pb::CheckOutRequest {
             order_id: order.clone(),
-            location: Some(location),
+            location: Some(location.clone()),
             ..Default::default()
         };
         if !self
@@ -864,6 +942,7 @@ impl Replay {
         }
         if fate != Fate::Unreviewed {
             let rating = match rng.below(100) {
+                _ if fate == Fate::Reworked => 2,
                 0..=64 => 5,
                 65..=86 => 4,
                 87..=93 => 3,
@@ -894,6 +973,23 @@ impl Replay {
             {
                 return Ok(());
             }
+            let mut reviewed = reviewed;
+            if fate == Fate::Reworked {
+                let round = Round {
+                    order: &order,
+                    team: &team,
+                    volunteer: &token,
+                    head: &head,
+                    resident: &resident,
+                    location: &location,
+                    seed,
+                    i,
+                };
+                match self.rework(&mut rng, round, reviewed, &mut last).await {
+                    Some(again) => reviewed = again,
+                    None => return Ok(()),
+                }
+            }
             let close = pb::CloseOrderRequest {
                 order_id: order.clone(),
                 ..Default::default()
@@ -908,6 +1004,358 @@ impl Replay {
             .await;
         }
         // Whatever is left to the timers (默认好评, 归档) happens in its own time.
+        let settled = (completed + Duration::days(14)).min(self.now);
+        self.app
+            .read
+            .wait_for(last, std::time::Duration::from_secs(5))
+            .await;
+        let _ = self.app.fire_due_timers_of(&order, ms(settled)).await;
+        Ok(())
+    }
+}
+
+/// An open claim to replay.
+struct Claim<'a> {
+    activity: bool,
+    head: &'a str,
+    resident: &'a str,
+    placed: OffsetDateTime,
+    place: pb::PlaceOrderRequest,
+    seed: u64,
+    i: usize,
+}
+
+/// A reworked order's second round.
+struct Round<'a> {
+    order: &'a str,
+    team: &'a str,
+    volunteer: &'a str,
+    head: &'a str,
+    resident: &'a str,
+    location: &'a pb::Location,
+    seed: u64,
+    i: usize,
+}
+
+impl Replay {
+    /// 回访 and 返工 after a two-star review: the same team serves again and the resident
+    /// reviews again; returns when, or `None` when a step lies in the future.
+    async fn rework(
+        &self,
+        rng: &mut Rng,
+        r: Round<'_>,
+        reviewed: OffsetDateTime,
+        last: &mut u64,
+    ) -> Option<OffsetDateTime> {
+        let key = |step: &str| format!("history/{}/{}/{step}", r.seed, r.i);
+        let order = r.order.to_owned();
+        let followed = office(reviewed, rng.minutes(30, 420));
+        let follow_up = pb::FollowUpOrderRequest {
+            order_id: order.clone(),
+            note: "电话回访：问题未彻底解决，安排返工".into(),
+            ..Default::default()
+        };
+        let rework = pb::ReworkOrderRequest {
+            order_id: order.clone(),
+            team_id: r.team.to_owned(),
+            reason: "居民反映问题仍在，请重新处理".into(),
+            ..Default::default()
+        };
+        let at = office(followed, rng.minutes(10, 120));
+        let accepted = office(at, rng.minutes(30, 300));
+        let checked_in = office(accepted, rng.minutes(60, 420));
+        let checked_out = checked_in + Duration::minutes(rng.minutes(30, 120));
+        let completed = checked_out + Duration::minutes(rng.minutes(5, 60));
+        let again = completed + Duration::minutes(rng.minutes(60, 2 * 24 * 60));
+        let location = Some(r.location.clone());
+        let v = r.volunteer;
+        let ok = self
+            .at(
+                &order,
+                followed,
+                last,
+                self.dispatch
+                    .follow_up_order(request(follow_up, r.head, key("follow-up"))),
+            )
+            .await
+            && self
+                .at(
+                    &order,
+                    at,
+                    last,
+                    self.dispatch
+                        .rework_order(request(rework, r.head, key("rework"))),
+                )
+                .await
+            && self
+                .at(
+                    &order,
+                    accepted,
+                    last,
+                    self.volunteers.accept_order(request(
+                        pb::AcceptOrderRequest {
+                            order_id: order.clone(),
+                            team_id: r.team.to_owned(),
+                            ..Default::default()
+                        },
+                        v,
+                        key("accept-2"),
+                    )),
+                )
+                .await
+            && self
+                .at(
+                    &order,
+                    checked_in,
+                    last,
+                    self.volunteers.check_in(request(
+                        pb::CheckInRequest {
+                            order_id: order.clone(),
+                            location: location.clone(),
+                            ..Default::default()
+                        },
+                        v,
+                        key("check-in-2"),
+                    )),
+                )
+                .await
+            && self
+                .at(
+                    &order,
+                    checked_out,
+                    last,
+                    self.volunteers.check_out(request(
+                        pb::CheckOutRequest {
+                            order_id: order.clone(),
+                            location,
+                            ..Default::default()
+                        },
+                        v,
+                        key("check-out-2"),
+                    )),
+                )
+                .await
+            && self
+                .at(
+                    &order,
+                    completed,
+                    last,
+                    self.volunteers.complete_order(request(
+                        pb::CompleteOrderRequest {
+                            order_id: order.clone(),
+                            note: "返工完成，居民现场确认。".into(),
+                            ..Default::default()
+                        },
+                        v,
+                        key("complete-2"),
+                    )),
+                )
+                .await
+            && self
+                .at(
+                    &order,
+                    again,
+                    last,
+                    self.reviews.review_order(request(
+                        pb::ReviewOrderRequest {
+                            order_id: order.clone(),
+                            rating: 5,
+                            comment: "返工后解决了，谢谢".into(),
+                            ..Default::default()
+                        },
+                        r.resident,
+                        key("review-2"),
+                    )),
+                )
+                .await;
+        ok.then_some(again)
+    }
+
+    /// A micro-wish (one volunteer) or an activity (several): published, claimed by members
+    /// of the teams the rules find for it, each serving on their own, completed by the
+    /// station, reviewed by the resident (or the station, for its activity), archived.
+    async fn replay_claim(&self, rng: &mut Rng, c: Claim<'_>) -> anyhow::Result<()> {
+        let key = |step: &str| format!("history/{}/{}/{step}", c.seed, c.i);
+        let mut place = c.place;
+        place.workflow = diandan_workflows::claim::WORKFLOW.into();
+        let (placer, reviewer) = if c.activity {
+            place.description = (*rng.pick(ACTIVITIES)).into();
+            place.required_volunteers = Some(3 + rng.below(6) as u32);
+            (c.head, c.head)
+        } else {
+            place.description = (*rng.pick(WISHES)).into();
+            (c.resident, c.resident)
+        };
+        let seats = place.required_volunteers.unwrap_or(1) as usize;
+        let location = place.location.clone();
+        let ack = clock::at(
+            c.placed,
+            self.orders
+                .place_order(request(place, placer, key("place"))),
+        )
+        .await?
+        .into_inner()
+        .into_ack();
+        let order = ack.order_id;
+        let mut last = ack.position;
+        let published = office(c.placed, rng.minutes(10, 240));
+        let triage = pb::TriageOrderRequest {
+            order_id: order.clone(),
+            accept: true,
+            ..Default::default()
+        };
+        if !self
+            .at(
+                &order,
+                published,
+                &mut last,
+                self.dispatch
+                    .triage_order(request(triage, c.head, key("publish"))),
+            )
+            .await
+        {
+            return Ok(());
+        }
+        // Who may claim: members of the teams the dispatch rules find (skill, lineage).
+        let suggestions = clock::at(
+            published,
+            self.dispatch.suggest_teams(request(
+                pb::SuggestTeamsRequest {
+                    order_id: order.clone(),
+                },
+                c.head,
+                key("suggest"),
+            )),
+        )
+        .await?
+        .into_inner();
+        let Some(team) = suggestions
+            .suggestions
+            .iter()
+            .map(|s| s.team_id.clone())
+            .find(|t| self.district.members.contains_key(t))
+        else {
+            return Ok(());
+        };
+        let members = &self.district.members[&team];
+        let start = rng.below(members.len());
+        let mut claimants = Vec::new();
+        let mut t = published;
+        for k in 0..seats.min(members.len()) {
+            let volunteer = members[(start + k) % members.len()].clone();
+            let token = token(&self.app.signer, &volunteer, Role::Volunteer, None);
+            t = office(t, rng.minutes(10, 400));
+            let claim = pb::ClaimOrderRequest {
+                order_id: order.clone(),
+                team_id: team.clone(),
+                ..Default::default()
+            };
+            if self
+                .at(
+                    &order,
+                    t,
+                    &mut last,
+                    self.volunteers
+                        .claim_order(request(claim, &token, key(&format!("claim-{k}")))),
+                )
+                .await
+            {
+                claimants.push(token);
+            }
+        }
+        // The day of service: everyone checks in and out on their own.
+        let day = office(t, rng.minutes(420, 3 * 420));
+        let mut done = day;
+        for (k, token) in claimants.iter().enumerate() {
+            let arrived = day + Duration::minutes(rng.minutes(0, 20));
+            let left = arrived + Duration::minutes(rng.minutes(60, 180));
+            let check_in = pb::CheckInRequest {
+                order_id: order.clone(),
+                location: location.clone(),
+                ..Default::default()
+            };
+            let check_out = pb::CheckOutRequest {
+                order_id: order.clone(),
+                location: location.clone(),
+                ..Default::default()
+            };
+            if self
+                .at(
+                    &order,
+                    arrived,
+                    &mut last,
+                    self.volunteers.check_in(request(
+                        check_in,
+                        token,
+                        key(&format!("check-in-{k}")),
+                    )),
+                )
+                .await
+                && self
+                    .at(
+                        &order,
+                        left,
+                        &mut last,
+                        self.volunteers.check_out(request(
+                            check_out,
+                            token,
+                            key(&format!("check-out-{k}")),
+                        )),
+                    )
+                    .await
+            {
+                done = done.max(left);
+            }
+        }
+        let completed = done + Duration::minutes(rng.minutes(10, 90));
+        let complete = pb::CompleteOrderRequest {
+            order_id: order.clone(),
+            note: if c.activity {
+                "活动顺利完成，志愿者按时签到签退。"
+            } else {
+                "心愿已完成。"
+            }
+            .into(),
+            ..Default::default()
+        };
+        let reviewed = completed + Duration::minutes(rng.minutes(60, 2 * 24 * 60));
+        let review = pb::ReviewOrderRequest {
+            order_id: order.clone(),
+            rating: 4 + rng.below(2) as u32,
+            comment: (*rng.pick(GOOD_COMMENTS)).into(),
+            ..Default::default()
+        };
+        let close = pb::CloseOrderRequest {
+            order_id: order.clone(),
+            ..Default::default()
+        };
+        let _ = self
+            .at(
+                &order,
+                completed,
+                &mut last,
+                self.volunteers
+                    .complete_order(request(complete, c.head, key("complete"))),
+            )
+            .await
+            && self
+                .at(
+                    &order,
+                    reviewed,
+                    &mut last,
+                    self.reviews
+                        .review_order(request(review, reviewer, key("review"))),
+                )
+                .await
+            && self
+                .at(
+                    &order,
+                    office(reviewed, rng.minutes(30, 420)),
+                    &mut last,
+                    self.reviews
+                        .close_order(request(close, c.head, key("close"))),
+                )
+                .await;
         let settled = (completed + Duration::days(14)).min(self.now);
         self.app
             .read
