@@ -114,6 +114,7 @@ pub fn order_view(state: &OrderState, revision: u64) -> pb::OrderView {
         merged_into: state.merged_into.clone().unwrap_or_default(),
         reworks: state.reworks,
         follow_up_note: state.follow_up_note.clone(),
+        activity: state.activity,
     }
 }
 

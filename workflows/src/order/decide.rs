@@ -130,6 +130,7 @@ pub(crate) fn place(d: &Decision<'_>, own_allowed: bool) -> Result<OrderChange, 
         unreachable!("place rows come with place actions")
     };
     let actor = &d.command.meta.actor;
+    let activity = own_allowed && d.acting_as == Role::StationHead && on_behalf_of.is_none();
     let requester_id = match (d.acting_as, on_behalf_of) {
         (Role::Resident, None) => actor.id.clone(),
         // Who may fill in `on_behalf_of` depends on who is calling: a permission, not a
@@ -187,6 +188,7 @@ pub(crate) fn place(d: &Decision<'_>, own_allowed: bool) -> Result<OrderChange, 
         placed_by_staff: d.acting_as == Role::StationHead,
         workflow: d.definition.id().clone(),
         required_volunteers,
+        activity,
     })
 }
 
@@ -226,15 +228,15 @@ pub(crate) fn complete(note: &str, photos: &[String]) -> Result<OrderChange, Dom
 }
 
 /// 评单: by a requester (a follower of a merged duplicate too), once each per round; by the
-/// system when nobody reviewed in time; by a station head when `station_reviews` (an
-/// activity the station organised).
+/// system when nobody reviewed in time; by a station head when `station_reviews` and the
+/// order is an activity the station organised.
 pub(crate) fn review(d: &Decision<'_>, station_reviews: bool) -> Result<OrderChange, DomainError> {
     let Action::Review { rating, comment } = &d.command.action else {
         unreachable!("review rows come with review actions")
     };
     let actor = &d.command.meta.actor;
     let by_default = actor.role == Role::System;
-    let by_station = station_reviews && d.acting_as == Role::StationHead;
+    let by_station = station_reviews && d.state.activity && d.acting_as == Role::StationHead;
     if !by_default && !by_station && !d.state.is_requester(&actor.id) {
         return Err(DomainError::Forbidden("只有下单的居民可以评价".into()));
     }

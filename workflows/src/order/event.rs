@@ -93,6 +93,10 @@ pub enum OrderChange {
         /// Open claim: how many volunteers must claim before it is full.
         #[serde(default = "one", skip_serializing_if = "is_one")]
         required_volunteers: u32,
+        /// An activity a station organises in its own name (活动招募): the station is its
+        /// requester and reviews it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        activity: bool,
     },
     OrderTriaged,
     OrderRejected {

@@ -195,6 +195,9 @@ pub struct OrderState {
     /// Closed as a duplicate of this order.
     #[serde(default)]
     pub merged_into: Option<String>,
+    /// An activity a station organises in its own name (活动招募).
+    #[serde(default)]
+    pub activity: bool,
 }
 
 fn one() -> u32 {
@@ -271,8 +274,10 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             placed_by_staff: _,
             workflow: _,
             required_volunteers,
+            activity,
         } => {
             state.required_volunteers = *required_volunteers;
+            state.activity = *activity;
             state.order_id = order_id.clone();
             state.requester_id = requester_id.clone();
             state.station_id = station_id.clone();

@@ -441,6 +441,7 @@ fn order_placed(requester_id: &str, placed_by_staff: bool) -> OrderChange {
         placed_by_staff,
         workflow: crate::definition::DefinitionId::dispatched_order_v1(),
         required_volunteers: 1,
+        activity: false,
     }
 }
 fn order_dispatched(assignee: Assignee) -> OrderChange {
@@ -643,6 +644,7 @@ fn an_order_without_a_wanted_time_is_placed_without_one() {
             placed_by_staff: false,
             workflow: crate::definition::DefinitionId::dispatched_order_v1(),
             required_volunteers: 1,
+            activity: false,
         }]);
     assert_eq!(state.wanted_time, None);
 }
@@ -734,6 +736,7 @@ fn every_known_category_can_be_ordered() {
                 placed_by_staff: false,
                 workflow: crate::definition::DefinitionId::dispatched_order_v1(),
                 required_volunteers: 1,
+                activity: false,
             }]);
         assert_eq!(state.category, Some(category));
     }
@@ -1408,6 +1411,7 @@ fn the_whole_story_folds_into_the_detail_view() {
             declines: 0,
             deadlines: Default::default(),
             required_volunteers: 1,
+            activity: false,
             claims: Default::default(),
             followers: Vec::new(),
             reviewed_by: vec!["r1".into()],

@@ -246,6 +246,31 @@ pub fn notifications_for(
             "follow_up",
             format!("收到 {rating} 星差评，请安排回访或返工"),
         ),
+        // The claims, rework and merges of the open-claim and v2 workflows.
+        OrderChange::Claimed { filled: true, .. } => push(
+            station,
+            "order_full",
+            format!(
+                "认领已满员（{} 人）：{}",
+                order.required_volunteers,
+                order.description.chars().take(30).collect::<String>()
+            ),
+        ),
+        OrderChange::Claimed { .. } if !order.activity => push(
+            order.requester_id.clone(),
+            "order_claimed",
+            "您的心愿已有志愿者认领".into(),
+        ),
+        OrderChange::OrderReworked { assignee, reason } => push(
+            format!("team:{}", assignee.team_id),
+            "order_reworked",
+            format!("返工：{}", reason.chars().take(30).collect::<String>()),
+        ),
+        OrderChange::OrderMerged { .. } => push(
+            order.requester_id.clone(),
+            "order_merged",
+            "您反映的问题已与他人反映的同一问题合并办理，可在原订单中查看进度并评价".into(),
+        ),
         OrderChange::DeadlineWarned { deadline } => push(
             station,
             "deadline_warned",

@@ -74,10 +74,27 @@ fn poorly_reviewed() -> OrderEvent {
 /// The events that leave an order of `table` in `status`, made to suit `row` where a row
 /// needs more than the state (a poor review to rework, a follower to review again, a
 /// claimant checked in to check out, …).
-fn given(table: &Table, status: Status, row: Option<&Row>) -> Vec<OrderEvent> {
+fn given(table: &Table, status: Status, row: Option<&Row>, role: Role) -> Vec<OrderEvent> {
     let command = row.map(|r| (r.command, r.outcome));
     if table.workflow == crate::claim::WORKFLOW {
-        return given_claim(table, status, command);
+        let mut events = given_claim(table, status, command);
+        // The station reviews the activities it organises, not residents' wishes.
+        if role == Role::StationHead && matches!(command, Some(("review", _))) {
+            if let Some(OrderEvent {
+                change:
+                    OrderChange::OrderPlaced {
+                        requester_id,
+                        activity,
+                        ..
+                    },
+                ..
+            }) = events.first_mut()
+            {
+                *requester_id = "head".into();
+                *activity = true;
+            }
+        }
+        return events;
     }
     let mut events = if status == Status::New {
         Vec::new()
@@ -247,7 +264,7 @@ fn every_row_of_every_table_moves_the_order_to_its_target() {
         for row in table.rows {
             for &from in row.from {
                 for &role in row.roles {
-                    let events = given(table, from, Some(row));
+                    let events = given(table, from, Some(row), role);
                     let state = fold(&events);
                     assert_eq!(state.status, from, "{} given {from:?}", table.workflow);
                     let command = command(table, from, row.command, row.outcome, role);
@@ -296,7 +313,7 @@ fn every_command_a_state_has_no_row_for_is_illegal_there() {
     for table in engine::tables() {
         let definition = latest(table);
         for &status in table.states {
-            let state = fold(&given(table, status, None));
+            let state = fold(&given(table, status, None, Role::StationHead));
             for &(name, outcome) in &pairs {
                 let command = command(table, status, name, outcome, Role::StationHead);
                 let outcome_here = (table.outcome)(&command.action, &state);
@@ -366,7 +383,7 @@ fn dispatched_table() -> &'static Table {
 
 #[test]
 fn claiming_twice_is_a_conflict() {
-    let events = given(claim_table(), Status::Published, None);
+    let events = given(claim_table(), Status::Published, None, Role::Volunteer);
     let again = v1().does(Action::Claim {
         team_id: "team-a".into(),
     });
@@ -381,7 +398,7 @@ fn claiming_twice_is_a_conflict() {
 
 #[test]
 fn claiming_a_full_order_is_refused_as_full() {
-    let events = given(claim_table(), Status::Claimed, None);
+    let events = given(claim_table(), Status::Claimed, None, Role::Volunteer);
     let late = who("v5", Role::Volunteer).does(Action::Claim {
         team_id: "team-a".into(),
     });
@@ -393,7 +410,7 @@ fn claiming_a_full_order_is_refused_as_full() {
 
 #[test]
 fn the_claim_that_takes_the_last_seat_fills_the_order() {
-    let mut events = given(claim_table(), Status::Published, None);
+    let mut events = given(claim_table(), Status::Published, None, Role::Volunteer);
     events.push(claim_by(&v3()));
     let last = v4().does(Action::Claim {
         team_id: "team-a".into(),
@@ -410,7 +427,7 @@ fn the_claim_that_takes_the_last_seat_fills_the_order() {
 
 #[test]
 fn unclaiming_after_check_in_is_a_conflict() {
-    let mut events = given(claim_table(), Status::Published, None);
+    let mut events = given(claim_table(), Status::Published, None, Role::Volunteer);
     events.push(checked_in_by(&v1()));
     let result = decide_on(
         claim_table(),
@@ -428,7 +445,7 @@ fn unclaiming_after_check_in_is_a_conflict() {
 #[test]
 fn checking_in_without_a_claim_is_forbidden() {
     // v3 holds no seat: nobody checks in on someone else's claim.
-    let events = given(claim_table(), Status::Published, None);
+    let events = given(claim_table(), Status::Published, None, Role::Volunteer);
     let result = decide_on(claim_table(), &events, v3().checks_in());
     assert!(
         matches!(result, Err(DomainError::Forbidden(_))),
@@ -438,7 +455,7 @@ fn checking_in_without_a_claim_is_forbidden() {
 
 #[test]
 fn each_claimant_earns_their_own_minutes() {
-    let mut events = given(claim_table(), Status::Published, None);
+    let mut events = given(claim_table(), Status::Published, None, Role::Volunteer);
     events.push(checked_in_by(&v1()));
     events.push(checked_in_by(&v2()));
     let v1_out = v1()
@@ -457,7 +474,7 @@ fn each_claimant_earns_their_own_minutes() {
 
 #[test]
 fn completing_while_someone_serves_or_before_anyone_served_is_a_conflict() {
-    let events = given(claim_table(), Status::Published, None);
+    let events = given(claim_table(), Status::Published, None, Role::Volunteer);
     let nobody_served = decide_on(claim_table(), &events, head().completes("活动结束", &[]));
     assert!(matches!(nobody_served, Err(DomainError::Conflict { .. })));
     let mut events = events;
@@ -468,7 +485,12 @@ fn completing_while_someone_serves_or_before_anyone_served_is_a_conflict() {
 
 #[test]
 fn rework_needs_a_review_of_at_most_two_stars() {
-    let events = given(dispatched_table(), Status::Reviewed, None);
+    let events = given(
+        dispatched_table(),
+        Status::Reviewed,
+        None,
+        Role::StationHead,
+    );
     let rework = head().does(Action::Rework {
         assignee: team_a(),
         reason: "再修一次".into(),
@@ -499,7 +521,12 @@ fn a_reworked_order_is_served_and_reviewed_again_and_the_first_review_stays_in_h
         assignee: audit_bureau(),
         reason: "积水还在".into(),
     });
-    let mut events = given(table, Status::Reviewed, Some(&table.rows[12]));
+    let mut events = given(
+        table,
+        Status::Reviewed,
+        Some(&table.rows[12]),
+        Role::StationHead,
+    );
     assert_eq!(table.rows[12].command, "rework");
     events.extend(decide_on(table, &events, reworked).unwrap());
     let state = fold(&events);
@@ -533,7 +560,7 @@ fn a_reworked_order_is_served_and_reviewed_again_and_the_first_review_stays_in_h
 
 #[test]
 fn merging_into_itself_is_invalid() {
-    let events = given(dispatched_table(), Status::Placed, None);
+    let events = given(dispatched_table(), Status::Placed, None, Role::StationHead);
     let merge = head().does(Action::Merge {
         into: ORDER.into(),
         reason: String::new(),
@@ -547,8 +574,8 @@ fn merging_into_itself_is_invalid() {
 #[test]
 fn a_merge_target_must_be_an_earlier_open_order_of_the_same_station() {
     let table = dispatched_table();
-    let duplicate = fold(&given(table, Status::Placed, None));
-    let mut survivor = fold(&given(table, Status::Triaged, None));
+    let duplicate = fold(&given(table, Status::Placed, None, Role::StationHead));
+    let mut survivor = fold(&given(table, Status::Triaged, None, Role::StationHead));
     survivor.order_id = "order-earlier".into();
     survivor.placed_at = Some(PLACED_AT - time::Duration::hours(1));
     assert_eq!(
@@ -575,7 +602,7 @@ fn a_merge_target_must_be_an_earlier_open_order_of_the_same_station() {
 #[test]
 fn a_merged_duplicate_s_requester_follows_and_reviews_once() {
     let table = dispatched_table();
-    let mut events = given(table, Status::Completed, None);
+    let mut events = given(table, Status::Completed, None, Role::Resident);
     events.push(event(
         TRIAGED_AT,
         OrderChange::DuplicateMerged {
@@ -597,4 +624,38 @@ fn a_merged_duplicate_s_requester_follows_and_reviews_once() {
         stranger,
         Err(DomainError::Forbidden(_) | DomainError::IllegalTransition { .. })
     ));
+}
+
+#[test]
+fn the_station_reviews_its_activities_but_not_residents_wishes() {
+    let table = claim_table();
+    let wish = given(table, Status::Completed, None, Role::Resident);
+    let result = decide_on(table, &wish, head().reviews(5, ""));
+    assert!(
+        matches!(result, Err(DomainError::Forbidden(_))),
+        "{result:?}"
+    );
+    let row = table.rows.iter().find(|r| r.command == "review").unwrap();
+    let activity = given(table, Status::Completed, Some(row), Role::StationHead);
+    assert!(fold(&activity).activity);
+    assert!(decide_on(table, &activity, head().reviews(5, "")).is_ok());
+}
+
+#[test]
+fn a_station_head_placing_an_open_claim_without_a_resident_organises_an_activity() {
+    let mut place = Action::from(form());
+    if let Action::Place {
+        workflow,
+        required_volunteers,
+        ..
+    } = &mut place
+    {
+        *workflow = Some(crate::claim::WORKFLOW.into());
+        *required_volunteers = Some(12);
+    }
+    let recorded = decide_on(claim_table(), &[], head().does(place)).unwrap();
+    let state = fold(&recorded);
+    assert!(state.activity);
+    assert_eq!(state.requester_id, "head");
+    assert_eq!(state.required_volunteers, 12);
 }
