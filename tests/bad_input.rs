@@ -141,11 +141,12 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     head.post(&order("/dispatch"), json!({"team_id": "zhidui-chezhanlu"}))
         .await;
 
-    // Accepting an order not dispatched to your team; claiming a team you are not in.
+    // Accepting an order not dispatched to your team (outside your scope: as if absent);
+    // claiming a team you are not in.
     let (status, problem) = wrong_team
         .post(&order("/accept"), json!({"team_id": "audit-bureau"}))
         .await;
-    assert_problem(status, &problem, 403, None);
+    assert_problem(status, &problem, 404, None);
     let (status, problem) = wrong_team
         .post(&order("/accept"), json!({"team_id": "zhidui-chezhanlu"}))
         .await;

@@ -475,7 +475,7 @@ async fn a_duplicate_is_merged_at_triage_and_both_requesters_review_the_survivor
 
     // Bad merges: into itself, into a later order, into an unknown one; nothing changes.
     let before = event_types(&head, &duplicate).await.len();
-    for (into, expected) in [(&duplicate, 400), (&"no-such-order".to_owned(), 404)] {
+    for (into, expected) in [(&duplicate, 409), (&"no-such-order".to_owned(), 404)] {
         let (status, problem) = head
             .post(
                 &format!("/api/v1/orders/{duplicate}/merge"),

@@ -482,3 +482,66 @@ test('(e) import: per-row errors, nothing imported', async () => {
   assert.deepEqual(await list(), before, 'nothing imported')
   await page.context().close()
 })
+
+test('(f) open claim and rework: an activity’s seats, a poor review reworked from the detail page', async () => {
+  const head = await staffToken('deng.xiaohu', 'chezhanlu-demo-2026')
+  const here = { lat: 29.8702, lng: 114.2849, address: '车站路 12 号（测试）' }
+  // The station organises an activity for 2; two volunteers claim, serve and check out.
+  const act = await api(head, 'POST', '/orders', {
+    station_id: 'chezhanlu', category: 'health_environment', description: `周六楼道大扫除（e2e ${Date.now()}）`,
+    location: here, contact_phone: '13812345678', workflow: 'open-claim', required_volunteers: 2,
+  })
+  const activity = act.body.order_id
+  await api(head, 'POST', `/orders/${activity}/triage`, { accept: true })
+  for (const v of ['v-wangsen', 'v-liuhong']) {
+    const tok = await devToken('volunteer', v)
+    await api(tok, 'POST', `/orders/${activity}/claim`, { team_id: 'zhidui-chezhanlu' })
+    await api(tok, 'POST', `/orders/${activity}/check-in`, { location: here })
+    await api(tok, 'POST', `/orders/${activity}/check-out`, { location: here })
+  }
+  const page = await newPage()
+  await uiLogin(page, 'deng.xiaohu', 'chezhanlu-demo-2026', '/board')
+  await page.goto(uiBase + '#/orders/' + activity)
+  const seats = page.locator('.seat-table .el-table__body tr')
+  await seats.nth(1).waitFor()
+  assert.equal(await seats.count(), 2, 'both claimants are listed with their own times')
+  const head1 = await page.locator('.head').innerText()
+  assert.ok(head1.includes('活动招募') && head1.includes('已满员'), 'an activity, full')
+  await shot(page, 'activity-seats')
+  // The organiser completes it from the page.
+  await page.locator('.op-complete').click()
+  await page.locator('.reason-box textarea').fill('清理楼道杂物 30 余处（e2e）')
+  await page.locator('.reason-box .el-button--primary').click()
+  await page.locator('.timeline .ev-OrderCompleted').waitFor()
+
+  // A dispatched order reviewed with two stars: 回访 and 返工 from the detail page.
+  const orderId = await placeOrder('chezhanlu', `下水道仍然反味（e2e ${Date.now()}）`)
+  const vol = await devToken('volunteer', 'v-liuhong')
+  const resident = (await api(head, 'GET', `/orders/${orderId}`)).body.requester_id
+  await api(head, 'POST', `/orders/${orderId}/triage`, { accept: true })
+  await api(head, 'POST', `/orders/${orderId}/dispatch`, { team_id: 'zhidui-chezhanlu' })
+  await api(vol, 'POST', `/orders/${orderId}/accept`, { team_id: 'zhidui-chezhanlu' })
+  await api(vol, 'POST', `/orders/${orderId}/check-in`, { location: here })
+  await api(vol, 'POST', `/orders/${orderId}/check-out`, { location: here })
+  await api(vol, 'POST', `/orders/${orderId}/complete`, { note: '已疏通（e2e）' })
+  const res = await devToken('resident', resident)
+  await api(res, 'POST', `/orders/${orderId}/review`, { rating: 2, comment: '还是有味道' })
+  await page.goto(uiBase + '#/orders/' + orderId)
+  await page.locator('.op-rework').waitFor()
+  await page.locator('.op-follow-up').click()
+  await page.locator('.reason-box textarea').fill('电话回访：异味仍在，安排返工（e2e）')
+  await page.locator('.reason-box .el-button--primary').click()
+  await page.locator('.timeline .ev-FollowUpRecorded').waitFor()
+  await page.locator('.op-rework').click()
+  const drawer = page.locator('.dispatch-drawer:visible')
+  const sugg = drawer.locator('.sugg[data-team="zhidui-chezhanlu"]')
+  await sugg.waitFor()
+  await sugg.locator('input').fill('异味仍在，请重新检查管道')
+  await shot(page, 'rework-drawer')
+  await sugg.locator('.do-dispatch').click()
+  await page.locator('.timeline .ev-OrderReworked').waitFor()
+  const status = await page.locator('.status-tag').innerText()
+  assert.equal(status.trim(), '待接单', 'back with a team')
+  await shot(page, 'order-reworked')
+  await page.context().close()
+})

@@ -25,6 +25,9 @@ export const STATUSES = {
   reviewed: '已评价',
   closed: '已归档',
   cancelled: '已取消',
+  published: '待认领',
+  claimed: '已满员',
+  merged: '已合并',
 }
 
 export const STATUS_TAG = {
@@ -40,7 +43,12 @@ export const STATUS_TAG = {
   reviewed: 'success',
   closed: 'info',
   cancelled: 'info',
+  published: 'primary',
+  claimed: 'success',
+  merged: 'info',
 }
+
+export const WORKFLOWS = { 'dispatched-order': '点单派单', 'open-claim': '认领' }
 
 export const LEVELS = { centre: '中心', institute: '实践所', station: '实践站', point: '实践点' }
 export const CHILD_LEVEL = { centre: 'institute', institute: 'station', station: 'point' }
@@ -66,6 +74,12 @@ export const EVENT_LABELS = {
   ExtensionRequested: '延期申请',
   ExtensionApproved: '同意延期',
   ExtensionDenied: '驳回延期',
+  Claimed: '认领',
+  Unclaimed: '放弃认领',
+  OrderReworked: '返工',
+  FollowUpRecorded: '回访',
+  OrderMerged: '合并',
+  DuplicateMerged: '并入重复订单',
 }
 
 export const DEADLINES = {
@@ -75,6 +89,8 @@ export const DEADLINES = {
   complete: '办结时限',
   review: '评价时限',
   archive: '归档时限',
+  claim: '认领时限',
+  fulfil: '办结时限',
 }
 
 export const TEAM_KINDS = { team: '志愿服务队', helper_unit: '帮扶单位' }

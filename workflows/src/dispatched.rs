@@ -199,7 +199,7 @@ fn decide(d: &Decision<'_>) -> Result<OrderChange, DomainError> {
         Action::Merge { into, reason } => {
             validate::id("into", into)?;
             if *into == state.order_id {
-                return Err(DomainError::invalid("into", "不能把订单合并到它自己"));
+                return Err(DomainError::conflict("into", "不能把订单合并到它自己"));
             }
             OrderChange::OrderMerged {
                 into: into.clone(),
@@ -281,7 +281,7 @@ pub fn check_merge_target(
         return Err(DomainError::invalid("into", "要并入的订单不存在"));
     }
     if survivor.order_id == duplicate.order_id {
-        return Err(DomainError::invalid("into", "不能把订单合并到它自己"));
+        return Err(DomainError::conflict("into", "不能把订单合并到它自己"));
     }
     if survivor.station_id != duplicate.station_id {
         return Err(DomainError::conflict("into", "只能并入同一实践站的订单"));

@@ -81,6 +81,77 @@ export async function cancelOrder(order) {
   }
 }
 
+export async function mergeOrder(order) {
+  let into
+  try {
+    const { value } = await ElMessageBox.prompt('把本单作为重复订单并入更早的同一问题订单，本单将以“已合并”关闭，居民可在原订单中跟进并评价。', '合并订单', {
+      confirmButtonText: '合并',
+      cancelButtonText: '取消',
+      inputPlaceholder: '更早订单的编号',
+      inputValidator: (v) => (!v || !v.trim() ? '请填写要并入的订单编号' : v.trim() === order.order_id ? '不能并入本单自身' : true),
+      customClass: 'merge-box',
+    })
+    into = value.trim()
+  } catch {
+    return false
+  }
+  try {
+    await api.post(`/orders/${order.order_id}/merge`, { into, reason: '同一问题，合并办理' })
+    ElMessage.success('已合并')
+    return true
+  } catch {
+    return false
+  }
+}
+
+export async function reworkTo(order, teamId, reason) {
+  try {
+    await api.post(`/orders/${order.order_id}/rework`, { team_id: teamId, reason })
+    ElMessage.success('已安排返工')
+    return true
+  } catch {
+    return false
+  }
+}
+
+export async function followUp(order) {
+  const note = await askReason('回访', '请记录回访情况与处理结果：')
+  if (note === null) return false
+  try {
+    await api.post(`/orders/${order.order_id}/follow-up`, { note })
+    ElMessage.success('已记录回访')
+    return true
+  } catch {
+    return false
+  }
+}
+
+export async function completeActivity(order) {
+  const note = await askReason('办结活动', '请填写活动完成情况：')
+  if (note === null) return false
+  try {
+    await api.post(`/orders/${order.order_id}/complete`, { note })
+    ElMessage.success('活动已办结')
+    return true
+  } catch {
+    return false
+  }
+}
+
+export async function reviewActivity(order) {
+  try {
+    await api.post(`/orders/${order.order_id}/review`, { rating: 5, comment: '活动组织有序' })
+    ElMessage.success('已评价')
+    return true
+  } catch {
+    return false
+  }
+}
+
+// A review of at most this many stars may be reworked (返工) or followed up (回访).
+export const POOR_RATING = 2
+export const MERGEABLE = ['placed', 'triaged']
+
 export const TRIAGEABLE = ['placed']
 export const DISPATCHABLE = ['triaged', 'declined']
 // Dispatched but not accepted yet: may be sent to another team (改派).

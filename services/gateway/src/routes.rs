@@ -394,6 +394,13 @@ pub(crate) async fn get_order(
 ) -> Reply<pb::OrderView> {
     let id = path_id(id, "id")?;
     let params: ReadParams = query(raw)?;
+    // Positions are int64 in the document (and in every store); a larger one names nothing.
+    if i64::try_from(params.min_position).is_err() {
+        return Err(Problem::bad_request(
+            Some("min_position".to_owned()),
+            "min_position 超出范围（最大 9223372036854775807）".to_owned(),
+        ));
+    }
     let request = pb::GetOrderRequest {
         order_id: id,
         min_position: params.min_position,

@@ -135,7 +135,11 @@ impl App {
         diandan_workflows::validate::id("order_id", order_id)?;
         diandan_workflows::validate::id("into", into)?;
         if order_id == into {
-            return Err(AppError::invalid("into", "不能把订单合并到它自己"));
+            // Well formed, but an order cannot duplicate itself: a conflict, not a bad request.
+            return Err(AppError::Conflict {
+                field: Some("into"),
+                message: "不能把订单合并到它自己".into(),
+            });
         }
         let duplicate = self.order_in_scope(ctx, order_id).await?;
         let survivor = match self.order_in_scope(ctx, into).await {

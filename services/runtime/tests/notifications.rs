@@ -198,6 +198,7 @@ async fn each_notification_is_sent_once_across_failures_restart_and_replay() {
         Registry::builtin(),
     )
     .unwrap();
+    register_v1_of_t1(&app).await;
     let steps = the_loop(ctx("r1", Role::Resident), "o1");
     for (who, action) in steps {
         let who = RequestContext {
@@ -297,6 +298,7 @@ async fn a_wechat_resident_is_notified_at_their_openid() {
         Registry::builtin(),
     )
     .unwrap();
+    register_v1_of_t1(&app).await;
     let (issued, _) = app.wechat_login("openid-resident-7", None).await.unwrap();
     let resident = ctx(&issued.account.account_id, Role::Resident);
     // Placed, triaged, dispatched, accepted: the acceptance notifies the resident.
@@ -320,4 +322,42 @@ async fn a_wechat_resident_is_notified_at_their_openid() {
         !recipients.iter().any(|r| r.starts_with("wx-")),
         "{recipients:?}"
     );
+}
+
+/// The volunteer `v1` of team `t1` at `s1`, as the directory knows them: field volunteers act
+/// only on orders their teams were offered or they hold.
+async fn register_v1_of_t1(app: &App) {
+    use diandan_workflows::directory::DirectoryEvent;
+    let system = RequestContext::system("test-directory".to_owned());
+    let events = [
+        DirectoryEvent::OrgNodeRegistered {
+            id: "s1".into(),
+            name: "测试站".into(),
+            level: OrgLevel::Centre,
+            parent_id: None,
+            location: None,
+        },
+        DirectoryEvent::TeamRegistered {
+            id: "t1".into(),
+            name: "测试队".into(),
+            kind: TeamKind::Team,
+            node_id: "s1".into(),
+            skills: vec![diandan_workflows::Category::Repair],
+            leader_id: None,
+        },
+        DirectoryEvent::VolunteerRegistered {
+            id: "v1".into(),
+            name: "志愿者一".into(),
+            team_ids: vec!["t1".into()],
+            skills: vec![],
+            phone_masked: None,
+        },
+    ];
+    for event in events {
+        let ctx = RequestContext {
+            command_id: uuid::Uuid::new_v4().to_string(),
+            ..system.clone()
+        };
+        app.directory.register(&ctx, event).await.unwrap();
+    }
 }

@@ -375,6 +375,11 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             state.checked_in_at = None;
             state.checked_out_at = None;
             state.completed_at = None;
+            // The new round is reviewed afresh; the first review stays in the history.
+            state.completion_note.clear();
+            state.photos.clear();
+            state.rating = None;
+            state.review_comment.clear();
             state.reviewed_by.clear();
             state.reworks += 1;
         }

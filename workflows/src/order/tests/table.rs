@@ -559,7 +559,7 @@ fn a_reworked_order_is_served_and_reviewed_again_and_the_first_review_stays_in_h
 }
 
 #[test]
-fn merging_into_itself_is_invalid() {
+fn merging_into_itself_is_a_conflict() {
     let events = given(dispatched_table(), Status::Placed, None, Role::StationHead);
     let merge = head().does(Action::Merge {
         into: ORDER.into(),
@@ -567,7 +567,7 @@ fn merging_into_itself_is_invalid() {
     });
     assert!(matches!(
         decide_on(dispatched_table(), &events, merge),
-        Err(DomainError::InvalidField { field: "into", .. })
+        Err(DomainError::Conflict { field: "into", .. })
     ));
 }
 
