@@ -526,6 +526,14 @@ async fn a_duplicate_is_merged_at_triage_and_both_requesters_review_the_survivor
         .unwrap()
         .iter()
         .any(|o| o["order_id"] == earlier.as_str()));
+    // Its own requester can no longer withdraw it: others follow it now.
+    let (status, problem) = first
+        .post(
+            &format!("/api/v1/orders/{earlier}/cancel"),
+            json!({"reason": "不需要了"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{problem}");
     // Merging into a merged (closed) order: refused.
     let (_, ack3) = second
         .post("/api/v1/orders", yongfu_order("还是积水"))

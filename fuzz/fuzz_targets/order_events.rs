@@ -100,7 +100,7 @@ fn commands() -> Vec<Action> {
         },
         Action::AbsorbDuplicate {
             order_id: "order-later".into(),
-            requester_id: "r2".into(),
+            requester_ids: vec!["r2".into()],
         },
         Action::Cancel {
             reason: String::new(),

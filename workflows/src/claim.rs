@@ -214,17 +214,10 @@ fn decide(d: &Decision<'_>) -> Result<OrderChange, DomainError> {
             }
             service(d, seat.checked_in_at)?
         }
+        // A claimant who never checks out does not hold the activity hostage: the organiser
+        // completes once someone has served; an open seat earns nothing (its hours can be
+        // corrected by hand, with a reason).
         Action::Complete { note, photos } => {
-            let seats = state.claims.values();
-            if seats
-                .clone()
-                .any(|s| s.checked_in_at.is_some() && s.checked_out_at.is_none())
-            {
-                return Err(DomainError::conflict(
-                    "order_id",
-                    "还有志愿者在服务中（已签到未签退），不能办结",
-                ));
-            }
             if !state.claims.values().any(|s| s.checked_out_at.is_some()) {
                 return Err(DomainError::conflict(
                     "order_id",

@@ -265,6 +265,12 @@ fn decide(d: &Decision<'_>) -> Result<OrderChange, DomainError> {
             if actor.id != state.requester_id {
                 return Err(DomainError::Forbidden("只有下单的居民可以取消订单".into()));
             }
+            if !state.followers.is_empty() {
+                return Err(DomainError::conflict(
+                    "order_id",
+                    "其他居民反映的同一问题已并入本单，不能取消",
+                ));
+            }
             cancel(reason)?
         }
         other => unreachable!("{} has no row in {WORKFLOW}", other.command()),
@@ -304,9 +310,11 @@ pub fn check_merge_target(
     Ok(())
 }
 
+/// The round's lowest rating decides: one requester's complaint is not hidden by another's
+/// praise.
 fn require_poor_rating(state: &OrderState) -> Result<(), DomainError> {
-    match state.rating {
-        Some(rating) if rating <= POOR_RATING => Ok(()),
+    match state.round_ratings.iter().min() {
+        Some(&rating) if rating <= POOR_RATING => Ok(()),
         _ => Err(DomainError::conflict(
             "rating",
             format!("只有 {POOR_RATING} 星及以下的评价可以返工或回访"),

@@ -83,16 +83,22 @@ impl App {
                 paths.push(self.directory.path(&team.node_id).await?);
             }
         }
+        let wanted = page_size(limit)? as usize;
+        // Some published orders are already claimed by the caller or need a skill they lack:
+        // read more than asked and keep the first `wanted` they may claim.
         let filter = OrderFilter {
             scope: OrderScope::Claimable(paths),
             statuses: Vec::new(),
             or_extension_pending: false,
-            limit: page_size(limit)?,
+            limit: diandan_workflows::validate::MAX_PAGE_SIZE,
             oldest_first: false,
         };
         let rows = self.read.query(move |c| list_orders(c, &filter)).await?;
         let mut orders: Vec<pb::OrderView> = Vec::new();
         for (state, revision) in rows {
+            if orders.len() == wanted {
+                break;
+            }
             if state.claims.contains_key(&volunteer.id) {
                 continue;
             }
@@ -118,12 +124,13 @@ impl App {
 }
 
 impl App {
-    /// 合并: closes `order_id` as a duplicate of `into` and lets its requester follow `into`.
+    /// 合并: closes `order_id` as a duplicate of `into`; its requesters follow `into`.
     ///
-    /// Two streams, two checked appends: the duplicate's `OrderMerged` decides (its expected
-    /// revision, the survivor checked just before), then the survivor's `DuplicateMerged`
-    /// under a command id derived from the merge's, so a retry of the same request (the same
-    /// Idempotency-Key) finishes a merge interrupted between the two and never adds twice.
+    /// Two streams, two checked appends, the survivor's first: `DuplicateMerged` is decided
+    /// under the survivor's revision (a survivor closed, cancelled or merged meanwhile refuses
+    /// it), then the duplicate's `OrderMerged` under its own. An interruption between the two
+    /// leaves the requesters following the survivor and the duplicate open; resending the merge
+    /// (with any key) finishes it, and a requester already following is not added again.
     pub async fn merge_orders(
         &self,
         ctx: &RequestContext,
@@ -154,6 +161,22 @@ impl App {
         };
         if duplicate.merged_into.is_none() {
             diandan_workflows::dispatched::check_merge_target(&duplicate, &survivor)?;
+            let requester_ids: Vec<String> = std::iter::once(&duplicate.requester_id)
+                .chain(&duplicate.followers)
+                .filter(|who| !survivor.is_requester(who))
+                .cloned()
+                .collect();
+            if !requester_ids.is_empty() {
+                let absorb = RequestContext {
+                    command_id: format!("{}:absorb", ctx.command_id),
+                    ..ctx.clone()
+                };
+                let action = diandan_workflows::order::Action::AbsorbDuplicate {
+                    order_id: order_id.to_owned(),
+                    requester_ids,
+                };
+                self.execute(&absorb, into, action, None).await?;
+            }
         }
         let action = diandan_workflows::order::Action::Merge {
             into: into.to_owned(),
@@ -168,16 +191,6 @@ impl App {
                 message: "该订单已并入另一订单".into(),
             });
         }
-        let requester_id = outcome.state.requester_id.clone();
-        let absorb = RequestContext {
-            command_id: format!("{}:merged", ctx.command_id),
-            ..ctx.clone()
-        };
-        let action = diandan_workflows::order::Action::AbsorbDuplicate {
-            order_id: order_id.to_owned(),
-            requester_id,
-        };
-        self.execute(&absorb, into, action, None).await?;
         Ok(outcome)
     }
 }

@@ -143,9 +143,10 @@ pub fn phone_access(ctx: &RequestContext, state: &OrderState) -> PhoneAccess {
                     state.status,
                     Status::Accepted | Status::InService | Status::Served
                 );
-            // A claimant of a wish, until it is done.
-            let claims = state.claims.contains_key(&ctx.claims.sub)
-                && matches!(state.status, Status::Published | Status::Claimed);
+            // A claimant, once every seat is taken (claiming and withdrawing again and again
+            // does not collect numbers from open wishes), until it is done.
+            let claims =
+                state.claims.contains_key(&ctx.claims.sub) && state.status == Status::Claimed;
             holds || claims
         }
         ContactAccess::Full => true,

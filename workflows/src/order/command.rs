@@ -56,7 +56,8 @@ pub enum Action {
     Review { rating: u32, comment: String },
     /// 归档: close a reviewed order.
     Close,
-    /// Withdrawn by the requester before anyone accepted it (an activity: by its station).
+    /// Withdrawn by the requester before anyone accepted it; an open claim also by the
+    /// station head (before anyone checked in).
     Cancel { reason: String },
     /// 认领: a volunteer claims a seat of a published wish or activity, for `team_id` (one of
     /// their teams; eligibility is checked by the caller against the directory).
@@ -71,11 +72,12 @@ pub enum Action {
     /// 合并: at triage, the order duplicates `into` (an earlier order of the same station);
     /// it closes as merged and its requester follows the surviving order.
     Merge { into: String, reason: String },
-    /// The surviving side of a merge: `order_id` was merged into this order, and its
-    /// requester now follows it. Sent by the engine right after [`Action::Merge`].
+    /// The surviving side of a merge: `order_id` is merged into this order, and its requesters
+    /// (its own and those of duplicates merged into it before) now follow it. Sent by the engine
+    /// just before [`Action::Merge`], checked against this order's current state.
     AbsorbDuplicate {
         order_id: String,
-        requester_id: String,
+        requester_ids: Vec<String>,
     },
     /// 延期申请: the accepting volunteer asks to move a running deadline to `until`.
     RequestExtension {

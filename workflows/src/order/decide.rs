@@ -42,8 +42,8 @@ pub fn decide(
         }
         Action::AbsorbDuplicate {
             order_id,
-            requester_id,
-        } => return absorb_duplicate(state, command, order_id, requester_id),
+            requester_ids,
+        } => return absorb_duplicate(state, command, order_id, requester_ids),
         _ => {}
     }
     let table: &Table = definition.table();
@@ -87,12 +87,13 @@ fn refusal(state: &OrderState, action: &Action) -> DomainError {
     }
 }
 
-/// The survivor's side of a merge (no row: its status does not change).
+/// The survivor's side of a merge (no row: its status does not change). Decided under the
+/// survivor's revision, so a survivor closed, cancelled or merged meanwhile refuses it.
 fn absorb_duplicate(
     state: &OrderState,
     command: &Command,
     order_id: &str,
-    requester_id: &str,
+    requester_ids: &[String],
 ) -> Result<Vec<OrderEvent>, DomainError> {
     if workflow_role(command.meta.actor.role) != Role::StationHead {
         return Err(DomainError::Forbidden("只有站长可以合并订单".into()));
@@ -100,13 +101,25 @@ fn absorb_duplicate(
     if state.status == Status::New {
         return Err(DomainError::NotFound);
     }
+    if state.status.is_final() {
+        return Err(DomainError::conflict(
+            "into",
+            format!("要并入的订单已「{}」，不能再并入", state.status.name_zh()),
+        ));
+    }
     validate::id("order_id", order_id)?;
-    validate::id("requester_id", requester_id)?;
+    let Some((requester_id, also)) = requester_ids.split_first() else {
+        return Err(DomainError::invalid("requester_ids", "没有要跟进的居民"));
+    };
+    for id in requester_ids {
+        validate::id("requester_id", id)?;
+    }
     Ok(vec![OrderEvent {
         at: command.meta.at,
         change: OrderChange::DuplicateMerged {
             order_id: order_id.to_owned(),
-            requester_id: requester_id.to_owned(),
+            requester_id: requester_id.clone(),
+            also: also.to_vec(),
         },
     }])
 }

@@ -173,10 +173,13 @@ pub enum OrderChange {
         into: String,
         reason: String,
     },
-    /// A duplicate was merged into this order; its requester follows and reviews it.
+    /// A duplicate was merged into this order; its requester follows and reviews it (and so do
+    /// `also`, the followers it had gathered itself).
     DuplicateMerged {
         order_id: String,
         requester_id: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        also: Vec<String>,
     },
     /// A deadline's clock started (the order entered a stage it covers).
     DeadlineScheduled {

@@ -183,9 +183,11 @@ pub struct OrderState {
     /// Requesters of duplicates merged into this order: they follow and review it too.
     #[serde(default)]
     pub followers: Vec<String>,
-    /// Who has reviewed since the order was last (re)done.
+    /// Who has reviewed since the order was last (re)done, and their ratings.
     #[serde(default)]
     pub reviewed_by: Vec<String>,
+    #[serde(default)]
+    pub round_ratings: Vec<u32>,
     /// How many times it was sent back for rework (返工).
     #[serde(default)]
     pub reworks: u32,
@@ -348,6 +350,7 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
                 id => id.to_owned(),
             };
             state.reviewed_by.push(reviewer);
+            state.round_ratings.push(*rating);
         }
         OrderChange::Claimed {
             volunteer_id,
@@ -381,13 +384,18 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
             state.rating = None;
             state.review_comment.clear();
             state.reviewed_by.clear();
+            state.round_ratings.clear();
             state.reworks += 1;
         }
         OrderChange::FollowUpRecorded { note } => state.follow_up_note = note.clone(),
         OrderChange::OrderMerged { into, .. } => state.merged_into = Some(into.clone()),
-        OrderChange::DuplicateMerged { requester_id, .. } => {
-            if !state.is_requester(requester_id) {
-                state.followers.push(requester_id.clone());
+        OrderChange::DuplicateMerged {
+            requester_id, also, ..
+        } => {
+            for who in std::iter::once(requester_id).chain(also) {
+                if !state.is_requester(who) {
+                    state.followers.push(who.clone());
+                }
             }
         }
         OrderChange::OrderCancelled { reason } => {

@@ -1415,6 +1415,7 @@ fn the_whole_story_folds_into_the_detail_view() {
             claims: Default::default(),
             followers: Vec::new(),
             reviewed_by: vec!["r1".into()],
+            round_ratings: vec![5],
             reworks: 0,
             follow_up_note: String::new(),
             merged_into: None,
@@ -1543,6 +1544,7 @@ fn one_change_of_each_kind() -> Vec<OrderChange> {
         OrderChange::DuplicateMerged {
             order_id: "order-later".into(),
             requester_id: "r2".into(),
+            also: vec![],
         },
     ]
 }

@@ -232,11 +232,16 @@ pub fn notifications_for(
             "order_accepted",
             "您的订单已有志愿者接单".into(),
         ),
-        OrderChange::OrderCompleted { .. } => push(
-            order.requester_id.clone(),
-            "order_completed",
-            "服务已办结，请您评价".into(),
-        ),
+        OrderChange::OrderCompleted { .. } => {
+            // Everyone who reported it reviews it: the requester and the merged duplicates'.
+            for who in std::iter::once(&order.requester_id).chain(&order.followers) {
+                push(
+                    who.clone(),
+                    "order_completed",
+                    "服务已办结，请您评价".into(),
+                );
+            }
+        }
         OrderChange::OrderReviewed {
             rating,
             by_default: false,
@@ -247,20 +252,26 @@ pub fn notifications_for(
             format!("收到 {rating} 星差评，请安排回访或返工"),
         ),
         // The claims, rework and merges of the open-claim and v2 workflows.
-        OrderChange::Claimed { filled: true, .. } => push(
-            station,
-            "order_full",
-            format!(
-                "认领已满员（{} 人）：{}",
-                order.required_volunteers,
-                order.description.chars().take(30).collect::<String>()
-            ),
-        ),
-        OrderChange::Claimed { .. } if !order.activity => push(
-            order.requester_id.clone(),
-            "order_claimed",
-            "您的心愿已有志愿者认领".into(),
-        ),
+        OrderChange::Claimed { filled, .. } => {
+            if *filled {
+                push(
+                    station,
+                    "order_full",
+                    format!(
+                        "认领已满员（{} 人）：{}",
+                        order.required_volunteers,
+                        order.description.chars().take(30).collect::<String>()
+                    ),
+                );
+            }
+            if !order.activity {
+                push(
+                    order.requester_id.clone(),
+                    "order_claimed",
+                    "您的心愿已有志愿者认领".into(),
+                );
+            }
+        }
         OrderChange::OrderReworked { assignee, reason } => push(
             format!("team:{}", assignee.team_id),
             "order_reworked",

@@ -115,6 +115,7 @@ fn given(table: &Table, status: Status, row: Option<&Row>, role: Role) -> Vec<Or
                 OrderChange::DuplicateMerged {
                     order_id: "order-duplicate".into(),
                     requester_id: "r2".into(),
+                    also: vec![],
                 },
             )),
             _ => {}
@@ -473,7 +474,7 @@ fn each_claimant_earns_their_own_minutes() {
 }
 
 #[test]
-fn completing_while_someone_serves_or_before_anyone_served_is_a_conflict() {
+fn completing_before_anyone_served_is_a_conflict_but_a_forgetful_claimant_blocks_nothing() {
     let events = given(claim_table(), Status::Published, None, Role::Volunteer);
     let nobody_served = decide_on(claim_table(), &events, head().completes("活动结束", &[]));
     assert!(matches!(nobody_served, Err(DomainError::Conflict { .. })));
@@ -481,6 +482,10 @@ fn completing_while_someone_serves_or_before_anyone_served_is_a_conflict() {
     events.push(checked_in_by(&v1()));
     let still_serving = decide_on(claim_table(), &events, head().completes("活动结束", &[]));
     assert!(matches!(still_serving, Err(DomainError::Conflict { .. })));
+    // v2 served; v1 never checks out: the organiser completes all the same.
+    events.push(checked_in_by(&v2()));
+    events.push(checked_out_by(&v2()));
+    assert!(decide_on(claim_table(), &events, head().completes("活动结束", &[])).is_ok());
 }
 
 #[test]
@@ -608,12 +613,15 @@ fn a_merged_duplicate_s_requester_follows_and_reviews_once() {
         OrderChange::DuplicateMerged {
             order_id: "order-duplicate".into(),
             requester_id: "r2".into(),
+            also: vec![],
         },
     ));
     for reviewer in [r1(), r2()] {
         let recorded = decide_on(table, &events, reviewer.reviews(3, "")).unwrap();
         events.extend(recorded);
     }
+    // The round's lowest rating decides: one requester's 3 stars and another's would not
+    // hide a complaint.
     let again = decide_on(table, &events, r2().reviews(1, ""));
     assert!(
         matches!(again, Err(DomainError::Conflict { .. })),
@@ -658,4 +666,50 @@ fn a_station_head_placing_an_open_claim_without_a_resident_organises_an_activity
     assert!(state.activity);
     assert_eq!(state.requester_id, "head");
     assert_eq!(state.required_volunteers, 12);
+}
+
+#[test]
+fn one_poor_review_of_a_round_allows_rework_whatever_the_other_requester_said() {
+    let table = dispatched_table();
+    let mut events = given(table, Status::Completed, None, Role::Resident);
+    events.push(event(
+        TRIAGED_AT,
+        OrderChange::DuplicateMerged {
+            order_id: "order-duplicate".into(),
+            requester_id: "r2".into(),
+            also: vec![],
+        },
+    ));
+    for (reviewer, rating) in [(r1(), 1), (r2(), 5)] {
+        let recorded = decide_on(table, &events, reviewer.reviews(rating, "")).unwrap();
+        events.extend(recorded);
+    }
+    let rework = head().does(Action::Rework {
+        assignee: team_a(),
+        reason: "一位居民仍不满意".into(),
+    });
+    assert!(decide_on(table, &events, rework).is_ok());
+}
+
+#[test]
+fn a_survivor_with_followers_cannot_be_cancelled_and_a_final_one_absorbs_nothing() {
+    let table = dispatched_table();
+    let mut events = given(table, Status::Placed, None, Role::Resident);
+    let absorb = head().does(Action::AbsorbDuplicate {
+        order_id: "order-duplicate".into(),
+        requester_ids: vec!["r2".into(), "r3".into()],
+    });
+    events.extend(decide_on(table, &events, absorb.clone()).unwrap());
+    let state = fold(&events);
+    assert_eq!(state.followers, ["r2", "r3"]);
+    let cancel = decide_on(table, &events, r1().cancels("不需要了"));
+    assert!(
+        matches!(cancel, Err(DomainError::Conflict { .. })),
+        "{cancel:?}"
+    );
+    let closed = given(table, Status::Closed, None, Role::StationHead);
+    assert!(matches!(
+        decide_on(table, &closed, absorb),
+        Err(DomainError::Conflict { field: "into", .. })
+    ));
 }
