@@ -20,6 +20,7 @@
 //!   (`workflows/definitions/`), checked with file:line errors, kept in a [`Registry`].
 //! - [`calendar`]: working-time arithmetic for time limits (工作日, holidays, 调休).
 //! - [`dispatch_rules`]: which teams to suggest for an order and why (层层派单).
+//! - [`ledger`]: volunteer hours, the double-entry points ledger and the love supermarket.
 //!
 //! A rejected command is a [`DomainError`]; failing to store its events is somebody else's error.
 
@@ -33,6 +34,7 @@ pub mod directory;
 pub mod dispatch_rules;
 pub mod dispatched;
 pub mod engine;
+pub mod ledger;
 pub mod order;
 pub mod org;
 pub mod permissions;
