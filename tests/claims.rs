@@ -281,6 +281,7 @@ async fn an_activity_from_claims_to_each_claimant_s_hours_to_the_station_s_revie
         ))
         .await;
     assert!(stats["claim_orders"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["activities"].as_u64().unwrap() >= 1, "{stats}");
     assert!(stats["claims"].as_u64().unwrap() >= 2, "{stats}");
 }
 

@@ -34,10 +34,17 @@ CREATE TABLE IF NOT EXISTS order_facts (
     volunteer_id TEXT,
     workflow TEXT NOT NULL DEFAULT 'dispatched-order',
     claims INTEGER NOT NULL DEFAULT 0,
-    reworks INTEGER NOT NULL DEFAULT 0
+    reworks INTEGER NOT NULL DEFAULT 0,
+    activity INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
 CREATE INDEX IF NOT EXISTS order_facts_placed ON order_facts (placed_ms, order_id);
+-- Who holds a seat of an open claim: active volunteers count claimants too.
+CREATE TABLE IF NOT EXISTS claimant_facts (
+    order_id TEXT NOT NULL,
+    volunteer_id TEXT NOT NULL,
+    PRIMARY KEY (order_id, volunteer_id)
+);
 ";
 
 /// China Standard Time: statistics are by the local day.
@@ -66,7 +73,7 @@ impl Projection for StatsProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["order_facts"]
+        &["order_facts", "claimant_facts"]
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
@@ -84,18 +91,20 @@ impl Projection for StatsProjection {
                 station_id,
                 category,
                 workflow,
+                activity,
                 ..
             } => {
                 tx.execute(
-                    "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day, placed_ms, workflow)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day, placed_ms, workflow, activity)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         order_id,
                         node_path(tx, station_id)?,
                         category.code(),
                         local_day(decoded.at),
                         at,
-                        workflow.name
+                        workflow.name,
+                        activity
                     ],
                 )?;
             }
@@ -137,22 +146,32 @@ impl Projection for StatsProjection {
                 "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
                 "merged".to_owned().into(),
             )?,
-            OrderChange::Claimed { .. } => {
+            OrderChange::Claimed { volunteer_id, .. } => {
                 // The first claim is when a volunteer took it up, like an accept.
                 tx.execute(
                     "UPDATE order_facts SET claims = claims + 1,
                             accepted_ms = COALESCE(accepted_ms, ?2) WHERE order_id = ?1",
                     params![order_id, at],
                 )?;
+                tx.execute(
+                    "INSERT OR IGNORE INTO claimant_facts (order_id, volunteer_id) VALUES (?1, ?2)",
+                    params![order_id, volunteer_id],
+                )?;
             }
             OrderChange::OrderReworked { .. } => set(
                 "UPDATE order_facts SET reworks = reworks + ?2 WHERE order_id = ?1",
                 1i64.into(),
             )?,
-            OrderChange::Unclaimed { .. } => set(
-                "UPDATE order_facts SET claims = claims - ?2 WHERE order_id = ?1",
-                1i64.into(),
-            )?,
+            OrderChange::Unclaimed { volunteer_id, .. } => {
+                tx.execute(
+                    "UPDATE order_facts SET claims = claims - 1 WHERE order_id = ?1",
+                    params![order_id],
+                )?;
+                tx.execute(
+                    "DELETE FROM claimant_facts WHERE order_id = ?1 AND volunteer_id = ?2",
+                    params![order_id, volunteer_id],
+                )?;
+            }
             OrderChange::DeadlineWarned { .. } => set(
                 "UPDATE order_facts SET warned = ?2 WHERE order_id = ?1",
                 1i64.into(),
@@ -205,7 +224,8 @@ fn median(mut values: Vec<f64>) -> f64 {
 pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::StationStatsResponse> {
     let mut stmt = conn.prepare_cached(
         "SELECT category, day, outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms,
-                rating, service_minutes, warned, overdue, volunteer_id, workflow, claims, reworks
+                rating, service_minutes, warned, overdue, volunteer_id, workflow, claims, reworks,
+                activity
          FROM order_facts
          WHERE station_path >= ?1 AND station_path < ?2 AND day >= ?3 AND day <= ?4",
     )?;
@@ -234,6 +254,7 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
                     r.get::<_, String>(12)?,
                     r.get::<_, i64>(13)?,
                     r.get::<_, i64>(14)?,
+                    r.get::<_, bool>(15)?,
                 ),
             ))
         },
@@ -264,10 +285,11 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
             warned,
             overdue,
             volunteer,
-            (workflow, claims, reworks),
+            (workflow, claims, reworks, activity),
         ) = row?;
         if workflow == diandan_workflows::claim::WORKFLOW {
             report.claim_orders += 1;
+            report.activities += u64::from(activity);
             report.claims += u64::try_from(claims).unwrap_or(0);
         }
         report.reworked += u64::from(reworks > 0);
@@ -324,6 +346,23 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
         report.average_rating = rating_sum as f64 / ratings as f64;
     }
     report.volunteer_hours = minutes as f64 / 60.0;
+    // Claimants of the range's open claims are active too.
+    let mut claimants = conn.prepare_cached(
+        "SELECT DISTINCT c.volunteer_id FROM claimant_facts c JOIN order_facts f USING (order_id)
+         WHERE f.station_path >= ?1 AND f.station_path < ?2 AND f.day >= ?3 AND f.day <= ?4",
+    )?;
+    let rows = claimants.query_map(
+        params![
+            query.path,
+            format!("{}\u{10FFFF}", query.path),
+            query.from_day.clone().unwrap_or_default(),
+            query.to_day.clone().unwrap_or_else(|| "9999-12-31".into()),
+        ],
+        |r| r.get::<_, String>(0),
+    )?;
+    for volunteer in rows {
+        volunteers.insert(volunteer?);
+    }
     report.active_volunteers = volunteers.len() as u64;
     if report.completed > 0 {
         report.on_time_rate = on_time as f64 / report.completed as f64;
