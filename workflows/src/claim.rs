@@ -12,7 +12,7 @@
 //!
 //! The transition table is [`TABLE`].
 
-use crate::engine::{Decision, Row, Table, Target};
+use crate::engine::{row, Decision, Table, Target};
 use crate::order::decide::{cancel, complete, place, review, service, triage};
 use crate::order::{Action, OrderChange, OrderState, Status, FILL};
 use crate::validate::{self, MAX_SHORT_TEXT_CHARS};
@@ -141,24 +141,6 @@ pub static TABLE: Table = Table {
     decide,
 };
 
-const fn row(
-    command: &'static str,
-    outcome: Option<&'static str>,
-    from: &'static [Status],
-    to: Target,
-    roles: &'static [Role],
-    label: &'static str,
-) -> Row {
-    Row {
-        command,
-        outcome,
-        from,
-        to,
-        roles,
-        label,
-    }
-}
-
 /// The claim that takes the last seat fills the order.
 fn outcome(action: &Action, state: &OrderState) -> Option<&'static str> {
     match action {
@@ -185,7 +167,7 @@ fn decide(d: &Decision<'_>) -> Result<OrderChange, DomainError> {
             OrderChange::Claimed {
                 volunteer_id: actor.id.clone(),
                 team_id: team_id.clone(),
-                filled: state.claims.len() + 1 >= state.required_volunteers as usize,
+                filled: outcome(&d.command.action, state) == Some(FILL),
             }
         }
         Action::Unclaim { reason } => {

@@ -7,7 +7,7 @@
 //!
 //! The transition table is [`TABLE`]; the README shows it rendered (`diandan workflows`).
 
-use crate::engine::{Decision, Row, Table, Target};
+use crate::engine::{row, Decision, Table, Target};
 use crate::order::decide::{cancel, complete, place, review, service, triage};
 use crate::order::{Action, OrderChange, OrderState, Status};
 use crate::validate::{self, MAX_SHORT_TEXT_CHARS};
@@ -164,24 +164,6 @@ pub static TABLE: Table = Table {
     outcome,
     decide,
 };
-
-const fn row(
-    command: &'static str,
-    outcome: Option<&'static str>,
-    from: &'static [Status],
-    to: Target,
-    roles: &'static [Role],
-    label: &'static str,
-) -> Row {
-    Row {
-        command,
-        outcome,
-        from,
-        to,
-        roles,
-        label,
-    }
-}
 
 fn outcome(action: &Action, _: &OrderState) -> Option<&'static str> {
     match action {

@@ -45,6 +45,25 @@ pub struct Row {
     pub label: &'static str,
 }
 
+/// A row, as the tables write it.
+pub const fn row(
+    command: &'static str,
+    outcome: Option<&'static str>,
+    from: &'static [Status],
+    to: Target,
+    roles: &'static [Role],
+    label: &'static str,
+) -> Row {
+    Row {
+        command,
+        outcome,
+        from,
+        to,
+        roles,
+        label,
+    }
+}
+
 impl Row {
     /// The state the row leads to from `from`.
     pub fn target(&self, from: Status) -> Status {

@@ -273,9 +273,7 @@ impl App {
                 .is_ok(),
             // A field volunteer acts on what they hold, are offered, lead or may claim — or
             // what was offered to their team (a late accept is told it lost, 409).
-            Scope::Team => {
-                self.team_holds(ctx, state).await? || self.offered_to_team(ctx, state).await?
-            }
+            Scope::Team => self.field_reach(ctx, state, true).await?,
             Scope::All => true,
             Scope::Public => false,
         };
@@ -291,18 +289,6 @@ impl App {
 pub const DEFAULT_WORKFLOW: &str = "dispatched-order";
 
 impl App {
-    /// Was the order dispatched to one of the caller's teams (whatever happened since)?
-    async fn offered_to_team(&self, ctx: &RequestContext, state: &OrderState) -> Result<bool> {
-        let Some(assignee) = &state.assignee else {
-            return Ok(false);
-        };
-        Ok(self
-            .directory
-            .volunteer(&ctx.claims.sub)
-            .await?
-            .is_some_and(|v| v.team_ids.contains(&assignee.team_id)))
-    }
-
     /// The definition a command is decided on: the order's, or for a placement the latest
     /// of the workflow it asks for.
     pub fn definition_for_command(

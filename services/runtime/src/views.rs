@@ -189,6 +189,17 @@ impl App {
     /// Is this order the field caller's: held by them, offered to one of their teams, or
     /// assigned to a team they lead (队长)?
     pub async fn team_holds(&self, ctx: &RequestContext, state: &OrderState) -> Result<bool> {
+        self.field_reach(ctx, state, false).await
+    }
+
+    /// [`team_holds`](Self::team_holds), or — for commands, `offered_since` — dispatched to one
+    /// of the caller's teams whatever happened since (a late accept is told it lost, 409).
+    pub(crate) async fn field_reach(
+        &self,
+        ctx: &RequestContext,
+        state: &OrderState,
+        offered_since: bool,
+    ) -> Result<bool> {
         let holds = state
             .accepted_by
             .as_ref()
@@ -205,7 +216,7 @@ impl App {
             return Ok(true);
         }
         Ok(match (&state.assignee, state.status) {
-            (Some(a), Status::Dispatched) => self
+            (Some(a), status) if status == Status::Dispatched || offered_since => self
                 .directory
                 .volunteer(&ctx.claims.sub)
                 .await?

@@ -10,6 +10,8 @@ use axum::routing::{get, post};
 use axum::Json;
 use serde_json::{json, Value};
 
+mod support;
+
 use diandan_runtime::auth::{Claims, TokenSigner};
 use diandan_runtime::notify::outbox::Outbox;
 use diandan_runtime::notify::wechat::{WechatConfig, WechatNotifier};
@@ -19,6 +21,7 @@ use diandan_store::{EventStore, SqliteStore};
 use diandan_workflows::order::{Action, Assignee, TeamKind};
 use diandan_workflows::validate::Location;
 use diandan_workflows::{OrgLevel, Registry, Role};
+use support::register_v1_of_t1;
 
 #[derive(Default)]
 struct FakeWechat {
@@ -322,42 +325,4 @@ async fn a_wechat_resident_is_notified_at_their_openid() {
         !recipients.iter().any(|r| r.starts_with("wx-")),
         "{recipients:?}"
     );
-}
-
-/// The volunteer `v1` of team `t1` at `s1`, as the directory knows them: field volunteers act
-/// only on orders their teams were offered or they hold.
-async fn register_v1_of_t1(app: &App) {
-    use diandan_workflows::directory::DirectoryEvent;
-    let system = RequestContext::system("test-directory".to_owned());
-    let events = [
-        DirectoryEvent::OrgNodeRegistered {
-            id: "s1".into(),
-            name: "测试站".into(),
-            level: OrgLevel::Centre,
-            parent_id: None,
-            location: None,
-        },
-        DirectoryEvent::TeamRegistered {
-            id: "t1".into(),
-            name: "测试队".into(),
-            kind: TeamKind::Team,
-            node_id: "s1".into(),
-            skills: vec![diandan_workflows::Category::Repair],
-            leader_id: None,
-        },
-        DirectoryEvent::VolunteerRegistered {
-            id: "v1".into(),
-            name: "志愿者一".into(),
-            team_ids: vec!["t1".into()],
-            skills: vec![],
-            phone_masked: None,
-        },
-    ];
-    for event in events {
-        let ctx = RequestContext {
-            command_id: uuid::Uuid::new_v4().to_string(),
-            ..system.clone()
-        };
-        app.directory.register(&ctx, event).await.unwrap();
-    }
 }

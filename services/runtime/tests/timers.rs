@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use time::macros::datetime;
 
+mod support;
+
 use diandan_runtime::auth::{Claims, TokenSigner};
 use diandan_runtime::clock::Clock;
 use diandan_runtime::{App, RequestContext};
@@ -14,6 +16,7 @@ use diandan_workflows::order::{Action, Assignee, TeamKind};
 use diandan_workflows::permissions::Scope;
 use diandan_workflows::validate::Location;
 use diandan_workflows::{OrgLevel, Registry, Role};
+use support::register_v1_of_t1;
 
 fn ctx(sub: &str, role: Role) -> RequestContext {
     let id = uuid::Uuid::new_v4().to_string();
@@ -233,42 +236,4 @@ async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_se
     stop_tx.send(true).unwrap();
     follower.await.unwrap();
     runner.await.unwrap();
-}
-
-/// The volunteer `v1` of team `t1` at `s1`, as the directory knows them: field volunteers act
-/// only on orders their teams were offered or they hold.
-async fn register_v1_of_t1(app: &App) {
-    use diandan_workflows::directory::DirectoryEvent;
-    let system = RequestContext::system("test-directory".to_owned());
-    let events = [
-        DirectoryEvent::OrgNodeRegistered {
-            id: "s1".into(),
-            name: "测试站".into(),
-            level: OrgLevel::Centre,
-            parent_id: None,
-            location: None,
-        },
-        DirectoryEvent::TeamRegistered {
-            id: "t1".into(),
-            name: "测试队".into(),
-            kind: TeamKind::Team,
-            node_id: "s1".into(),
-            skills: vec![diandan_workflows::Category::Repair],
-            leader_id: None,
-        },
-        DirectoryEvent::VolunteerRegistered {
-            id: "v1".into(),
-            name: "志愿者一".into(),
-            team_ids: vec!["t1".into()],
-            skills: vec![],
-            phone_masked: None,
-        },
-    ];
-    for event in events {
-        let ctx = RequestContext {
-            command_id: uuid::Uuid::new_v4().to_string(),
-            ..system.clone()
-        };
-        app.directory.register(&ctx, event).await.unwrap();
-    }
 }
