@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "diandan/v1/organization.proto",
         "diandan/v1/reviews.proto",
         "diandan/v1/stats.proto",
+        "diandan/v1/ledger.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");
@@ -40,6 +41,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .message_attribute(
             ".diandan.v1.ListTeamsRequest",
+            "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
+        )
+        .message_attribute(
+            ".diandan.v1.ListShopItemsRequest",
             "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
         )
         .compile_protos(&protos, &["."])?;

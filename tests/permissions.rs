@@ -55,6 +55,11 @@ struct Fixture {
     order_in: String,
     /// Placed by another resident in the other centre.
     order_out: String,
+    /// Redemptions at 车站路's love supermarket: the volunteer's and the team leader's; and one
+    /// at the other centre's.
+    redemption_volunteer: String,
+    redemption_leader: String,
+    redemption_out: String,
     /// Held by a volunteer of the other centre, accepted / in service / served.
     held_out: [String; 3],
 }
@@ -336,6 +341,113 @@ fn call(op: Operation, role: Role, target: Target, fx: &Fixture) -> Option<Call>
             })
         }
         ImportVolunteers => None,
+        // 志愿时长与积分. Inside: a volunteer's own record ("me"), staff a volunteer of theirs;
+        // outside: the other centre's volunteer (403).
+        GetVolunteerRecord => {
+            let volunteer = match (inside, scope) {
+                (true, Some(Scope::Own)) => "me",
+                (true, _) => "v-liuhong",
+                (false, _) => "v-matrix-far",
+            };
+            get(
+                format!("/api/v1/volunteers/{volunteer}/record"),
+                json!({"volunteer_id": if volunteer == "me" { "" } else { volunteer }}),
+            )
+        }
+        ListRankings => get(
+            format!("/api/v1/nodes/{node}/rankings"),
+            json!({"node_id": node}),
+        ),
+        ListPendingHours => get(
+            format!("/api/v1/nodes/{node}/hours/pending"),
+            json!({"node_id": node}),
+        ),
+        // Inside: an order the volunteer did not serve (409 after the gate).
+        ReviewHours => {
+            let volunteer = if inside { "v-liuhong" } else { "v-matrix-far" };
+            post(
+                format!("/api/v1/volunteers/{volunteer}/hours/review"),
+                json!({"order_id": "matrix-none", "decision": "confirm"}),
+                Some(("volunteer_id", volunteer)),
+            )
+        }
+        AdjustHours => {
+            let volunteer = if inside { "v-liuhong" } else { "v-matrix-far" };
+            post(
+                format!("/api/v1/volunteers/{volunteer}/hours/adjust"),
+                json!({"order_id": "matrix-none", "minutes": 30, "reason": "矩阵测试"}),
+                Some(("volunteer_id", volunteer)),
+            )
+        }
+        // 爱心超市. Inside: one's own shops; outside: the other centre's (403).
+        ListShopItems => match (inside, scope) {
+            (true, Some(Scope::Own)) => get("/api/v1/shop/items".into(), json!({})),
+            _ => get(
+                format!("/api/v1/shop/items?node_id={node}"),
+                json!({"node_id": node}),
+            ),
+        },
+        // Inside: an item id already listed (409 after the gate).
+        AddShopItem => post(
+            "/api/v1/shop/items".into(),
+            json!({"item_id": if inside { "matrix-item" } else { "matrix-item-new" },
+                   "node_id": node, "name": "矩阵测试商品", "centipoints": 1, "stock": 1}),
+            None,
+        ),
+        // Inside: no quantity (400 after the gate); outside: the other centre's item (404).
+        RestockShopItem => {
+            let item = if inside {
+                "matrix-item"
+            } else {
+                "matrix-item-far"
+            };
+            post(
+                format!("/api/v1/shop/items/{item}/restock"),
+                json!({"quantity": if inside { 0 } else { 1 }}),
+                Some(("item_id", item)),
+            )
+        }
+        // Inside: more than one's points (409 after the gate).
+        ReserveShopItem => {
+            let item = if inside {
+                "matrix-item"
+            } else {
+                "matrix-item-far"
+            };
+            post(
+                format!("/api/v1/shop/items/{item}/reserve"),
+                json!({"quantity": if inside { 20 } else { 1 }}),
+                Some(("item_id", item)),
+            )
+        }
+        // Inside: one's own redemption, or one at a shop of one's subtree; outside: another
+        // volunteer's, or one at the other centre's shop (404).
+        GetRedemption | HandOverRedemption | CancelRedemption => {
+            let redemption = match (inside, scope, role) {
+                (true, Some(Scope::Own), Role::TeamLeader) => &fx.redemption_leader,
+                (true, _, _) => &fx.redemption_volunteer,
+                (false, Some(Scope::Own), Role::TeamLeader) => &fx.redemption_volunteer,
+                (false, Some(Scope::Own), _) => &fx.redemption_leader,
+                (false, _, _) => &fx.redemption_out,
+            };
+            match op {
+                GetRedemption => get(
+                    format!("/api/v1/shop/redemptions/{redemption}"),
+                    json!({"redemption_id": redemption}),
+                ),
+                // No code, no reason: 400 after the gate, nothing changed.
+                HandOverRedemption => post(
+                    format!("/api/v1/shop/redemptions/{redemption}/hand-over"),
+                    json!({"code": ""}),
+                    Some(("redemption_id", redemption)),
+                ),
+                _ => post(
+                    format!("/api/v1/shop/redemptions/{redemption}/cancel"),
+                    json!({"reason": ""}),
+                    Some(("redemption_id", redemption)),
+                ),
+            }
+        }
         GetOrgTree if inside => get("/api/v1/org".into(), json!({})),
         ListTeams if inside => get("/api/v1/teams".into(), json!({})),
         GetOrgTree | ListTeams => None,
@@ -488,6 +600,18 @@ async fn grpc_call(fx: &Fixture, op: Operation, call: &Call, token: Option<&str>
         ImportVolunteers => organization . import_volunteers(ImportVolunteersRequest),
         SearchOrders => audit . search_orders(SearchOrdersRequest),
         ExportOrders => audit . export_orders(ExportOrdersRequest),
+        GetVolunteerRecord => ledger . get_volunteer_record(GetVolunteerRecordRequest),
+        ListRankings => ledger . list_rankings(ListRankingsRequest),
+        ListPendingHours => ledger . list_pending_hours(ListPendingHoursRequest),
+        ReviewHours => ledger . review_hours(ReviewHoursRequest),
+        AdjustHours => ledger . adjust_hours(AdjustHoursRequest),
+        ListShopItems => ledger . list_shop_items(ListShopItemsRequest),
+        AddShopItem => ledger . add_shop_item(AddShopItemRequest),
+        RestockShopItem => ledger . restock_shop_item(RestockShopItemRequest),
+        ReserveShopItem => ledger . reserve_shop_item(ReserveShopItemRequest),
+        GetRedemption => ledger . get_redemption(GetRedemptionRequest),
+        HandOverRedemption => ledger . hand_over_redemption(HandOverRedemptionRequest),
+        CancelRedemption => ledger . cancel_redemption(CancelRedemptionRequest),
     );
     match result {
         Ok(()) => tonic::Status::ok(""),
@@ -537,6 +661,9 @@ impl Unsigned {
     fn audit(&self) -> pb::audit_service_client::AuditServiceClient<Channel> {
         pb::audit_service_client::AuditServiceClient::new(self.channel.clone())
     }
+    fn ledger(&self) -> pb::ledger_service_client::LedgerServiceClient<Channel> {
+        self.inner.ledger()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -560,6 +687,130 @@ fn spec(description: &str) -> OrderSpec {
         rating: 5,
         comment: String::new(),
     }
+}
+
+/// POSTs (or GETs, without a body) as a bearer; (status, body).
+async fn send(http: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let request = match body {
+        Some(body) => client.post(format!("{http}{path}")).json(&body),
+        None => client.get(format!("{http}{path}")),
+    };
+    let response = request.bearer_auth(token).send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// A station's activity that `volunteers` (tokens, ids) claim and check in to: served a
+/// minute later, it earns each of them 0.01 point — enough for a redemption to exist.
+async fn start_service(
+    http: &str,
+    head: &str,
+    station: &str,
+    (lat, lng): (f64, f64),
+    team: &str,
+    volunteers: &[(String, &str)],
+) -> String {
+    let place = json!({"lat": lat, "lng": lng, "address": "矩阵测试活动"});
+    let (status, ack) = send(
+        http,
+        head,
+        "/api/v1/orders",
+        Some(
+            json!({"workflow": "open-claim", "required_volunteers": volunteers.len(),
+                    "station_id": station, "category": "repair", "description": "矩阵测试活动",
+                    "location": place, "contact_phone": "13800000002"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{ack}");
+    let order = ack["order_id"].as_str().unwrap().to_owned();
+    let (status, ack) = send(
+        http,
+        head,
+        &format!("/api/v1/orders/{order}/triage"),
+        Some(json!({"accept": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{ack}");
+    for (token, id) in volunteers {
+        for (verb, body) in [
+            ("claim", json!({"team_id": team})),
+            ("check-in", json!({"location": place})),
+        ] {
+            let (status, ack) = send(
+                http,
+                token,
+                &format!("/api/v1/orders/{order}/{verb}"),
+                Some(body),
+            )
+            .await;
+            assert_eq!(status, 200, "{id} {verb}: {ack}");
+        }
+    }
+    order
+}
+
+/// Checks the volunteers out, waits for their point, lists an item at `station` and reserves
+/// one unit for each: their redemption ids.
+async fn redeem_after_service(
+    http: &str,
+    head: &str,
+    station: &str,
+    order: &str,
+    item: &str,
+    volunteers: &[(String, &str)],
+) -> Vec<String> {
+    for (token, id) in volunteers {
+        let (status, ack) = send(
+            http,
+            token,
+            &format!("/api/v1/orders/{order}/check-out"),
+            Some(json!({"location": {"lat": 30.0, "lng": 114.0}})),
+        )
+        .await;
+        assert_eq!(status, 200, "{id} check-out: {ack}");
+    }
+    let (status, ack) = send(
+        http,
+        head,
+        "/api/v1/shop/items",
+        Some(
+            json!({"item_id": item, "node_id": station, "name": "矩阵测试商品",
+                    "centipoints": 1, "stock": 10}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{ack}");
+    let mut redemptions = Vec::new();
+    for (token, id) in volunteers {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, answer) = send(
+                http,
+                token,
+                &format!("/api/v1/shop/items/{item}/reserve"),
+                Some(json!({"quantity": 1})),
+            )
+            .await;
+            if status == 201 {
+                redemptions.push(
+                    answer["redemption"]["redemption_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+                break;
+            }
+            // 409 until the ledger has credited the service.
+            assert!(
+                status == 409 && std::time::Instant::now() < deadline,
+                "{id} reserve: {status} {answer}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+    redemptions
 }
 
 async fn fixture(server: &Server) -> Fixture {
@@ -627,6 +878,43 @@ async fn fixture(server: &Server) -> Fixture {
         .register_volunteer(system.request(volunteer, None))
         .await
         .expect("register volunteer");
+    // Activities served a minute, so that redemptions exist (finished below).
+    let service_started = std::time::Instant::now();
+    let head_in = dev_token(&http, "station_head", "head-matrix-in", INSIDE_NODE).await;
+    let head_out = dev_token(&http, "station_head", "head-matrix-out", OUTSIDE_NODE).await;
+    let served_in = [
+        (
+            dev_token(&http, "volunteer", "v-liuhong", "").await,
+            "v-liuhong",
+        ),
+        (
+            dev_token(&http, "team_leader", "v-wangsen", "").await,
+            "v-wangsen",
+        ),
+    ];
+    let served_out = [(
+        dev_token(&http, "volunteer", "v-matrix-far", "").await,
+        "v-matrix-far",
+    )];
+    let activity_in = start_service(
+        &http,
+        &head_in,
+        INSIDE_NODE,
+        (29.87, 114.28),
+        INSIDE_TEAM,
+        &served_in,
+    )
+    .await;
+    let activity_out = start_service(
+        &http,
+        &head_out,
+        OUTSIDE_NODE,
+        (30.0, 114.0),
+        OUTSIDE_TEAM,
+        &served_out,
+    )
+    .await;
+
     for (username, node) in [("matrix.taken", INSIDE_NODE), ("matrix.far", OUTSIDE_NODE)] {
         let account = pb::CreateAccountRequest {
             username: username.into(),
@@ -679,6 +967,29 @@ async fn fixture(server: &Server) -> Fixture {
         held_out.push(id);
     }
 
+    tokio::time::sleep(
+        std::time::Duration::from_secs(61).saturating_sub(service_started.elapsed()),
+    )
+    .await;
+    let redeemed_in = redeem_after_service(
+        &http,
+        &head_in,
+        INSIDE_NODE,
+        &activity_in,
+        "matrix-item",
+        &served_in,
+    )
+    .await;
+    let redeemed_out = redeem_after_service(
+        &http,
+        &head_out,
+        OUTSIDE_NODE,
+        &activity_out,
+        "matrix-item-far",
+        &served_out,
+    )
+    .await;
+
     let mut tokens = Vec::new();
     for role in Role::ALL {
         let token = match role {
@@ -700,6 +1011,9 @@ async fn fixture(server: &Server) -> Fixture {
         order_in,
         order_out,
         held_out: held_out.try_into().unwrap(),
+        redemption_volunteer: redeemed_in[0].clone(),
+        redemption_leader: redeemed_in[1].clone(),
+        redemption_out: redeemed_out[0].clone(),
     }
 }
 

@@ -121,4 +121,10 @@ impl Upstreams {
     ) -> v1::organization_service_client::OrganizationServiceClient<tonic::transport::Channel> {
         v1::organization_service_client::OrganizationServiceClient::new(self.volunteers.clone())
     }
+    /// Hours, points and the love supermarket are served beside volunteers.
+    pub fn ledger(
+        &self,
+    ) -> v1::ledger_service_client::LedgerServiceClient<tonic::transport::Channel> {
+        v1::ledger_service_client::LedgerServiceClient::new(self.volunteers.clone())
+    }
 }

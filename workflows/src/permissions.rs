@@ -130,6 +130,18 @@ operations! {
     UpdateVolunteer = "OrganizationService" / "UpdateVolunteer": "修改志愿者",
     SetVolunteerActive = "OrganizationService" / "SetVolunteerActive": "停用/启用志愿者",
     ImportVolunteers = "OrganizationService" / "ImportVolunteers": "批量导入志愿者",
+    GetVolunteerRecord = "LedgerService" / "GetVolunteerRecord": "查看志愿时长与积分",
+    ListRankings = "LedgerService" / "ListRankings": "评优排行",
+    ListPendingHours = "LedgerService" / "ListPendingHours": "待确认时长",
+    ReviewHours = "LedgerService" / "ReviewHours": "确认时长",
+    AdjustHours = "LedgerService" / "AdjustHours": "更正时长",
+    ListShopItems = "LedgerService" / "ListShopItems": "查看爱心超市",
+    AddShopItem = "LedgerService" / "AddShopItem": "上架商品",
+    RestockShopItem = "LedgerService" / "RestockShopItem": "补货",
+    ReserveShopItem = "LedgerService" / "ReserveShopItem": "积分兑换",
+    GetRedemption = "LedgerService" / "GetRedemption": "查看兑换",
+    HandOverRedemption = "LedgerService" / "HandOverRedemption": "核销兑换",
+    CancelRedemption = "LedgerService" / "CancelRedemption": "取消兑换",
 }
 
 impl Operation {
@@ -155,6 +167,11 @@ impl Operation {
                 | Operation::ExportOrders
                 | Operation::ListVolunteers
                 | Operation::ListClaimableOrders
+                | Operation::GetVolunteerRecord
+                | Operation::ListRankings
+                | Operation::ListPendingHours
+                | Operation::ListShopItems
+                | Operation::GetRedemption
         )
     }
 }
@@ -235,6 +252,22 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         }
         ListVolunteers if staff || role == Auditor => Some(Subtree),
         GetOrgTree | ListTeams => Some(All),
+
+        // 志愿时长与积分: a volunteer reads their own record; staff and auditors read those of
+        // their subtree's volunteers, and rank them (评优).
+        GetVolunteerRecord if field => Some(Own),
+        GetVolunteerRecord | ListRankings if staff || role == Auditor => Some(Subtree),
+        // Far check-ins, corrections and hours added by hand: the staff over the volunteer.
+        ListPendingHours | ReviewHours | AdjustHours if staff => Some(Subtree),
+        // 爱心超市: volunteers redeem at their teams' stations and above; staff keep the shelves
+        // and hand goods over against the one-time code.
+        ListShopItems | ReserveShopItem | GetRedemption | CancelRedemption if field => Some(Own),
+        ListShopItems | AddShopItem | RestockShopItem | GetRedemption | HandOverRedemption
+        | CancelRedemption
+            if staff =>
+        {
+            Some(Subtree)
+        }
 
         _ => None,
     }

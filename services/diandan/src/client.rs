@@ -60,6 +60,9 @@ impl Client {
     ) -> pb::organization_service_client::OrganizationServiceClient<Channel> {
         self.upstreams.organization()
     }
+    pub fn ledger(&self) -> pb::ledger_service_client::LedgerServiceClient<Channel> {
+        self.upstreams.ledger()
+    }
     pub fn reviews(&self) -> ReviewServiceClient<Channel> {
         self.upstreams.reviews()
     }

@@ -253,6 +253,21 @@ async fn serve_part(
                 .await
             })
         });
+        // The volunteers service owns the ledger: it runs the ledger's process manager
+        // (replicas may all run it; every step it takes is idempotent).
+        let (stop_ledger, ledger_stopped) = tokio::sync::oneshot::channel::<()>();
+        let ledger = if service == GrpcService::Volunteers {
+            let checkpoint = crate::server::ledger_checkpoint(&config.data_dir)?;
+            let app = app.clone();
+            Some(tokio::spawn(async move {
+                diandan_ledger::runner::run(app, checkpoint, async {
+                    let _ = ledger_stopped.await;
+                })
+                .await
+            }))
+        } else {
+            None
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -264,8 +279,12 @@ async fn serve_part(
             .serve_with_incoming_shutdown(crate::server::grpc_incoming(listener), shutdown)
             .await?;
         let _ = stop_timers.send(());
+        let _ = stop_ledger.send(());
         if let Some(timers) = timers {
             timers.await?;
+        }
+        if let Some(ledger) = ledger {
+            ledger.await?;
         }
         return Ok(());
     }

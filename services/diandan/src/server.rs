@@ -199,6 +199,12 @@ pub async fn run(
         tokio::spawn(async move { app.run_outbox(outbox, notifier, stop).await })
     };
 
+    let ledger = {
+        let (app, stop) = (app.clone(), stopped());
+        let checkpoint = ledger_checkpoint(&config.data_dir)?;
+        tokio::spawn(async move { diandan_ledger::runner::run(app, checkpoint, stop).await })
+    };
+
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
     let grpc = Server::builder()
         .layer(RpcMetricsLayer)
@@ -223,15 +229,23 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     let _ = stop_tx.send(true);
-    let (grpc, http, projections, timers, notifications) =
-        tokio::join!(grpc, http, projections, timers, notifications);
+    let (grpc, http, projections, timers, notifications, ledger) =
+        tokio::join!(grpc, http, projections, timers, notifications, ledger);
     timers?;
     notifications?;
+    ledger?;
     grpc?.context("gRPC server")?;
     http?.context("HTTP gateway")?;
     projections?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where the ledger's process manager stands in the log (`ledger.db` in the data dir).
+pub fn ledger_checkpoint(data_dir: &Path) -> anyhow::Result<diandan_ledger::runner::Checkpoint> {
+    let path = data_dir.join("ledger.db");
+    diandan_ledger::runner::Checkpoint::open(&path)
+        .with_context(|| format!("opening the ledger checkpoint {}", path.display()))
 }
 
 /// Records `rpc.server.duration` for every gRPC call: by service, method and status code.
@@ -368,7 +382,8 @@ pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<
                 serve!(diandan_volunteers::Volunteers::new(app.clone()).into_server());
                 serve!(diandan_volunteers::Organization::new(app.clone()).into_server());
                 serve!(diandan_volunteers::Accounts::new(app.clone()).into_server());
-                serve!(diandan_volunteers::Identity::new(app).into_server());
+                serve!(diandan_volunteers::Identity::new(app.clone()).into_server());
+                serve!(diandan_ledger::Ledger::new(app).into_server());
             }
             GrpcService::Reviews => serve!(diandan_reviews::Reviews::new(app).into_server()),
             GrpcService::Stats => {

@@ -10,6 +10,8 @@
 use serde_json::{json, Map, Value};
 
 use diandan_workflows::account::PASSWORD_CHARS;
+use diandan_workflows::ledger::hours::MAX_MINUTES;
+use diandan_workflows::ledger::shop::{self, MAX_CODE_CHARS, MAX_PRICE, MAX_STOCK};
 use diandan_workflows::order::{Status, TeamKind};
 use diandan_workflows::permissions::binds_to;
 use diandan_workflows::validate::{
@@ -28,6 +30,20 @@ fn id() -> Value {
 /// An id, or empty for none.
 fn optional_id() -> Value {
     json!({"type": "string", "pattern": format!("^[A-Za-z0-9_-]{{0,{MAX_ID_CHARS}}}$")})
+}
+
+/// An id the path gives: the body's copy is ignored.
+fn ignored(what: &str) -> Value {
+    let mut id = optional_id();
+    id["description"] = json!(format!("忽略：{what}由路径中的编号指定"));
+    id
+}
+
+/// The service an hours command names: an order, or `<order>~<round>` for a rework round.
+const SERVICE_KEY_BODY: &str = "[A-Za-z0-9_-]{1,64}(~[0-9]{1,4})?";
+
+fn service_key() -> Value {
+    json!({"type": "string", "pattern": format!("^{SERVICE_KEY_BODY}$")})
 }
 
 /// Text of `min..=max` characters (after trimming; required text must not be blank).
@@ -463,6 +479,109 @@ fn bodies() -> Vec<Body> {
                 "then": {"required": ["reason"], "properties": {"reason": text(1, MAX_SHORT_TEXT_CHARS)}}
             })),
         },
+        // 志愿时长、积分与爱心超市 (the path names the volunteer, item or redemption).
+        Body {
+            schema: "ReviewHoursRequest",
+            required: &["order_id", "decision"],
+            fields: vec![
+                ("volunteer_id", ignored("志愿者")),
+                ("order_id", service_key()),
+                ("decision", one_of(["confirm", "reject"])),
+                ("reason", reason()),
+            ],
+            // Rejecting says why.
+            condition: Some(json!({
+                "if": {"properties": {"decision": {"const": "reject"}}},
+                "then": {"required": ["reason"], "properties": {"reason": reason_required()}}
+            })),
+        },
+        Body {
+            schema: "AdjustHoursRequest",
+            required: &["minutes", "reason"],
+            fields: vec![
+                ("volunteer_id", ignored("志愿者")),
+                ("order_id", {
+                    let mut key = service_key();
+                    key["pattern"] = json!(format!("^({})?$", SERVICE_KEY_BODY));
+                    key["description"] = json!("更正的订单；留空为补录（手工添加的时长）");
+                    key
+                }),
+                (
+                    "minutes",
+                    json!({"type": "integer", "format": "int64", "minimum": -MAX_MINUTES,
+                           "maximum": MAX_MINUTES, "not": {"const": 0}}),
+                ),
+                ("reason", reason_required()),
+            ],
+            // Hours added by hand are positive.
+            condition: Some(json!({
+                "if": {"required": ["order_id"], "properties": {"order_id": {"minLength": 1}}},
+                "then": {},
+                "else": {"properties": {"minutes": {"minimum": 1}}}
+            })),
+        },
+        Body {
+            schema: "AddShopItemRequest",
+            required: &["item_id", "node_id", "name", "centipoints"],
+            fields: vec![
+                ("item_id", id()),
+                ("node_id", id()),
+                ("name", reason_required()),
+                (
+                    "centipoints",
+                    json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_PRICE}),
+                ),
+                (
+                    "stock",
+                    json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": MAX_STOCK}),
+                ),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "RestockShopItemRequest",
+            required: &["quantity"],
+            fields: vec![
+                ("item_id", ignored("商品")),
+                (
+                    "quantity",
+                    json!({"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_STOCK}),
+                ),
+                ("reason", reason()),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "ReserveShopItemRequest",
+            required: &["quantity"],
+            fields: vec![
+                ("item_id", ignored("商品")),
+                (
+                    "quantity",
+                    json!({"type": "integer", "format": "int64", "minimum": 1,
+                           "maximum": shop::MAX_QUANTITY}),
+                ),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "HandOverRedemptionRequest",
+            required: &["code"],
+            fields: vec![
+                ("redemption_id", ignored("兑换")),
+                ("code", text(1, MAX_CODE_CHARS)),
+            ],
+            condition: None,
+        },
+        Body {
+            schema: "CancelRedemptionRequest",
+            required: &["reason"],
+            fields: vec![
+                ("redemption_id", ignored("兑换")),
+                ("reason", reason_required()),
+            ],
+            condition: None,
+        },
         Body {
             schema: "Location",
             required: &["lat", "lng"],
@@ -557,6 +676,7 @@ fn parameter(name: &str) -> Option<Value> {
             json!({"type": "string", "pattern": format!("^(-?[0-9]{{1,19}}\\.[A-Za-z0-9_-]{{1,{MAX_ID_CHARS}}})?$")})
         }
         "format" => one_of(["csv", "json", ""]),
+        "by" => one_of(["volunteer", "team", ""]),
         "Idempotency-Key" => {
             let max = HEADER_LIMITS
                 .iter()

@@ -9,6 +9,7 @@
 mod console;
 mod contract;
 pub mod input;
+mod ledger;
 pub mod limits;
 pub mod openapi;
 mod parse_errors;

@@ -801,6 +801,50 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
             "/api/v1/volunteers/{id}/active",
             post(crate::workbench::set_volunteer_active),
         )
+        .route(
+            "/api/v1/volunteers/{id}/record",
+            get(crate::ledger::get_volunteer_record),
+        )
+        .route(
+            "/api/v1/volunteers/{id}/hours/review",
+            post(crate::ledger::review_hours),
+        )
+        .route(
+            "/api/v1/volunteers/{id}/hours/adjust",
+            post(crate::ledger::adjust_hours),
+        )
+        .route(
+            "/api/v1/nodes/{id}/rankings",
+            get(crate::ledger::list_rankings),
+        )
+        .route(
+            "/api/v1/nodes/{id}/hours/pending",
+            get(crate::ledger::list_pending_hours),
+        )
+        .route(
+            "/api/v1/shop/items",
+            get(crate::ledger::list_shop_items).post(crate::ledger::add_shop_item),
+        )
+        .route(
+            "/api/v1/shop/items/{id}/restock",
+            post(crate::ledger::restock_shop_item),
+        )
+        .route(
+            "/api/v1/shop/items/{id}/reserve",
+            post(crate::ledger::reserve_shop_item),
+        )
+        .route(
+            "/api/v1/shop/redemptions/{id}",
+            get(crate::ledger::get_redemption),
+        )
+        .route(
+            "/api/v1/shop/redemptions/{id}/hand-over",
+            post(crate::ledger::hand_over_redemption),
+        )
+        .route(
+            "/api/v1/shop/redemptions/{id}/cancel",
+            post(crate::ledger::cancel_redemption),
+        )
         .route("/api/v1/audit/orders", get(crate::workbench::search_orders))
         .route(
             "/api/v1/audit/orders/export",

@@ -71,6 +71,8 @@ pub struct TokenSigner {
     issuer: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The key one-time codes are derived from (its own, derived from the secret).
+    codes: Vec<u8>,
 }
 
 impl TokenSigner {
@@ -89,12 +91,32 @@ impl TokenSigner {
             issuer: issuer.to_owned(),
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
+            codes: Sha256::new()
+                .chain_update(b"diandan one-time codes\0")
+                .chain_update(&secret)
+                .finalize()
+                .to_vec(),
         }
     }
 
     /// The key id tokens carry: the same in every process that shares the key.
     pub fn key_id(&self) -> &str {
         &self.kid
+    }
+
+    /// The 8-digit one-time code of `purpose` and `id` (a love-supermarket redemption): an
+    /// HMAC under this deployment's key, so the code can be shown again to its owner while only
+    /// its hash is recorded, and nobody without the key can forge one.
+    pub fn one_time_code(&self, purpose: &str, id: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.codes)
+            .expect("HMAC takes a key of any length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(id.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        format!("{:08}", n % 100_000_000)
     }
 
     pub fn issue(&self, claims: &Claims) -> String {

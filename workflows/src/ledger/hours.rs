@@ -71,6 +71,11 @@ pub enum HoursEvent {
         minutes: u32,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         far_m: Option<u32>,
+        /// The order's station and the team served for (rankings, the station head's list).
+        #[serde(default)]
+        station_id: String,
+        #[serde(default)]
+        team_id: String,
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
@@ -198,6 +203,8 @@ pub enum HoursCommand {
         order_id: String,
         minutes: u32,
         far_m: Option<u32>,
+        station_id: String,
+        team_id: String,
     },
     Confirm {
         order_id: String,
@@ -239,6 +246,8 @@ pub fn decide(
             order_id,
             minutes,
             far_m,
+            station_id,
+            team_id,
         } => {
             if record.services.contains_key(order_id) {
                 return Ok(Vec::new());
@@ -247,6 +256,8 @@ pub fn decide(
                 order_id: order_id.clone(),
                 minutes: *minutes,
                 far_m: *far_m,
+                station_id: station_id.clone(),
+                team_id: team_id.clone(),
                 at,
             }
         }
@@ -278,14 +289,14 @@ pub fn decide(
             let service = served(order_id)?;
             if *delta_minutes == 0 || delta_minutes.abs() > MAX_MINUTES {
                 return Err(DomainError::invalid(
-                    "delta_minutes",
-                    format!("更正的分钟数须非零，且不超过 {MAX_MINUTES}"),
+                    "minutes",
+                    format!("更正的分钟数须非零，且绝对值不超过 {MAX_MINUTES}"),
                 ));
             }
             if service.minutes + delta_minutes < 0 {
-                return Err(DomainError::invalid(
-                    "delta_minutes",
-                    "更正后的时长不能小于 0",
+                return Err(DomainError::conflict(
+                    "minutes",
+                    format!("更正后的时长不能小于 0（现为 {} 分钟）", service.minutes),
                 ));
             }
             HoursEvent::HoursCorrected {

@@ -22,6 +22,15 @@ use crate::DomainError;
 /// The most units one redemption may take.
 pub const MAX_QUANTITY: u32 = 20;
 
+/// The highest price of one unit, in hundredths of a point (10,000 points).
+pub const MAX_PRICE: i64 = 1_000_000;
+
+/// The most units an item may be listed or restocked with at once.
+pub const MAX_STOCK: i64 = 100_000;
+
+/// The longest one-time code a shop may type in.
+pub const MAX_CODE_CHARS: usize = 32;
+
 /// What happened to an item's stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -173,8 +182,17 @@ pub fn decide_item(item: &Item, command: &ItemCommand) -> Result<Vec<ItemEvent>,
             }
             validate::id("item_id", item_id)?;
             validate::id("node_id", node_id)?;
-            if *points <= 0 {
-                return Err(DomainError::invalid("points", "兑换积分须大于 0"));
+            if *points <= 0 || *points > MAX_PRICE {
+                return Err(DomainError::invalid(
+                    "centipoints",
+                    format!("单价须为 1 到 {MAX_PRICE}（单位 0.01 积分）"),
+                ));
+            }
+            if i64::from(*stock) > MAX_STOCK {
+                return Err(DomainError::invalid(
+                    "stock",
+                    format!("库存须为 0 到 {MAX_STOCK}"),
+                ));
             }
             ItemEvent::ItemListed {
                 item_id: item_id.clone(),
@@ -186,7 +204,7 @@ pub fn decide_item(item: &Item, command: &ItemCommand) -> Result<Vec<ItemEvent>,
         }
         ItemCommand::Restock { quantity, reason } => {
             listed()?;
-            let quantity = quantity_of(*quantity, u32::MAX)?;
+            let quantity = quantity_of(*quantity, MAX_STOCK as u32)?;
             ItemEvent::ItemRestocked {
                 quantity,
                 reason: validate::text("reason", reason, 0, MAX_SHORT_TEXT_CHARS)?,
@@ -230,7 +248,7 @@ pub fn decide_item(item: &Item, command: &ItemCommand) -> Result<Vec<ItemEvent>,
     Ok(vec![event])
 }
 
-fn quantity_of(quantity: i64, most: u32) -> Result<u32, DomainError> {
+pub fn quantity_of(quantity: i64, most: u32) -> Result<u32, DomainError> {
     match u32::try_from(quantity) {
         Ok(q) if (1..=most).contains(&q) => Ok(q),
         _ => Err(DomainError::invalid(
@@ -390,6 +408,12 @@ pub fn decide_redemption(
             }
         }
         RedemptionCommand::HandOver { code, by } => {
+            if code.trim().is_empty() || code.chars().count() > MAX_CODE_CHARS {
+                return Err(DomainError::invalid(
+                    "code",
+                    format!("请填写兑换码（至多 {MAX_CODE_CHARS} 位）"),
+                ));
+            }
             match r.status {
                 RedemptionStatus::New => return Err(DomainError::NotFound),
                 RedemptionStatus::HandedOver => {

@@ -247,6 +247,8 @@ fn a_far_check_in_waits_for_the_station_head() {
         order_id: "o1".into(),
         minutes: 120,
         far_m: Some(meters),
+        station_id: "chezhanlu".into(),
+        team_id: "zhidui-chezhanlu".into(),
     };
     let events = hours::decide(&HoursRecord::default(), &credit, "system", NOW).unwrap();
     let record = events.iter().fold(HoursRecord::default(), hours::evolve);
@@ -265,6 +267,8 @@ fn corrections_need_a_reason_and_a_served_order() {
         order_id: "o1".into(),
         minutes: 90,
         far_m: None,
+        station_id: "chezhanlu".into(),
+        team_id: "zhidui-chezhanlu".into(),
     };
     let record = hours::decide(&HoursRecord::default(), &credit, "system", NOW)
         .unwrap()
@@ -291,8 +295,8 @@ fn corrections_need_a_reason_and_a_served_order() {
     ));
     assert!(matches!(
         hours::decide(&record, &correct("o1", -200, "多算了"), "admin", NOW),
-        Err(DomainError::InvalidField {
-            field: "delta_minutes",
+        Err(DomainError::Conflict {
+            field: "minutes",
             ..
         })
     ));

@@ -7,6 +7,7 @@
 //! file, and the result must equal the live one ([`ReadModel::dump`] compares them).
 
 mod directory;
+pub mod ledger;
 mod orders;
 mod stats;
 mod timers;
@@ -43,11 +44,12 @@ pub trait Projection: Send + Sync {
 /// The read model's schema version (`PRAGMA user_version`). Bump it whenever a projection's
 /// tables or meaning change: a read model of another version is dropped and rebuilt from the
 /// log on open — read models are disposable, the log is not.
-pub const READ_MODEL_VERSION: i64 = 5;
+pub const READ_MODEL_VERSION: i64 = 6;
 
 fn all_projections() -> Vec<Box<dyn Projection>> {
     vec![
         Box::new(directory::DirectoryProjection),
+        Box::new(ledger::LedgerProjection),
         Box::new(orders::OrdersProjection),
         Box::new(stats::StatsProjection),
         Box::new(timers::TimersProjection),
