@@ -37,6 +37,15 @@ impl Clock {
         }))
     }
 
+    /// A clock that reads whatever its handle was last set to (tests that jump days: a code
+    /// that lapses, a year that ends).
+    pub fn settable(start: OffsetDateTime) -> (Clock, Arc<std::sync::Mutex<OffsetDateTime>>) {
+        let handle = Arc::new(std::sync::Mutex::new(start));
+        let reads = handle.clone();
+        let clock = Clock(Arc::new(move || *reads.lock().expect("clock poisoned")));
+        (clock, handle)
+    }
+
     pub fn now(&self) -> OffsetDateTime {
         SIMULATED.try_with(|t| *t).unwrap_or_else(|_| (self.0)())
     }
