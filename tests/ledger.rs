@@ -495,4 +495,14 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         .await;
     assert_eq!(status, 400, "{problem}");
     assert!(names(&problem, "by"), "{problem}");
+
+    // The station's statistics count the ledger: credited minutes (50 volunteers' minute each —
+    // lv-1's corrected away, lv-0's by-hand hours tied to no station), the points they earned,
+    // and the shop's redemptions: 10 reserved (one since cancelled), one handed over.
+    let (status, stats) = head.get(&format!("/api/v1/nodes/{STATION}/stats")).await;
+    assert_eq!(status, 200, "{stats}");
+    assert!(int(&stats, "credited_minutes") >= 50, "{stats}");
+    assert!(int(&stats, "points_issued_centipoints") >= 50, "{stats}");
+    assert_eq!(int(&stats, "redemptions"), 10, "{stats}");
+    assert_eq!(int(&stats, "redemptions_handed_over"), 1, "{stats}");
 }

@@ -24,6 +24,17 @@ pub fn token(signer: &TokenSigner, sub: &str, role: Role, node: Option<&str>) ->
 
 /// The demo's staff accounts: (username, name, role, node, password). Printed at start so a
 /// newcomer can sign in at once; demo data only — never reuse these passwords.
+/// The love supermarkets' shelves (爱心超市): (item, node, name, price in hundredths of a
+/// point, stock).
+pub const SHOP: &[(&str, &str, &str, i64, i64)] = &[
+    ("lm-rice", "xianan", "大米 5kg", 3000, 40),
+    ("lm-oil", "xianan", "食用油 1.8L", 2500, 30),
+    ("lm-towel", "xianan", "毛巾", 500, 100),
+    ("lm-notebook", "yongan", "笔记本", 400, 50),
+    ("lm-soap", "chezhanlu", "洗衣皂", 300, 60),
+    ("lm-umbrella", "chezhanlu", "雨伞", 1500, 10),
+];
+
 pub const DEMO_ACCOUNTS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "admin.xianan",
@@ -433,6 +444,25 @@ pub async fn seed(upstreams: Upstreams, signer: &TokenSigner) -> anyhow::Result<
         system
             .accounts()
             .create_account(system.request(account, None))
+            .await?;
+    }
+
+    // The love supermarkets, stocked by the centre's admin.
+    let centre = Client::new(
+        upstreams.clone(),
+        token(signer, "admin-xianan", Role::CentreAdmin, Some("xianan")),
+    );
+    for (item_id, node_id, name, centipoints, stock) in SHOP {
+        let item = pb::AddShopItemRequest {
+            item_id: (*item_id).into(),
+            node_id: (*node_id).into(),
+            name: (*name).into(),
+            centipoints: *centipoints,
+            stock: *stock,
+        };
+        centre
+            .ledger()
+            .add_shop_item(centre.request(item, None))
             .await?;
     }
 

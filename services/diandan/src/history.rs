@@ -887,9 +887,15 @@ impl Replay {
             _ => rng.minutes(60, 2 * 420),
         };
         let checked_in = office(accepted, visit_after);
+        // Now and then a volunteer checks in from the road, a kilometre off: the station head
+        // confirms or rejects those hours (待确认时长).
+        let mut from = location.clone();
+        if rng.below(40) == 0 {
+            from.lat += 0.009;
+        }
         let check_in = pb::CheckInRequest {
             order_id: order.clone(),
-            location: Some(location.clone()),
+            location: Some(from),
             ..Default::default()
         };
         if !self
@@ -1418,4 +1424,60 @@ pub async fn seed(app: &App, orders: usize) -> anyhow::Result<usize> {
         "demo history replayed"
     );
     Ok(orders - failed.load(Ordering::Relaxed) as usize)
+}
+
+/// After the history: once the ledger has credited its service, the volunteers with the most
+/// points redeem at the love supermarket — most of them collect at the shop, some still hold a
+/// code to show. Returns how many redeemed.
+pub async fn seed_redemptions(app: &App) -> anyhow::Result<usize> {
+    use diandan_runtime::projections::ledger as read;
+    // The ledger's process manager credits the year's check-outs behind the replay: wait until
+    // the count of credited services stops moving.
+    let mut last = u64::MAX;
+    for _ in 0..600 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = app.read.query(read::credited_services).await?;
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+    let richest = app.read.query(|c| read::richest(c, 40)).await?;
+    let towel =
+        diandan_ledger::streams::load::<diandan_workflows::ledger::shop::Item>(app, "lm-towel")
+            .await?
+            .state;
+    if !towel.exists() {
+        return Ok(0);
+    }
+    let shop = RequestContext::system("demo/shop".to_owned());
+    let mut redeemed = 0;
+    for (i, (volunteer, _)) in richest.iter().enumerate() {
+        let ctx = RequestContext {
+            claims: diandan_runtime::auth::Claims {
+                sub: volunteer.clone(),
+                role: Role::Volunteer,
+                node: None,
+                acc: None,
+                exp: i64::MAX,
+            },
+            scope: diandan_workflows::permissions::Scope::Own,
+            command_id: format!("demo/redeem/{volunteer}"),
+            correlation_id: format!("demo/redeem/{volunteer}"),
+        };
+        let Ok(redemption) = diandan_ledger::shop::reserve(app, &ctx, &towel, 1).await else {
+            continue;
+        };
+        redeemed += 1;
+        // Three in four collected their towel; the rest still have a code to show.
+        if i % 4 != 3 {
+            let code = diandan_ledger::shop::code_of(app, &redemption.redemption_id);
+            let ctx = RequestContext {
+                command_id: format!("demo/hand-over/{}", redemption.redemption_id),
+                ..shop.clone()
+            };
+            diandan_ledger::shop::hand_over(app, &ctx, &redemption.redemption_id, &code).await?;
+        }
+    }
+    Ok(redeemed)
 }

@@ -499,9 +499,19 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
                             }
                             match diandan::history::seed(&app, demo_history).await {
                                 Ok(0) => {}
-                                Ok(n) => eprintln!(
-                                    "  演示历史已生成: {n} orders over the last twelve months"
-                                ),
+                                Ok(n) => {
+                                    eprintln!(
+                                        "  演示历史已生成: {n} orders over the last twelve months"
+                                    );
+                                    match diandan::history::seed_redemptions(&app).await {
+                                        Ok(r) => eprintln!(
+                                            "  爱心超市: {r} volunteers redeemed their points"
+                                        ),
+                                        Err(e) => {
+                                            tracing::error!(error = %e, "demo redemptions failed")
+                                        }
+                                    }
+                                }
                                 Err(e) => tracing::error!(error = %e, "demo history failed"),
                             }
                         });

@@ -136,7 +136,9 @@ fn apply_hours(tx: &Transaction<'_>, volunteer: &str, event: &HoursEvent) -> Res
             team_id,
             at,
         } => {
+            // In China Standard Time, so that its first ten characters are the day.
             let at = at
+                .to_offset(diandan_workflows::calendar::CHINA_STANDARD_TIME)
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
             tx.execute(
@@ -550,4 +552,19 @@ pub fn orphaned_holds(c: &Connection, before_ms: i64) -> Result<Vec<Orphan>> {
     )?;
     let rows = stmt.query_map([before_ms], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The volunteers with the most points to spend, most first: (volunteer, available).
+pub fn richest(c: &Connection, limit: u32) -> Result<Vec<(String, i64)>> {
+    let mut stmt = c.prepare_cached(
+        "SELECT volunteer_id, available FROM ledger_accounts WHERE available > 0
+         ORDER BY available DESC, volunteer_id LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// How many services are credited (the demo waits for the ledger to settle).
+pub fn credited_services(c: &Connection) -> Result<u64> {
+    Ok(c.query_row("SELECT COUNT(*) FROM ledger_services", [], |r| r.get(0))?)
 }

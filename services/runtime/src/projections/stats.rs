@@ -384,7 +384,44 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
             dispatched,
         })
         .collect();
+    ledger_stats(conn, query, &mut report)?;
     Ok(report)
+}
+
+/// The ledger's part of the statistics: credited service and points by the station served,
+/// redemptions by the shop's node — read from the ledger's read model (`projections::ledger`).
+fn ledger_stats(
+    conn: &Connection,
+    query: &StatsQuery,
+    report: &mut pb::StationStatsResponse,
+) -> Result<()> {
+    let from = query.from_day.clone().unwrap_or_default();
+    let to = query.to_day.clone().unwrap_or_else(|| "9999-12-31".into());
+    let end = format!("{}\u{10FFFF}", query.path);
+    let (minutes, points): (i64, i64) = conn.query_row(
+        "SELECT COALESCE(SUM(s.minutes), 0), COALESCE(SUM(s.minutes * 100 / 60), 0)
+         FROM ledger_services s JOIN org_nodes n ON n.id = s.station_id
+         WHERE n.path >= ?1 AND n.path < ?2 AND s.pending = 0 AND s.rejected = 0
+           AND substr(s.credited_at, 1, 10) >= ?3 AND substr(s.credited_at, 1, 10) <= ?4",
+        params![query.path, end, from, to],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    report.credited_minutes = minutes;
+    report.points_issued_centipoints = points;
+    // Days of redemptions in China Standard Time, from the reservation's commit time.
+    let (reserved, handed_over): (i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(r.status = 'handed_over'), 0)
+         FROM redemptions r JOIN shop_items i ON i.item_id = r.item_id
+              JOIN org_nodes n ON n.id = i.node_id
+         WHERE n.path >= ?1 AND n.path < ?2
+           AND date((r.reserved_at_ms + 8 * 3600000) / 1000, 'unixepoch') >= ?3
+           AND date((r.reserved_at_ms + 8 * 3600000) / 1000, 'unixepoch') <= ?4",
+        params![query.path, end, from, to],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    report.redemptions = reserved as u64;
+    report.redemptions_handed_over = handed_over as u64;
+    Ok(())
 }
 
 #[cfg(test)]
