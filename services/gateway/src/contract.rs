@@ -271,11 +271,17 @@ fn bodies() -> Vec<Body> {
                 ),
                 (
                     "required_volunteers",
-                    json!({"type": "integer", "format": "int32", "minimum": 1,
+                    // null: the workflow's own number (one for a dispatched order).
+                    json!({"type": ["integer", "null"], "format": "int32", "minimum": 1,
                            "maximum": diandan_workflows::order::MAX_SEATS}),
                 ),
             ],
-            condition: None,
+            // Only an open claim recruits several; a dispatched order is served by one.
+            condition: Some(json!({
+                "if": {"required": ["workflow"], "properties": {"workflow": {"const": "open-claim"}}},
+                "then": {},
+                "else": {"properties": {"required_volunteers": {"maximum": 1}}}
+            })),
         },
         command("CancelOrderRequest", &[], vec![("reason", reason())], None),
         command(

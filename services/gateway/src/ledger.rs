@@ -32,6 +32,15 @@ macro_rules! post_on {
         ) -> Result<(StatusCode, Json<$response>), Problem> {
             let id = path_id(id, "id")?;
             let mut request: $request = json_body(body)?;
+            // The body's copy of the id is ignored, but must be an id (or empty), as documented.
+            if !request.$field.is_empty()
+                && diandan_workflows::validate::id(stringify!($field), &request.$field).is_err()
+            {
+                return Err(Problem::bad_request(
+                    Some(stringify!($field).into()),
+                    "编号只能包含字母、数字、- 和 _，最多 64 个字符（可留空：以路径中的编号为准）",
+                ));
+            }
             request.$field = id;
             let reply = clients.ledger().$method(grpc(&headers, request)?).await?;
             Ok((StatusCode::from_u16($status).expect("a status"), Json(reply.into_inner())))
