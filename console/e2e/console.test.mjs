@@ -483,6 +483,71 @@ test('(e) import: per-row errors, nothing imported', async () => {
   await page.context().close()
 })
 
+test('(g) volunteer hours and the love supermarket: rankings, a far check-in confirmed, a code handed over', async () => {
+  const admin = await staffToken('admin.xianan', 'xianan-demo-2026')
+  // The demo's year of history is credited by the ledger behind the scenes, and then its
+  // busiest volunteers redeem towels: wait for an uncollected one and read its code as its
+  // volunteer sees it in the mini-program.
+  let open = null
+  for (let i = 0; i < 240 && !open; i++) {
+    const top = (await api(admin, 'GET', '/nodes/xianan/rankings?limit=40')).body.entries || []
+    for (const e of top) {
+      const tok = await devToken('volunteer', e.id)
+      const rec = (await api(tok, 'GET', '/volunteers/me/record')).body
+      const r = (rec.redemptions || []).find((x) => x.status === 'reserved' && x.code)
+      if (r) {
+        open = r
+        break
+      }
+    }
+    if (!open) await sleep(500)
+  }
+  assert.ok(open, 'a reserved redemption with its code')
+  const pending = (await api(admin, 'GET', '/nodes/xianan/hours/pending')).body.services || []
+  assert.ok(pending.length > 0, 'the history has check-ins far from the place')
+
+  const page = await newPage()
+  await uiLogin(page, 'admin.xianan', 'xianan-demo-2026', '/board')
+  await page.goto(uiBase + '#/ledger')
+  const first = page.locator('.ranking-table .el-table__body tr').first()
+  await first.waitFor()
+  assert.ok((await first.innerText()).includes('小时'), 'hours in the ranking')
+  await shot(page, 'ledger-rankings')
+  // A volunteer's record from the ranking.
+  await first.click()
+  await page.locator('.record-drawer .record-services .el-table__body tr').first().waitFor()
+  await shot(page, 'ledger-record')
+  await page.keyboard.press('Escape')
+
+  // 待确认时长: a far check-in, confirmed.
+  await page.locator('.ledger-tabs .el-tabs__item', { hasText: '待确认时长' }).click()
+  const rows = page.locator('.pending-table .el-table__body tr')
+  await rows.first().waitFor()
+  const before = await rows.count()
+  await shot(page, 'ledger-pending')
+  await rows.first().locator('.do-confirm').click()
+  await page.locator('.el-message--success', { hasText: '已确认' }).waitFor()
+  for (let i = 0; i < 50 && (await rows.count()) >= before; i++) await sleep(100)
+  assert.equal(await rows.count(), before - 1, 'the confirmed one leaves the list')
+
+  // 爱心超市: the shop hands the towel over against the volunteer's code, once.
+  await page.locator('.ledger-tabs .el-tabs__item', { hasText: '爱心超市' }).click()
+  await page.locator('.shop-table .el-table__body tr', { hasText: '毛巾' }).waitFor()
+  await page.locator('.ho-id input').fill(open.redemption_id)
+  await page.locator('.ho-code input').fill('00000000' === open.code ? '11111111' : '00000000')
+  await page.locator('.do-hand-over').click()
+  await page.locator('.el-message--error', { hasText: '兑换码无效' }).waitFor()
+  await page.locator('.ho-code input').fill(open.code)
+  await page.locator('.do-hand-over').click()
+  await page.locator('.el-message--success', { hasText: '核销成功' }).waitFor()
+  await shot(page, 'ledger-shop')
+  await page.locator('.ho-id input').fill(open.redemption_id)
+  await page.locator('.ho-code input').fill(open.code)
+  await page.locator('.do-hand-over').click()
+  await page.locator('.el-message--error', { hasText: '已使用' }).waitFor()
+  await page.context().close()
+})
+
 test('(f) open claim and rework: an activity’s seats, a poor review reworked from the detail page', async () => {
   const head = await staffToken('deng.xiaohu', 'chezhanlu-demo-2026')
   const here = { lat: 29.8702, lng: 114.2849, address: '车站路 12 号（测试）' }

@@ -21,6 +21,7 @@ const routes = [
       { path: 'dashboard', component: () => import('./pages/Dashboard.vue'), meta: { title: '数据看板', roles: ALL, menu: true, icon: 'DataLine' } },
       { path: 'command-link', redirect: '/command', meta: { title: '指挥中心', roles: ALL, menu: true, icon: 'Monitor', href: '/command' } },
       { path: 'audit', component: () => import('./pages/Audit.vue'), meta: { title: '审计', roles: AUDIT, menu: true, icon: 'Search' } },
+      { path: 'ledger', component: () => import('./pages/Ledger.vue'), meta: { title: '志愿积分', roles: AUDIT, menu: true, icon: 'Medal' } },
       { path: 'org', component: () => import('./pages/Org.vue'), meta: { title: '组织管理', roles: HEADS, menu: true, icon: 'OfficeBuilding' } },
       { path: 'orders/:id', component: () => import('./pages/OrderDetail.vue'), meta: { title: '订单详情', roles: ALL } },
       { path: ':rest(.*)*', component: () => import('./pages/NotFound.vue'), meta: { title: '页面不存在' } },
