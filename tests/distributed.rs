@@ -251,7 +251,8 @@ async fn every_service_its_own_process_on_nats() {
         .iter()
         .filter(|l| l.starts_with("checkpoints:"))
         .collect();
-    assert_eq!(applied.len(), 4, "directory, orders, stats, timers");
+    let names = diandan_runtime::projections::projection_names();
+    assert_eq!(applied.len(), names.len(), "{names:?}");
     for line in &applied {
         assert!(
             line.ends_with(&format!(" Integer({events})")),

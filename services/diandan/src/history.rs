@@ -1451,6 +1451,7 @@ pub async fn seed_redemptions(app: &App) -> anyhow::Result<usize> {
         return Ok(0);
     }
     let shop = RequestContext::system("demo/shop".to_owned());
+    let now = app.clock.now();
     let mut redeemed = 0;
     for (i, (volunteer, _)) in richest.iter().enumerate() {
         let ctx = RequestContext {
@@ -1465,18 +1466,32 @@ pub async fn seed_redemptions(app: &App) -> anyhow::Result<usize> {
             command_id: format!("demo/redeem/{volunteer}"),
             correlation_id: format!("demo/redeem/{volunteer}"),
         };
-        let Ok(redemption) = diandan_ledger::shop::reserve(app, &ctx, &towel, 1).await else {
+        // Three in four redeemed over the past months and collected their towel a day later;
+        // the rest reserved today and still have a code to show.
+        let collected = i % 4 != 3;
+        let reserved_at = if collected {
+            now - Duration::days(2 + (i as i64 * 37) % 240)
+        } else {
+            now
+        };
+        let Ok(redemption) = clock::at(
+            reserved_at,
+            diandan_ledger::shop::reserve(app, &ctx, &towel, 1),
+        )
+        .await
+        else {
             continue;
         };
         redeemed += 1;
-        // Three in four collected their towel; the rest still have a code to show.
-        if i % 4 != 3 {
+        if collected {
             let code = diandan_ledger::shop::code_of(app, &redemption.redemption_id);
             let ctx = RequestContext {
                 command_id: format!("demo/hand-over/{}", redemption.redemption_id),
                 ..shop.clone()
             };
-            diandan_ledger::shop::hand_over(app, &ctx, &redemption.redemption_id, &code).await?;
+            let handed =
+                diandan_ledger::shop::hand_over(app, &ctx, &redemption.redemption_id, &code);
+            clock::at(reserved_at + Duration::days(1), handed).await?;
         }
     }
     Ok(redeemed)

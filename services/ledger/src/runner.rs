@@ -101,8 +101,12 @@ pub async fn run(
         if (&mut shutdown).now_or_never().is_some() {
             return;
         }
-        // Paused while the demo replays history (its service is credited once it is in).
-        let hold = app.timer_hold.clone().read_owned().await;
+        // Paused while the demo replays history (its service is credited once it is in); a
+        // shutdown meanwhile is not kept waiting.
+        let hold = futures::select! {
+            _ = shutdown => return,
+            hold = app.timer_hold.clone().read_owned().fuse() => hold,
+        };
         let worked = match round(&app, &checkpoint).await {
             Ok(worked) => worked,
             Err(e) => {

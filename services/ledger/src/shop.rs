@@ -9,7 +9,7 @@
 //! is finished by the runner, never left half done. A reservation interrupted before its
 //! redemption was recorded is undone by the runner ([`undo_orphan`]).
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use diandan_runtime::{App, AppError, RequestContext, Result};
 use diandan_workflows::ledger::points::{self, PointsAccount, PointsCommand};
@@ -20,8 +20,7 @@ use diandan_workflows::ledger::Centipoints;
 
 use crate::streams::{execute, load};
 
-/// How long a one-time code stays valid.
-pub const CODE_LIFETIME: Duration = Duration::days(7);
+pub use diandan_workflows::ledger::shop::CODE_LIFETIME;
 
 /// The one-time code's purpose, in its HMAC.
 const CODE_PURPOSE: &str = "redemption";
@@ -70,10 +69,18 @@ pub async fn reserve(
         redemption_id: redemption_id.clone(),
         points: cost,
     };
-    execute::<PointsAccount>(app, &step(ctx, "hold"), &volunteer, |l| {
+    let held = execute::<PointsAccount>(app, &step(ctx, "hold"), &volunteer, |l| {
         Ok(points::decide(&l.state, &volunteer, &hold, now)?)
     })
     .await?;
+    if !held.state.held.contains_key(&redemption_id) {
+        // This reservation was sent before and refused (its hold already given back): sent
+        // again, it must not go on without points held.
+        return Err(AppError::Conflict {
+            field: None,
+            message: "这次兑换已失败（积分已退回），请重新发起兑换".into(),
+        });
+    }
 
     let reserve = ItemCommand::Reserve {
         redemption_id: redemption_id.clone(),

@@ -245,6 +245,58 @@ async fn year_end_once_lapsed_codes_orphans_and_replays() {
     assert_eq!(item(&app).await.stock, 2);
     assert!(item(&app).await.reserved.is_empty());
 
+    // A reservation refused for want of stock gives its hold back; sent again after a restock,
+    // it stays refused (it must not go on without points held).
+    let list = ItemCommand::List {
+        item_id: "rare".into(),
+        node_id: "s1".into(),
+        name: "纪念册".into(),
+        points: 10,
+        stock: 0,
+    };
+    execute::<Item>(
+        &app,
+        &RequestContext::system("test/list-rare"),
+        "rare",
+        |l| Ok(domain::decide_item(&l.state, &list)?),
+    )
+    .await
+    .unwrap();
+    let rare = load::<Item>(&app, "rare").await.unwrap().state;
+    let refused = shop::reserve(&app, &volunteer("v2", "test/rare"), &rare, 1).await;
+    assert!(
+        matches!(
+            refused,
+            Err(AppError::Domain(DomainError::Conflict {
+                field: "quantity",
+                ..
+            }))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(account(&app, "v2").await.available, 100);
+    let restock = ItemCommand::Restock {
+        quantity: 1,
+        reason: "到货".into(),
+    };
+    execute::<Item>(
+        &app,
+        &RequestContext::system("test/restock-rare"),
+        "rare",
+        |l| Ok(domain::decide_item(&l.state, &restock)?),
+    )
+    .await
+    .unwrap();
+    let rare = load::<Item>(&app, "rare").await.unwrap().state;
+    let resent = shop::reserve(&app, &volunteer("v2", "test/rare"), &rare, 1).await;
+    assert!(
+        matches!(resent, Err(AppError::Conflict { .. })),
+        "{resent:?}"
+    );
+    assert_eq!(account(&app, "v2").await.available, 100);
+    assert_eq!(account(&app, "v2").await.held_total(), 0);
+    assert_eq!(load::<Item>(&app, "rare").await.unwrap().state.stock, 1);
+
     // The runner replaying the whole log from position 0 writes nothing.
     settle(&app, &checkpoint).await;
     let head = app.store.head_position().await.unwrap();

@@ -28,6 +28,9 @@ pub const MAX_PRICE: i64 = 1_000_000;
 /// The most units an item may be listed or restocked with at once.
 pub const MAX_STOCK: i64 = 100_000;
 
+/// How long a redemption's one-time code stays valid.
+pub const CODE_LIFETIME: time::Duration = time::Duration::days(7);
+
 /// The longest one-time code a shop may type in.
 pub const MAX_CODE_CHARS: usize = 32;
 

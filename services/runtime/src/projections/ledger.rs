@@ -78,6 +78,10 @@ fn decode<T: DeserializeOwned>(event: &RecordedEvent) -> Result<T> {
         .map_err(|e| AppError::Storage(format!("event {} payload: {e}", event.position)))
 }
 
+/// How long a redemption's one-time code lives (`diandan_workflows::ledger::shop`).
+const REDEMPTION_CODE_LIFETIME_MS: i64 =
+    diandan_workflows::ledger::shop::CODE_LIFETIME.whole_milliseconds() as i64;
+
 fn millis(t: time::OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
@@ -314,6 +318,9 @@ fn apply_redemption(
             expires_at,
             ..
         } => {
+            // Reserved when its code's lifetime began (the business time, as replayed history
+            // has it), not when the row was written.
+            let reserved_at = millis(*expires_at) - REDEMPTION_CODE_LIFETIME_MS;
             tx.execute(
                 "INSERT OR IGNORE INTO redemptions
                  (redemption_id, volunteer_id, item_id, quantity, centipoints, status, expires_at_ms, reserved_at_ms)
@@ -325,7 +332,7 @@ fn apply_redemption(
                     quantity,
                     points,
                     millis(*expires_at),
-                    recorded_at_ms
+                    reserved_at.min(recorded_at_ms)
                 ],
             )?;
         }

@@ -56,6 +56,11 @@ fn all_projections() -> Vec<Box<dyn Projection>> {
     ]
 }
 
+/// The names of every read model (their checkpoints' keys).
+pub fn projection_names() -> Vec<&'static str> {
+    all_projections().iter().map(|p| p.name()).collect()
+}
+
 struct Inner {
     path: PathBuf,
     /// A shared lock on `<read.db>.lock` while this process has the read model open: a
