@@ -44,6 +44,9 @@ pub fn radius_m() -> u32 {
         .unwrap_or(hours::DEFAULT_RADIUS_M)
 }
 
+/// How often the runner looks for lapsed codes and interrupted reservations when idle.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// A reservation not recorded this long after its first step was interrupted.
 const ORPHAN_AFTER_MS: i64 = 10 * 60 * 1000;
 
@@ -97,6 +100,7 @@ pub async fn run(
     // The last year whose year-end run is recorded, and when the job last looked.
     let mut year_checked = None;
     let mut year_looked: Option<std::time::Instant> = None;
+    let mut swept: Option<std::time::Instant> = None;
     loop {
         if (&mut shutdown).now_or_never().is_some() {
             return;
@@ -115,8 +119,13 @@ pub async fn run(
             }
         };
         if !worked {
-            if let Err(e) = sweep(&app).await {
-                tracing::warn!(error = %e, "ledger sweep failed; retrying");
+            // Lapsed codes and interrupted reservations are minutes-scale: looked for every few
+            // seconds, not on every idle round.
+            if swept.is_none_or(|t| t.elapsed() > SWEEP_EVERY) {
+                swept = Some(std::time::Instant::now());
+                if let Err(e) = sweep(&app).await {
+                    tracing::warn!(error = %e, "ledger sweep failed; retrying");
+                }
             }
             // Caught up with the log: the year-end job of the year that ended, once.
             let year = points::year_of(app.clock.now()) - 1;

@@ -2,13 +2,13 @@
 //! ([`App::authorize`]), checks the scope against what the request names, then runs the
 //! domain's decision against the stream.
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
 
 use diandan_proto::v1 as pb;
 use diandan_proto::v1::ledger_service_server::LedgerService;
 use diandan_runtime::projections::ledger as read;
+use diandan_runtime::views::rfc3339;
 use diandan_runtime::{App, AppError, RequestContext, Result};
 use diandan_workflows::ledger::hours::{self, HoursCommand, HoursRecord};
 use diandan_workflows::ledger::points::PointsAccount;
@@ -34,14 +34,8 @@ pub fn rank_hours() -> Vec<u32> {
         .unwrap_or_else(|| hours::DEFAULT_RANK_HOURS.to_vec())
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
-
 fn rfc3339_ms(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .map(rfc3339)
-        .unwrap_or_default()
+    rfc3339(OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok())
 }
 
 pub struct Ledger {
@@ -71,6 +65,28 @@ impl Ledger {
             Scope::Own => Err(AppError::Forbidden("只能查看本人的时长与积分".into())),
             _ => Ok(self.app.directory.managed_volunteer(ctx, &id).await?.id),
         }
+    }
+
+    /// Runs an hours command (review, correction, hours by hand) on a volunteer of the caller's.
+    /// The volunteer is checked before the request's other fields are read (`command`).
+    async fn hours_command(
+        &self,
+        ctx: &RequestContext,
+        volunteer_id: &str,
+        command: impl FnOnce() -> Result<HoursCommand>,
+    ) -> Result<pb::LedgerAck> {
+        if volunteer_id.is_empty() {
+            return Err(AppError::invalid("volunteer_id", "请填写志愿者编号"));
+        }
+        let volunteer = self.volunteer_in_scope(ctx, volunteer_id).await?;
+        let command = command()?;
+        let now = self.app.clock.now();
+        let actor = ctx.claims.sub.clone();
+        let written = execute::<HoursRecord>(&self.app, ctx, &volunteer, |l| {
+            Ok(hours::decide(&l.state, &command, &actor, now)?)
+        })
+        .await?;
+        Ok(written.ack())
     }
 
     /// The nodes whose love supermarkets a volunteer may use: their teams' nodes and above.
@@ -182,7 +198,7 @@ impl Ledger {
             status: crate::shop::status_name(redemption.status).to_owned(),
             code,
             qr_svg,
-            expires_at: redemption.expires_at.map(rfc3339).unwrap_or_default(),
+            expires_at: rfc3339(redemption.expires_at),
             reserved_at: String::new(),
         }
     }
@@ -416,32 +432,25 @@ impl LedgerService for Ledger {
             .app
             .authorize(request.metadata(), Operation::ReviewHours)?;
         let req = request.into_inner();
-        if req.volunteer_id.is_empty() {
-            return Err(AppError::invalid("volunteer_id", "请填写志愿者编号").into());
-        }
-        let volunteer = self.volunteer_in_scope(&ctx, &req.volunteer_id).await?;
-        service_key(&req.order_id)?;
-        let command = match req.decision.as_str() {
-            "confirm" => HoursCommand::Confirm {
-                order_id: req.order_id,
-            },
-            "reject" => HoursCommand::Reject {
-                order_id: req.order_id,
-                reason: req.reason,
-            },
-            _ => {
-                return Err(AppError::invalid("decision", "审核结果须为 confirm 或 reject").into())
-            }
-        };
-        let now = self.app.clock.now();
-        let actor = ctx.claims.sub.clone();
-        let written = execute::<HoursRecord>(&self.app, &ctx, &volunteer, |l| {
-            Ok(hours::decide(&l.state, &command, &actor, now)?)
-        })
-        .await?;
-        Ok(Response::new(pb::ReviewHoursResponse {
-            ack: Some(written.ack()),
-        }))
+        let ack = self
+            .hours_command(&ctx, &req.volunteer_id, || {
+                service_key(&req.order_id)?;
+                match req.decision.as_str() {
+                    "confirm" => Ok(HoursCommand::Confirm {
+                        order_id: req.order_id.clone(),
+                    }),
+                    "reject" => Ok(HoursCommand::Reject {
+                        order_id: req.order_id.clone(),
+                        reason: req.reason.clone(),
+                    }),
+                    _ => Err(AppError::invalid(
+                        "decision",
+                        "审核结果须为 confirm 或 reject",
+                    )),
+                }
+            })
+            .await?;
+        Ok(Response::new(pb::ReviewHoursResponse { ack: Some(ack) }))
     }
 
     async fn adjust_hours(
@@ -452,32 +461,23 @@ impl LedgerService for Ledger {
             .app
             .authorize(request.metadata(), Operation::AdjustHours)?;
         let req = request.into_inner();
-        if req.volunteer_id.is_empty() {
-            return Err(AppError::invalid("volunteer_id", "请填写志愿者编号").into());
-        }
-        let volunteer = self.volunteer_in_scope(&ctx, &req.volunteer_id).await?;
-        let command = if req.order_id.is_empty() {
-            HoursCommand::AddByHand {
-                minutes: req.minutes,
-                reason: req.reason,
-            }
-        } else {
-            service_key(&req.order_id)?;
-            HoursCommand::Correct {
-                order_id: req.order_id,
-                delta_minutes: req.minutes,
-                reason: req.reason,
-            }
-        };
-        let now = self.app.clock.now();
-        let actor = ctx.claims.sub.clone();
-        let written = execute::<HoursRecord>(&self.app, &ctx, &volunteer, |l| {
-            Ok(hours::decide(&l.state, &command, &actor, now)?)
-        })
-        .await?;
-        Ok(Response::new(pb::AdjustHoursResponse {
-            ack: Some(written.ack()),
-        }))
+        let ack = self
+            .hours_command(&ctx, &req.volunteer_id, || {
+                if req.order_id.is_empty() {
+                    return Ok(HoursCommand::AddByHand {
+                        minutes: req.minutes,
+                        reason: req.reason.clone(),
+                    });
+                }
+                service_key(&req.order_id)?;
+                Ok(HoursCommand::Correct {
+                    order_id: req.order_id.clone(),
+                    delta_minutes: req.minutes,
+                    reason: req.reason.clone(),
+                })
+            })
+            .await?;
+        Ok(Response::new(pb::AdjustHoursResponse { ack: Some(ack) }))
     }
 
     async fn list_shop_items(

@@ -118,20 +118,11 @@ pub async fn hand_over(
     redemption_id: &str,
     code: &str,
 ) -> Result<Redemption> {
-    let now = app.clock.now();
     let command = RedemptionCommand::HandOver {
         code: code.to_owned(),
         by: ctx.claims.sub.clone(),
     };
-    let written = execute::<Redemption>(app, ctx, redemption_id, |l| {
-        if !l.exists() {
-            return Err(AppError::NotFound(format!("兑换「{redemption_id}」不存在")));
-        }
-        Ok(shop::decide_redemption(&l.state, &command, now)?)
-    })
-    .await?;
-    settle(app, &written.state).await?;
-    Ok(written.state)
+    change(app, ctx, redemption_id, command).await
 }
 
 /// Cancels a reservation (the volunteer, the shop, or the runner when its code lapsed): the
@@ -142,11 +133,21 @@ pub async fn cancel(
     redemption_id: &str,
     reason: &str,
 ) -> Result<Redemption> {
-    let now = app.clock.now();
     let command = RedemptionCommand::Cancel {
         by: ctx.claims.sub.clone(),
         reason: reason.to_owned(),
     };
+    change(app, ctx, redemption_id, command).await
+}
+
+/// Changes an existing redemption, then settles its stock and points.
+async fn change(
+    app: &App,
+    ctx: &RequestContext,
+    redemption_id: &str,
+    command: RedemptionCommand,
+) -> Result<Redemption> {
+    let now = app.clock.now();
     let written = execute::<Redemption>(app, ctx, redemption_id, |l| {
         if !l.exists() {
             return Err(AppError::NotFound(format!("兑换「{redemption_id}」不存在")));

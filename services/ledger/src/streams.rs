@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use diandan_runtime::commands::{new_event, EventMetadata};
+use diandan_runtime::commands::{new_event, AppliedCommands, EventMetadata};
 use diandan_runtime::{App, AppError, RequestContext, Result};
 use diandan_store::{AppendRequest, Direction, ExpectedRevision, StoreError};
 use diandan_workflows::ledger::hours::{self, HoursEvent, HoursRecord};
@@ -75,8 +75,8 @@ pub struct Loaded<S> {
     pub state: S,
     /// Revision of the last event; `None` when the stream is empty.
     pub revision: Option<u64>,
-    /// Command ids already applied, with the revision and position they ended at.
-    applied: Vec<(String, u64, u64)>,
+    /// Commands already applied.
+    applied: AppliedCommands,
 }
 
 impl<S> Loaded<S> {
@@ -130,17 +130,7 @@ pub async fn load<S: LedgerStream>(app: &App, id: &str) -> Result<Loaded<S>> {
             let meta = EventMetadata::decode(recorded)?;
             loaded.state = std::mem::take(&mut loaded.state).evolve(&event);
             loaded.revision = Some(recorded.revision);
-            match loaded.applied.last_mut() {
-                Some(last) if last.0 == meta.command.command_id => {
-                    last.1 = recorded.revision;
-                    last.2 = recorded.position;
-                }
-                _ => loaded.applied.push((
-                    meta.command.command_id,
-                    recorded.revision,
-                    recorded.position,
-                )),
-            }
+            loaded.applied.record(&meta, recorded);
             from = recorded.revision + 1;
         }
         if done {
@@ -161,16 +151,12 @@ pub async fn execute<S: LedgerStream>(
     let meta = ctx.command_meta(app.clock.now());
     for _ in 0..MAX_CONFLICT_RETRIES {
         let loaded = load::<S>(app, id).await?;
-        if let Some((_, revision, position)) = loaded
-            .applied
-            .iter()
-            .find(|(id, _, _)| *id == meta.command_id)
-        {
+        if let Some((revision, position)) = loaded.applied.find(&meta.command_id) {
             return Ok(Written {
                 state: loaded.state,
                 stream,
-                revision: Some(*revision),
-                position: *position,
+                revision: Some(revision),
+                position,
                 duplicate: true,
             });
         }

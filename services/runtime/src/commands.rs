@@ -64,6 +64,36 @@ pub fn new_event(event_type: &str, payload: &impl Serialize, metadata: &EventMet
     }
 }
 
+/// The commands a stream already holds, with the revision and position each ended at: what
+/// makes a resent command (the same command id) find its first result instead of running again.
+#[derive(Debug, Clone, Default)]
+pub struct AppliedCommands(Vec<(String, u64, u64)>);
+
+impl AppliedCommands {
+    /// Notes one stored event (events of one command are stored together).
+    pub fn record(&mut self, meta: &EventMetadata, recorded: &RecordedEvent) {
+        match self.0.last_mut() {
+            Some(last) if last.0 == meta.command.command_id => {
+                last.1 = recorded.revision;
+                last.2 = recorded.position;
+            }
+            _ => self.0.push((
+                meta.command.command_id.clone(),
+                recorded.revision,
+                recorded.position,
+            )),
+        }
+    }
+
+    /// The (revision, position) a command ended at, if the stream holds it.
+    pub fn find(&self, command_id: &str) -> Option<(u64, u64)> {
+        self.0
+            .iter()
+            .find(|(id, _, _)| id == command_id)
+            .map(|(_, revision, position)| (*revision, *position))
+    }
+}
+
 /// An order as loaded from its stream.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedOrder {
@@ -71,8 +101,8 @@ pub struct LoadedOrder {
     /// Revision of the last event; `None` when the stream is empty.
     pub revision: Option<u64>,
     pub position: u64,
-    /// Command ids already applied, with the revision and position they ended at.
-    applied: Vec<(String, u64, u64)>,
+    /// Commands already applied.
+    applied: AppliedCommands,
 }
 
 /// What a command did.
@@ -103,17 +133,7 @@ impl App {
                 loaded.state = order::evolve(std::mem::take(&mut loaded.state), &event);
                 loaded.revision = Some(recorded.revision);
                 loaded.position = recorded.position;
-                match loaded.applied.last_mut() {
-                    Some(last) if last.0 == meta.command.command_id => {
-                        last.1 = recorded.revision;
-                        last.2 = recorded.position;
-                    }
-                    _ => loaded.applied.push((
-                        meta.command.command_id,
-                        recorded.revision,
-                        recorded.position,
-                    )),
-                }
+                loaded.applied.record(&meta, recorded);
                 from = recorded.revision + 1;
             }
             if done {
@@ -160,15 +180,11 @@ impl App {
         };
         for _ in 0..MAX_CONFLICT_RETRIES {
             let loaded = self.load_order(order_id).await?;
-            if let Some((_, revision, position)) = loaded
-                .applied
-                .iter()
-                .find(|(id, _, _)| *id == command.meta.command_id)
-            {
+            if let Some((revision, position)) = loaded.applied.find(&command.meta.command_id) {
                 return Ok(Outcome {
                     state: loaded.state,
-                    revision: *revision,
-                    position: *position,
+                    revision,
+                    position,
                     duplicate: true,
                 });
             }

@@ -396,14 +396,10 @@ pub fn services_of(c: &Connection, volunteer_id: &str) -> Result<Vec<ServiceRow>
 /// Services waiting for the station head, at stations within the subtree at `path`.
 pub fn pending_services(c: &Connection, path: &str) -> Result<Vec<ServiceRow>> {
     let mut stmt = c.prepare_cached(&format!(
-        "SELECT {} FROM ledger_services s JOIN org_nodes n ON n.id = s.station_id
-         WHERE s.pending = 1 AND substr(n.path, 1, length(?1)) = ?1
-         ORDER BY s.credited_at, s.volunteer_id LIMIT 500",
-        SERVICE_COLUMNS
-            .split(", ")
-            .map(|c| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "SELECT {SERVICE_COLUMNS} FROM ledger_services
+         WHERE pending = 1 AND station_id IN
+             (SELECT id FROM org_nodes WHERE substr(path, 1, length(?1)) = ?1)
+         ORDER BY credited_at, volunteer_id LIMIT 500"
     ))?;
     let rows = stmt.query_map([path], service_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
