@@ -59,6 +59,10 @@ pub fn encode(event: &RecordedEvent, prev_position: u64) -> (String, HeaderMap, 
         event.recorded_at_ms.to_string().as_str(),
     );
     headers.insert(
+        "ce-diandanhash",
+        diandan_store::chain::to_hex(&event.hash).as_str(),
+    );
+    headers.insert(
         "ce-diandanmeta",
         String::from_utf8_lossy(&event.metadata).as_ref(),
     );
@@ -137,6 +141,12 @@ pub fn decode(
         data: payload.to_vec(),
         metadata,
         recorded_at_ms,
+        // The event's hash-chain link, when the publisher carried it (older ones did not).
+        hash: match headers.get("ce-diandanhash") {
+            Some(hex) => diandan_store::chain::from_hex(hex.as_str())
+                .ok_or_else(|| reject("bad ce-diandanhash".into()))?,
+            None => [0; 32],
+        },
     };
     let prev_position = number("ce-diandanprevposition")?;
     if prev_position >= event.position {
@@ -172,6 +182,7 @@ mod tests {
             data: br#"{"type":"OrderAccepted","at":"2026-11-22T09:00:00+08:00","volunteer_id":"v1","team_id":"t1"}"#.to_vec(),
             metadata: serde_json::to_vec(&meta).unwrap(),
             recorded_at_ms: 1_795_000_000_000,
+            hash: [0xab; 32],
         }
     }
 

@@ -5,14 +5,19 @@
 //! big-endian, strings and blobs length-prefixed with a `u32`):
 //!
 //! ```text
-//! u8   format version (1)
+//! u8   format version (2; version 1 had no hashes)
 //! u64  revision of the first event
 //! u16  n, then n × (u64 short command key, u64 sequence): this stream's previous commits,
 //!      newest first (at most RECENT_COMMITS)
 //! str  event-store stream name
 //! str  command id
-//! u32  m, then m × ([16] event id, str event type, blob data, blob metadata)
+//! u32  m, then m × ([16] event id, str event type, blob data, blob metadata, [32] hash)
 //! ```
+//!
+//! Each event's hash is its link in the stream's hash chain ([`diandan_store::chain`]),
+//! computed by the append from the previous commit's last hash, so it is written in the same
+//! message as the event. Commits of format 1 (before the chain) read with 32 zero bytes,
+//! which `diandan audit verify` reports as not following from their content.
 //!
 //! The list of previous commits links a stream's commits backwards (its first entry is the
 //! previous commit), which is how streams are read backwards, and lets an append recognise a
@@ -21,6 +26,7 @@
 //! This module only encodes and decodes; it must not talk to a server.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use diandan_store::chain::{self, Hash};
 use diandan_store::{AppendResult, NewEvent, RecordedEvent};
 
 use crate::layout;
@@ -28,7 +34,9 @@ use crate::layout;
 /// How many earlier commits of its stream a commit remembers.
 pub const RECENT_COMMITS: usize = 16;
 
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
+/// The format before the hash chain, still read.
+const UNCHAINED_FORMAT: u8 = 1;
 
 /// An earlier commit of the same stream, as a later commit remembers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,23 +68,27 @@ pub struct StoredEvent {
     pub event_type: String,
     pub data: Vec<u8>,
     pub metadata: Vec<u8>,
+    pub hash: Hash,
 }
 
-/// The body of a commit that is about to be written.
+/// The body of a commit that is about to be written; `prev` is the hash of the stream's last
+/// event ([`chain::GENESIS`] for a new stream).
 pub fn encode(
     stream: &str,
     command_id: &str,
     first_revision: u64,
     recent: &[RecentCommit],
+    prev: Hash,
     events: &[NewEvent],
 ) -> Bytes {
+    let hashes = chain::chain(stream, first_revision, prev, events);
     let size = 64
         + stream.len()
         + command_id.len()
         + recent.len() * 16
         + events
             .iter()
-            .map(|e| 28 + e.event_type.len() + e.data.len() + e.metadata.len())
+            .map(|e| 60 + e.event_type.len() + e.data.len() + e.metadata.len())
             .sum::<usize>();
     let mut body = BytesMut::with_capacity(size);
     body.put_u8(FORMAT_VERSION);
@@ -90,11 +102,12 @@ pub fn encode(
     put_blob(&mut body, stream.as_bytes());
     put_blob(&mut body, command_id.as_bytes());
     body.put_u32(events.len() as u32);
-    for event in events {
+    for (event, hash) in events.iter().zip(&hashes) {
         body.put_slice(event.event_id.as_bytes());
         put_blob(&mut body, event.event_type.as_bytes());
         put_blob(&mut body, &event.data);
         put_blob(&mut body, &event.metadata);
+        body.put_slice(hash);
     }
     body.freeze()
 }
@@ -109,7 +122,7 @@ impl Commit {
     pub fn decode(sequence: u64, recorded_at_ms: i64, body: &[u8]) -> Result<Self, String> {
         let mut reader = Reader { body };
         let version = reader.u8()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != UNCHAINED_FORMAT {
             return Err(format!("unknown commit format {version}"));
         }
         let first_revision = reader.u64()?;
@@ -134,6 +147,11 @@ impl Commit {
                     event_type: reader.string()?,
                     data: reader.blob()?.to_vec(),
                     metadata: reader.blob()?.to_vec(),
+                    hash: if version == FORMAT_VERSION {
+                        reader.array()?
+                    } else {
+                        chain::GENESIS
+                    },
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -164,6 +182,13 @@ impl Commit {
     /// The sequence of the stream's commit before this one, if any.
     pub fn previous(&self) -> Option<u64> {
         self.recent.first().map(|commit| commit.sequence)
+    }
+
+    /// The hash of this commit's last event: the next commit's chain continues from it.
+    pub fn last_hash(&self) -> Hash {
+        self.events
+            .last()
+            .map_or(chain::GENESIS, |event| event.hash)
     }
 
     /// Whether this commit was written by `command_id`.
@@ -215,6 +240,7 @@ impl Commit {
                 data: event.data,
                 metadata: event.metadata,
                 recorded_at_ms,
+                hash: event.hash,
             })
     }
 }
@@ -295,7 +321,7 @@ mod tests {
                 sequence: 12,
             },
         ];
-        let body = encode("order-1", "cmd-1", 5, &recent, &events);
+        let body = encode("order-1", "cmd-1", 5, &recent, [7; 32], &events);
         let commit = Commit::decode(42, 1_700_000_000_000, &body).unwrap();
         assert_eq!(commit.stream, "order-1");
         assert_eq!(commit.command_id, "cmd-1");
@@ -320,6 +346,9 @@ mod tests {
             assert_eq!(recorded.position, layout::position(42, i));
             assert_eq!(recorded.recorded_at_ms, 1_700_000_000_000);
         }
+        let hashes = chain::chain("order-1", 5, [7; 32], &events);
+        assert_eq!(recorded.iter().map(|e| e.hash).collect::<Vec<_>>(), hashes);
+        assert_eq!(commit.last_hash(), hashes[2]);
 
         let next = commit.recent_for_next();
         assert_eq!(next.len(), 3);
@@ -336,7 +365,7 @@ mod tests {
         let recent: Vec<RecentCommit> = (0..RECENT_COMMITS as u64)
             .map(|sequence| RecentCommit { key: 1, sequence })
             .collect();
-        let body = encode("s", "c", 0, &recent, &[new_event(1)]);
+        let body = encode("s", "c", 0, &recent, chain::GENESIS, &[new_event(1)]);
         let commit = Commit::decode(99, 1, &body).unwrap();
         let next = commit.recent_for_next();
         assert_eq!(next.len(), RECENT_COMMITS);
@@ -346,7 +375,7 @@ mod tests {
 
     #[test]
     fn damaged_bodies_are_errors_not_panics() {
-        let body = encode("s", "c", 0, &[], &[new_event(5)]);
+        let body = encode("s", "c", 0, &[], chain::GENESIS, &[new_event(5)]);
         for len in 0..body.len() {
             assert!(Commit::decode(1, 1, &body[..len]).is_err(), "{len} bytes");
         }

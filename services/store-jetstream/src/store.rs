@@ -385,6 +385,8 @@ impl Inner {
                 &request.command_id,
                 first_revision,
                 &recent,
+                last.as_ref()
+                    .map_or(diandan_store::chain::GENESIS, Commit::last_hash),
                 &request.events,
             );
             // The server counts headers against `max_payload` too, and answers a message over

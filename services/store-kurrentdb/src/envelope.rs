@@ -7,7 +7,8 @@
 //!   it (KurrentDB's idempotent writes);
 //! - the **custom metadata** is an [`Envelope`]: the command id, the caller's own event id,
 //!   the index and count of the event within its append, the attempt that wrote it, and the
-//!   caller's metadata. From any one stored event the store can thus tell which command wrote
+//!   caller's metadata, and the event's link in its stream's hash chain
+//!   ([`diandan_store::chain`], hex). From any one stored event the store can thus tell which command wrote
 //!   it, which revisions that command's append spans, and whether *this* call wrote it.
 //!
 //! The caller's data and metadata come back byte for byte: JSON is kept as written (a
@@ -55,6 +56,11 @@ pub struct Envelope {
     /// The caller's metadata otherwise, base64 (standard alphabet, padded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata_base64: Option<String>,
+    /// The event's hash-chain link (64 hex digits), computed before the append from the
+    /// stream's last event and written with the event. Absent on events written before the
+    /// chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl Envelope {
@@ -66,6 +72,7 @@ impl Envelope {
         index: usize,
         count: usize,
         metadata: &[u8],
+        hash: &diandan_store::chain::Hash,
     ) -> Self {
         let (metadata, metadata_base64) = match exact_json(metadata) {
             Some(raw) => (Some(raw), None),
@@ -83,7 +90,16 @@ impl Envelope {
             count: count as u64,
             metadata,
             metadata_base64,
+            hash: Some(diandan_store::chain::to_hex(hash)),
         }
+    }
+
+    /// The stored hash-chain link; all zeros (which never verifies) when absent or malformed.
+    pub fn chain_hash(&self) -> diandan_store::chain::Hash {
+        self.hash
+            .as_deref()
+            .and_then(diandan_store::chain::from_hex)
+            .unwrap_or_default()
     }
 
     /// The envelope in a stored event's custom metadata; `None` for events this crate did not
@@ -164,7 +180,7 @@ mod tests {
             b"[]",
             b"42",
         ] {
-            let envelope = Envelope::new("cmd", Uuid::nil(), Uuid::nil(), 0, 1, metadata);
+            let envelope = Envelope::new("cmd", Uuid::nil(), Uuid::nil(), 0, 1, metadata, &[1; 32]);
             assert!(envelope.metadata.is_some(), "kept as JSON");
             let decoded = Envelope::decode(&envelope.encode()).expect("decodes");
             assert_eq!(decoded.caller_metadata().as_deref(), Some(metadata));
@@ -180,7 +196,7 @@ mod tests {
             b"not json",
             &[0xff, 0x00, 0xfe],
         ] {
-            let envelope = Envelope::new("cmd", Uuid::nil(), Uuid::nil(), 0, 1, metadata);
+            let envelope = Envelope::new("cmd", Uuid::nil(), Uuid::nil(), 0, 1, metadata, &[1; 32]);
             assert!(
                 envelope.metadata_base64.is_some(),
                 "{metadata:?} kept as base64"
@@ -194,11 +210,12 @@ mod tests {
     fn envelope_names_its_append() {
         let attempt = Uuid::new_v4();
         let event_id = Uuid::new_v4();
-        let envelope = Envelope::new("cmd-7", event_id, attempt, 1, 3, b"{}");
+        let envelope = Envelope::new("cmd-7", event_id, attempt, 1, 3, b"{}", &[9; 32]);
         let decoded = Envelope::decode(&envelope.encode()).unwrap();
         assert_eq!(decoded.command_id, "cmd-7");
         assert_eq!(decoded.event_id, event_id);
         assert_eq!(decoded.attempt, attempt);
+        assert_eq!(decoded.chain_hash(), [9; 32]);
         // Event 1 of 3 stored at revision 5: the append wrote 4..=6.
         assert_eq!(decoded.append_revisions(5), Some((4, 6)));
         assert_eq!(decoded.append_revisions(0), None, "cannot start before 0");

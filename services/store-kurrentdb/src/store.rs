@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use diandan_store::chain::{self, Hash};
 use diandan_store::{
     AppendRequest, AppendResult, Direction, EventStore, ExpectedRevision, NewEvent, RecordedEvent,
     Result, StoreError, Subscription,
@@ -77,6 +78,9 @@ enum Written {
 struct Search {
     /// The stream's last revision, if the search read it.
     newest: Option<u64>,
+    /// The hash-chain link of that last event ([`chain::GENESIS`] when there is none): the
+    /// next append's events chain from it.
+    newest_hash: Hash,
     /// The command's append, if the search came across it.
     found: Option<AppendResult>,
     /// Where a search to the start would go on, if this one stopped before it.
@@ -383,6 +387,7 @@ impl KurrentDbStore {
         } = reach;
         let mut search = Search {
             newest: None,
+            newest_hash: chain::GENESIS,
             found: None,
             rest: None,
         };
@@ -401,7 +406,11 @@ impl KurrentDbStore {
                 .read_stream_raw(stream, position, Direction::Backward, page)
                 .await?;
             if search.newest.is_none() {
-                search.newest = events.first().map(|e| e.revision);
+                if let Some(newest) = events.first() {
+                    search.newest = Some(newest.revision);
+                    search.newest_hash = Envelope::decode(&newest.custom_metadata)
+                        .map_or([0; 32], |envelope| envelope.chain_hash());
+                }
             }
             for event in &events {
                 if floor.is_some_and(|floor| event.revision <= floor) {
@@ -439,18 +448,26 @@ impl KurrentDbStore {
     }
 
     /// Writes `request` expecting `state`, and says what came of it.
+    /// `prev` is the hash of the stream's event at `state` (the chain's start for no stream).
     async fn write(
         &self,
         request: &AppendRequest,
         attempt: Uuid,
         state: StreamState,
+        prev: Hash,
     ) -> Result<Written> {
         let count = request.events.len();
+        let first_revision = match state {
+            StreamState::StreamRevision(revision) => revision + 1,
+            _ => 0,
+        };
+        let hashes = chain::chain(&request.stream, first_revision, prev, &request.events);
         let events: Vec<EventData> = request
             .events
             .iter()
+            .zip(&hashes)
             .enumerate()
-            .map(|(index, event)| event_data(request, event, attempt, index, count))
+            .map(|(index, (event, hash))| event_data(request, event, attempt, index, count, hash))
             .collect();
         let options = AppendToStreamOptions::default()
             .stream_state(state)
@@ -549,6 +566,7 @@ impl KurrentDbStore {
     ) -> Result<AppendResult> {
         let stream = request.stream.as_str();
         let mut tail = recent.newest;
+        let mut tail_hash = recent.newest_hash;
         if let Some(rest) = recent.rest {
             let older = self
                 .search_all(stream, &request.command_id, Some(rest), attempt)
@@ -559,7 +577,7 @@ impl KurrentDbStore {
         }
         for _ in 0..MAX_ANY_ATTEMPTS {
             let state = tail.map_or(StreamState::NoStream, StreamState::StreamRevision);
-            match self.write(request, attempt, state).await? {
+            match self.write(request, attempt, state, tail_hash).await? {
                 Written::Stored(result) => return Ok(result),
                 Written::Conflict(_) => {
                     let newer = self
@@ -569,6 +587,7 @@ impl KurrentDbStore {
                         return Ok(original);
                     }
                     tail = newer.newest;
+                    tail_hash = newer.newest_hash;
                 }
             }
         }
@@ -609,7 +628,10 @@ impl EventStore for KurrentDbStore {
                     .await;
             }
         };
-        match self.write(&request, attempt, state).await? {
+        match self
+            .write(&request, attempt, state, recent.newest_hash)
+            .await?
+        {
             Written::Stored(result) => Ok(result),
             // Someone appended since the search; maybe a copy of this very command.
             Written::Conflict(actual) => {
@@ -766,15 +788,16 @@ fn position_of(origin: Origin, stream: &str, revision: u64, log: u64) -> Result<
 pub(crate) fn recorded(origin: Origin, event: kurrentdb::RecordedEvent) -> Result<RecordedEvent> {
     let stream = event.stream_id().to_owned();
     let position = position_of(origin, &stream, event.revision, log_position(&event)?)?;
-    let (event_id, metadata) = match Envelope::decode(&event.custom_metadata) {
+    let (event_id, metadata, hash) = match Envelope::decode(&event.custom_metadata) {
         Some(envelope) => (
             envelope.event_id,
             envelope
                 .caller_metadata()
                 .ok_or_else(|| unreadable(&stream, event.revision, "its metadata is not base64"))?,
+            envelope.chain_hash(),
         ),
-        // Not written by this store: shown as it is.
-        None => (event.id, event.custom_metadata.to_vec()),
+        // Not written by this store: shown as it is (with no chain link).
+        None => (event.id, event.custom_metadata.to_vec(), [0; 32]),
     };
     let recorded_at_ms = event
         .metadata
@@ -791,6 +814,7 @@ pub(crate) fn recorded(origin: Origin, event: kurrentdb::RecordedEvent) -> Resul
         data: event.data.to_vec(),
         metadata,
         recorded_at_ms,
+        hash,
     })
 }
 
@@ -806,6 +830,7 @@ fn event_data(
     attempt: Uuid,
     index: usize,
     count: usize,
+    hash: &Hash,
 ) -> EventData {
     let envelope = Envelope::new(
         &request.command_id,
@@ -814,6 +839,7 @@ fn event_data(
         index,
         count,
         &event.metadata,
+        hash,
     );
     // JSON is marked as such (KurrentDB's projections and UI read it); the bytes are the
     // caller's either way.
@@ -915,7 +941,7 @@ mod tests {
         let request = request("order-9", "cmd-9", &["OrderPlaced", "OrderTriaged"]);
         let attempt = Uuid::new_v4();
         // EventData keeps its fields to itself; its Debug output shows them.
-        let data = event_data(&request, &request.events[1], attempt, 1, 2);
+        let data = event_data(&request, &request.events[1], attempt, 1, 2, &[3; 32]);
         let shown = format!("{data:?}");
         assert!(shown.contains(&stored_event_id("order-9", "cmd-9", 1).to_string()));
         assert!(shown.contains("application/json"), "{shown}");

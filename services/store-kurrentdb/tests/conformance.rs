@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
 
 conformance_tests!(
     append_and_read_back,
+    events_carry_their_hash_chain,
     rejects_malformed_appends,
     no_stream_conflicts_with_existing_stream,
     exact_conflicts_with_other_revision,

@@ -25,6 +25,7 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Run every check, one after the other, against `store`.
 pub async fn run_all(store: &dyn EventStore) {
     append_and_read_back(store).await;
+    events_carry_their_hash_chain(store).await;
     rejects_malformed_appends(store).await;
     no_stream_conflicts_with_existing_stream(store).await;
     exact_conflicts_with_other_revision(store).await;
@@ -167,6 +168,52 @@ pub async fn append_and_read_back(store: &dyn EventStore) {
         head >= result.last_position,
         "head {head} is behind an acknowledged append"
     );
+}
+
+/// Every event carries its link in the stream's hash chain, written by the append itself:
+/// over single- and multi-event appends, `Exact` and `Any`, a retry (which must not re-link
+/// anything), and the same events read by stream, by log and by subscription.
+pub async fn events_carry_their_hash_chain(store: &dyn EventStore) {
+    let stream = unique_stream("chain");
+    let first = request(&stream, ExpectedRevision::NoStream, 2);
+    let mut written = first.events.clone();
+    append_ok(store, first.clone()).await;
+    let second = request(&stream, ExpectedRevision::Exact(1), 1);
+    written.extend(second.events.clone());
+    append_ok(store, second).await;
+    let third = request(&stream, ExpectedRevision::Any, 3);
+    written.extend(third.events.clone());
+    let last = append_ok(store, third).await;
+    assert!(append_ok(store, first).await.duplicate);
+
+    let expected = crate::chain::chain(&stream, 0, crate::chain::GENESIS, &written);
+    let read = read_forward(store, &stream).await;
+    assert_eq!(
+        read.iter().map(|e| e.hash).collect::<Vec<_>>(),
+        expected,
+        "stored hashes are not the chain of the appended events"
+    );
+    let mut prev = crate::chain::GENESIS;
+    for event in &read {
+        assert!(event.hash_follows(&prev), "revision {}", event.revision);
+        prev = event.hash;
+    }
+    let backward = store
+        .read_stream(&stream, u64::MAX, Direction::Backward, 2)
+        .await
+        .expect("read backward");
+    assert_eq!(backward[0].hash, expected[5]);
+    let from_log: Vec<_> = store
+        .read_all(read[0].position, usize::MAX)
+        .await
+        .expect("read_all")
+        .into_iter()
+        .filter(|e| e.stream == stream)
+        .map(|e| e.hash)
+        .collect();
+    assert_eq!(from_log, expected, "the log shows other hashes");
+    let mut subscription = store.subscribe_all(last.last_position);
+    assert_eq!(next_event(&mut subscription).await.hash, expected[5]);
 }
 
 /// No events, no stream name or no command id: `InvalidRequest`, nothing written.

@@ -17,10 +17,13 @@
 //! - per-stream optimistic concurrency ([`ExpectedRevision`]);
 //! - idempotent appends keyed by command id: a retry returns the first result and writes nothing;
 //! - atomic multi-event appends;
+//! - a hash chain per stream ([`chain`]): each event's [`RecordedEvent::hash`] covers its
+//!   content and its predecessor's hash, computed and stored in the append that writes it;
 //! - one global, gap-free-in-order log ([`RecordedEvent::position`], starting at 1) that can be
 //!   read and subscribed to from any position (catch-up, then live).
 
 pub mod bench;
+pub mod chain;
 pub mod conformance;
 pub mod sqlite;
 pub mod subscription;
@@ -113,6 +116,8 @@ pub struct RecordedEvent {
     pub metadata: Vec<u8>,
     /// Commit time as Unix milliseconds, set by the store.
     pub recorded_at_ms: i64,
+    /// [`chain::event_hash`] of this event after its stream predecessor, stored with it.
+    pub hash: chain::Hash,
 }
 
 /// Which way to read a stream.

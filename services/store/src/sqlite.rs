@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::chain::{self, Hash};
 use crate::{
     subscription, AppendRequest, AppendResult, Direction, EventStore, ExpectedRevision,
     RecordedEvent, Result, StoreError, Subscription,
@@ -52,8 +53,9 @@ const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const READER_CACHE_KIB: i64 = 8 * 1024;
 /// Streams whose last revision the writer remembers, to skip an index lookup per append.
 const REVISION_CACHE: usize = 1 << 16;
-/// The schema this code reads and writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this code reads and writes (`PRAGMA user_version`). Version 2 added the hash
+/// chain (`events.hash`); a version 1 file is migrated on open (see [`Writer::migrate`]).
+const SCHEMA_VERSION: i64 = 2;
 
 /// The current revision of a stream is the last entry of the `(stream, revision)` unique index,
 /// so no separate `streams` table has to be written on every append.
@@ -67,6 +69,7 @@ CREATE TABLE IF NOT EXISTS events (
     data           BLOB    NOT NULL,
     metadata       BLOB    NOT NULL,
     recorded_at_ms INTEGER NOT NULL,
+    hash           BLOB    NOT NULL,
     UNIQUE (stream, revision)
 );
 CREATE TABLE IF NOT EXISTS commands (
@@ -82,23 +85,23 @@ CREATE TABLE IF NOT EXISTS commands (
 const FIND_COMMAND: &str = "SELECT first_revision, last_revision, last_position FROM commands \
      WHERE stream = ?1 AND command_id = ?2";
 const STREAM_REVISION: &str =
-    "SELECT revision FROM events WHERE stream = ?1 ORDER BY revision DESC LIMIT 1";
+    "SELECT revision, hash FROM events WHERE stream = ?1 ORDER BY revision DESC LIMIT 1";
 const INSERT_EVENT: &str = "INSERT INTO events \
-     (position, stream, revision, event_id, event_type, data, metadata, recorded_at_ms) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     (position, stream, revision, event_id, event_type, data, metadata, recorded_at_ms, hash) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 const CLAIM_COMMAND: &str = "INSERT INTO commands \
      (stream, command_id, first_revision, last_revision, last_position) \
      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
 const HEAD_POSITION: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
 
 const READ_STREAM_FORWARD: &str = "SELECT position, stream, revision, event_id, event_type, \
-     data, metadata, recorded_at_ms FROM events \
+     data, metadata, recorded_at_ms, hash FROM events \
      WHERE stream = ?1 AND revision >= ?2 ORDER BY revision ASC LIMIT ?3";
 const READ_STREAM_BACKWARD: &str = "SELECT position, stream, revision, event_id, event_type, \
-     data, metadata, recorded_at_ms FROM events \
+     data, metadata, recorded_at_ms, hash FROM events \
      WHERE stream = ?1 AND revision <= ?2 ORDER BY revision DESC LIMIT ?3";
 const READ_ALL: &str = "SELECT position, stream, revision, event_id, event_type, \
-     data, metadata, recorded_at_ms FROM events \
+     data, metadata, recorded_at_ms, hash FROM events \
      WHERE position >= ?1 ORDER BY position ASC LIMIT ?2";
 
 /// The SQLite event store. Cheap to share behind an `Arc`; dropping it stops the writer
@@ -271,9 +274,9 @@ struct Writer {
     next_position: u64,
     /// The last committed position, published after each commit.
     head: watch::Sender<u64>,
-    /// Last revision of recently written streams, including writes of the open transaction;
-    /// emptied when a transaction is rolled back.
-    revisions: HashMap<String, u64>,
+    /// Last revision and hash of recently written streams, including writes of the open
+    /// transaction; emptied when a transaction is rolled back.
+    revisions: HashMap<String, (u64, Hash)>,
 }
 
 impl Writer {
@@ -310,6 +313,9 @@ impl Writer {
                 path.display()
             )));
         }
+        if version == 1 {
+            Self::migrate(&conn).map_err(backend)?;
+        }
         conn.execute_batch(&format!(
             "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
         ))
@@ -323,6 +329,37 @@ impl Writer {
             head: watch::Sender::new(head),
             revisions: HashMap::new(),
         })
+    }
+
+    /// Version 1 → 2: adds `events.hash` and computes the chain of every stored event, in one
+    /// transaction (the only time hashes are computed after the append: those events were
+    /// written before this build kept the chain).
+    fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+        conn.execute_batch("BEGIN IMMEDIATE; ALTER TABLE events ADD COLUMN hash BLOB;")?;
+        let result = (|| {
+            let mut tails: HashMap<String, Hash> = HashMap::new();
+            let mut read = conn.prepare(
+                "SELECT position, stream, revision, event_id, event_type, data, metadata, \
+                 recorded_at_ms, x'' FROM events ORDER BY stream, revision",
+            )?;
+            let mut update = conn.prepare("UPDATE events SET hash = ?1 WHERE position = ?2")?;
+            let mut rows = read.query([])?;
+            while let Some(row) = rows.next()? {
+                let mut event = recorded_event_unhashed(row)?;
+                let prev = tails.get(&event.stream).copied().unwrap_or(chain::GENESIS);
+                event.hash = chain::event_hash(&prev, event.content());
+                update.execute(params![&event.hash[..], event.position])?;
+                tails.insert(event.stream, event.hash);
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => conn.execute_batch("PRAGMA user_version = 2; COMMIT;"),
+            Err(error) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
     }
 
     /// Serve appends until every sender is gone.
@@ -400,7 +437,8 @@ impl Writer {
         recorded_at_ms: i64,
     ) -> rusqlite::Result<Result<AppendResult>> {
         let stream = request.stream.as_str();
-        let current = self.stream_revision(stream)?;
+        let tail = self.stream_tail(stream)?;
+        let current = tail.map(|(revision, _)| revision);
         let expected_holds = match request.expected {
             ExpectedRevision::Any => true,
             ExpectedRevision::NoStream => current.is_none(),
@@ -443,12 +481,15 @@ impl Writer {
             }));
         }
 
+        let prev = tail.map_or(chain::GENESIS, |(_, hash)| hash);
+        let hashes = chain::chain(stream, first_revision, prev, &request.events);
         let mut insert = self.conn.prepare_cached(INSERT_EVENT)?;
-        for ((event, revision), position) in request
+        for (((event, revision), position), hash) in request
             .events
             .iter()
             .zip(first_revision..)
             .zip(self.next_position..)
+            .zip(&hashes)
         {
             insert.execute(params![
                 position,
@@ -459,40 +500,42 @@ impl Writer {
                 event.data,
                 event.metadata,
                 recorded_at_ms,
+                &hash[..],
             ])?;
         }
         drop(insert);
         self.next_position += count;
-        self.remember_revision(stream, result.last_revision);
+        let last_hash = *hashes.last().expect("an append carries events");
+        self.remember_tail(stream, (result.last_revision, last_hash));
         Ok(Ok(result))
     }
 
-    /// The stream's last revision as of this transaction, from the cache or the index.
-    fn stream_revision(&mut self, stream: &str) -> rusqlite::Result<Option<u64>> {
-        if let Some(revision) = self.revisions.get(stream) {
-            return Ok(Some(*revision));
+    /// The stream's last revision and hash as of this transaction, from the cache or the index.
+    fn stream_tail(&mut self, stream: &str) -> rusqlite::Result<Option<(u64, Hash)>> {
+        if let Some(tail) = self.revisions.get(stream) {
+            return Ok(Some(*tail));
         }
-        let revision = self
+        let tail = self
             .conn
             .prepare_cached(STREAM_REVISION)?
-            .query_row(params![stream], |row| row.get(0))
+            .query_row(params![stream], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
-        if let Some(revision) = revision {
-            self.remember_revision(stream, revision);
+        if let Some(tail) = tail {
+            self.remember_tail(stream, tail);
         }
-        Ok(revision)
+        Ok(tail)
     }
 
-    fn remember_revision(&mut self, stream: &str, revision: u64) {
+    fn remember_tail(&mut self, stream: &str, tail: (u64, Hash)) {
         if let Some(cached) = self.revisions.get_mut(stream) {
-            *cached = revision;
+            *cached = tail;
             return;
         }
         if self.revisions.len() >= REVISION_CACHE {
             // Crude but bounded; hot streams come back after one lookup each.
             self.revisions.clear();
         }
-        self.revisions.insert(stream.to_owned(), revision);
+        self.revisions.insert(stream.to_owned(), tail);
     }
 
     /// The stored result of an earlier append of the same command to the same stream.
@@ -602,6 +645,14 @@ impl ReaderPool {
 }
 
 fn recorded_event(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let mut event = recorded_event_unhashed(row)?;
+    // A hash that is not 32 bytes (an edited row) reads as one that cannot verify.
+    let hash: Vec<u8> = row.get(8)?;
+    event.hash = hash.try_into().unwrap_or([0xff; 32]);
+    Ok(event)
+}
+
+fn recorded_event_unhashed(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
     let event_id: [u8; 16] = row.get(3)?;
     Ok(RecordedEvent {
         position: row.get(0)?,
@@ -612,6 +663,7 @@ fn recorded_event(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
         data: row.get(5)?,
         metadata: row.get(6)?,
         recorded_at_ms: row.get(7)?,
+        hash: chain::GENESIS,
     })
 }
 
@@ -735,6 +787,69 @@ mod tests {
         ];
         assert_eq!(stored, expected);
         assert_eq!(*writer.head.borrow(), 6);
+    }
+
+    #[test]
+    fn a_version_1_file_gets_its_chain_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(&SCHEMA.replace("    hash           BLOB    NOT NULL,\n", ""))
+            .unwrap();
+        let events = [
+            ("a", 0, "{\"n\":1}"),
+            ("b", 0, "{\"n\":2}"),
+            ("a", 1, "{\"n\":3}"),
+        ];
+        for (position, (stream, revision, data)) in events.iter().enumerate() {
+            old.execute(
+                "INSERT INTO events (position, stream, revision, event_id, event_type, data, \
+                 metadata, recorded_at_ms) VALUES (?1, ?2, ?3, ?4, 'Old', ?5, x'7b7d', 1)",
+                params![
+                    position as i64 + 1,
+                    stream,
+                    revision,
+                    &[position as u8; 16][..],
+                    data.as_bytes()
+                ],
+            )
+            .unwrap();
+        }
+        old.execute_batch("PRAGMA user_version = 1").unwrap();
+        drop(old);
+
+        let mut writer = Writer::open(&path).unwrap();
+        let version: i64 = writer
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        // New appends chain on from the migrated tail.
+        assert!(commit(&mut writer, &[request("a", ExpectedRevision::Exact(1), 1)])[0].is_ok());
+        let mut statement = writer
+            .conn
+            .prepare(&READ_ALL.replace("?1", "0").replace("?2", "100"))
+            .unwrap();
+        let stored: Vec<RecordedEvent> = statement
+            .query_map([], recorded_event)
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(stored.len(), 4);
+        let mut tails: HashMap<&str, Hash> = HashMap::new();
+        for event in &stored {
+            let prev = tails
+                .get(event.stream.as_str())
+                .copied()
+                .unwrap_or_default();
+            assert!(
+                event.hash_follows(&prev),
+                "{} {}",
+                event.stream,
+                event.revision
+            );
+            tails.insert(&event.stream, event.hash);
+        }
     }
 
     #[test]
