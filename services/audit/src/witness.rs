@@ -1,0 +1,304 @@
+//! The witness: the log's leaves as they were signed, and the checkpoints signed over them.
+//!
+//! `audit.db` (beside the read models) keeps, per event in log order, its leaf index, position
+//! and hash, and every checkpoint signed. The leaves are authenticated by the checkpoints (their
+//! root must be the signed one), which is what lets `audit verify` name the events of a
+//! rewritten history. Every signed checkpoint is also appended to `checkpoints.jsonl`, one per
+//! line, for whoever keeps copies outside the system.
+//!
+//! Several processes of one host may open the same file: writes take SQLite's write lock and
+//! add only leaves the file does not have yet; each handle refreshes its in-memory tree from
+//! the file before it answers.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use diandan_store::chain::Hash;
+use diandan_store::EventStore;
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::checkpoint::Checkpoint;
+use crate::merkle::Tree;
+
+/// Events read from the store per transaction.
+const PAGE: usize = 2000;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS leaves (
+    leaf     INTEGER PRIMARY KEY,
+    position INTEGER NOT NULL UNIQUE,
+    hash     BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size INTEGER PRIMARY KEY,
+    json      TEXT    NOT NULL
+);
+";
+
+/// The witness of one system's log.
+#[derive(Clone)]
+pub struct Witness {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    conn: Mutex<Connection>,
+    /// The leaves read so far (with their positions), as a tree for roots and proofs.
+    state: Mutex<State>,
+    key: SigningKey,
+    journal: PathBuf,
+}
+
+#[derive(Default)]
+struct State {
+    tree: Tree,
+    positions: Vec<u64>,
+}
+
+impl std::fmt::Debug for Witness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Witness").finish_non_exhaustive()
+    }
+}
+
+fn storage(e: rusqlite::Error) -> anyhow::Error {
+    anyhow::anyhow!("audit.db: {e}")
+}
+
+impl Witness {
+    /// Opens (creating) `audit.db` in `data_dir`, signing with `key`.
+    pub fn open(data_dir: &Path, key: SigningKey) -> anyhow::Result<Witness> {
+        std::fs::create_dir_all(data_dir)?;
+        let conn = Connection::open(data_dir.join("audit.db")).map_err(storage)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(storage)?;
+        conn.execute_batch(&format!("PRAGMA journal_mode = WAL; {SCHEMA}"))
+            .map_err(storage)?;
+        let witness = Witness {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                state: Mutex::default(),
+                key,
+                journal: data_dir.join("checkpoints.jsonl"),
+            }),
+        };
+        witness.refresh()?;
+        Ok(witness)
+    }
+
+    /// The key checkpoints are verified with.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.inner.key.verifying_key()
+    }
+
+    /// Reads into memory the leaves other handles added to the file.
+    fn refresh(&self) -> anyhow::Result<()> {
+        let conn = self.inner.conn.lock().expect("witness poisoned");
+        let mut state = self.inner.state.lock().expect("witness poisoned");
+        let mut statement = conn
+            .prepare_cached(
+                "SELECT leaf, position, hash FROM leaves WHERE leaf >= ?1 ORDER BY leaf",
+            )
+            .map_err(storage)?;
+        let mut rows = statement.query([state.tree.size()]).map_err(storage)?;
+        while let Some(row) = rows.next().map_err(storage)? {
+            let hash: Vec<u8> = row.get(2).map_err(storage)?;
+            let hash: Hash = hash
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("audit.db: a leaf hash is not 32 bytes"))?;
+            state.tree.push(&hash);
+            state.positions.push(row.get(1).map_err(storage)?);
+        }
+        Ok(())
+    }
+
+    /// Adds the leaves of every event the store holds beyond those already witnessed.
+    pub async fn catch_up(&self, store: &dyn EventStore) -> anyhow::Result<u64> {
+        loop {
+            self.refresh()?;
+            let from = {
+                let state = self.inner.state.lock().expect("witness poisoned");
+                state.positions.last().map_or(1, |p| p + 1)
+            };
+            let events = store.read_all(from, PAGE).await?;
+            if events.is_empty() {
+                return Ok(self.size());
+            }
+            let conn = self.inner.conn.lock().expect("witness poisoned");
+            let tx = conn.unchecked_transaction().map_err(storage)?;
+            {
+                let next: u64 = tx
+                    .query_row("SELECT COALESCE(MAX(leaf) + 1, 0) FROM leaves", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(storage)?;
+                let last: u64 = tx
+                    .query_row("SELECT COALESCE(MAX(position), 0) FROM leaves", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(storage)?;
+                let mut insert = tx
+                    .prepare_cached("INSERT INTO leaves (leaf, position, hash) VALUES (?1, ?2, ?3)")
+                    .map_err(storage)?;
+                // Another process may have added some of these since the refresh above.
+                for (leaf, event) in (next..).zip(events.iter().filter(|e| e.position > last)) {
+                    insert
+                        .execute(params![leaf, event.position, &event.hash[..]])
+                        .map_err(storage)?;
+                }
+            }
+            tx.commit().map_err(storage)?;
+        }
+    }
+
+    /// How many leaves are witnessed.
+    pub fn size(&self) -> u64 {
+        self.inner
+            .state
+            .lock()
+            .expect("witness poisoned")
+            .tree
+            .size()
+    }
+
+    /// Signs a checkpoint of everything the store holds now (after catching up), unless the
+    /// latest checkpoint already covers it; returns the checkpoint that covers it.
+    pub async fn checkpoint(
+        &self,
+        store: &dyn EventStore,
+        now_ms: i64,
+    ) -> anyhow::Result<Option<Checkpoint>> {
+        let size = self.catch_up(store).await?;
+        if let Some(latest) = self.latest()? {
+            if latest.tree_size >= size {
+                return Ok(Some(latest));
+            }
+        }
+        if size == 0 {
+            return Ok(None);
+        }
+        let checkpoint = {
+            let state = self.inner.state.lock().expect("witness poisoned");
+            Checkpoint::sign(
+                &self.inner.key,
+                size,
+                state.positions[size as usize - 1],
+                &state.tree.root(size),
+                now_ms,
+            )
+        };
+        let json = serde_json::to_string(&checkpoint)?;
+        let inserted = self
+            .inner
+            .conn
+            .lock()
+            .expect("witness poisoned")
+            .execute(
+                "INSERT INTO checkpoints (tree_size, json) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![size, json],
+            )
+            .map_err(storage)?;
+        if inserted == 0 {
+            // Another process signed this size first.
+            return self.latest();
+        }
+        let mut journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.inner.journal)?;
+        writeln!(journal, "{json}")?;
+        tracing::info!(tree_size = size, root = %checkpoint.root, "signed a checkpoint of the log");
+        Ok(Some(checkpoint))
+    }
+
+    /// The newest checkpoint signed, if any.
+    pub fn latest(&self) -> anyhow::Result<Option<Checkpoint>> {
+        let json: Option<String> = self
+            .inner
+            .conn
+            .lock()
+            .expect("witness poisoned")
+            .query_row(
+                "SELECT json FROM checkpoints ORDER BY tree_size DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        json.map(|json| serde_json::from_str(&json).map_err(Into::into))
+            .transpose()
+    }
+
+    /// Every checkpoint signed, oldest first.
+    pub fn checkpoints(&self) -> anyhow::Result<Vec<Checkpoint>> {
+        let conn = self.inner.conn.lock().expect("witness poisoned");
+        let mut statement = conn
+            .prepare("SELECT json FROM checkpoints ORDER BY tree_size")
+            .map_err(storage)?;
+        let rows = statement
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(storage)?;
+        let mut out = Vec::new();
+        for json in rows {
+            out.push(serde_json::from_str(&json.map_err(storage)?)?);
+        }
+        Ok(out)
+    }
+
+    /// The consistency proof from the tree of `old` leaves to that of `new` (RFC 9162).
+    pub fn consistency_proof(&self, old: u64, new: u64) -> anyhow::Result<Option<Vec<Hash>>> {
+        self.refresh()?;
+        let state = self.inner.state.lock().expect("witness poisoned");
+        Ok(state.tree.consistency_proof(old, new))
+    }
+
+    /// The leaf index of the event at `position`, and its inclusion proof in the tree of
+    /// `size` leaves.
+    pub fn inclusion(&self, position: u64, size: u64) -> anyhow::Result<Option<(u64, Vec<Hash>)>> {
+        self.refresh()?;
+        let state = self.inner.state.lock().expect("witness poisoned");
+        let Ok(leaf) = state.positions.binary_search(&position) else {
+            return Ok(None);
+        };
+        Ok(state
+            .tree
+            .inclusion_proof(leaf as u64, size)
+            .map(|proof| (leaf as u64, proof)))
+    }
+}
+
+/// The witnessed leaves of a data dir, read without a key (for `audit verify`): (position,
+/// hash) in leaf order, and the checkpoints signed. Empty when there is no `audit.db`.
+pub fn read_witness(data_dir: &Path) -> anyhow::Result<(Vec<(u64, Hash)>, Vec<Checkpoint>)> {
+    let path = data_dir.join("audit.db");
+    if !path.exists() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(storage)?;
+    let mut leaves = Vec::new();
+    let mut statement = conn
+        .prepare("SELECT position, hash FROM leaves ORDER BY leaf")
+        .map_err(storage)?;
+    let mut rows = statement.query([]).map_err(storage)?;
+    while let Some(row) = rows.next().map_err(storage)? {
+        let hash: Vec<u8> = row.get(1).map_err(storage)?;
+        leaves.push((
+            row.get(0).map_err(storage)?,
+            hash.try_into().unwrap_or([0xff; 32]),
+        ));
+    }
+    let mut statement = conn
+        .prepare("SELECT json FROM checkpoints ORDER BY tree_size")
+        .map_err(storage)?;
+    let rows = statement
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(storage)?;
+    let mut checkpoints = Vec::new();
+    for json in rows {
+        checkpoints.push(serde_json::from_str(&json.map_err(storage)?)?);
+    }
+    Ok((leaves, checkpoints))
+}
