@@ -47,6 +47,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".diandan.v1.ListShopItemsRequest",
             "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
         )
+        .message_attribute(
+            ".diandan.v1.GetCheckpointRequest",
+            "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
+        )
+        .message_attribute(
+            ".diandan.v1.GetConsistencyProofRequest",
+            "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
+        )
         .compile_protos(&protos, &["."])?;
     Ok(())
 }

@@ -121,6 +121,10 @@ operations! {
     StationStats = "StatsService" / "StationStats": "统计",
     SearchOrders = "AuditService" / "SearchOrders": "审计查询",
     ExportOrders = "AuditService" / "ExportOrders": "审计导出",
+    GetCheckpoint = "AuditService" / "GetCheckpoint": "查看检查点",
+    SignCheckpoint = "AuditService" / "SignCheckpoint": "签署检查点",
+    GetConsistencyProof = "AuditService" / "GetConsistencyProof": "一致性证明",
+    ExportOrderProof = "AuditService" / "ExportOrderProof": "导出可验证记录",
     RegisterOrgNode = "OrganizationService" / "RegisterOrgNode": "设立组织节点",
     RegisterTeam = "OrganizationService" / "RegisterTeam": "登记队伍",
     RegisterVolunteer = "OrganizationService" / "RegisterVolunteer": "登记志愿者",
@@ -165,6 +169,10 @@ impl Operation {
                 | Operation::ListTeams
                 | Operation::SearchOrders
                 | Operation::ExportOrders
+                | Operation::GetCheckpoint
+                | Operation::SignCheckpoint
+                | Operation::GetConsistencyProof
+                | Operation::ExportOrderProof
                 | Operation::ListVolunteers
                 | Operation::ListClaimableOrders
                 | Operation::GetVolunteerRecord
@@ -227,6 +235,15 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         StationStats if role == System => Some(All),
         // 审计: read-only search and export of finished orders (no contact data in them).
         SearchOrders | ExportOrders if staff || role == Auditor => Some(Subtree),
+        // The log's checkpoints and proofs hold no data, only sizes and hashes; signing one
+        // states what the log holds and changes nothing in it. An order's verifiable export
+        // reads like its history.
+        GetCheckpoint | SignCheckpoint | GetConsistencyProof
+            if staff || role == Auditor || role == System =>
+        {
+            Some(All)
+        }
+        ExportOrderProof if staff || role == Auditor => Some(Subtree),
 
         // 接单 … 办结: volunteers of the team the order is offered to.
         // 认领 and 放弃认领: volunteers eligible for a published wish or activity.

@@ -94,9 +94,7 @@ pub struct Tree {
 impl Tree {
     /// The tree over these event hashes, in log order.
     pub fn new(event_hashes: impl IntoIterator<Item = Hash>) -> Tree {
-        let mut tree = Tree {
-            levels: vec![Vec::new()],
-        };
+        let mut tree = Tree::default();
         for hash in event_hashes {
             tree.push(&hash);
         }
@@ -105,6 +103,9 @@ impl Tree {
 
     /// Adds the next leaf.
     pub fn push(&mut self, event_hash: &Hash) {
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
         self.levels[0].push(leaf_hash(event_hash));
         let mut level = 0;
         while self.levels[level].len() % 2 == 0 {
@@ -120,7 +121,7 @@ impl Tree {
 
     /// How many leaves it holds.
     pub fn size(&self) -> u64 {
-        self.levels[0].len() as u64
+        self.levels.first().map_or(0, |leaves| leaves.len() as u64)
     }
 
     /// `MTH(D[lo:hi])` for a range the RFC's recursion visits (`lo` aligned to the largest
@@ -314,6 +315,8 @@ mod tests {
         let tree = Tree::new(leaves.clone());
         let mut frontier = Frontier::default();
         assert_eq!(frontier.root(), empty_root());
+        assert_eq!(Tree::default().size(), 0);
+        assert_eq!(Tree::default().root(0), empty_root());
         for n in 1..=70 {
             frontier.push(&leaves[n - 1]);
             let expected = reference_root(&leaves[..n]);

@@ -106,7 +106,8 @@ impl fmt::Display for Finding {
             }
             Finding::CheckpointMismatch { tree_size, position, signed_at_ms, source } => write!(
                 f,
-                "检查点不符：{source} 中签于 {signed_at_ms} 的检查点（前 {tree_size} 个事件，至位置 {position}）与现在的日志不一致：其之前的历史被改写"
+                "检查点不符：{source} 中签于 {} 的检查点（前 {tree_size} 个事件，至位置 {position}）与现在的日志不一致：其之前的历史被改写",
+                china_time(*signed_at_ms)
             ),
             Finding::BadCheckpoint { tree_size, source, error } => write!(
                 f,
@@ -118,6 +119,16 @@ impl fmt::Display for Finding {
             ),
         }
     }
+}
+
+/// A signing time as people read it: China Standard Time, to the second.
+pub fn china_time(ms: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .map(|t| t.to_offset(time::macros::offset!(+8)))
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 /// What a verification covered and found.
@@ -155,6 +166,8 @@ pub struct Verifier {
     furthest: Option<(usize, String, u64, u64)>,
     /// Positions already reported as moved.
     moved: HashSet<u64>,
+    /// Events among signed ones whose hash was never signed: (position, stream, revision).
+    unsigned: Vec<(u64, String, u64)>,
     /// Positions already named by the chain as altered.
     altered: HashSet<u64>,
     findings: Vec<Finding>,
@@ -210,6 +223,7 @@ impl Verifier {
             by_hash: None,
             furthest: None,
             moved: HashSet::new(),
+            unsigned: Vec::new(),
             altered: HashSet::new(),
             findings,
             checked,
@@ -267,31 +281,16 @@ impl Verifier {
                     .map(|(leaf, (_, hash))| (*hash, leaf))
                     .collect()
             });
+            // Found elsewhere: a renumbered position alone is no finding (the tree covers the
+            // order of events, not their numbers); an event before one signed ahead of it is.
             if let Some(&signed) = by_hash.get(&event.hash) {
                 self.matched[signed] = true;
-                if self.witness[signed].0 != event.position {
-                    self.report_reordered(event, Some(self.witness[signed].0));
-                }
                 self.note_order(signed, event);
-            } else if let Ok(signed) = self
-                .witness
-                .binary_search_by_key(&event.position, |(position, _)| *position)
-            {
-                self.explained[signed] = true;
-                if !self.altered.contains(&event.position) {
-                    self.altered.insert(event.position);
-                    self.findings.push(Finding::Altered {
-                        stream: event.stream.clone(),
-                        revision: event.revision,
-                        position: event.position,
-                    });
-                }
             } else if !self.altered.contains(&event.position) {
-                self.findings.push(Finding::Inserted {
-                    stream: event.stream.clone(),
-                    revision: event.revision,
-                    position: event.position,
-                });
+                // Not signed anywhere: altered if the event signed at this position is gone
+                // too, inserted if that one is still in the log (known once the walk is over).
+                self.unsigned
+                    .push((event.position, event.stream.clone(), event.revision));
             }
         }
 
@@ -345,6 +344,28 @@ impl Verifier {
         // Checkpoints larger than the log: events were removed from its end.
         for (held, _) in std::mem::take(&mut self.checkpoints) {
             self.findings.push(mismatch(&held));
+        }
+        for (position, stream, revision) in std::mem::take(&mut self.unsigned) {
+            let signed_here = self
+                .witness
+                .binary_search_by_key(&position, |(p, _)| *p)
+                .ok()
+                .filter(|leaf| !self.matched[*leaf] && !self.explained[*leaf]);
+            match signed_here {
+                Some(leaf) => {
+                    self.explained[leaf] = true;
+                    self.findings.push(Finding::Altered {
+                        stream,
+                        revision,
+                        position,
+                    });
+                }
+                None => self.findings.push(Finding::Inserted {
+                    stream,
+                    revision,
+                    position,
+                }),
+            }
         }
         for (leaf, (position, _)) in self.witness.iter().enumerate() {
             if !self.matched[leaf] && !self.explained[leaf] {

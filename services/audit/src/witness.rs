@@ -22,6 +22,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::checkpoint::Checkpoint;
 use crate::merkle::Tree;
 
+/// The bus subject every new checkpoint is published on (JSON, as in [`Checkpoint`]).
+pub const CHECKPOINT_SUBJECT: &str = "diandan.audit.checkpoints";
+
 /// Events read from the store per transaction.
 const PAGE: usize = 2000;
 
@@ -301,4 +304,50 @@ pub fn read_witness(data_dir: &Path) -> anyhow::Result<(Vec<(u64, Hash)>, Vec<Ch
         checkpoints.push(serde_json::from_str(&json.map_err(storage)?)?);
     }
     Ok((leaves, checkpoints))
+}
+
+/// How often the running system signs a checkpoint when the log grew
+/// (`DIANDAN_CHECKPOINT_EVERY_S`, default 60 s).
+pub fn checkpoint_interval() -> std::time::Duration {
+    let seconds = std::env::var("DIANDAN_CHECKPOINT_EVERY_S")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(60);
+    std::time::Duration::from_secs(seconds)
+}
+
+/// Signs a checkpoint every `every` while the log grows, handing each new one to `publish`
+/// (the bus), until `stop` resolves; then signs a last one.
+pub async fn run<F, Fut>(
+    witness: Witness,
+    store: Arc<dyn EventStore>,
+    every: std::time::Duration,
+    publish: F,
+    stop: impl std::future::Future<Output = ()>,
+) where
+    F: Fn(Checkpoint) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut last = witness.latest().ok().flatten().map(|c| c.tree_size);
+    let mut round = async || {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        match witness.checkpoint(store.as_ref(), now as i64).await {
+            Ok(Some(checkpoint)) if Some(checkpoint.tree_size) != last => {
+                last = Some(checkpoint.tree_size);
+                publish(checkpoint).await;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, "signing a checkpoint failed; retrying"),
+        }
+    };
+    round().await;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(every) => round().await,
+        }
+    }
+    round().await;
 }

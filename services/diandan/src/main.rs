@@ -23,6 +23,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The audit trail: verify the log and exports, the public key, checkpoints.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run every service in one process on the embedded store.
     Up {
         /// Where the event store, read models and contact vault live.
@@ -302,6 +307,47 @@ impl StoreArgs {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every event's hash chain, the witnessed leaves and every signed checkpoint (the
+    /// system's and any you kept) against the log, online (a live store) or offline (a data
+    /// dir); names each altered, removed, inserted or reordered event. Exit status 1 when
+    /// anything was found.
+    Verify {
+        #[command(flatten)]
+        target: StoreArgs,
+        /// The system's public key (base64, or a file holding it); default: the data dir's.
+        #[arg(long)]
+        key: Option<String>,
+        /// A checkpoint you kept outside the system (JSON, the API's answer, or
+        /// checkpoints.jsonl); repeatable.
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+        /// The report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an exported history (`GET /api/v1/audit/orders/{id}/proof`) with nothing but the
+    /// system's public key.
+    VerifyExport {
+        /// The export (JSON, format diandan.export.v1).
+        file: PathBuf,
+        /// The system's public key (base64, or a file holding it).
+        #[arg(long)]
+        key: String,
+    },
+    /// Print the system's public key (what auditors pass to --key).
+    Key {
+        #[arg(long, env = "DIANDAN_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+    },
+    /// Sign a checkpoint of the log now and print it (JSON).
+    Checkpoint {
+        #[command(flatten)]
+        target: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum OrgCommand {
     /// Register the centre (中心) and open its first centre admin's account. Safe to repeat.
     Bootstrap {
@@ -405,6 +451,73 @@ async fn rebuild(target: &StoreArgs, force: bool) -> anyhow::Result<()> {
     }
     println!("rebuilt read models up to log position {total} of {spec}");
     Ok(())
+}
+
+/// `diandan audit …`.
+async fn audit(command: AuditCommand) -> anyhow::Result<()> {
+    match command {
+        AuditCommand::Verify {
+            target,
+            key,
+            checkpoints,
+            json,
+        } => {
+            let store = diandan::serve::open_store(&target.existing_store()?).await?;
+            let args = diandan::audit::VerifyArgs {
+                data_dir: target.data_dir.clone(),
+                key: key.as_deref().map(diandan::audit::public_key).transpose()?,
+                held: checkpoints,
+                progress: !json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report = diandan::audit::verify(store.as_ref(), &args).await?;
+            if json {
+                print_all(&serde_json::to_string_pretty(&report)?)?;
+            } else {
+                print_all(&diandan::audit::describe(&report))?;
+            }
+            if !report.findings.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        AuditCommand::VerifyExport { file, key } => {
+            let key = diandan::audit::public_key(&key)?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            match diandan_audit::export::verify_export(&bytes, &key) {
+                Ok(verified) => {
+                    println!(
+                        "验证通过：{} 的 {} 个事件完整，均包含在签于 {} 的检查点（前 {} 个事件）中",
+                        verified.stream,
+                        verified.events,
+                        diandan_audit::verify::china_time(verified.signed_at_ms),
+                        verified.tree_size
+                    );
+                    Ok(())
+                }
+                Err(error) => {
+                    eprintln!("验证失败：{error}");
+                    std::process::exit(1);
+                }
+            }
+        }
+        AuditCommand::Key { data_dir } => {
+            println!("{}", diandan::audit::print_key(&data_dir)?);
+            Ok(())
+        }
+        AuditCommand::Checkpoint { target } => {
+            let store = diandan::serve::open_store(&target.existing_store()?).await?;
+            let key = diandan_runtime::secrets::audit_key(&target.data_dir)?;
+            let witness = diandan_audit::Witness::open(&target.data_dir, key)?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let checkpoint = witness
+                .checkpoint(store.as_ref(), now as i64)
+                .await?
+                .context("the log is empty: nothing to sign")?;
+            println!("{}", serde_json::to_string(&checkpoint)?);
+            Ok(())
+        }
+    }
 }
 
 /// Writes a document to stdout (`diandan openapi | head` is fine).
@@ -642,6 +755,7 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Audit { command } => audit(command).await,
         Command::Openapi => {
             let document = serde_json::to_string_pretty(&diandan_gateway::openapi::document())?;
             print_all(&document)

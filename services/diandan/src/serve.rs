@@ -268,6 +268,38 @@ async fn serve_part(
         } else {
             None
         };
+        // The stats service owns the audit trail: it signs checkpoints of the log, and
+        // publishes each on the bus (`diandan.audit.checkpoints`) when it has one.
+        let (stop_checkpoints, checkpoints_stopped) = tokio::sync::oneshot::channel::<()>();
+        let checkpoints = if service == GrpcService::Stats {
+            let bus = match &config.bus {
+                Some(url) => Some(diandan_bus::connect(url, 30).await?),
+                None => None,
+            };
+            Some(tokio::spawn(diandan_audit::witness::run(
+                app.witness.clone(),
+                app.store.clone(),
+                diandan_audit::witness::checkpoint_interval(),
+                move |checkpoint| {
+                    let bus = bus.clone();
+                    async move {
+                        let Some(bus) = bus else { return };
+                        let body = serde_json::to_vec(&checkpoint).unwrap_or_default();
+                        if let Err(error) = bus
+                            .publish(diandan_audit::witness::CHECKPOINT_SUBJECT, body.into())
+                            .await
+                        {
+                            tracing::warn!(%error, "publishing a checkpoint on the bus failed");
+                        }
+                    }
+                },
+                async {
+                    let _ = checkpoints_stopped.await;
+                },
+            )))
+        } else {
+            None
+        };
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
@@ -280,6 +312,10 @@ async fn serve_part(
             .await?;
         let _ = stop_timers.send(());
         let _ = stop_ledger.send(());
+        let _ = stop_checkpoints.send(());
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.await?;
+        }
         if let Some(timers) = timers {
             timers.await?;
         }

@@ -47,9 +47,7 @@ pub fn workflows(dir: Option<&Path>) -> anyhow::Result<diandan_workflows::Regist
 
 /// The token signing key: `DIANDAN_TOKEN_SECRET`, else one generated once per data dir.
 ///
-/// Created exclusively and atomically (written to a private temporary file, then hard-linked
-/// into place, which fails if the file exists), mode 0600: parts of a split deployment started
-/// at the same instant on a fresh data dir all end up reading the one key that won.
+/// Created exclusively and atomically, mode 0600 ([`diandan_runtime::secrets`]).
 pub fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = std::env::var("DIANDAN_TOKEN_SECRET")
         .ok()
@@ -62,42 +60,15 @@ pub fn token_secret(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
         return Ok(secret.into_bytes());
     }
     let path = data_dir.join("token.secret");
-    if let Ok(secret) = std::fs::read(&path) {
-        anyhow::ensure!(
-            secret.len() >= 32,
-            "{} is shorter than 32 bytes: remove it to generate a new key, or fix it",
-            path.display()
-        );
-        return Ok(secret);
-    }
-    let secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let staging = data_dir.join(format!(".token.secret.{}", uuid::Uuid::new_v4().simple()));
-    {
-        use std::io::Write as _;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&staging)
-            .with_context(|| format!("writing {}", staging.display()))?;
-        file.write_all(secret.as_bytes())?;
-        file.sync_all()?;
-    }
-    let linked = std::fs::hard_link(&staging, &path);
-    let _ = std::fs::remove_file(&staging);
-    match linked {
-        Ok(()) => Ok(secret.into_bytes()),
-        // Another process won the race: use its key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-        }
-        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
-    }
+    diandan_runtime::secrets::load_or_create(&path, 32, || {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+        .into_bytes()
+    })
+    .with_context(|| format!("the token key {}", path.display()))
 }
 
 /// The token signer of this process: the key above, for the configured issuer
@@ -205,6 +176,18 @@ pub async fn run(
         tokio::spawn(async move { diandan_ledger::runner::run(app, checkpoint, stop).await })
     };
 
+    let checkpoints = {
+        let (witness, store, stop) = (app.witness.clone(), app.store.clone(), stopped());
+        let every = diandan_audit::witness::checkpoint_interval();
+        tokio::spawn(diandan_audit::witness::run(
+            witness,
+            store,
+            every,
+            |_| async {},
+            stop,
+        ))
+    };
+
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
     let grpc = Server::builder()
         .layer(RpcMetricsLayer)
@@ -229,9 +212,17 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     let _ = stop_tx.send(true);
-    let (grpc, http, projections, timers, notifications, ledger) =
-        tokio::join!(grpc, http, projections, timers, notifications, ledger);
+    let (grpc, http, projections, timers, notifications, ledger, checkpoints) = tokio::join!(
+        grpc,
+        http,
+        projections,
+        timers,
+        notifications,
+        ledger,
+        checkpoints
+    );
     timers?;
+    checkpoints?;
     notifications?;
     ledger?;
     grpc?.context("gRPC server")?;

@@ -15,6 +15,7 @@ pub mod openapi;
 mod parse_errors;
 pub mod problem;
 mod routes;
+mod trail;
 mod workbench;
 
 use std::future::Future;

@@ -8,7 +8,7 @@ use diandan_proto::v1 as pb;
 
 use crate::problem::Problem;
 use crate::routes::*;
-use crate::{ledger, workbench};
+use crate::{ledger, trail, workbench};
 
 struct BearerAuth;
 
@@ -82,13 +82,14 @@ impl Modify for BearerAuth {
         claim_order, unclaim_order, list_claimable_orders, merge_order, rework_order, follow_up_order, station_stats, get_org_tree,
         register_org_node, list_teams, register_team, register_volunteer,
         workbench::list_volunteers, workbench::update_volunteer, workbench::set_volunteer_active, workbench::import_volunteers, workbench::search_orders,
-        workbench::export_orders,
+        workbench::export_orders, trail::get_checkpoint, trail::sign_checkpoint,
+        trail::get_consistency_proof, trail::export_order_proof,
         ledger::get_volunteer_record, ledger::list_rankings, ledger::list_pending_hours,
         ledger::review_hours, ledger::adjust_hours, ledger::list_shop_items, ledger::add_shop_item,
         ledger::restock_shop_item, ledger::reserve_shop_item, ledger::get_redemption,
         ledger::hand_over_redemption, ledger::cancel_redemption,
     ),
-    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::ClaimSeat, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team, pb::LedgerAck, pb::ServiceHours, pb::Redemption, pb::RankingEntry, pb::ShopItem)),
+    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::ClaimSeat, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team, pb::LedgerAck, pb::ServiceHours, pb::Redemption, pb::RankingEntry, pb::ShopItem, pb::SignedCheckpoint)),
     modifiers(&BearerAuth, &ServerErrors),
 )]
 pub struct ApiDoc;

@@ -850,6 +850,22 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
             "/api/v1/audit/orders/export",
             get(crate::workbench::export_orders),
         )
+        .route(
+            "/api/v1/audit/orders/{id}/proof",
+            get(crate::trail::export_order_proof),
+        )
+        .route(
+            "/api/v1/audit/checkpoint",
+            get(crate::trail::get_checkpoint),
+        )
+        .route(
+            "/api/v1/audit/checkpoints",
+            post(crate::trail::sign_checkpoint),
+        )
+        .route(
+            "/api/v1/audit/consistency",
+            get(crate::trail::get_consistency_proof),
+        )
         .route("/", get(crate::console::root))
         .route("/console", get(crate::console::root))
         .route("/console/", get(crate::console::index))

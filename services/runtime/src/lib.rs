@@ -26,8 +26,10 @@ pub mod error;
 pub mod notify;
 pub mod projections;
 pub mod queries;
+pub mod secrets;
 pub mod sqlite_file;
 pub mod timers;
+pub mod trail;
 pub mod vault;
 pub mod views;
 pub mod wechat;
@@ -64,6 +66,8 @@ pub struct App {
     /// The timer runner takes this for reading each round; whoever holds it for writing (the
     /// demo replaying a year of history) pauses it.
     pub timer_hold: Arc<tokio::sync::RwLock<()>>,
+    /// The log's witness: its leaves and signed checkpoints (`audit.db`).
+    pub witness: diandan_audit::Witness,
 }
 
 impl App {
@@ -78,6 +82,10 @@ impl App {
         let read = projections::ReadModel::open(&data_dir.join("read.db"))?;
         let vault = vault::ContactVault::open(&data_dir.join("private.db"))?;
         let directory = directory::Directory::new(store.clone());
+        let audit_key = secrets::audit_key(data_dir)
+            .map_err(|e| AppError::Storage(format!("the audit signing key: {e}")))?;
+        let witness = diandan_audit::Witness::open(data_dir, audit_key)
+            .map_err(|e| AppError::Storage(e.to_string()))?;
         Ok(App {
             store,
             read,
@@ -90,6 +98,7 @@ impl App {
             logins: accounts::LoginGuard::default(),
             wechat: wechat::WechatApp::from_env().map(|a| Arc::new(wechat::WechatClient::new(a))),
             timer_hold: Arc::default(),
+            witness,
         })
     }
 }

@@ -118,6 +118,62 @@ impl AuditService for Audit {
         }))
     }
 
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        self.app
+            .authorize(request.metadata(), Operation::GetCheckpoint)?;
+        let (checkpoint, public_key) = self.app.checkpoint(request.into_inner().tree_size).await?;
+        Ok(Response::new(pb::GetCheckpointResponse {
+            checkpoint: Some(signed(checkpoint)),
+            public_key,
+        }))
+    }
+
+    async fn sign_checkpoint(
+        &self,
+        request: Request<pb::SignCheckpointRequest>,
+    ) -> Result<Response<pb::SignCheckpointResponse>, Status> {
+        self.app
+            .authorize(request.metadata(), Operation::SignCheckpoint)?;
+        let checkpoint = self.app.sign_checkpoint().await?;
+        Ok(Response::new(pb::SignCheckpointResponse {
+            checkpoint: Some(signed(checkpoint)),
+        }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        self.app
+            .authorize(request.metadata(), Operation::GetConsistencyProof)?;
+        let req = request.into_inner();
+        let (hashes, checkpoint) = self
+            .app
+            .consistency_proof(req.from_size, req.to_size)
+            .await?;
+        Ok(Response::new(pb::GetConsistencyProofResponse {
+            hashes,
+            checkpoint: Some(signed(checkpoint)),
+        }))
+    }
+
+    async fn export_order_proof(
+        &self,
+        request: Request<pb::ExportOrderProofRequest>,
+    ) -> Result<Response<pb::ExportOrderProofResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ExportOrderProof)?;
+        let document = self
+            .app
+            .export_order_proof(&ctx, &request.into_inner().order_id)
+            .await?;
+        Ok(Response::new(pb::ExportOrderProofResponse { document }))
+    }
+
     type ExportOrdersStream = std::pin::Pin<
         Box<dyn futures::Stream<Item = Result<pb::ExportOrdersResponse, Status>> + Send>,
     >;
@@ -144,5 +200,18 @@ impl AuditService for Audit {
             export,
             Export::next_chunk,
         ))))
+    }
+}
+
+/// A checkpoint on the wire (the same fields, in the same order, as its JSON form).
+fn signed(c: diandan_audit::Checkpoint) -> pb::SignedCheckpoint {
+    pb::SignedCheckpoint {
+        version: c.version,
+        log_id: c.log_id,
+        tree_size: c.tree_size,
+        position: c.position,
+        root: c.root,
+        signed_at_ms: c.signed_at_ms,
+        signature: c.signature,
     }
 }
