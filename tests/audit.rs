@@ -55,6 +55,9 @@ fn copy_of(data_dir: &Path, name: &str) -> PathBuf {
     copy
 }
 
+/// An `events` row as the rewrite reads it: position, revision, id, type, data, metadata.
+type StoredRow = (i64, u64, Vec<u8>, String, Vec<u8>, Vec<u8>);
+
 fn events_db(dir: &Path) -> Connection {
     Connection::open(dir.join("events.db")).unwrap()
 }
@@ -363,7 +366,7 @@ async fn the_log_is_tamper_evident_and_exports_verify_offline() {
                  WHERE stream = ?1 ORDER BY revision",
             )
             .unwrap();
-        let rows: Vec<(i64, u64, Vec<u8>, String, Vec<u8>, Vec<u8>)> = statement
+        let rows: Vec<StoredRow> = statement
             .query_map([&stream], |r| {
                 Ok((
                     r.get(0)?,

@@ -301,6 +301,18 @@ fn call(op: Operation, role: Role, target: Target, fx: &Fixture) -> Option<Call>
             format!("/api/v1/audit/orders/export?node_id={node}"),
             json!({"filter": {"node_id": node}}),
         ),
+        // The log's checkpoints and proofs have no outside (they are the whole log's).
+        GetCheckpoint => get("/api/v1/audit/checkpoint".into(), json!({})),
+        SignCheckpoint => post("/api/v1/audit/checkpoints".into(), json!({}), None),
+        // No size: 400 after the gate.
+        GetConsistencyProof => get(
+            "/api/v1/audit/consistency?from_size=0".into(),
+            json!({"from_size": 0}),
+        ),
+        ExportOrderProof => get(
+            format!("/api/v1/audit/orders/{order}/proof"),
+            json!({"order_id": order}),
+        ),
         ListVolunteers => get(
             format!("/api/v1/volunteers?node_id={node}"),
             json!({"node_id": node}),
@@ -600,6 +612,10 @@ async fn grpc_call(fx: &Fixture, op: Operation, call: &Call, token: Option<&str>
         ImportVolunteers => organization . import_volunteers(ImportVolunteersRequest),
         SearchOrders => audit . search_orders(SearchOrdersRequest),
         ExportOrders => audit . export_orders(ExportOrdersRequest),
+        GetCheckpoint => audit . get_checkpoint(GetCheckpointRequest),
+        SignCheckpoint => audit . sign_checkpoint(SignCheckpointRequest),
+        GetConsistencyProof => audit . get_consistency_proof(GetConsistencyProofRequest),
+        ExportOrderProof => audit . export_order_proof(ExportOrderProofRequest),
         GetVolunteerRecord => ledger . get_volunteer_record(GetVolunteerRecordRequest),
         ListRankings => ledger . list_rankings(ListRankingsRequest),
         ListPendingHours => ledger . list_pending_hours(ListPendingHoursRequest),
@@ -989,6 +1005,16 @@ async fn fixture(server: &Server) -> Fixture {
         &served_out,
     )
     .await;
+
+    // A checkpoint of the log, so that reading the newest one passes the gate and answers.
+    let auditor = token("auditor", "audit-matrix", "yongan").await;
+    let signed = reqwest::Client::new()
+        .post(format!("{http}/api/v1/audit/checkpoints"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("sign a checkpoint");
+    assert_eq!(signed.status(), 201);
 
     let mut tokens = Vec::new();
     for role in Role::ALL {

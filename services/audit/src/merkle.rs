@@ -108,7 +108,7 @@ impl Tree {
         }
         self.levels[0].push(leaf_hash(event_hash));
         let mut level = 0;
-        while self.levels[level].len() % 2 == 0 {
+        while self.levels[level].len().is_multiple_of(2) {
             let below = &self.levels[level];
             let node = node_hash(&below[below.len() - 2], &below[below.len() - 1]);
             if self.levels.len() == level + 1 {
@@ -131,7 +131,7 @@ impl Tree {
         if n == 0 {
             return empty_root();
         }
-        if n.is_power_of_two() && lo % n == 0 {
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
             let level = n.trailing_zeros() as usize;
             return self.levels[level][(lo >> level) as usize];
         }

@@ -272,9 +272,12 @@ impl Witness {
     }
 }
 
+/// Witnessed leaves: (position, event hash), in leaf order.
+pub type Leaves = Vec<(u64, Hash)>;
+
 /// The witnessed leaves of a data dir, read without a key (for `audit verify`): (position,
 /// hash) in leaf order, and the checkpoints signed. Empty when there is no `audit.db`.
-pub fn read_witness(data_dir: &Path) -> anyhow::Result<(Vec<(u64, Hash)>, Vec<Checkpoint>)> {
+pub fn read_witness(data_dir: &Path) -> anyhow::Result<(Leaves, Vec<Checkpoint>)> {
     let path = data_dir.join("audit.db");
     if !path.exists() {
         return Ok((Vec::new(), Vec::new()));
