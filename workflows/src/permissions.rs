@@ -93,6 +93,7 @@ operations! {
     BindPhone = "IdentityService" / "BindPhone": "绑定手机号",
     CreateAccount = "AccountService" / "CreateAccount": "开通账号",
     ResetPassword = "AccountService" / "ResetPassword": "重置密码",
+    ForgetResident = "AccountService" / "ForgetResident": "删除居民个人信息",
     PlaceOrder = "OrderService" / "PlaceOrder": "点单",
     CancelOrder = "OrderService" / "CancelOrder": "取消订单",
     GetOrder = "OrderService" / "GetOrder": "查看订单",
@@ -205,6 +206,9 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         BindPhone if role == Resident || field => Some(Own),
         CreateAccount | ResetPassword if staff => Some(Subtree),
         CreateAccount | ResetPassword if role == System => Some(All),
+        // 删除个人信息 (PIPL): the centre's admin answers for the whole district's residents
+        // (and the operator's command line, as the system).
+        ForgetResident if role == CentreAdmin || role == System => Some(All),
 
         // 点单 and the resident's side of an order; staff place on a resident's behalf (制单).
         PlaceOrder | CancelOrder if role == Resident => Some(Own),

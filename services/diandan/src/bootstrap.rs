@@ -180,3 +180,24 @@ fn status_error(what: &str, status: tonic::Status) -> anyhow::Error {
         .unwrap_or_default();
     anyhow::anyhow!("{what}: {}{field}", status.message())
 }
+
+/// `diandan residents forget`: has a resident forgotten through the same command the API runs
+/// (as the system); answers when, and the log position of the record.
+pub async fn forget_resident(
+    upstreams: Upstreams,
+    signer: TokenSigner,
+    resident_id: String,
+    reason: String,
+) -> anyhow::Result<pb::ForgetResidentResponse> {
+    let system = system(upstreams, &signer);
+    let request = pb::ForgetResidentRequest {
+        resident_id,
+        reason,
+    };
+    let reply = system
+        .accounts()
+        .forget_resident(system.request(request, None))
+        .await
+        .map_err(|status| anyhow::anyhow!("{}", status.message()))?;
+    Ok(reply.into_inner())
+}

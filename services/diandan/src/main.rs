@@ -28,6 +28,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Residents' personal data (PIPL).
+    Residents {
+        #[command(subcommand)]
+        command: ResidentsCommand,
+    },
     /// Run every service in one process on the embedded store.
     Up {
         /// Where the event store, read models and contact vault live.
@@ -304,6 +309,22 @@ impl StoreArgs {
         );
         Ok(format!("sqlite:{}", embedded.display()))
     }
+}
+
+#[derive(Subcommand)]
+enum ResidentsCommand {
+    /// Forget a resident: destroy the key their address and numbers are sealed with, so every
+    /// copy becomes unreadable; the fact is recorded in the log. Stop `diandan up` first, or
+    /// use the API (`POST /api/v1/residents/{id}/forget`) while it runs.
+    Forget {
+        /// The resident's id.
+        resident_id: String,
+        /// Why (kept in the audit trail).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        target: StoreArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -756,6 +777,25 @@ async fn run_command(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit { command } => audit(command).await,
+        Command::Residents {
+            command:
+                ResidentsCommand::Forget {
+                    resident_id,
+                    reason,
+                    target,
+                },
+        } => {
+            let store = target.existing_store()?;
+            let done = diandan::bootstrap::with_services(&store, &target.data_dir, |u, s, _| {
+                diandan::bootstrap::forget_resident(u, s, resident_id.clone(), reason)
+            })
+            .await?;
+            println!(
+                "居民 {resident_id} 的个人信息已删除（{}，日志位置 {}）",
+                done.forgotten_at, done.position
+            );
+            Ok(())
+        }
         Command::Openapi => {
             let document = serde_json::to_string_pretty(&diandan_gateway::openapi::document())?;
             print_all(&document)

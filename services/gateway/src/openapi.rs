@@ -83,7 +83,7 @@ impl Modify for BearerAuth {
         register_org_node, list_teams, register_team, register_volunteer,
         workbench::list_volunteers, workbench::update_volunteer, workbench::set_volunteer_active, workbench::import_volunteers, workbench::search_orders,
         workbench::export_orders, trail::get_checkpoint, trail::sign_checkpoint,
-        trail::get_consistency_proof, trail::export_order_proof,
+        trail::get_consistency_proof, trail::export_order_proof, trail::forget_resident,
         ledger::get_volunteer_record, ledger::list_rankings, ledger::list_pending_hours,
         ledger::review_hours, ledger::adjust_hours, ledger::list_shop_items, ledger::add_shop_item,
         ledger::restock_shop_item, ledger::reserve_shop_item, ledger::get_redemption,

@@ -863,6 +863,10 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
             post(crate::trail::sign_checkpoint),
         )
         .route(
+            "/api/v1/residents/{id}/forget",
+            post(crate::trail::forget_resident),
+        )
+        .route(
             "/api/v1/audit/consistency",
             get(crate::trail::get_consistency_proof),
         )

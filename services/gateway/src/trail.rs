@@ -146,3 +146,41 @@ pub(crate) async fn export_order_proof(
     )
         .into_response())
 }
+
+/// 删除居民个人信息 (PIPL): a centre admin has a resident forgotten — their key is destroyed,
+/// so their address and numbers become unreadable everywhere; facts and statistics stay.
+/// 404 for a resident with no personal data here, 409 when already forgotten.
+#[utoipa::path(post, path = "/api/v1/residents/{id}/forget",
+    request_body = pb::ForgetResidentRequest,
+    params(("id" = String, Path, description = "居民编号"),
+           ("Idempotency-Key" = Option<String>, Header, description = "重试时使用同一值，命令只执行一次")),
+    responses((status = 200, body = pb::ForgetResidentResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn forget_resident(
+    State(clients): State<Clients>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Reply<pb::ForgetResidentResponse> {
+    let id = path_id(id, "id")?;
+    let mut request: pb::ForgetResidentRequest = match body {
+        Ok(bytes) if bytes.is_empty() => pb::ForgetResidentRequest::default(),
+        other => json_body(other)?,
+    };
+    // The body's copy of the id is ignored, but must be an id (or empty), as documented.
+    if !request.resident_id.is_empty()
+        && diandan_workflows::validate::id("resident_id", &request.resident_id).is_err()
+    {
+        return Err(Problem::bad_request(
+            Some("resident_id".into()),
+            "编号只能包含字母、数字、- 和 _，最多 64 个字符（可留空：以路径中的编号为准）",
+        ));
+    }
+    request.resident_id = id;
+    let reply = clients
+        .accounts()
+        .forget_resident(grpc(&headers, request)?)
+        .await?;
+    Ok(Json(reply.into_inner()))
+}

@@ -83,10 +83,19 @@ impl OrderService for Orders {
         // between the append and this write, and only with the number the events were
         // placed with (its mask), so a retry with another number cannot overwrite it.
         // The vault write never turns an accepted placement into an error (see `keep_accepted`).
+        let resident = outcome.state.requester_id.clone();
         if !outcome.duplicate {
-            self.app.vault.keep_accepted(&order_id, &phone, true).await;
-        } else if outcome.state.contact_phone_masked == validate::mask_phone(&phone) {
-            self.app.vault.keep_accepted(&order_id, &phone, false).await;
+            self.app
+                .vault
+                .keep_accepted(&order_id, &resident, &phone, true)
+                .await;
+        } else if self.app.opened_mask(&outcome.state).await?.as_deref()
+            == Some(validate::mask_phone(&phone).as_str())
+        {
+            self.app
+                .vault
+                .keep_accepted(&order_id, &resident, &phone, false)
+                .await;
         }
         Ok(Response::new(outcome.reply(&order_id)))
     }
@@ -169,10 +178,11 @@ impl OrderService for Orders {
             )
             .await
             .map_err(AppError::from)?;
-        let events = recorded
+        let mut events = recorded
             .iter()
             .map(envelope)
             .collect::<Result<Vec<_>, _>>()?;
+        self.app.open_history(&mut events).await?;
         Ok(Response::new(pb::GetOrderHistoryResponse { events }))
     }
 }

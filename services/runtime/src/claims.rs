@@ -119,6 +119,7 @@ impl App {
                 orders.push(view);
             }
         }
+        self.open_personal_data(&mut orders).await?;
         Ok(OrderPage { orders, position })
     }
 }

@@ -14,6 +14,7 @@ use diandan_workflows::order::{self, Action, Command, OrderEvent, OrderState};
 use diandan_workflows::permissions::Scope;
 use diandan_workflows::CommandMeta;
 
+use crate::pii;
 use crate::{App, AppError, RequestContext, Result};
 
 /// Version of the event payload schemas written by this build.
@@ -116,6 +117,31 @@ pub struct Outcome {
 }
 
 impl App {
+    /// Seals a placement's address and masked number with its resident's key before they are
+    /// written anywhere ([`crate::pii`]); other events carry no personal data.
+    async fn seal_personal_data(&self, events: &mut [order::OrderEvent]) -> Result<()> {
+        for event in events {
+            if let order::OrderChange::OrderPlaced {
+                requester_id,
+                location,
+                contact_phone_masked,
+                ..
+            } = &mut event.change
+            {
+                let key = self.vault.resident_key(requester_id).await?;
+                location.address =
+                    pii::seal(&key, requester_id, pii::field::ADDRESS, &location.address);
+                *contact_phone_masked = pii::seal(
+                    &key,
+                    requester_id,
+                    pii::field::PHONE_MASKED,
+                    contact_phone_masked,
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Loads an order by folding its stream.
     pub async fn load_order(&self, order_id: &str) -> Result<LoadedOrder> {
         let stream = order::stream_name(order_id);
@@ -197,6 +223,7 @@ impl App {
             }
             let definition = self.definition_for_command(&loaded.state, &command.action)?;
             let mut events = order::decide(definition, &loaded.state, &command)?;
+            self.seal_personal_data(&mut events).await?;
             let calendar = self.workflows.calendar_for(definition).ok_or_else(|| {
                 AppError::Storage(format!("calendar {} is not loaded", definition.calendar()))
             })?;

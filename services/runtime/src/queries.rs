@@ -178,6 +178,7 @@ impl App {
                 view
             })
             .collect();
+        self.open_personal_data(&mut orders).await?;
         self.reveal_phones(ctx, &mut orders, &states).await?;
         Ok(OrderPage { orders, position })
     }

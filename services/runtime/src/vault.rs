@@ -1,9 +1,13 @@
-//! The contact vault: residents' phone numbers, kept out of the event log.
+//! The contact vault: residents' phone numbers, kept out of the event log, and the keys their
+//! personal data is sealed with.
 //!
 //! Events are forever and copied everywhere (bus, projections, audits); a phone number should
-//! be neither (PIPL: minimise, keep it only as long as needed). Events carry the masked number;
-//! the full one lives here, in its own file, read only when the order's rules allow
-//! ([`views`](crate::views)), and erasable per order without rewriting history.
+//! be neither (PIPL: minimise, keep it only as long as needed). Events carry the masked number
+//! (sealed); the full one lives here, in its own file, sealed too, read only when the order's
+//! rules allow ([`views`](crate::views)). Each resident's key ([`crate::pii`]) lives here as
+//! well: destroying it ([`ContactVault::erase_resident`]) makes every copy of their data
+//! unreadable without rewriting history. The file is written with `secure_delete`, and its
+//! write-ahead log truncated after an erasure, so a destroyed key leaves no copy on disk.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::pii::{self, ResidentKey};
 use crate::{AppError, Result};
 
 /// Where full contact numbers are kept.
@@ -36,7 +41,14 @@ impl ContactVault {
         }
         let conn = crate::sqlite_file::open(path)?;
         conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS account_phones (
+            "PRAGMA secure_delete = ON;
+             CREATE TABLE IF NOT EXISTS resident_keys (
+                 resident_id TEXT PRIMARY KEY,
+                 key BLOB,
+                 created_at_ms INTEGER NOT NULL,
+                 erased_at_ms INTEGER
+             );
+             CREATE TABLE IF NOT EXISTS account_phones (
                  account_id TEXT PRIMARY KEY,
                  phone TEXT NOT NULL,
                  stored_at_ms INTEGER NOT NULL
@@ -55,6 +67,16 @@ impl ContactVault {
                  id INTEGER PRIMARY KEY CHECK (id = 1),
                  at_ms INTEGER NOT NULL
              );",
+        )?;
+        // Files from before sealing: contacts learn whose number they hold.
+        let has_resident: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('contacts') WHERE name = 'resident_id'")?
+            .exists([])?;
+        if !has_resident {
+            conn.execute_batch("ALTER TABLE contacts ADD COLUMN resident_id TEXT")?;
+        }
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS contacts_resident ON contacts (resident_id)",
         )?;
         let writable = probe(&conn).is_ok();
         if !writable {
@@ -101,16 +123,20 @@ impl ContactVault {
     }
 
     /// Keeps the number of an order whose placement was just appended (the order is new, so a
-    /// row left by an older build's refused placement is replaced).
-    pub async fn put(&self, order_id: &str, phone: &str) -> Result<()> {
-        let (order_id, phone) = (order_id.to_owned(), phone.to_owned());
+    /// row left by an older build's refused placement is replaced), sealed for its resident.
+    pub async fn put(&self, order_id: &str, resident: &str, phone: &str) -> Result<()> {
+        let (order_id, resident, phone) =
+            (order_id.to_owned(), resident.to_owned(), phone.to_owned());
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         self.with(move |c| {
+            let key = key_for(c, &resident)?;
+            let sealed = pii::seal(&key, &resident, pii::field::PHONE, &phone);
             c.execute(
-                "INSERT INTO contacts (order_id, phone, stored_at_ms) VALUES (?1, ?2, ?3)
+                "INSERT INTO contacts (order_id, phone, stored_at_ms, resident_id)
+                 VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(order_id) DO UPDATE SET phone = excluded.phone,
-                     stored_at_ms = excluded.stored_at_ms",
-                params![order_id, phone, now],
+                     stored_at_ms = excluded.stored_at_ms, resident_id = excluded.resident_id",
+                params![order_id, sealed, now, resident],
             )
             .map(|_| ())
         })
@@ -120,16 +146,91 @@ impl ContactVault {
     /// Keeps the number of a placement that was already accepted. Never overwrites: the
     /// first accepted placement owns the row, so a refused or repeated placement of the same
     /// order id cannot change a stored number. Returns whether a row was written.
-    pub async fn put_if_absent(&self, order_id: &str, phone: &str) -> Result<bool> {
-        let (order_id, phone) = (order_id.to_owned(), phone.to_owned());
+    pub async fn put_if_absent(&self, order_id: &str, resident: &str, phone: &str) -> Result<bool> {
+        let (order_id, resident, phone) =
+            (order_id.to_owned(), resident.to_owned(), phone.to_owned());
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         self.with(move |c| {
+            let exists = c
+                .prepare_cached("SELECT 1 FROM contacts WHERE order_id = ?1")?
+                .exists([&order_id])?;
+            if exists {
+                return Ok(false);
+            }
+            let key = key_for(c, &resident)?;
+            let sealed = pii::seal(&key, &resident, pii::field::PHONE, &phone);
             c.execute(
-                "INSERT INTO contacts (order_id, phone, stored_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(order_id) DO NOTHING",
-                params![order_id, phone, now],
+                "INSERT INTO contacts (order_id, phone, stored_at_ms, resident_id)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT(order_id) DO NOTHING",
+                params![order_id, sealed, now, resident],
             )
             .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// The resident's key, created on first use (and anew after they were forgotten: their
+    /// new data gets a new key; the old stays unreadable).
+    pub async fn resident_key(&self, resident: &str) -> Result<ResidentKey> {
+        let resident = resident.to_owned();
+        self.with(move |c| key_for(c, &resident)).await
+    }
+
+    /// The live keys of these residents (a forgotten one has none).
+    pub async fn resident_keys(
+        &self,
+        residents: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, ResidentKey>> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT key FROM resident_keys WHERE resident_id = ?1 AND key IS NOT NULL",
+            )?;
+            let mut found = std::collections::HashMap::new();
+            for resident in residents {
+                let key: Option<Vec<u8>> =
+                    stmt.query_row([&resident], |r| r.get(0)).optional()?;
+                if let Some(key) = key.and_then(|k| ResidentKey::try_from(k).ok()) {
+                    found.insert(resident, key);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// Whether the vault knows this resident: `None` (never had data here), `Some(None)`
+    /// (their key is live), `Some(Some(ms))` (forgotten at `ms`).
+    pub async fn resident_state(&self, resident: &str) -> Result<Option<Option<i64>>> {
+        let resident = resident.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT erased_at_ms FROM resident_keys WHERE resident_id = ?1",
+                [resident],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Destroys the resident's key and drops the numbers kept for them (their orders' and
+    /// their account's), then truncates the write-ahead log so no page still holds them.
+    /// Returns whether a live key was destroyed.
+    pub async fn erase_resident(&self, resident: &str, at_ms: i64) -> Result<bool> {
+        let resident = resident.to_owned();
+        self.with(move |c| {
+            let erased = c.execute(
+                "UPDATE resident_keys SET key = NULL, erased_at_ms = ?2
+                 WHERE resident_id = ?1 AND key IS NOT NULL",
+                params![resident, at_ms],
+            )?;
+            c.execute("DELETE FROM contacts WHERE resident_id = ?1", [&resident])?;
+            c.execute(
+                "DELETE FROM account_phones WHERE account_id = ?1",
+                [&resident],
+            )?;
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            Ok(erased > 0)
         })
         .await
     }
@@ -141,12 +242,19 @@ impl ContactVault {
     /// written now (a full disk), the write is retried in the background — every second, for up
     /// to ten minutes — instead of answering 503 for an order that exists. The failure marks
     /// the vault unwritable, so the next placements are refused by [`Self::ready`] until then.
-    pub async fn keep_accepted(&self, order_id: &str, phone: &str, replace: bool) {
-        let attempt = move |vault: ContactVault, order_id: String, phone: String| async move {
-            if replace {
-                vault.put(&order_id, &phone).await
-            } else {
-                vault.put_if_absent(&order_id, &phone).await.map(|_| ())
+    pub async fn keep_accepted(&self, order_id: &str, resident: &str, phone: &str, replace: bool) {
+        let resident = resident.to_owned();
+        let attempt = move |vault: ContactVault, order_id: String, phone: String| {
+            let resident = resident.clone();
+            async move {
+                if replace {
+                    vault.put(&order_id, &resident, &phone).await
+                } else {
+                    vault
+                        .put_if_absent(&order_id, &resident, &phone)
+                        .await
+                        .map(|_| ())
+                }
             }
         };
         let (order_id, phone) = (order_id.to_owned(), phone.to_owned());
@@ -180,10 +288,9 @@ impl ContactVault {
             return Ok(Default::default());
         }
         self.with(move |c| {
-            let mut stmt = c.prepare_cached("SELECT phone FROM contacts WHERE order_id = ?1")?;
             let mut found = std::collections::HashMap::new();
             for id in order_ids {
-                if let Some(phone) = stmt.query_row([&id], |r| r.get(0)).optional()? {
+                if let Some(phone) = contact(c, &id)? {
                     found.insert(id, phone);
                 }
             }
@@ -192,17 +299,10 @@ impl ContactVault {
         .await
     }
 
+    /// An order's number, opened (none when it was never kept, or its resident forgotten).
     pub async fn get(&self, order_id: &str) -> Result<Option<String>> {
         let order_id = order_id.to_owned();
-        self.with(move |c| {
-            c.query_row(
-                "SELECT phone FROM contacts WHERE order_id = ?1",
-                [order_id],
-                |r| r.get(0),
-            )
-            .optional()
-        })
-        .await
+        self.with(move |c| contact(c, &order_id)).await
     }
 
     /// Keeps the number an account bound (after its `PhoneBound` event was appended).
@@ -210,6 +310,8 @@ impl ContactVault {
         let (account_id, phone) = (account_id.to_owned(), phone.to_owned());
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         self.with(move |c| {
+            let key = key_for(c, &account_id)?;
+            let phone = pii::seal(&key, &account_id, pii::field::PHONE, &phone);
             c.execute(
                 "INSERT INTO account_phones (account_id, phone, stored_at_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT(account_id) DO UPDATE SET phone = excluded.phone,
@@ -225,12 +327,16 @@ impl ContactVault {
     pub async fn account_phone(&self, account_id: &str) -> Result<Option<String>> {
         let account_id = account_id.to_owned();
         self.with(move |c| {
-            c.query_row(
-                "SELECT phone FROM account_phones WHERE account_id = ?1",
-                [account_id],
-                |r| r.get(0),
-            )
-            .optional()
+            let sealed: Option<String> = c
+                .query_row(
+                    "SELECT phone FROM account_phones WHERE account_id = ?1",
+                    [&account_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(sealed) = sealed else { return Ok(None) };
+            let key = live_key(c, &account_id)?;
+            Ok(pii::open(key.as_ref(), &account_id, pii::field::PHONE, &sealed))
         })
         .await
     }
@@ -273,6 +379,46 @@ impl ContactVault {
             .await
             .map(|n| n > 0)
     }
+}
+
+/// The resident's live key, creating one when there is none.
+fn key_for(c: &Connection, resident: &str) -> rusqlite::Result<ResidentKey> {
+    if let Some(key) = live_key(c, resident)? {
+        return Ok(key);
+    }
+    let key = pii::new_key();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    c.execute(
+        "INSERT INTO resident_keys (resident_id, key, created_at_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(resident_id) DO UPDATE SET key = excluded.key,
+             created_at_ms = excluded.created_at_ms, erased_at_ms = NULL
+         WHERE resident_keys.key IS NULL",
+        params![resident, &key[..], now],
+    )?;
+    // Another writer may have created it first: read what won.
+    Ok(live_key(c, resident)?.unwrap_or(key))
+}
+
+fn live_key(c: &Connection, resident: &str) -> rusqlite::Result<Option<ResidentKey>> {
+    let key: Option<Option<Vec<u8>>> = c
+        .prepare_cached("SELECT key FROM resident_keys WHERE resident_id = ?1")?
+        .query_row([resident], |r| r.get(0))
+        .optional()?;
+    Ok(key.flatten().and_then(|k| ResidentKey::try_from(k).ok()))
+}
+
+/// An order's number, opened with its resident's key.
+fn contact(c: &Connection, order_id: &str) -> rusqlite::Result<Option<String>> {
+    let row: Option<(String, Option<String>)> = c
+        .prepare_cached("SELECT phone, resident_id FROM contacts WHERE order_id = ?1")?
+        .query_row([order_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((phone, resident)) = row else {
+        return Ok(None);
+    };
+    let resident = resident.unwrap_or_default();
+    let key = live_key(c, &resident)?;
+    Ok(pii::open(key.as_ref(), &resident, pii::field::PHONE, &phone))
 }
 
 /// One small write, to learn whether the vault file can be written at all.

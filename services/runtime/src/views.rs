@@ -13,6 +13,7 @@ use diandan_proto::v1 as pb;
 use diandan_workflows::order::{OrderState, Status};
 use diandan_workflows::permissions::{self, ContactAccess, Scope};
 
+use crate::pii;
 use crate::{App, AppError, RequestContext, Result};
 
 /// How much of the contact number a viewer gets.
@@ -309,12 +310,81 @@ impl App {
         let access = self.order_access(ctx, state).await?;
         let mut view = order_view(state, revision);
         self.label_deadlines(&mut view, state);
+        self.open_personal_data(std::slice::from_mut(&mut view))
+            .await?;
         if access == PhoneAccess::Full {
             if let Some(phone) = self.vault.get(&state.order_id).await? {
                 view.contact_phone = phone;
             }
         }
         Ok(view)
+    }
+}
+
+impl App {
+    /// Opens the sealed personal data of views (the address, the masked number) with their
+    /// residents' keys; a forgotten resident's shows as [`pii::ERASED`].
+    pub async fn open_personal_data(&self, views: &mut [pb::OrderView]) -> Result<()> {
+        let mut residents: Vec<String> = views
+            .iter()
+            .filter(|v| {
+                pii::is_sealed(&v.contact_phone)
+                    || v.location.as_ref().is_some_and(|l| pii::is_sealed(&l.address))
+            })
+            .map(|v| v.requester_id.clone())
+            .collect();
+        if residents.is_empty() {
+            return Ok(());
+        }
+        residents.sort();
+        residents.dedup();
+        let keys = self.vault.resident_keys(residents).await?;
+        for view in views {
+            let resident = view.requester_id.as_str();
+            let key = keys.get(resident);
+            if let Some(location) = &mut view.location {
+                location.address = pii::show(key, resident, pii::field::ADDRESS, &location.address);
+            }
+            view.contact_phone =
+                pii::show(key, resident, pii::field::PHONE_MASKED, &view.contact_phone);
+        }
+        Ok(())
+    }
+
+    /// The masked number of an order, opened (`None` once its resident was forgotten).
+    pub async fn opened_mask(&self, state: &OrderState) -> Result<Option<String>> {
+        let resident = &state.requester_id;
+        let keys = self.vault.resident_keys(vec![resident.clone()]).await?;
+        Ok(pii::open(
+            keys.get(resident),
+            resident,
+            pii::field::PHONE_MASKED,
+            &state.contact_phone_masked,
+        ))
+    }
+
+    /// Opens the sealed fields of placements in an order's history, as its views do.
+    pub async fn open_history(&self, events: &mut [pb::EventEnvelope]) -> Result<()> {
+        for event in events.iter_mut().filter(|e| e.event_type == "OrderPlaced") {
+            let Ok(mut data) = serde_json::from_str::<serde_json::Value>(&event.payload_json) else {
+                continue;
+            };
+            let resident = data["requester_id"].as_str().unwrap_or_default().to_owned();
+            let keys = self.vault.resident_keys(vec![resident.clone()]).await?;
+            let key = keys.get(&resident);
+            for (pointer, field) in [
+                ("/location/address", pii::field::ADDRESS),
+                ("/contact_phone_masked", pii::field::PHONE_MASKED),
+            ] {
+                if let Some(value) = data.pointer_mut(pointer) {
+                    if let Some(text) = value.as_str() {
+                        *value = pii::show(key, &resident, field, text).into();
+                    }
+                }
+            }
+            event.payload_json = data.to_string();
+        }
+        Ok(())
     }
 }
 

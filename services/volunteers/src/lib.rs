@@ -563,4 +563,22 @@ impl pb::account_service_server::AccountService for Accounts {
             .await?;
         Ok(Response::new(pb::ResetPasswordResponse {}))
     }
+
+    async fn forget_resident(
+        &self,
+        request: Request<pb::ForgetResidentRequest>,
+    ) -> Result<Response<pb::ForgetResidentResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ForgetResident)?;
+        let req = request.into_inner();
+        let (at, position) = self
+            .app
+            .forget_resident(&ctx, &req.resident_id, &req.reason)
+            .await?;
+        Ok(Response::new(pb::ForgetResidentResponse {
+            forgotten_at: diandan_runtime::views::rfc3339(Some(at)),
+            position,
+        }))
+    }
 }
