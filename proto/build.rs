@@ -52,6 +52,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
         )
         .message_attribute(
+            ".diandan.v1.ListContactReadsRequest",
+            "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
+        )
+        .message_attribute(
             ".diandan.v1.GetConsistencyProofRequest",
             "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
         )

@@ -313,6 +313,17 @@ fn call(op: Operation, role: Role, target: Target, fx: &Fixture) -> Option<Call>
             format!("/api/v1/audit/orders/{order}/proof"),
             json!({"order_id": order}),
         ),
+        ListContactReads => get(
+            format!("/api/v1/audit/orders/{order}/contact-reads"),
+            json!({"order_id": order}),
+        ),
+        // The whole district's residents: no outside. The outside resident has personal data
+        // here (their order); the first call forgets them, later ones are refused (409).
+        ForgetResident => post(
+            "/api/v1/residents/r-matrix-out/forget".into(),
+            json!({"reason": "矩阵测试"}),
+            Some(("resident_id", "r-matrix-out")),
+        ),
         ListVolunteers => get(
             format!("/api/v1/volunteers?node_id={node}"),
             json!({"node_id": node}),
@@ -616,6 +627,8 @@ async fn grpc_call(fx: &Fixture, op: Operation, call: &Call, token: Option<&str>
         SignCheckpoint => audit . sign_checkpoint(SignCheckpointRequest),
         GetConsistencyProof => audit . get_consistency_proof(GetConsistencyProofRequest),
         ExportOrderProof => audit . export_order_proof(ExportOrderProofRequest),
+        ListContactReads => audit . list_contact_reads(ListContactReadsRequest),
+        ForgetResident => accounts . forget_resident(ForgetResidentRequest),
         GetVolunteerRecord => ledger . get_volunteer_record(GetVolunteerRecordRequest),
         ListRankings => ledger . list_rankings(ListRankingsRequest),
         ListPendingHours => ledger . list_pending_hours(ListPendingHoursRequest),

@@ -126,6 +126,7 @@ operations! {
     SignCheckpoint = "AuditService" / "SignCheckpoint": "签署检查点",
     GetConsistencyProof = "AuditService" / "GetConsistencyProof": "一致性证明",
     ExportOrderProof = "AuditService" / "ExportOrderProof": "导出可验证记录",
+    ListContactReads = "AuditService" / "ListContactReads": "查阅记录",
     RegisterOrgNode = "OrganizationService" / "RegisterOrgNode": "设立组织节点",
     RegisterTeam = "OrganizationService" / "RegisterTeam": "登记队伍",
     RegisterVolunteer = "OrganizationService" / "RegisterVolunteer": "登记志愿者",
@@ -174,6 +175,7 @@ impl Operation {
                 | Operation::SignCheckpoint
                 | Operation::GetConsistencyProof
                 | Operation::ExportOrderProof
+                | Operation::ListContactReads
                 | Operation::ListVolunteers
                 | Operation::ListClaimableOrders
                 | Operation::GetVolunteerRecord
@@ -247,7 +249,7 @@ pub fn grant(op: Operation, role: Role) -> Option<Scope> {
         {
             Some(All)
         }
-        ExportOrderProof if staff || role == Auditor => Some(Subtree),
+        ExportOrderProof | ListContactReads if staff || role == Auditor => Some(Subtree),
 
         // 接单 … 办结: volunteers of the team the order is offered to.
         // 认领 and 放弃认领: volunteers eligible for a published wish or activity.

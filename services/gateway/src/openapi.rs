@@ -84,12 +84,13 @@ impl Modify for BearerAuth {
         workbench::list_volunteers, workbench::update_volunteer, workbench::set_volunteer_active, workbench::import_volunteers, workbench::search_orders,
         workbench::export_orders, trail::get_checkpoint, trail::sign_checkpoint,
         trail::get_consistency_proof, trail::export_order_proof, trail::forget_resident,
+        trail::list_contact_reads,
         ledger::get_volunteer_record, ledger::list_rankings, ledger::list_pending_hours,
         ledger::review_hours, ledger::adjust_hours, ledger::list_shop_items, ledger::add_shop_item,
         ledger::restock_shop_item, ledger::reserve_shop_item, ledger::get_redemption,
         ledger::hand_over_redemption, ledger::cancel_redemption,
     ),
-    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::ClaimSeat, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team, pb::LedgerAck, pb::ServiceHours, pb::Redemption, pb::RankingEntry, pb::ShopItem, pb::SignedCheckpoint)),
+    components(schemas(Problem, pb::ImportRowError, pb::AuditRow, pb::VolunteerEntry, pb::DeadlineView, pb::ClaimSeat, pb::Location, pb::Actor, pb::EventEnvelope, pb::CategoryCount, pb::DayCount, pb::OrgNode, pb::Team, pb::LedgerAck, pb::ServiceHours, pb::Redemption, pb::RankingEntry, pb::ShopItem, pb::SignedCheckpoint, pb::ContactReadEntry)),
     modifiers(&BearerAuth, &ServerErrors),
 )]
 pub struct ApiDoc;

@@ -867,6 +867,10 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
             post(crate::trail::forget_resident),
         )
         .route(
+            "/api/v1/audit/orders/{id}/contact-reads",
+            get(crate::trail::list_contact_reads),
+        )
+        .route(
             "/api/v1/audit/consistency",
             get(crate::trail::get_consistency_proof),
         )

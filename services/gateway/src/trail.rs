@@ -184,3 +184,25 @@ pub(crate) async fn forget_resident(
         .await?;
     Ok(Json(reply.into_inner()))
 }
+
+/// 查阅记录: who was shown an order's full contact number, in which role, when and why.
+#[utoipa::path(get, path = "/api/v1/audit/orders/{id}/contact-reads",
+    params(("id" = String, Path, description = "订单编号"), pb::ListContactReadsRequest),
+    responses((status = 200, body = pb::ListContactReadsResponse),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list_contact_reads(
+    State(clients): State<Clients>,
+    id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Reply<pb::ListContactReadsResponse> {
+    let order_id = path_id(id, "id")?;
+    let mut request: pb::ListContactReadsRequest = query(raw)?;
+    request.order_id = order_id;
+    let reply = clients
+        .audit()
+        .list_contact_reads(grpc(&headers, request)?)
+        .await?;
+    Ok(Json(reply.into_inner()))
+}

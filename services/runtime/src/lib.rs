@@ -13,6 +13,7 @@
 //!   rotating refresh tokens, lockout; [`context`]: who is calling, from gRPC metadata.
 //! - [`error`]: [`AppError`] and its mapping to gRPC status codes.
 
+pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod auth;

@@ -91,7 +91,13 @@ pub fn open(key: Option<&ResidentKey>, resident: &str, field: &str, text: &str) 
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key?));
     let aad = aad(resident, field);
     let plain = cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: &aad,
+            },
+        )
         .ok()?;
     String::from_utf8(plain).ok()
 }
@@ -115,14 +121,21 @@ mod tests {
             open(Some(&key), "r-1", field::ADDRESS, &sealed).as_deref(),
             Some("永福巷 12 号")
         );
-        assert_ne!(sealed, seal(&key, "r-1", field::ADDRESS, "永福巷 12 号"), "fresh nonce");
+        assert_ne!(
+            sealed,
+            seal(&key, "r-1", field::ADDRESS, "永福巷 12 号"),
+            "fresh nonce"
+        );
         assert_eq!(open(Some(&new_key()), "r-1", field::ADDRESS, &sealed), None);
         assert_eq!(open(Some(&key), "r-2", field::ADDRESS, &sealed), None);
         assert_eq!(open(Some(&key), "r-1", field::PHONE, &sealed), None);
         assert_eq!(open(None, "r-1", field::ADDRESS, &sealed), None);
         assert_eq!(show(None, "r-1", field::ADDRESS, &sealed), ERASED);
         // Data written before sealing reads as itself; empty stays empty.
-        assert_eq!(open(None, "r-1", field::ADDRESS, "旧地址").as_deref(), Some("旧地址"));
+        assert_eq!(
+            open(None, "r-1", field::ADDRESS, "旧地址").as_deref(),
+            Some("旧地址")
+        );
         assert_eq!(seal(&key, "r-1", field::ADDRESS, ""), "");
         let mut damaged = sealed.clone();
         damaged.truncate(sealed.len() - 4);

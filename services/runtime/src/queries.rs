@@ -135,7 +135,8 @@ impl App {
             limit: page_size(limit)?,
             oldest_first: false,
         };
-        self.list(ctx, filter, min_position).await
+        self.list(ctx, filter, min_position, crate::access::purpose::LIST)
+            .await
     }
 
     /// 待办: orders of a subtree waiting for the station (triage, dispatch, acceptance, an
@@ -157,7 +158,8 @@ impl App {
             limit: page_size(limit)?,
             oldest_first: true,
         };
-        self.list(ctx, filter, min_position).await
+        self.list(ctx, filter, min_position, crate::access::purpose::QUEUE)
+            .await
     }
 
     async fn list(
@@ -165,6 +167,7 @@ impl App {
         ctx: &RequestContext,
         filter: OrderFilter,
         min_position: u64,
+        purpose: &str,
     ) -> Result<OrderPage> {
         let position = self.catch_up(min_position).await?;
         let rows = self.read.query(move |c| list_orders(c, &filter)).await?;
@@ -179,7 +182,8 @@ impl App {
             })
             .collect();
         self.open_personal_data(&mut orders).await?;
-        self.reveal_phones(ctx, &mut orders, &states).await?;
+        self.reveal_phones(ctx, &mut orders, &states, purpose)
+            .await?;
         Ok(OrderPage { orders, position })
     }
 

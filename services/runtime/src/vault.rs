@@ -187,8 +187,7 @@ impl ContactVault {
             )?;
             let mut found = std::collections::HashMap::new();
             for resident in residents {
-                let key: Option<Vec<u8>> =
-                    stmt.query_row([&resident], |r| r.get(0)).optional()?;
+                let key: Option<Vec<u8>> = stmt.query_row([&resident], |r| r.get(0)).optional()?;
                 if let Some(key) = key.and_then(|k| ResidentKey::try_from(k).ok()) {
                     found.insert(resident, key);
                 }
@@ -334,9 +333,16 @@ impl ContactVault {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let Some(sealed) = sealed else { return Ok(None) };
+            let Some(sealed) = sealed else {
+                return Ok(None);
+            };
             let key = live_key(c, &account_id)?;
-            Ok(pii::open(key.as_ref(), &account_id, pii::field::PHONE, &sealed))
+            Ok(pii::open(
+                key.as_ref(),
+                &account_id,
+                pii::field::PHONE,
+                &sealed,
+            ))
         })
         .await
     }
@@ -418,7 +424,12 @@ fn contact(c: &Connection, order_id: &str) -> rusqlite::Result<Option<String>> {
     };
     let resident = resident.unwrap_or_default();
     let key = live_key(c, &resident)?;
-    Ok(pii::open(key.as_ref(), &resident, pii::field::PHONE, &phone))
+    Ok(pii::open(
+        key.as_ref(),
+        &resident,
+        pii::field::PHONE,
+        &phone,
+    ))
 }
 
 /// One small write, to learn whether the vault file can be written at all.

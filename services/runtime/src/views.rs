@@ -281,11 +281,14 @@ impl App {
         }
     }
 
+    /// Shows full numbers where the caller may see them — recorded first in the access log
+    /// ([`crate::access`]), for `purpose`.
     pub async fn reveal_phones(
         &self,
         ctx: &RequestContext,
         views: &mut [pb::OrderView],
         states: &[OrderState],
+        purpose: &str,
     ) -> Result<()> {
         let granted: Vec<String> = states
             .iter()
@@ -293,6 +296,8 @@ impl App {
             .map(|s| s.order_id.clone())
             .collect();
         let mut phones = self.vault.get_many(granted).await?;
+        let shown: Vec<String> = phones.keys().cloned().collect();
+        self.record_contact_reads(ctx, &shown, purpose).await?;
         for view in views {
             if let Some(phone) = phones.remove(&view.order_id) {
                 view.contact_phone = phone;
@@ -314,6 +319,12 @@ impl App {
             .await?;
         if access == PhoneAccess::Full {
             if let Some(phone) = self.vault.get(&state.order_id).await? {
+                self.record_contact_reads(
+                    ctx,
+                    std::slice::from_ref(&state.order_id),
+                    crate::access::purpose::ORDER,
+                )
+                .await?;
                 view.contact_phone = phone;
             }
         }
@@ -329,7 +340,9 @@ impl App {
             .iter()
             .filter(|v| {
                 pii::is_sealed(&v.contact_phone)
-                    || v.location.as_ref().is_some_and(|l| pii::is_sealed(&l.address))
+                    || v.location
+                        .as_ref()
+                        .is_some_and(|l| pii::is_sealed(&l.address))
             })
             .map(|v| v.requester_id.clone())
             .collect();
@@ -366,7 +379,8 @@ impl App {
     /// Opens the sealed fields of placements in an order's history, as its views do.
     pub async fn open_history(&self, events: &mut [pb::EventEnvelope]) -> Result<()> {
         for event in events.iter_mut().filter(|e| e.event_type == "OrderPlaced") {
-            let Ok(mut data) = serde_json::from_str::<serde_json::Value>(&event.payload_json) else {
+            let Ok(mut data) = serde_json::from_str::<serde_json::Value>(&event.payload_json)
+            else {
                 continue;
             };
             let resident = data["requester_id"].as_str().unwrap_or_default().to_owned();

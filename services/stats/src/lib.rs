@@ -174,6 +174,21 @@ impl AuditService for Audit {
         Ok(Response::new(pb::ExportOrderProofResponse { document }))
     }
 
+    async fn list_contact_reads(
+        &self,
+        request: Request<pb::ListContactReadsRequest>,
+    ) -> Result<Response<pb::ListContactReadsResponse>, Status> {
+        let ctx = self
+            .app
+            .authorize(request.metadata(), Operation::ListContactReads)?;
+        let req = request.into_inner();
+        let reads = self
+            .app
+            .list_contact_reads(&ctx, &req.order_id, req.limit, req.min_position)
+            .await?;
+        Ok(Response::new(pb::ListContactReadsResponse { reads }))
+    }
+
     type ExportOrdersStream = std::pin::Pin<
         Box<dyn futures::Stream<Item = Result<pb::ExportOrdersResponse, Status>> + Send>,
     >;

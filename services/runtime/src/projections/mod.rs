@@ -6,6 +6,7 @@
 //! once). Read models are disposable: [`rebuild`] replays the log from position 0 into a fresh
 //! file, and the result must equal the live one ([`ReadModel::dump`] compares them).
 
+pub mod access;
 mod directory;
 pub mod ledger;
 mod orders;
@@ -44,10 +45,11 @@ pub trait Projection: Send + Sync {
 /// The read model's schema version (`PRAGMA user_version`). Bump it whenever a projection's
 /// tables or meaning change: a read model of another version is dropped and rebuilt from the
 /// log on open — read models are disposable, the log is not.
-pub const READ_MODEL_VERSION: i64 = 6;
+pub const READ_MODEL_VERSION: i64 = 7;
 
 fn all_projections() -> Vec<Box<dyn Projection>> {
     vec![
+        Box::new(access::AccessProjection),
         Box::new(directory::DirectoryProjection),
         Box::new(ledger::LedgerProjection),
         Box::new(orders::OrdersProjection),

@@ -1,0 +1,85 @@
+//! 查阅记录 as a read model: one row per order whose contact number a reader was shown, from
+//! the `access-<reader>` streams ([`crate::access`]).
+
+use rusqlite::{params, Transaction};
+
+use diandan_store::RecordedEvent;
+
+use super::Projection;
+use crate::access::AccessEvent;
+use crate::{AppError, Result};
+
+pub struct AccessProjection;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS contact_reads (
+    position INTEGER NOT NULL,
+    order_id TEXT NOT NULL,
+    reader_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    at TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    PRIMARY KEY (order_id, position)
+) WITHOUT ROWID;
+";
+
+impl Projection for AccessProjection {
+    fn name(&self) -> &'static str {
+        "access"
+    }
+
+    fn schema(&self) -> &'static str {
+        SCHEMA
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["contact_reads"]
+    }
+
+    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+        if !event.stream.starts_with("access-") || event.event_type != "ContactRead" {
+            return Ok(());
+        }
+        let AccessEvent::ContactRead {
+            reader_id,
+            role,
+            at,
+            order_ids,
+            purpose,
+        } = serde_json::from_slice(&event.data).map_err(|e| {
+            AppError::Storage(format!("{} at {}: {e}", event.stream, event.position))
+        })?;
+        let at = crate::views::rfc3339(Some(at));
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO contact_reads (position, order_id, reader_id, role, at, purpose)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for order_id in order_ids {
+            insert.execute(params![
+                event.position,
+                order_id,
+                reader_id,
+                role,
+                at,
+                purpose
+            ])?;
+        }
+        Ok(())
+    }
+}
+
+/// An order's reads, newest first: (position, reader, role, at, purpose).
+pub fn contact_reads(
+    conn: &rusqlite::Connection,
+    order_id: &str,
+    limit: u32,
+) -> rusqlite::Result<Vec<(u64, String, String, String, String)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT position, reader_id, role, at, purpose FROM contact_reads
+         WHERE order_id = ?1 ORDER BY position DESC LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![order_id, limit], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })?;
+    rows.collect()
+}

@@ -1,0 +1,249 @@
+//! Residents' personal data against the real binary: a volunteer's read of a resident's number
+//! is recorded (and listed to auditors) before it is shown; a resident forgotten through the
+//! API can no longer be read anywhere — their order shows 已删除, statistics are exactly what
+//! they were, the log still verifies — and after the system stopped and rebuilt its read
+//! models from the log, no file of the data directory holds their number or address. Bad
+//! input (an unknown resident, forgetting twice, someone else asking, a malformed id): clear
+//! errors, nothing changed.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use support::{yongfu_order, Server, User, LOCATION};
+
+const PHONE: &str = "13987654321";
+const ADDRESS: &str = "忘记巷 88 号";
+
+/// Every file under `dir` that holds `needle`, byte for byte.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(files_holding(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn diandan(args: &[&str]) -> (bool, String) {
+    let output = Command::new(support::binary())
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("run diandan");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+/// The district's statistics once they reflect `position`, without the position itself (the
+/// log grows with every read and forgetting; the statistics must not).
+async fn stats_at(admin: &User, position: u64) -> Value {
+    let (status, mut stats) = admin
+        .get(&format!(
+            "/api/v1/nodes/xianan/stats?min_position={position}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    stats.as_object_mut().unwrap().remove("position");
+    stats
+}
+
+async fn stats(admin: &User) -> Value {
+    stats_at(admin, 0).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_logged_and_a_forgotten_resident_is_unreadable_everywhere() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let mut server = Server::start_with_env(&data_dir, true, &[]);
+    server.wait_for_demo().await;
+    let resident = User::login(&server, "resident", "r-forget-me", "").await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let volunteer = User::login(&server, "volunteer", "v-wangsen", "").await;
+    let auditor = User::login(&server, "auditor", "auditor-privacy", "xianan").await;
+    let admin = User::login(&server, "centre_admin", "admin-privacy", "xianan").await;
+
+    let mut order = yongfu_order("请帮忙修理楼道灯。");
+    order["contact_phone"] = json!(PHONE);
+    order["location"]["address"] = json!(ADDRESS);
+    let (status, ack) = resident.post("/api/v1/orders", order).await;
+    assert_eq!(status, 201, "{ack}");
+    let id = ack["order_id"].as_str().unwrap().to_owned();
+    let path = |suffix: &str| format!("/api/v1/orders/{id}{suffix}");
+    let (_, mine) = resident.get(&path("")).await;
+    assert_eq!(
+        (
+            mine["contact_phone"].as_str(),
+            mine["location"]["address"].as_str()
+        ),
+        (Some(PHONE), Some(ADDRESS)),
+        "{mine}"
+    );
+    // Sealed wherever it is written: the log holds neither the number nor the address.
+    let (_, history) = head.get(&path("/history")).await;
+    assert!(
+        history.to_string().contains(ADDRESS),
+        "history shows it opened"
+    );
+    assert!(files_holding(&data_dir, ADDRESS.as_bytes()).is_empty());
+    assert!(files_holding(&data_dir, PHONE.as_bytes()).is_empty());
+
+    // Dispatched and accepted; the volunteer reads the number: recorded, then shown.
+    for (user, suffix, body) in [
+        (&head, "/triage", json!({"accept": true})),
+        (&head, "/dispatch", json!({"team_id": "zhidui-chezhanlu"})),
+        (
+            &volunteer,
+            "/accept",
+            json!({"team_id": "zhidui-chezhanlu"}),
+        ),
+    ] {
+        let (status, body) = user.post(&path(suffix), body).await;
+        assert_eq!(status, 200, "{suffix}: {body}");
+    }
+    let (_, view) = volunteer.get(&path("")).await;
+    assert_eq!(view["contact_phone"], PHONE);
+    let (status, reads) = auditor
+        .get(&format!(
+            "/api/v1/audit/orders/{id}/contact-reads?min_position={}",
+            view["revision"].as_u64().unwrap_or(0)
+        ))
+        .await;
+    assert_eq!(status, 200, "{reads}");
+    let mut found = None;
+    for _ in 0..100 {
+        let (_, reads) = auditor
+            .get(&format!("/api/v1/audit/orders/{id}/contact-reads"))
+            .await;
+        found = reads["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reader_id"] == "v-wangsen")
+            .cloned();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let read = found.expect("the volunteer's read is in the access log");
+    assert_eq!(read["role"], "volunteer");
+    assert_eq!(read["purpose"], "查看订单");
+    assert!(read["at"].as_str().unwrap().starts_with("20"));
+    // Nobody but staff and auditors lists it.
+    assert_eq!(
+        volunteer
+            .get(&format!("/api/v1/audit/orders/{id}/contact-reads"))
+            .await
+            .0,
+        403
+    );
+
+    // The service goes on; then the resident asks to be forgotten.
+    let mut last = 0;
+    for (suffix, body) in [
+        ("/check-in", json!({"location": LOCATION()})),
+        ("/check-out", json!({"location": LOCATION()})),
+        ("/complete", json!({"note": "更换灯泡 2 个"})),
+    ] {
+        let (status, body) = volunteer.post(&path(suffix), body).await;
+        assert_eq!(status, 200, "{suffix}: {body}");
+        last = body["position"].as_u64().unwrap();
+    }
+    let before = stats_at(&admin, last).await;
+
+    // Bad input first: nothing changes.
+    for (user, resident_id, expected) in [
+        (&head, "r-forget-me", 403),
+        (&admin, "r-nobody-here", 404),
+        (&admin, "bad%20id", 400),
+    ] {
+        let (status, problem) = user
+            .post(
+                &format!("/api/v1/residents/{resident_id}/forget"),
+                json!({"reason": "本人申请"}),
+            )
+            .await;
+        assert_eq!(status, expected, "{resident_id}: {problem}");
+    }
+    let (_, still) = resident.get(&path("")).await;
+    assert_eq!(still["contact_phone"], PHONE);
+
+    let (status, forgotten) = admin
+        .post(
+            "/api/v1/residents/r-forget-me/forget",
+            json!({"reason": "本人申请删除个人信息"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{forgotten}");
+    assert!(forgotten["position"].as_u64().unwrap() > 0);
+    let (status, problem) = admin
+        .post("/api/v1/residents/r-forget-me/forget", json!({}))
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["field"], "resident_id");
+
+    // Unreadable everywhere it is shown; the facts stay.
+    for user in [&head, &resident] {
+        let (status, view) = user.get(&path("")).await;
+        assert_eq!(status, 200, "{view}");
+        assert_eq!(view["location"]["address"], "（已删除）", "{view}");
+        assert_eq!(view["contact_phone"], "（已删除）", "{view}");
+        assert_eq!(view["status"], "completed");
+    }
+    let (_, history) = head.get(&path("/history")).await;
+    assert!(!history.to_string().contains(ADDRESS));
+    let position = forgotten["position"].as_u64().unwrap();
+    assert_eq!(
+        stats_at(&admin, position).await,
+        before,
+        "statistics changed"
+    );
+
+    // Stopped, rebuilt from the log: still equal, and no file holds the number or address.
+    server.stop_gracefully();
+    let dir = data_dir.to_str().unwrap();
+    let (ok, said) = diandan(&["projections", "rebuild", "--data-dir", dir]);
+    assert!(ok, "{said}");
+    for needle in [PHONE, ADDRESS, "987654321", "忘记巷"] {
+        let holding = files_holding(&data_dir, needle.as_bytes());
+        assert!(holding.is_empty(), "{needle} is still in {holding:?}");
+    }
+    let (ok, said) = diandan(&["audit", "verify", "--data-dir", dir]);
+    assert!(ok, "the chain verifies after forgetting: {said}");
+    let (ok, said) = diandan(&["residents", "forget", "r-forget-me", "--data-dir", dir]);
+    assert!(!ok && said.contains("已于"), "forgetting twice: {said}");
+    let (ok, said) = diandan(&["residents", "forget", "r-nobody-here", "--data-dir", dir]);
+    assert!(!ok && said.contains("没有居民"), "{said}");
+
+    let server = Server::start_in(&data_dir, true);
+    let admin = User::login(&server, "centre_admin", "admin-privacy", "xianan").await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let mut after = Value::Null;
+    for _ in 0..100 {
+        after = stats(&admin).await;
+        if after == before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(after, before, "statistics changed after the rebuild");
+    let (_, view) = head.get(&path("")).await;
+    assert_eq!(view["contact_phone"], "（已删除）");
+}
