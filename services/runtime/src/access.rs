@@ -95,24 +95,11 @@ impl App {
         self.order_access(ctx, &loaded.state).await?;
         self.catch_up(min_position).await?;
         let order_id = order_id.to_owned();
-        let rows = self
-            .read
+        self.read
             .query(move |c| {
                 crate::projections::access::contact_reads(c, &order_id, limit)
                     .map_err(crate::AppError::from)
             })
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(position, reader_id, role, at, purpose)| diandan_proto::v1::ContactReadEntry {
-                    reader_id,
-                    role,
-                    at,
-                    purpose,
-                    position,
-                },
-            )
-            .collect())
+            .await
     }
 }

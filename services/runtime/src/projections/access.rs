@@ -68,18 +68,24 @@ impl Projection for AccessProjection {
     }
 }
 
-/// An order's reads, newest first: (position, reader, role, at, purpose).
+/// An order's reads, newest first.
 pub fn contact_reads(
     conn: &rusqlite::Connection,
     order_id: &str,
     limit: u32,
-) -> rusqlite::Result<Vec<(u64, String, String, String, String)>> {
+) -> rusqlite::Result<Vec<diandan_proto::v1::ContactReadEntry>> {
     let mut statement = conn.prepare_cached(
         "SELECT position, reader_id, role, at, purpose FROM contact_reads
          WHERE order_id = ?1 ORDER BY position DESC LIMIT ?2",
     )?;
     let rows = statement.query_map(params![order_id, limit], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        Ok(diandan_proto::v1::ContactReadEntry {
+            position: r.get(0)?,
+            reader_id: r.get(1)?,
+            role: r.get(2)?,
+            at: r.get(3)?,
+            purpose: r.get(4)?,
+        })
     })?;
     rows.collect()
 }
