@@ -247,3 +247,82 @@ async fn reads_are_logged_and_a_forgotten_resident_is_unreadable_everywhere() {
     let (_, view) = head.get(&path("")).await;
     assert_eq!(view["contact_phone"], "（已删除）");
 }
+
+/// Check-in coordinates: coarse in the log from the start, exact (sealed) only while their
+/// period is kept, then the retention job records `LocationsCoarsened` and destroys the key;
+/// no file ever holds the exact coordinates in the clear, and the log still verifies. (That
+/// the exact place is read while kept, and not after: `services/runtime/tests/retention.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_check_in_locations_are_kept_only_for_the_retention_period() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data_dir = tmp.path().join("data");
+    let mut server =
+        Server::start_with_env(&data_dir, true, &[("DIANDAN_LOCATION_RETENTION", "6s")]);
+    server.wait_for_demo().await;
+    let resident = User::login(&server, "resident", "r-retention", "").await;
+    let head = User::login(&server, "station_head", "head-dengxiaohu", "chezhanlu").await;
+    let volunteer = User::login(&server, "volunteer", "v-wangsen", "").await;
+    let (status, ack) = resident
+        .post("/api/v1/orders", yongfu_order("请帮忙搬运旧家具。"))
+        .await;
+    assert_eq!(status, 201, "{ack}");
+    let id = ack["order_id"].as_str().unwrap().to_owned();
+    let path = |suffix: &str| format!("/api/v1/orders/{id}{suffix}");
+    // Served from about 1.5 km away: a far check-in the station head must confirm.
+    let exact = json!({"lat": 29.87654, "lng": 114.29876, "address": ""});
+    for (user, suffix, body) in [
+        (&head, "/triage", json!({"accept": true})),
+        (&head, "/dispatch", json!({"team_id": "zhidui-chezhanlu"})),
+        (
+            &volunteer,
+            "/accept",
+            json!({"team_id": "zhidui-chezhanlu"}),
+        ),
+        (&volunteer, "/check-in", json!({"location": exact})),
+        (&volunteer, "/check-out", json!({"location": exact})),
+    ] {
+        let (status, body) = user.post(&path(suffix), body).await;
+        assert_eq!(status, 200, "{suffix}: {body}");
+    }
+    let (_, history) = head.get(&path("/history")).await;
+    let check_in: Value = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "VolunteerCheckedIn")
+        .map(|e| serde_json::from_str(e["payload_json"].as_str().unwrap()).unwrap())
+        .expect("a check-in");
+    assert_eq!(check_in["location"]["lat"], 29.88, "{check_in}");
+    assert_eq!(check_in["location"]["lng"], 114.3, "{check_in}");
+    assert!(check_in["precise"].as_str().unwrap().contains("pii:v1:"));
+
+    // Past the retention: the job records the period's coarsening and destroys its key.
+    tokio::time::sleep(std::time::Duration::from_secs(9)).await;
+    server.stop_gracefully();
+    let events = rusqlite::Connection::open(data_dir.join("events.db")).unwrap();
+    let coarsened: i64 = events
+        .query_row(
+            "SELECT COUNT(*) FROM events WHERE stream = 'retention-locations'
+             AND event_type = 'LocationsCoarsened'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(coarsened >= 1, "the job's record");
+    let vault = rusqlite::Connection::open(data_dir.join("private.db")).unwrap();
+    let live: i64 = vault
+        .query_row(
+            "SELECT COUNT(*) FROM retention_keys WHERE key IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(live, 0, "every period's key is destroyed");
+    for needle in ["29.87654", "114.29876"] {
+        let holding = files_holding(&data_dir, needle.as_bytes());
+        assert!(holding.is_empty(), "{needle} is in {holding:?}");
+    }
+    let dir = data_dir.to_str().unwrap();
+    let (ok, said) = diandan(&["audit", "verify", "--data-dir", dir]);
+    assert!(ok, "{said}");
+}

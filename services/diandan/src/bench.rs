@@ -26,6 +26,7 @@
 //! `command-latency.svg`) to `--out`.
 
 mod appends;
+mod audit;
 mod coldstart;
 mod export;
 mod flows;
@@ -41,6 +42,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 pub use appends::{AppendRow, FsyncRow};
+pub use audit::AuditReport;
 pub use coldstart::{ColdStartReport, ColdStartRow, ColdStartRun};
 pub use export::{ExportReport, ExportRun};
 pub use flows::{CommandRow, FlowRow, FlowsReport, PingRow};
@@ -136,16 +138,18 @@ pub enum Scenario {
     Coldstart,
     Dispatch,
     Export,
+    Audit,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Appends,
         Scenario::Flows,
         Scenario::Rebuild,
         Scenario::Coldstart,
         Scenario::Dispatch,
         Scenario::Export,
+        Scenario::Audit,
     ];
 
     fn parse(name: &str) -> anyhow::Result<Scenario> {
@@ -154,7 +158,7 @@ impl Scenario {
             .find(|s| format!("{s:?}").eq_ignore_ascii_case(name.trim()))
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown scenario {name:?}; one of appends, flows, rebuild, coldstart, dispatch, export"
+                    "unknown scenario {name:?}; one of appends, flows, rebuild, coldstart, dispatch, export, audit"
                 )
             })
     }
@@ -353,6 +357,7 @@ pub struct Report {
     pub cold_start: Option<ColdStartReport>,
     pub dispatch: Option<DispatchRow>,
     pub export: Option<ExportReport>,
+    pub audit: Option<AuditReport>,
     pub goals: Vec<GoalRow>,
 }
 
@@ -533,7 +538,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut fsync = None;
     let mut append_rows = Vec::new();
     if options.runs(Scenario::Appends) {
-        eprintln!("[1/6] disk fsync rate and durable appends");
+        eprintln!("[1/7] disk fsync rate and durable appends");
         let row = appends::fsync_rate(&scratch, options.window(0.5)).await?;
         eprintln!(
             "  raw fsync (4 KiB + fdatasync): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
@@ -551,18 +556,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let flow_data = scratch.join("flows");
     let mut flows_report = None;
     if options.runs(Scenario::Flows) {
-        eprintln!("[2/6] four-order flows through gRPC");
+        eprintln!("[2/7] four-order flows through gRPC");
         let report = flows::run(&flow_data, options.window(1.0), options.window(0.5)).await?;
         svg_files(out, &report)?;
         flows_report = Some(report);
     } else if options.runs(Scenario::Rebuild) || options.runs(Scenario::Coldstart) {
-        eprintln!("[2/6] (flows not selected: a short flow run to have real events)");
+        eprintln!("[2/7] (flows not selected: a short flow run to have real events)");
         flows::template(&flow_data).await?;
     }
 
     let mut rebuild_rows = Vec::new();
     if options.runs(Scenario::Rebuild) {
-        eprintln!("[3/6] projection rebuild over the flows' store");
+        eprintln!("[3/7] projection rebuild over the flows' store");
         let (row, _) = rebuild::measure("flows store", &flow_data, &scratch).await?;
         rebuild_rows.push(row);
     }
@@ -570,7 +575,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut cold = None;
     if options.runs(Scenario::Coldstart) {
         eprintln!(
-            "[4/6] cold start on {} events (and on the directory alone)",
+            "[4/7] cold start on {} events (and on the directory alone)",
             options.events
         );
         let report = coldstart::run(&flow_data, &scratch, options.events).await?;
@@ -582,17 +587,23 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let mut dispatch = None;
     if options.runs(Scenario::Dispatch) {
-        eprintln!("[5/6] dispatch decisions");
+        eprintln!("[5/7] dispatch decisions");
         dispatch = Some(dispatch_latency().await?);
     }
 
     let mut export = None;
     if options.runs(Scenario::Export) {
         eprintln!(
-            "[6/6] the auditor's CSV export: {} orders, RSS sampled",
+            "[6/7] the auditor's CSV export: {} orders, RSS sampled",
             options.export_rows
         );
         export = Some(export::run(&scratch, options.export_rows).await?);
+    }
+
+    let mut audit = None;
+    if options.runs(Scenario::Audit) {
+        eprintln!("[7/7] the audit trail and sealing: on against off, and audit verify");
+        audit = Some(audit::run(&scratch, options.window(0.5)).await?);
     }
 
     std::fs::remove_dir_all(&scratch)?;
@@ -610,6 +621,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         cold_start: cold,
         dispatch,
         export,
+        audit,
         goals: Vec::new(),
     };
     report.goals = goals(&report);
@@ -1160,6 +1172,37 @@ pub fn markdown(report: &Report) -> String {
             md,
             "\nGrowth ratio (large ÷ baseline): {:.2}×. Fixture rows written straight into the read model in {:.1} s.\n",
             e.growth_ratio, e.fixture_seconds
+        );
+    }
+    if let Some(a) = &report.audit {
+        let _ = writeln!(
+            md,
+            "## 7. The audit trail and sealing: on, against the same run with them off\n"
+        );
+        let _ = writeln!(
+            md,
+            "| what | on | off (baseline) | on ÷ off |\n|---|---:|---:|---:|"
+        );
+        let _ = writeln!(
+            md,
+            "| durable appends/s, {} writers (hash chain) | {:.0} | {:.0} | {:.2} |",
+            a.writers, a.chained_appends_per_sec, a.unchained_appends_per_sec, a.append_ratio
+        );
+        let _ = writeln!(
+            md,
+            "| placements/s, {} at once (address and number sealed) | {:.0} | {:.0} | {:.2} |",
+            a.writers, a.sealed_placements_per_sec, a.plain_placements_per_sec, a.placement_ratio
+        );
+        let _ = writeln!(
+            md,
+            "| projection rebuild, events/s (over either log) | {:.0} | {:.0} | {:.2} |",
+            a.sealed_rebuild_events_per_sec, a.plain_rebuild_events_per_sec, a.rebuild_ratio
+        );
+        let _ = writeln!(
+            md,
+            "\n`diandan audit verify` over the sealed log ({} events: read, re-hash, Merkle tree, \
+             checkpoint): {:.0} events/s, so 10,000,000 events in {:.1} minutes.\n",
+            a.verify_events, a.verify_events_per_sec, a.verify_10m_minutes
         );
     }
     md

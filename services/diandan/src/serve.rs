@@ -247,10 +247,24 @@ async fn serve_part(
         let timers = (service == GrpcService::Dispatch).then(|| {
             let app = app.clone();
             tokio::spawn(async move {
+                // It also runs the location retention job (a key destroyed twice is a no-op;
+                // the record of a period is one command).
+                let (stop_retention, retention_stopped) = tokio::sync::oneshot::channel::<()>();
+                let retention = {
+                    let app = app.clone();
+                    tokio::spawn(async move {
+                        app.run_retention(async {
+                            let _ = retention_stopped.await;
+                        })
+                        .await
+                    })
+                };
                 app.run_timers(diandan_runtime::timers::MAX_IDLE, async {
                     let _ = timers_stopped.await;
                 })
-                .await
+                .await;
+                let _ = stop_retention.send(());
+                let _ = retention.await;
             })
         });
         // The volunteers service owns the ledger: it runs the ledger's process manager

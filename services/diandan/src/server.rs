@@ -157,6 +157,10 @@ pub async fn run(
                 .await
         })
     };
+    let retention = {
+        let (app, stop) = (app.clone(), stopped());
+        tokio::spawn(async move { app.run_retention(stop).await })
+    };
     let outbox_path = config.data_dir.join("outbox.db");
     let outbox = diandan_runtime::notify::outbox::Outbox::open(&outbox_path)
         .with_context(|| format!("opening the notification outbox {}", outbox_path.display()))?;
@@ -212,16 +216,18 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: draining requests");
     let _ = stop_tx.send(true);
-    let (grpc, http, projections, timers, notifications, ledger, checkpoints) = tokio::join!(
+    let (grpc, http, projections, timers, notifications, ledger, checkpoints, retention) = tokio::join!(
         grpc,
         http,
         projections,
         timers,
         notifications,
         ledger,
-        checkpoints
+        checkpoints,
+        retention
     );
     timers?;
+    retention?;
     checkpoints?;
     notifications?;
     ledger?;

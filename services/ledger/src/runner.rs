@@ -228,9 +228,12 @@ async fn service_of(app: &App, order_id: &str, checkout: &RecordedEvent) -> Resu
         if let OrderChange::VolunteerCheckedIn {
             volunteer_id,
             location,
+            precise,
         } = &event.change
         {
-            check_ins.push((volunteer_id.clone(), location.clone()));
+            // The exact place while it is kept; the coarse one after (see `retention`).
+            let location = app.precise_location(location, precise).await?;
+            check_ins.push((volunteer_id.clone(), location));
         }
         state = order::evolve(state, &event);
     }

@@ -118,8 +118,24 @@ pub struct Outcome {
 
 impl App {
     /// Seals a placement's address and masked number with its resident's key before they are
-    /// written anywhere ([`crate::pii`]); other events carry no personal data.
+    /// written anywhere ([`crate::pii`]), and coarsens check-in and check-out locations,
+    /// sealing the exact ones for their retention period ([`crate::retention`]); other
+    /// events carry no personal data.
     async fn seal_personal_data(&self, events: &mut [order::OrderEvent]) -> Result<()> {
+        if !self.sealing {
+            return Ok(());
+        }
+        for event in events.iter_mut() {
+            if let order::OrderChange::VolunteerCheckedIn {
+                location, precise, ..
+            }
+            | order::OrderChange::VolunteerCheckedOut {
+                location, precise, ..
+            } = &mut event.change
+            {
+                *precise = self.seal_location(location).await?;
+            }
+        }
         for event in events {
             if let order::OrderChange::OrderPlaced {
                 requester_id,

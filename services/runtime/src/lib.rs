@@ -29,6 +29,7 @@ pub mod pii;
 pub mod projections;
 pub mod queries;
 pub mod residents;
+pub mod retention;
 pub mod secrets;
 pub mod sqlite_file;
 pub mod timers;
@@ -71,6 +72,9 @@ pub struct App {
     pub timer_hold: Arc<tokio::sync::RwLock<()>>,
     /// The log's witness: its leaves and signed checkpoints (`audit.db`).
     pub witness: diandan_audit::Witness,
+    /// Whether personal data is sealed before it is written ([`pii`]): always, except in the
+    /// benchmark's baseline that measures what sealing costs.
+    pub sealing: bool,
 }
 
 impl App {
@@ -87,8 +91,11 @@ impl App {
         let directory = directory::Directory::new(store.clone());
         let audit_key = secrets::audit_key(data_dir)
             .map_err(|e| AppError::Storage(format!("the audit signing key: {e}")))?;
-        let witness = diandan_audit::Witness::open(data_dir, audit_key)
-            .map_err(|e| AppError::Storage(e.to_string()))?;
+        // Parts started together set `audit.db` up one after another, as the other files.
+        let witness = sqlite_file::initialize(&data_dir.join("audit.db"), || {
+            diandan_audit::Witness::open(data_dir, audit_key)
+                .map_err(|e| AppError::Storage(format!("{e:#}")))
+        })?;
         Ok(App {
             store,
             read,
@@ -102,6 +109,7 @@ impl App {
             wechat: wechat::WechatApp::from_env().map(|a| Arc::new(wechat::WechatClient::new(a))),
             timer_hold: Arc::default(),
             witness,
+            sealing: true,
         })
     }
 }

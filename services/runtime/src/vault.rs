@@ -48,6 +48,12 @@ impl ContactVault {
                  created_at_ms INTEGER NOT NULL,
                  erased_at_ms INTEGER
              );
+             CREATE TABLE IF NOT EXISTS retention_keys (
+                 key_id TEXT PRIMARY KEY,
+                 key BLOB,
+                 period_end_ms INTEGER NOT NULL,
+                 erased_at_ms INTEGER
+             );
              CREATE TABLE IF NOT EXISTS account_phones (
                  account_id TEXT PRIMARY KEY,
                  phone TEXT NOT NULL,
@@ -193,6 +199,72 @@ impl ContactVault {
                 }
             }
             Ok(found)
+        })
+        .await
+    }
+
+    /// The key of a retention period ([`crate::retention`]), created on first use.
+    pub async fn retention_key(&self, key_id: &str, period_end_ms: i64) -> Result<ResidentKey> {
+        let key_id = key_id.to_owned();
+        self.with(move |c| {
+            let fresh = pii::new_key();
+            c.execute(
+                "INSERT INTO retention_keys (key_id, key, period_end_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(key_id) DO NOTHING",
+                params![key_id, &fresh[..], period_end_ms],
+            )?;
+            let key: Option<Vec<u8>> = c.query_row(
+                "SELECT key FROM retention_keys WHERE key_id = ?1",
+                [&key_id],
+                |r| r.get(0),
+            )?;
+            // A period whose key is already destroyed gets nothing readable: a fresh key is
+            // used once and dropped, so the coordinates sealed with it are lost at once.
+            Ok(key
+                .and_then(|k| ResidentKey::try_from(k).ok())
+                .unwrap_or(fresh))
+        })
+        .await
+    }
+
+    /// A retention period's key, while it is kept.
+    pub async fn retention_key_live(&self, key_id: &str) -> Result<Option<ResidentKey>> {
+        let key_id = key_id.to_owned();
+        self.with(move |c| {
+            let key: Option<Option<Vec<u8>>> = c
+                .query_row(
+                    "SELECT key FROM retention_keys WHERE key_id = ?1",
+                    [&key_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(key.flatten().and_then(|k| ResidentKey::try_from(k).ok()))
+        })
+        .await
+    }
+
+    /// Live retention keys whose period ended at or before `ended_by_ms`: (id, period end).
+    pub async fn retention_keys_due(&self, ended_by_ms: i64) -> Result<Vec<(String, i64)>> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT key_id, period_end_ms FROM retention_keys
+                 WHERE key IS NOT NULL AND period_end_ms <= ?1 ORDER BY period_end_ms",
+            )?;
+            let rows = stmt.query_map([ended_by_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Destroys a retention period's key (and truncates the write-ahead log).
+    pub async fn erase_retention_key(&self, key_id: &str, at_ms: i64) -> Result<()> {
+        let key_id = key_id.to_owned();
+        self.with(move |c| {
+            c.execute(
+                "UPDATE retention_keys SET key = NULL, erased_at_ms = ?2 WHERE key_id = ?1",
+                params![key_id, at_ms],
+            )?;
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         })
         .await
     }

@@ -77,8 +77,24 @@ pub async fn durable_appends(
     duration: Duration,
     event_size: usize,
 ) -> Result<AppendBench> {
+    durable_appends_with(dir, writers, duration, event_size, true).await
+}
+
+/// [`durable_appends`], with the hash chain on (as always in service) or off (the baseline
+/// that measures what the chain costs).
+pub async fn durable_appends_with(
+    dir: &Path,
+    writers: usize,
+    duration: Duration,
+    event_size: usize,
+    chained: bool,
+) -> Result<AppendBench> {
     let path = fresh_file(dir, "durable-appends.db")?;
-    let store = Arc::new(SqliteStore::open(&path)?);
+    let store = Arc::new(if chained {
+        SqliteStore::open(&path)?
+    } else {
+        SqliteStore::open_unchained(&path)?
+    });
     let payload = vec![b'x'; event_size];
     let started = Instant::now();
     let deadline = started + duration;

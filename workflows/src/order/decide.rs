@@ -284,6 +284,7 @@ pub(crate) fn service(
             OrderChange::VolunteerCheckedIn {
                 volunteer_id,
                 location: location.clone(),
+                precise: String::new(),
             }
         }
         Action::CheckOut { location } => {
@@ -293,6 +294,7 @@ pub(crate) fn service(
             OrderChange::VolunteerCheckedOut {
                 volunteer_id,
                 location: location.clone(),
+                precise: String::new(),
                 service_minutes: u32::try_from(minutes).unwrap_or(u32::MAX),
             }
         }

@@ -120,11 +120,20 @@ pub enum OrderChange {
     },
     VolunteerCheckedIn {
         volunteer_id: String,
+        /// Where the volunteer was, coarsened (about 1 km) when the event is written.
         location: Location,
+        /// The exact coordinates, sealed with the key of their retention period: readable
+        /// while it is kept, unreadable once the retention job destroyed it.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        precise: String,
     },
     VolunteerCheckedOut {
         volunteer_id: String,
+        /// Coarsened, as at check-in.
         location: Location,
+        /// Sealed, as at check-in.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        precise: String,
         /// Minutes between check-in and check-out: the service time credited.
         service_minutes: u32,
     },

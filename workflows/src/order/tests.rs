@@ -473,12 +473,14 @@ fn checked_in_change(volunteer: &Who) -> OrderChange {
     OrderChange::VolunteerCheckedIn {
         volunteer_id: volunteer.actor.id.clone(),
         location: yongfu_lane(),
+        precise: String::new(),
     }
 }
 fn checked_out_change(volunteer: &Who, service_minutes: u32) -> OrderChange {
     OrderChange::VolunteerCheckedOut {
         volunteer_id: volunteer.actor.id.clone(),
         location: yongfu_lane(),
+        precise: String::new(),
         service_minutes,
     }
 }
