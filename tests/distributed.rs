@@ -236,6 +236,46 @@ async fn every_service_its_own_process_on_nats() {
     assert_eq!(report["completed"], 2, "{report}");
     assert_eq!(report["reviewed"], 2, "{report}");
 
+    // The audit trail across processes: the stats part signs checkpoints of the JetStream log
+    // and publishes them on the bus; the log verifies online against the live store.
+    let bus = diandan_bus::connect(&nats.url, 5).await.unwrap();
+    let mut published = bus
+        .subscribe(diandan_audit::witness::CHECKPOINT_SUBJECT)
+        .await
+        .unwrap();
+    let auditor = User::login_at(&base, "auditor", "auditor-dist", "xianan").await;
+    let (status, body) = auditor.get("/api/v1/audit/checkpoint").await;
+    assert_eq!(status, 200, "{body}");
+    let key =
+        diandan_audit::checkpoint::parse_public_key(body["public_key"].as_str().unwrap()).unwrap();
+    // One more event, so the next round has something new to sign and publish.
+    let (status, body) = resident
+        .post("/api/v1/orders", yongfu_order("审计链：签署后的新订单"))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let message = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        futures::StreamExt::next(&mut published).await
+    })
+    .await
+    .expect("a checkpoint on the bus within 15 s")
+    .expect("the subscription is open");
+    let checkpoint: diandan_audit::Checkpoint = serde_json::from_slice(&message.payload).unwrap();
+    checkpoint
+        .verify(&key)
+        .expect("signed by the deployment's key");
+    let verified = Command::new(support::binary())
+        .args(["audit", "verify", "--store", &nats.url, "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
     // Each event applied exactly once across the two replicas, and the read model equals a
     // rebuild from the store.
     drop((relay, gateway));

@@ -118,7 +118,7 @@ enum ServePart {
     /// 评单 and archiving (gRPC).
     Reviews(GrpcPartArgs),
     /// Station statistics (gRPC).
-    Stats(GrpcPartArgs),
+    Stats(StatsPartArgs),
     /// The HTTP JSON API, calling the gRPC parts.
     Gateway(GatewayPartArgs),
     /// The store's global log → the bus, as CloudEvents (no dual writes).
@@ -177,6 +177,16 @@ struct GrpcPartArgs {
     workflows_dir: Option<PathBuf>,
     #[command(flatten)]
     metrics: MetricsFlag,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct StatsPartArgs {
+    #[command(flatten)]
+    grpc: GrpcPartArgs,
+    /// The event bus (nats://host:port), to publish each signed checkpoint of the log on
+    /// (`diandan.audit.checkpoints`); none: checkpoints are only kept and served.
+    #[arg(long, env = "DIANDAN_BUS")]
+    bus: Option<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -242,7 +252,10 @@ impl ServePart {
             ServePart::Dispatch(a) => grpc(Part::Dispatch, a),
             ServePart::Volunteers(a) => grpc(Part::Volunteers, a),
             ServePart::Reviews(a) => grpc(Part::Reviews, a),
-            ServePart::Stats(a) => grpc(Part::Stats, a),
+            ServePart::Stats(a) => ServeConfig {
+                bus: a.bus,
+                ..grpc(Part::Stats, a.grpc)
+            },
             ServePart::Gateway(a) => ServeConfig {
                 listen: a.listen,
                 upstreams: Some(a.upstreams),
@@ -268,8 +281,8 @@ impl ServePart {
             ServePart::Orders(a)
             | ServePart::Dispatch(a)
             | ServePart::Volunteers(a)
-            | ServePart::Reviews(a)
-            | ServePart::Stats(a) => a.dev,
+            | ServePart::Reviews(a) => a.dev,
+            ServePart::Stats(a) => a.grpc.dev,
             _ => false,
         }
     }
