@@ -486,6 +486,13 @@ fn bodies() -> Vec<Body> {
             })),
         },
         // 志愿时长、积分与爱心超市 (the path names the volunteer, item or redemption).
+        // 删除居民个人信息 (the path names the resident).
+        Body {
+            schema: "ForgetResidentRequest",
+            required: &[],
+            fields: vec![("resident_id", ignored("居民")), ("reason", reason())],
+            condition: None,
+        },
         Body {
             schema: "ReviewHoursRequest",
             required: &["order_id", "decision"],
@@ -650,6 +657,9 @@ fn examples() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// Query parameters a request must carry.
+const REQUIRED_PARAMETERS: [&str; 1] = ["from_size"];
+
 /// Constraints of query, path and header parameters, by name.
 fn parameter(name: &str) -> Option<Value> {
     Some(match name {
@@ -668,6 +678,9 @@ fn parameter(name: &str) -> Option<Value> {
             json!({"type": "integer", "format": "int32", "minimum": 0, "maximum": MAX_PAGE_SIZE})
         }
         "min_position" => json!({"type": "integer", "format": "int64", "minimum": 0}),
+        // The audit trail: a held checkpoint's size (at least 1), a newer one's (0: newest).
+        "from_size" => json!({"type": "integer", "format": "int64", "minimum": 1}),
+        "to_size" | "tree_size" => json!({"type": "integer", "format": "int64", "minimum": 0}),
         "from_day" | "to_day" => optional_day(),
         "category" => {
             let mut codes: Vec<&str> = Category::ALL.iter().map(|c| c.code()).collect();
@@ -755,6 +768,9 @@ pub fn apply(document: &mut Value) {
                 if let Some(constraint) = parameter(&name) {
                     // Declared parameters are plain values, never null.
                     p["schema"] = constraint;
+                }
+                if REQUIRED_PARAMETERS.contains(&name.as_str()) {
+                    p["required"] = json!(true);
                 }
             }
         }

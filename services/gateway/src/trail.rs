@@ -15,6 +15,12 @@ use crate::input::{json_body, path_id, query};
 use crate::problem::Problem;
 use crate::routes::{grpc, Reply};
 
+/// An optional body left out: nothing, or JSON `null`.
+fn absent(body: &Bytes) -> bool {
+    let body = body.trim_ascii();
+    body.is_empty() || body == b"null"
+}
+
 /// 检查点: the newest signed checkpoint of the log (or the one of `tree_size` events) and the
 /// public key it verifies with. Keep copies: `diandan audit verify --checkpoint FILE`.
 #[utoipa::path(get, path = "/api/v1/audit/checkpoint", params(pb::GetCheckpointRequest),
@@ -36,7 +42,8 @@ pub(crate) async fn get_checkpoint(
 
 /// 签署检查点: sign a checkpoint of the log as it is now (the newest comes back when the log
 /// has not grown since).
-#[utoipa::path(post, path = "/api/v1/audit/checkpoints", request_body = pb::SignCheckpointRequest,
+#[utoipa::path(post, path = "/api/v1/audit/checkpoints",
+    request_body = Option<pb::SignCheckpointRequest>,
     responses((status = 201, body = pb::SignCheckpointResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -45,8 +52,9 @@ pub(crate) async fn sign_checkpoint(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<pb::SignCheckpointResponse>), Problem> {
+    // The body may be absent, `null` or `{}`.
     let request: pb::SignCheckpointRequest = match body {
-        Ok(bytes) if bytes.is_empty() => pb::SignCheckpointRequest {},
+        Ok(bytes) if absent(&bytes) => pb::SignCheckpointRequest {},
         other => json_body(other)?,
     };
     let reply = clients
@@ -151,7 +159,7 @@ pub(crate) async fn export_order_proof(
 /// so their address and numbers become unreadable everywhere; facts and statistics stay.
 /// 404 for a resident with no personal data here, 409 when already forgotten.
 #[utoipa::path(post, path = "/api/v1/residents/{id}/forget",
-    request_body = pb::ForgetResidentRequest,
+    request_body = Option<pb::ForgetResidentRequest>,
     params(("id" = String, Path, description = "居民编号"),
            ("Idempotency-Key" = Option<String>, Header, description = "重试时使用同一值，命令只执行一次")),
     responses((status = 200, body = pb::ForgetResidentResponse),
@@ -164,8 +172,9 @@ pub(crate) async fn forget_resident(
     body: Result<Bytes, BytesRejection>,
 ) -> Reply<pb::ForgetResidentResponse> {
     let id = path_id(id, "id")?;
+    // The body may be absent or `null` (no reason given).
     let mut request: pb::ForgetResidentRequest = match body {
-        Ok(bytes) if bytes.is_empty() => pb::ForgetResidentRequest::default(),
+        Ok(bytes) if absent(&bytes) => pb::ForgetResidentRequest::default(),
         other => json_body(other)?,
     };
     // The body's copy of the id is ignored, but must be an id (or empty), as documented.

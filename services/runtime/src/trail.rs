@@ -69,10 +69,15 @@ impl App {
         }
         let (to, _) = self.checkpoint(to_size).await?;
         if from_size > to.tree_size {
-            return Err(AppError::invalid(
-                "from_size",
-                format!("不能大于新检查点的事件数 {}", to.tree_size),
-            ));
+            // Not a malformed request: a held checkpoint larger than the newest one says the
+            // log is shorter than it was — for the auditor to take up.
+            return Err(AppError::Conflict {
+                field: Some("from_size"),
+                message: format!(
+                    "您所持检查点覆盖 {from_size} 个事件，多于本系统最新检查点的 {} 个：日志可能被截短",
+                    to.tree_size
+                ),
+            });
         }
         let proof = self
             .witness
