@@ -9,7 +9,7 @@
 // by a small proxy here.
 import { test, before, after, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname, extname, normalize } from 'node:path'
@@ -370,6 +370,19 @@ test('(b) auditor: search, export CSV equals the API, read-only order page', asy
     assert.equal(await page.getByRole('button', { name, exact: true }).count(), 0, `no ${name} button`)
   }
   await shot(page, 'auditor-order')
+
+  // 查阅记录, and the order's verifiable export, checked offline with the public key alone.
+  await page.locator('.trail .reads-table').waitFor()
+  await page.locator('.trail').scrollIntoViewIfNeeded()
+  await shot(page, 'auditor-order-trail')
+  const proofPromise = page.waitForEvent('download')
+  await page.locator('.proof-download').click()
+  const proof = await proofPromise
+  const proofFile = await proof.path()
+  const key = (await api(tok, 'GET', '/audit/checkpoint')).body.public_key
+  const verified = spawnSync(BIN, ['audit', 'verify-export', proofFile, '--key', key], { encoding: 'utf8' })
+  assert.equal(verified.status, 0, verified.stdout + verified.stderr)
+  assert.match(verified.stdout, /验证通过/)
   await page.context().close()
 })
 

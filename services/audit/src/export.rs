@@ -10,6 +10,8 @@
 //!   "stream": "order-…",
 //!   "exported_at_ms": 1796000000000,
 //!   "checkpoint": { …a signed checkpoint, see `checkpoint`… },
+//!   "head": { "stream": "order-…", "last_revision": 20, "last_hash": "<64 hex>",
+//!             "tree_size": 1234, "signature": "<base64>" },
 //!   "events": [
 //!     { "revision": 0, "position": 17, "leaf_index": 16,
 //!       "event_id": "uuid", "event_type": "OrderPlaced", "recorded_at_ms": 1796…,
@@ -27,7 +29,12 @@
 //!    (32 zero bytes before revision 0) as `diandan_store::chain` specifies;
 //! 3. check each event's `inclusion_proof` for its hash at `leaf_index` against the
 //!    checkpoint's `root` and `tree_size` (RFC 9162 §2.1.3.2; leaf = SHA-256(0x00 || hash));
-//! 4. require `data`, when present, to be the JSON that `data_base64` decodes to.
+//! 4. require `data`, when present, to be the JSON that `data_base64` decodes to;
+//! 5. verify `head` with `K` — Ed25519 over the text
+//!    `diandan-stream-head/v1\nlog <log_id>\nstream <stream>\nrevision <last_revision>\nhash
+//!    <last_hash>\nsize <tree_size>\n` — and require its stream and tree size to be the
+//!    export's and the checkpoint's, and the last event to be its revision and hash: the
+//!    system states which event was the stream's last, so an export cut short is refused.
 //!
 //! `position` and `recorded_at_ms` are informative: the chain does not cover them (the
 //! inclusion proof fixes the event's place in the log by `leaf_index`). Anything else in the
@@ -55,7 +62,70 @@ pub struct Export {
     pub stream: String,
     pub exported_at_ms: i64,
     pub checkpoint: Checkpoint,
+    pub head: StreamHead,
     pub events: Vec<ExportedEvent>,
+}
+
+/// The system's statement of a stream's last event as of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamHead {
+    pub stream: String,
+    pub last_revision: u64,
+    pub last_hash: String,
+    pub tree_size: u64,
+    pub signature: String,
+}
+
+impl StreamHead {
+    fn text(log_id: &str, stream: &str, last_revision: u64, last_hash: &str, size: u64) -> String {
+        format!(
+            "diandan-stream-head/v1\nlog {log_id}\nstream {stream}\nrevision {last_revision}\nhash {last_hash}\nsize {size}\n"
+        )
+    }
+
+    /// Signs that `last` was `stream`'s last event in the tree of `tree_size` events.
+    pub fn sign(
+        key: &ed25519_dalek::SigningKey,
+        stream: &str,
+        last: &RecordedEvent,
+        tree_size: u64,
+    ) -> StreamHead {
+        use ed25519_dalek::Signer as _;
+        let log_id = crate::checkpoint::log_id(&key.verifying_key());
+        let hash = to_hex(&last.hash);
+        let text = StreamHead::text(&log_id, stream, last.revision, &hash, tree_size);
+        StreamHead {
+            stream: stream.to_owned(),
+            last_revision: last.revision,
+            last_hash: hash,
+            tree_size,
+            signature: B64.encode(key.sign(text.as_bytes()).to_bytes()),
+        }
+    }
+
+    fn verify(&self, log_id: &str, key: &VerifyingKey) -> bool {
+        use ed25519_dalek::Verifier as _;
+        let text = StreamHead::text(
+            log_id,
+            &self.stream,
+            self.last_revision,
+            &self.last_hash,
+            self.tree_size,
+        );
+        let Some(signature) = B64
+            .decode(&self.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return false;
+        };
+        key.verify(
+            text.as_bytes(),
+            &ed25519_dalek::Signature::from_bytes(&signature),
+        )
+        .is_ok()
+    }
 }
 
 /// One event of an export.
@@ -120,6 +190,10 @@ pub enum ExportError {
     Readable { revision: u64 },
     #[error("revision {revision}: its inclusion proof does not lead to the checkpoint's root")]
     Inclusion { revision: u64 },
+    #[error("the stream's signed last event does not verify with this key, or names another stream or checkpoint")]
+    HeadSignature,
+    #[error("the export ends at revision {found}, but the stream's last event was revision {expected}: events were left out")]
+    Incomplete { expected: u64, found: u64 },
 }
 
 /// What a verified export holds.
@@ -141,6 +215,13 @@ pub fn verify_export(bytes: &[u8], key: &VerifyingKey) -> Result<Verified, Expor
     let root = export.checkpoint.verify(key)?;
     if export.events.is_empty() {
         return Err(ExportError::Empty);
+    }
+    let head = &export.head;
+    if !head.verify(&export.checkpoint.log_id, key)
+        || head.stream != export.stream
+        || head.tree_size != export.checkpoint.tree_size
+    {
+        return Err(ExportError::HeadSignature);
     }
     let mut prev = GENESIS;
     for (index, event) in export.events.iter().enumerate() {
@@ -195,6 +276,13 @@ pub fn verify_export(bytes: &[u8], key: &VerifyingKey) -> Result<Verified, Expor
             return Err(ExportError::Inclusion { revision });
         }
         prev = hash;
+    }
+    let found = export.events.len() as u64 - 1;
+    if found != head.last_revision || from_hex(&head.last_hash) != Some(prev) {
+        return Err(ExportError::Incomplete {
+            expected: head.last_revision,
+            found,
+        });
     }
     Ok(Verified {
         stream: export.stream,
@@ -294,11 +382,23 @@ mod tests {
                 ExportedEvent::new(&recorded, place, &tree.inclusion_proof(place, 8).unwrap())
             })
             .collect();
+        let last = RecordedEvent {
+            event_id: events[3].event_id,
+            stream: "order-1".into(),
+            revision: 3,
+            position: 7,
+            event_type: events[3].event_type.clone(),
+            data: events[3].data.clone(),
+            metadata: events[3].metadata.clone(),
+            recorded_at_ms: 0,
+            hash: hashes[3],
+        };
         let export = Export {
             format: EXPORT_FORMAT.into(),
             stream: "order-1".into(),
             exported_at_ms: 6,
             checkpoint,
+            head: StreamHead::sign(&key, "order-1", &last, 8),
             events: exported,
         };
         (serde_json::to_vec_pretty(&export).unwrap(), key)
@@ -334,6 +434,22 @@ mod tests {
             verify_export(&serde_json::to_vec(&export).unwrap(), &public),
             Err(ExportError::Revision { .. })
         ));
+        // Cut short: every event left is genuine, but the last one is missing.
+        let mut export: Export = serde_json::from_slice(&bytes).unwrap();
+        export.events.pop();
+        assert_eq!(
+            verify_export(&serde_json::to_vec(&export).unwrap(), &public),
+            Err(ExportError::Incomplete {
+                expected: 3,
+                found: 2
+            })
+        );
+        let mut export: Export = serde_json::from_slice(&bytes).unwrap();
+        export.head.last_revision = 2;
+        assert_eq!(
+            verify_export(&serde_json::to_vec(&export).unwrap(), &public),
+            Err(ExportError::HeadSignature)
+        );
         assert!(
             to_csv(&serde_json::from_slice(&bytes).unwrap())
                 .lines()

@@ -91,6 +91,17 @@ impl Witness {
         Ok(witness)
     }
 
+    /// Signs that `last` is `stream`'s last event in the tree of `tree_size` events (for an
+    /// export).
+    pub fn sign_head(
+        &self,
+        stream: &str,
+        last: &diandan_store::RecordedEvent,
+        tree_size: u64,
+    ) -> crate::export::StreamHead {
+        crate::export::StreamHead::sign(&self.inner.key, stream, last, tree_size)
+    }
+
     /// The key checkpoints are verified with.
     pub fn public_key(&self) -> VerifyingKey {
         self.inner.key.verifying_key()
@@ -129,8 +140,12 @@ impl Witness {
             if events.is_empty() {
                 return Ok(self.size());
             }
-            let conn = self.inner.conn.lock().expect("witness poisoned");
-            let tx = conn.unchecked_transaction().map_err(storage)?;
+            let mut conn = self.inner.conn.lock().expect("witness poisoned");
+            // IMMEDIATE: take the write lock first (waiting for another process's), so the
+            // leaf count read below is the one the inserts follow.
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(storage)?;
             {
                 let next: u64 = tx
                     .query_row("SELECT COALESCE(MAX(leaf) + 1, 0) FROM leaves", [], |r| {
@@ -211,7 +226,8 @@ impl Witness {
             .create(true)
             .append(true)
             .open(&self.inner.journal)?;
-        writeln!(journal, "{json}")?;
+        // One write per line: lines of processes signing at once never interleave.
+        journal.write_all(format!("{json}\n").as_bytes())?;
         tracing::info!(tree_size = size, root = %checkpoint.root, "signed a checkpoint of the log");
         Ok(Some(checkpoint))
     }

@@ -27,18 +27,12 @@ pub fn public_key(text: &str) -> anyhow::Result<VerifyingKey> {
 
 /// The public key of the system whose data dir this is (its `audit.key`).
 pub fn own_public_key(data_dir: &Path) -> anyhow::Result<VerifyingKey> {
-    let key = diandan_runtime::secrets::audit_key(data_dir)
-        .with_context(|| format!("the audit key of {}", data_dir.display()))?;
+    let key = diandan_runtime::secrets::existing_audit_key(data_dir)?;
     Ok(key.verifying_key())
 }
 
 /// `diandan audit key`: the public key, as auditors give it to `--key`.
 pub fn print_key(data_dir: &Path) -> anyhow::Result<String> {
-    anyhow::ensure!(
-        data_dir.join("audit.key").exists() || std::env::var_os("DIANDAN_AUDIT_KEY_FILE").is_some(),
-        "no audit key in {} (it is created when the system first runs)",
-        data_dir.display()
-    );
     Ok(encode_public_key(&own_public_key(data_dir)?))
 }
 

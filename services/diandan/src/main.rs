@@ -521,7 +521,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
             match diandan_audit::export::verify_export(&bytes, &key) {
                 Ok(verified) => {
                     println!(
-                        "验证通过：{} 的 {} 个事件完整，均包含在签于 {} 的检查点（前 {} 个事件）中",
+                        "验证通过：{} 的全部 {} 个事件未被改动、无遗漏，均包含在签于 {} 的检查点（前 {} 个事件）中",
                         verified.stream,
                         verified.events,
                         diandan_audit::verify::china_time(verified.signed_at_ms),
@@ -541,7 +541,7 @@ async fn audit(command: AuditCommand) -> anyhow::Result<()> {
         }
         AuditCommand::Checkpoint { target } => {
             let store = diandan::serve::open_store(&target.existing_store()?).await?;
-            let key = diandan_runtime::secrets::audit_key(&target.data_dir)?;
+            let key = diandan_runtime::secrets::existing_audit_key(&target.data_dir)?;
             let witness = diandan_audit::Witness::open(&target.data_dir, key)?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
             let checkpoint = witness

@@ -602,8 +602,15 @@ impl App {
         }
         self.vault.ready().await?;
         let masked = diandan_workflows::validate::mask_phone(phone);
+        // Sealed with the account holder's key, like every resident's number ([`crate::pii`]).
+        let key = self.vault.resident_key(&account.account_id).await?;
         let bound = AccountEvent::PhoneBound {
-            phone_masked: masked.clone(),
+            phone_masked: crate::pii::seal(
+                &key,
+                &account.account_id,
+                crate::pii::field::PHONE_MASKED,
+                &masked,
+            ),
         };
         let volunteer = match &account.volunteer_id {
             Some(_) => None,

@@ -89,6 +89,7 @@ impl App {
         let read = projections::ReadModel::open(&data_dir.join("read.db"))?;
         let vault = vault::ContactVault::open(&data_dir.join("private.db"))?;
         let directory = directory::Directory::new(store.clone());
+        retention::check_config().map_err(AppError::Storage)?;
         let audit_key = secrets::audit_key(data_dir)
             .map_err(|e| AppError::Storage(format!("the audit signing key: {e}")))?;
         // Parts started together set `audit.db` up one after another, as the other files.

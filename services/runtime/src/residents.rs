@@ -31,6 +31,30 @@ enum ResidentChange<'a> {
 }
 
 impl App {
+    /// The forgetting this very command (its command id) recorded, if any.
+    async fn recorded_forgetting(
+        &self,
+        ctx: &RequestContext,
+        resident_id: &str,
+    ) -> Result<Option<(OffsetDateTime, u64)>> {
+        let recorded = self
+            .store
+            .read_stream(
+                &stream_name(resident_id),
+                0,
+                diandan_store::Direction::Forward,
+                1000,
+            )
+            .await?;
+        for event in recorded {
+            let meta = EventMetadata::decode(&event)?;
+            if meta.command.command_id == ctx.command_id {
+                return Ok(Some((meta.command.at, event.position)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Forgets a resident; answers when and at which log position it was recorded.
     pub async fn forget_resident(
         &self,
@@ -47,6 +71,10 @@ impl App {
                 )))
             }
             Some(Some(at_ms)) => {
+                // A retry of the forgetting that succeeded answers as it did.
+                if let Some(original) = self.recorded_forgetting(ctx, resident_id).await? {
+                    return Ok(original);
+                }
                 let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
                     .map(|t| crate::views::rfc3339(Some(t)))
                     .unwrap_or_default();

@@ -37,20 +37,28 @@ pub fn retention() -> Duration {
         .unwrap_or(DEFAULT_RETENTION)
 }
 
-/// `90d`, `12h`, `30m`, `45s`.
+/// `90d`, `12h`, `30m`, `45s` — at most 100 years.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let split = text.len().checked_sub(1)?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "d" => number.checked_mul(86_400)?,
-        "h" => number.checked_mul(3_600)?,
-        "m" => number.checked_mul(60)?,
-        "s" => number,
-        _ => return None,
-    };
-    Some(Duration::from_secs(seconds))
+    let (number, unit) = [("d", 86_400u64), ("h", 3_600), ("m", 60), ("s", 1)]
+        .into_iter()
+        .find_map(|(suffix, unit)| Some((text.strip_suffix(suffix)?, unit)))?;
+    let seconds = number.parse::<u64>().ok()?.checked_mul(unit)?;
+    (seconds <= MAX_RETENTION_S).then(|| Duration::from_secs(seconds))
+}
+
+/// The longest retention accepted (100 years).
+const MAX_RETENTION_S: u64 = 100 * 366 * 86_400;
+
+/// Refuses a `DIANDAN_LOCATION_RETENTION` that does not parse, at start rather than at the
+/// first check-in (a typo must not silently keep locations for the default period).
+pub fn check_config() -> std::result::Result<(), String> {
+    match std::env::var("DIANDAN_LOCATION_RETENTION") {
+        Ok(text) if parse_duration(&text).is_none() => Err(format!(
+            "DIANDAN_LOCATION_RETENTION={text:?}: expected a number and a unit, e.g. 180d, 12h, 30m or 45s (at most 100 years)"
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// How long one key's period lasts: a day, or less for a short retention (at least a second).
@@ -91,9 +99,12 @@ impl App {
     pub async fn seal_location(&self, location: &mut Location) -> Result<String> {
         let (key_id, end_ms) = period_of(self.clock.now(), period(retention()));
         let key = self.vault.retention_key(&key_id, end_ms).await?;
-        let exact = format!("{},{}", location.lat, location.lng);
+        // The address a client may send with it (a reverse-geocoded street) is as exact as the
+        // coordinates: sealed with them, and cleared.
+        let exact = format!("{},{}\n{}", location.lat, location.lng, location.address);
         location.lat = coarse(location.lat);
         location.lng = coarse(location.lng);
+        location.address.clear();
         Ok(format!(
             "{key_id}|{}",
             pii::seal(&key, &key_id, "location", &exact)
@@ -107,15 +118,16 @@ impl App {
         };
         let key = self.vault.retention_key_live(key_id).await?;
         let exact = pii::open(key.as_ref(), key_id, "location", sealed).and_then(|text| {
-            let (lat, lng) = text.split_once(',')?;
-            Some((lat.parse::<f64>().ok()?, lng.parse::<f64>().ok()?))
+            let (point, address) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            let (lat, lng) = point.split_once(',')?;
+            Some((
+                lat.parse::<f64>().ok()?,
+                lng.parse::<f64>().ok()?,
+                address.to_owned(),
+            ))
         });
         Ok(match exact {
-            Some((lat, lng)) => Location {
-                lat,
-                lng,
-                address: coarse.address.clone(),
-            },
+            Some((lat, lng, address)) => Location { lat, lng, address },
             None => coarse.clone(),
         })
     }
@@ -184,6 +196,8 @@ mod tests {
         assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("d"), None);
+        assert_eq!(parse_duration("90天"), None);
+        assert_eq!(parse_duration("99999999999d"), None);
         assert_eq!(
             period(Duration::from_secs(180 * 86_400)),
             Duration::from_secs(86_400)

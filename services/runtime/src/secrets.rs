@@ -65,14 +65,40 @@ pub fn load_or_create(
 /// a deployment that wants those powers apart keeps the key elsewhere (the variable), and
 /// auditors keep copies of checkpoints outside the system, which no key can rewrite.
 pub fn audit_key(data_dir: &Path) -> std::io::Result<ed25519_dalek::SigningKey> {
-    let path = std::env::var_os("DIANDAN_AUDIT_KEY_FILE")
-        .filter(|p| !p.is_empty())
-        .map_or_else(|| data_dir.join("audit.key"), Into::into);
+    let path = audit_key_path(data_dir);
     let seed = load_or_create(&path, 32, || {
         diandan_audit::checkpoint::generate_key()
             .to_bytes()
             .to_vec()
     })?;
+    signing_key(&path, seed)
+}
+
+fn audit_key_path(data_dir: &Path) -> std::path::PathBuf {
+    std::env::var_os("DIANDAN_AUDIT_KEY_FILE")
+        .filter(|p| !p.is_empty())
+        .map_or_else(|| data_dir.join("audit.key"), Into::into)
+}
+
+/// The audit key, only if it exists: what maintenance commands use, so that one run where the
+/// real key is elsewhere (`DIANDAN_AUDIT_KEY_FILE` not set in this shell) cannot create a
+/// second key and sign with it.
+pub fn existing_audit_key(data_dir: &Path) -> std::io::Result<ed25519_dalek::SigningKey> {
+    let path = audit_key_path(data_dir);
+    let seed = std::fs::read(&path).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "no audit key at {} ({e}): is DIANDAN_AUDIT_KEY_FILE set as for the running system? \
+                 (diandan audit verify also takes the public key as --key)",
+                path.display()
+            ),
+        )
+    })?;
+    signing_key(&path, seed)
+}
+
+fn signing_key(path: &Path, seed: Vec<u8>) -> std::io::Result<ed25519_dalek::SigningKey> {
     let seed: [u8; 32] = seed
         .try_into()
         .map_err(|_| std::io::Error::other(format!("{} is not a 32-byte key", path.display())))?;

@@ -103,9 +103,19 @@ impl App {
         let stream = order::stream_name(order_id);
         let events = self
             .store
-            .read_stream(&stream, 0, Direction::Forward, MAX_EXPORT_EVENTS)
+            .read_stream(&stream, 0, Direction::Forward, MAX_EXPORT_EVENTS + 1)
             .await?;
-        let last = events.last().map_or(0, |e| e.position);
+        if events.len() > MAX_EXPORT_EVENTS {
+            // Never a silently shortened history.
+            return Err(AppError::Conflict {
+                field: Some("order_id"),
+                message: format!("该订单的记录超过 {MAX_EXPORT_EVENTS} 条，无法导出为一个文件"),
+            });
+        }
+        let Some(last_event) = events.last() else {
+            return Err(AppError::NotFound("订单不存在".into()));
+        };
+        let last = last_event.position;
         let checkpoint = match self.witness.latest().map_err(storage)? {
             Some(latest) if latest.position >= last => latest,
             _ => self.sign_checkpoint().await?,
@@ -124,11 +134,15 @@ impl App {
                 })?;
             exported.push(ExportedEvent::new(event, leaf, &proof));
         }
+        let head = self
+            .witness
+            .sign_head(&stream, last_event, checkpoint.tree_size);
         let export = Export {
             format: EXPORT_FORMAT.into(),
             stream,
             exported_at_ms: self.now_ms(),
             checkpoint,
+            head,
             events: exported,
         };
         serde_json::to_string_pretty(&export).map_err(|e| AppError::Storage(e.to_string()))

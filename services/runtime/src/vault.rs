@@ -135,7 +135,11 @@ impl ContactVault {
             (order_id.to_owned(), resident.to_owned(), phone.to_owned());
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         self.with(move |c| {
-            let key = key_for(c, &resident)?;
+            // The key the placement was sealed with; none when the resident was forgotten
+            // since (the number is then not kept: forgetting sticks).
+            let Some(key) = live_key(c, &resident)? else {
+                return Ok(());
+            };
             let sealed = pii::seal(&key, &resident, pii::field::PHONE, &phone);
             c.execute(
                 "INSERT INTO contacts (order_id, phone, stored_at_ms, resident_id)
@@ -163,7 +167,9 @@ impl ContactVault {
             if exists {
                 return Ok(false);
             }
-            let key = key_for(c, &resident)?;
+            let Some(key) = live_key(c, &resident)? else {
+                return Ok(false);
+            };
             let sealed = pii::seal(&key, &resident, pii::field::PHONE, &phone);
             c.execute(
                 "INSERT INTO contacts (order_id, phone, stored_at_ms, resident_id)
@@ -264,7 +270,7 @@ impl ContactVault {
                 "UPDATE retention_keys SET key = NULL, erased_at_ms = ?2 WHERE key_id = ?1",
                 params![key_id, at_ms],
             )?;
-            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            truncate_wal(c)
         })
         .await
     }
@@ -300,7 +306,7 @@ impl ContactVault {
                 "DELETE FROM account_phones WHERE account_id = ?1",
                 [&resident],
             )?;
-            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            truncate_wal(c)?;
             Ok(erased > 0)
         })
         .await
@@ -457,6 +463,25 @@ impl ContactVault {
             .await
             .map(|n| n > 0)
     }
+}
+
+/// Copies the write-ahead log into the file and empties it, so the pages that held a destroyed
+/// key are gone from disk (`secure_delete` zeroed them in the file). Another process reading
+/// the file can hold the log for a moment: retried for up to five seconds, then left to the
+/// next checkpoint (logged).
+fn truncate_wal(c: &Connection) -> rusqlite::Result<()> {
+    for _ in 0..50 {
+        let busy: i64 = c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tracing::error!(
+        "the vault's write-ahead log could not be truncated after an erasure (a reader held it); \
+         the next checkpoint will"
+    );
+    Ok(())
 }
 
 /// The resident's live key, creating one when there is none.

@@ -376,8 +376,22 @@ impl App {
         ))
     }
 
-    /// Opens the sealed fields of placements in an order's history, as its views do.
+    /// Opens the sealed fields of placements in an order's history, as its views do; the
+    /// sealed exact places of check-ins and check-outs are left out (the coarse ones stay).
     pub async fn open_history(&self, events: &mut [pb::EventEnvelope]) -> Result<()> {
+        for event in events.iter_mut().filter(|e| {
+            matches!(
+                e.event_type.as_str(),
+                "VolunteerCheckedIn" | "VolunteerCheckedOut"
+            )
+        }) {
+            if let Ok(mut data) = serde_json::from_str::<serde_json::Value>(&event.payload_json) {
+                if let Some(fields) = data.as_object_mut() {
+                    fields.remove("precise");
+                }
+                event.payload_json = data.to_string();
+            }
+        }
         for event in events.iter_mut().filter(|e| e.event_type == "OrderPlaced") {
             let Ok(mut data) = serde_json::from_str::<serde_json::Value>(&event.payload_json)
             else {

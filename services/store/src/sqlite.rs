@@ -665,9 +665,9 @@ impl ReaderPool {
 
 fn recorded_event(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
     let mut event = recorded_event_unhashed(row)?;
-    // A hash that is not 32 bytes (an edited row) reads as one that cannot verify.
-    let hash: Vec<u8> = row.get(8)?;
-    event.hash = hash.try_into().unwrap_or([0xff; 32]);
+    // A hash that is missing or not 32 bytes (an edited row) reads as one that cannot verify.
+    let hash: Option<Vec<u8>> = row.get(8)?;
+    event.hash = hash.and_then(|h| h.try_into().ok()).unwrap_or([0xff; 32]);
     Ok(event)
 }
 
