@@ -25,7 +25,15 @@ pub struct ContactVault {
     /// False once a write failed (a read-only file, a full disk), until a write succeeds again:
     /// while false, placements are refused before they are appended ([`Self::ready`]).
     writable: Arc<AtomicBool>,
+    /// Keys this process sealed with lately, to seal without a round trip to the file. Used
+    /// only to *seal* (opening always reads the file, so a key destroyed by another process
+    /// opens nothing here): data sealed with a key another process destroyed meanwhile is
+    /// unreadable at once, as forgetting wants.
+    sealing_keys: Arc<Mutex<std::collections::HashMap<String, ResidentKey>>>,
 }
+
+/// Keys [`ContactVault::resident_key`] remembers before it starts over.
+const SEALING_KEY_CACHE: usize = 65_536;
 
 impl ContactVault {
     /// Opens (creating if need be) the file at `path`; processes starting together set it up
@@ -94,6 +102,7 @@ impl ContactVault {
         Ok(ContactVault {
             conn: Arc::new(Mutex::new(conn)),
             writable: Arc::new(AtomicBool::new(writable)),
+            sealing_keys: Arc::default(),
         })
     }
 
@@ -184,8 +193,25 @@ impl ContactVault {
     /// The resident's key, created on first use (and anew after they were forgotten: their
     /// new data gets a new key; the old stays unreadable).
     pub async fn resident_key(&self, resident: &str) -> Result<ResidentKey> {
-        let resident = resident.to_owned();
-        self.with(move |c| key_for(c, &resident)).await
+        if let Some(key) = self.cached_key(resident) {
+            return Ok(key);
+        }
+        let owned = resident.to_owned();
+        let key = self.with(move |c| key_for(c, &owned)).await?;
+        let mut cache = self.sealing_keys.lock().expect("key cache poisoned");
+        if cache.len() >= SEALING_KEY_CACHE {
+            cache.clear();
+        }
+        cache.insert(resident.to_owned(), key);
+        Ok(key)
+    }
+
+    fn cached_key(&self, resident: &str) -> Option<ResidentKey> {
+        self.sealing_keys
+            .lock()
+            .expect("key cache poisoned")
+            .get(resident)
+            .copied()
     }
 
     /// The live keys of these residents (a forgotten one has none).
@@ -294,6 +320,10 @@ impl ContactVault {
     /// their account's), then truncates the write-ahead log so no page still holds them.
     /// Returns whether a live key was destroyed.
     pub async fn erase_resident(&self, resident: &str, at_ms: i64) -> Result<bool> {
+        self.sealing_keys
+            .lock()
+            .expect("key cache poisoned")
+            .remove(resident);
         let resident = resident.to_owned();
         self.with(move |c| {
             let erased = c.execute(
