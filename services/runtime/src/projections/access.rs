@@ -68,15 +68,16 @@ impl Projection for AccessProjection {
     }
 }
 
-/// An order's reads, newest first.
+/// An order's reads by reader, role and purpose, most recent first.
 pub fn contact_reads(
     conn: &rusqlite::Connection,
     order_id: &str,
     limit: u32,
 ) -> rusqlite::Result<Vec<diandan_proto::v1::ContactReadEntry>> {
     let mut statement = conn.prepare_cached(
-        "SELECT position, reader_id, role, at, purpose FROM contact_reads
-         WHERE order_id = ?1 ORDER BY position DESC LIMIT ?2",
+        "SELECT MAX(position), reader_id, role, MAX(at), purpose, COUNT(*), MIN(at)
+         FROM contact_reads WHERE order_id = ?1
+         GROUP BY reader_id, role, purpose ORDER BY MAX(position) DESC LIMIT ?2",
     )?;
     let rows = statement.query_map(params![order_id, limit], |r| {
         Ok(diandan_proto::v1::ContactReadEntry {
@@ -85,6 +86,8 @@ pub fn contact_reads(
             role: r.get(2)?,
             at: r.get(3)?,
             purpose: r.get(4)?,
+            count: r.get(5)?,
+            first_at: r.get(6)?,
         })
     })?;
     rows.collect()
