@@ -579,6 +579,18 @@ fn cst(at: &str) -> time::OffsetDateTime {
 async fn the_demo_replays_a_year_of_office_hours() {
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start_with_env(tmp.path(), true, &[("DIANDAN_DEMO_HISTORY", "120")]);
+    // The demo registers the district just after start: sign in once it exists.
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.http);
+    for _ in 0..600 {
+        if support::try_login_at(&http, &base, "centre_admin", "admin-history", "xianan")
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let admin = User::login(&server, "centre_admin", "admin-history", "xianan").await;
     let mut stats = Value::Null;
     for _ in 0..1200 {
