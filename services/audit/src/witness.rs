@@ -87,7 +87,8 @@ impl Witness {
                 journal: data_dir.join("checkpoints.jsonl"),
             }),
         };
-        witness.refresh()?;
+        // No leaves are read here: every use refreshes first, so a process that never signs
+        // or proves (every part but stats) never loads them.
         Ok(witness)
     }
 
@@ -252,18 +253,13 @@ impl Witness {
 
     /// Every checkpoint signed, oldest first.
     pub fn checkpoints(&self) -> anyhow::Result<Vec<Checkpoint>> {
+        signed_checkpoints(&self.inner.conn.lock().expect("witness poisoned"), None)
+    }
+
+    /// The checkpoint of exactly `tree_size` events, if one was signed.
+    pub fn checkpoint_of(&self, tree_size: u64) -> anyhow::Result<Option<Checkpoint>> {
         let conn = self.inner.conn.lock().expect("witness poisoned");
-        let mut statement = conn
-            .prepare("SELECT json FROM checkpoints ORDER BY tree_size")
-            .map_err(storage)?;
-        let rows = statement
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(storage)?;
-        let mut out = Vec::new();
-        for json in rows {
-            out.push(serde_json::from_str(&json.map_err(storage)?)?);
-        }
-        Ok(out)
+        Ok(signed_checkpoints(&conn, Some(tree_size))?.pop())
     }
 
     /// The consistency proof from the tree of `old` leaves to that of `new` (RFC 9162).
@@ -312,17 +308,24 @@ pub fn read_witness(data_dir: &Path) -> anyhow::Result<(Leaves, Vec<Checkpoint>)
             hash.try_into().unwrap_or([0xff; 32]),
         ));
     }
+    Ok((leaves, signed_checkpoints(&conn, None)?))
+}
+
+/// The checkpoints kept in `audit.db`, oldest first (only the one of `size` events, if given).
+fn signed_checkpoints(conn: &Connection, size: Option<u64>) -> anyhow::Result<Vec<Checkpoint>> {
     let mut statement = conn
-        .prepare("SELECT json FROM checkpoints ORDER BY tree_size")
+        .prepare_cached(
+            "SELECT json FROM checkpoints WHERE ?1 IS NULL OR tree_size = ?1 ORDER BY tree_size",
+        )
         .map_err(storage)?;
     let rows = statement
-        .query_map([], |r| r.get::<_, String>(0))
+        .query_map([size], |r| r.get::<_, String>(0))
         .map_err(storage)?;
-    let mut checkpoints = Vec::new();
+    let mut out = Vec::new();
     for json in rows {
-        checkpoints.push(serde_json::from_str(&json.map_err(storage)?)?);
+        out.push(serde_json::from_str(&json.map_err(storage)?)?);
     }
-    Ok((leaves, checkpoints))
+    Ok(out)
 }
 
 /// How often the running system signs a checkpoint when the log grew

@@ -29,11 +29,7 @@ impl App {
         let found = if tree_size == 0 {
             self.witness.latest().map_err(storage)?
         } else {
-            self.witness
-                .checkpoints()
-                .map_err(storage)?
-                .into_iter()
-                .find(|c| c.tree_size == tree_size)
+            self.witness.checkpoint_of(tree_size).map_err(storage)?
         };
         let checkpoint = found.ok_or_else(|| {
             AppError::NotFound(if tree_size == 0 {

@@ -263,14 +263,11 @@ impl ContactVault {
     pub async fn retention_key_live(&self, key_id: &str) -> Result<Option<ResidentKey>> {
         let key_id = key_id.to_owned();
         self.with(move |c| {
-            let key: Option<Option<Vec<u8>>> = c
-                .query_row(
-                    "SELECT key FROM retention_keys WHERE key_id = ?1",
-                    [&key_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(key.flatten().and_then(|k| ResidentKey::try_from(k).ok()))
+            stored_key(
+                c,
+                "SELECT key FROM retention_keys WHERE key_id = ?1",
+                &key_id,
+            )
         })
         .await
     }
@@ -533,9 +530,18 @@ fn key_for(c: &Connection, resident: &str) -> rusqlite::Result<ResidentKey> {
 }
 
 fn live_key(c: &Connection, resident: &str) -> rusqlite::Result<Option<ResidentKey>> {
+    stored_key(
+        c,
+        "SELECT key FROM resident_keys WHERE resident_id = ?1",
+        resident,
+    )
+}
+
+/// The key `sql` selects for `id`, unless it was destroyed (NULL) or never made.
+fn stored_key(c: &Connection, sql: &str, id: &str) -> rusqlite::Result<Option<ResidentKey>> {
     let key: Option<Option<Vec<u8>>> = c
-        .prepare_cached("SELECT key FROM resident_keys WHERE resident_id = ?1")?
-        .query_row([resident], |r| r.get(0))
+        .prepare_cached(sql)?
+        .query_row([id], |r| r.get(0))
         .optional()?;
     Ok(key.flatten().and_then(|k| ResidentKey::try_from(k).ok()))
 }
