@@ -258,6 +258,10 @@ impl Witness {
 
     /// The checkpoint of exactly `tree_size` events, if one was signed.
     pub fn checkpoint_of(&self, tree_size: u64) -> anyhow::Result<Option<Checkpoint>> {
+        // SQLite integers are i64: a larger size names no checkpoint (not a storage error).
+        if i64::try_from(tree_size).is_err() {
+            return Ok(None);
+        }
         let conn = self.inner.conn.lock().expect("witness poisoned");
         Ok(signed_checkpoints(&conn, Some(tree_size))?.pop())
     }
