@@ -3,6 +3,13 @@
 //! It resumes from the bus itself (the position in the last relayed message), so it needs no
 //! checkpoint of its own; a publish that was in flight when it stopped is published again and
 //! dropped by JetStream's de-duplication (`Nats-Msg-Id` = event id).
+//!
+//! The bus never holds a gap: each publish carries `Nats-Expected-Last-Sequence`, the bus
+//! sequence its predecessor takes. Publishes are pipelined, so without it one lost in a leader
+//! change (its acknowledgement times out) could be followed by later ones that land; the relay
+//! would then resume after them, and every consumer would wait forever for the lost event.
+//! With it, everything after a lost publish is refused too, and the relay resumes from the
+//! last event that did land.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -35,22 +42,36 @@ pub async fn ensure_stream(
     .map_err(|e| BusError::Unavailable(format!("bus stream {}: {e}", config.stream)))
 }
 
-/// The store position of the last event on the bus (0 when none).
-pub async fn last_relayed_position(stream: &mut stream::Stream) -> Result<u64, BusError> {
+/// Where the bus ends: the store position of its last event (0 when none) and the bus stream's
+/// last sequence (what the next publish expects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusHead {
+    pub position: u64,
+    pub sequence: u64,
+}
+
+/// The end of the bus stream.
+pub async fn bus_head(stream: &mut stream::Stream) -> Result<BusHead, BusError> {
     let info = stream
         .info()
         .await
         .map_err(|e| BusError::Unavailable(e.to_string()))?;
-    let (messages, last_sequence) = (info.state.messages, info.state.last_sequence);
+    let (messages, sequence) = (info.state.messages, info.state.last_sequence);
     if messages == 0 {
-        return Ok(0);
+        return Ok(BusHead {
+            position: 0,
+            sequence,
+        });
     }
     let last = stream
-        .get_raw_message(last_sequence)
+        .get_raw_message(sequence)
         .await
         .map_err(|e| BusError::Unavailable(e.to_string()))?;
     let decoded = cloudevents::decode(&last.subject, Some(&last.headers), &last.payload)?;
-    Ok(decoded.event.position)
+    Ok(BusHead {
+        position: decoded.event.position,
+        sequence,
+    })
 }
 
 /// Relays until `shutdown` resolves; returns how many events it published.
@@ -67,7 +88,8 @@ pub async fn run(
         let mut in_flight: VecDeque<PublishAckFuture> = VecDeque::new();
         let outcome: Result<(), BusError> = async {
             let mut stream = ensure_stream(&js, &config).await?;
-            let mut prev = last_relayed_position(&mut stream).await?;
+            let head = bus_head(&mut stream).await?;
+            let (mut prev, mut sequence) = (head.position, head.sequence);
             tracing::info!(from = prev + 1, "relaying the store's log to the bus");
             let mut log = store.subscribe_all(prev + 1).fuse();
             loop {
@@ -97,6 +119,10 @@ pub async fn run(
                     Some(Some(Err(e))) => return Err(BusError::Local(e.to_string())),
                     Some(Some(Ok(event))) => {
                         let (subject, mut headers, body) = cloudevents::encode(&event, prev);
+                        headers.insert(
+                            async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                            sequence.to_string().as_str(),
+                        );
                         // The publish joins the trace of the command that produced the event,
                         // and hands its own context on to the consumers.
                         let span = tracing::info_span!("bus.publish", subject = %subject);
@@ -116,6 +142,7 @@ pub async fn run(
                         let ack = ack.map_err(|e| BusError::Unavailable(e.to_string()))?;
                         in_flight.push_back(ack);
                         prev = event.position;
+                        sequence += 1;
                     }
                 }
             }
