@@ -12,16 +12,14 @@ use serde_json::{json, Value};
 
 mod support;
 
-use diandan_runtime::auth::{Claims, TokenSigner};
+use diandan_runtime::auth::TokenSigner;
 use diandan_runtime::notify::outbox::Outbox;
 use diandan_runtime::notify::wechat::{WechatConfig, WechatNotifier};
 use diandan_runtime::notify::Notifier;
 use diandan_runtime::{App, RequestContext};
 use diandan_store::{EventStore, SqliteStore};
-use diandan_workflows::order::{Action, Assignee, TeamKind};
-use diandan_workflows::validate::Location;
-use diandan_workflows::{OrgLevel, Registry, Role};
-use support::register_v1_of_t1;
+use diandan_workflows::{Registry, Role};
+use support::{ctx, register_v1_of_t1, the_loop};
 
 #[derive(Default)]
 struct FakeWechat {
@@ -64,112 +62,6 @@ async fn send(
         axum::http::StatusCode::OK,
         Json(json!({"errcode": 0, "errmsg": "ok"})),
     )
-}
-
-fn ctx(sub: &str, role: Role) -> RequestContext {
-    let id = uuid::Uuid::new_v4().to_string();
-    RequestContext {
-        claims: Claims {
-            sub: sub.into(),
-            role,
-            node: Some("s1".into()),
-            acc: None,
-            exp: i64::MAX,
-        },
-        // The scope the permission table gives the role for reading an order: its own part.
-        scope: diandan_workflows::permissions::grant(
-            diandan_workflows::permissions::Operation::GetOrder,
-            role,
-        )
-        .expect("every role reads orders"),
-        command_id: id.clone(),
-        correlation_id: id,
-    }
-}
-
-/// Every step of one order through the loop, by `requester`, a head and volunteer `v1` of
-/// team `t1` at station `s1`; the review is a 1-star one (a follow-up notice).
-fn the_loop(requester: RequestContext, order_id: &str) -> Vec<(RequestContext, Action)> {
-    let here = Location {
-        lat: 29.87,
-        lng: 114.28,
-        address: String::new(),
-    };
-    // No org tree here: the head's subtree is not what this test is about (tests/permissions.rs).
-    let head = RequestContext {
-        scope: diandan_workflows::permissions::Scope::All,
-        ..ctx("head", Role::StationHead)
-    };
-    let volunteer = ctx("v1", Role::Volunteer);
-    vec![
-        (
-            requester.clone(),
-            Action::Place {
-                order_id: order_id.into(),
-                station_id: "s1".into(),
-                category: "repair".into(),
-                description: "楼道灯坏了".into(),
-                location: here.clone(),
-                contact_phone: "13812345678".into(),
-                wanted_time: None,
-                on_behalf_of: None,
-                required_volunteers: None,
-                workflow: None,
-            },
-        ),
-        (
-            head.clone(),
-            Action::Triage {
-                accept: true,
-                reason: String::new(),
-            },
-        ),
-        (
-            head.clone(),
-            Action::Dispatch {
-                assignee: Assignee {
-                    team_id: "t1".into(),
-                    kind: TeamKind::Team,
-                    node_id: "s1".into(),
-                    level: OrgLevel::Station,
-                },
-                reason: String::new(),
-            },
-        ),
-        (
-            volunteer.clone(),
-            Action::Accept {
-                team_id: "t1".into(),
-                member: None,
-            },
-        ),
-        (
-            volunteer.clone(),
-            Action::CheckIn {
-                location: here.clone(),
-            },
-        ),
-        (
-            volunteer.clone(),
-            Action::CheckOut {
-                location: here.clone(),
-            },
-        ),
-        (
-            volunteer.clone(),
-            Action::Complete {
-                note: "已修好".into(),
-                photos: vec![],
-            },
-        ),
-        (
-            requester,
-            Action::Review {
-                rating: 1,
-                comment: "没修好".into(),
-            },
-        ),
-    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use diandan_store::RecordedEvent;
 use diandan_workflows::directory::DirectoryEvent;
 
-use super::Projection;
+use super::{Cached, Projection};
 use crate::{AppError, Result};
 
 pub struct DirectoryProjection;
@@ -50,7 +50,7 @@ CREATE INDEX IF NOT EXISTS memberships_volunteer ON memberships (volunteer_id);
 /// The tree path of a node already projected (`/` when unknown, so orphans stay visible).
 pub(super) fn node_path(tx: &Transaction<'_>, node_id: &str) -> Result<String> {
     Ok(tx
-        .query_row("SELECT path FROM org_nodes WHERE id = ?1", [node_id], |r| {
+        .query_row_cached("SELECT path FROM org_nodes WHERE id = ?1", [node_id], |r| {
             r.get(0)
         })
         .optional()?
@@ -97,7 +97,7 @@ impl Projection for DirectoryProjection {
                     None => "/".to_owned(),
                 };
                 let path = format!("{parent_path}{id}/");
-                tx.execute(
+                tx.execute_cached(
                     "INSERT OR REPLACE INTO org_nodes (id, name, level, parent_id, path, lat, lng, address)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     params![
@@ -122,7 +122,7 @@ impl Projection for DirectoryProjection {
             } => {
                 let path = node_path(tx, &node_id)?;
                 let skills = serde_json::to_string(&skills).expect("skills serialize");
-                tx.execute(
+                tx.execute_cached(
                     "INSERT OR REPLACE INTO teams (id, name, kind, node_id, path, skills, leader_id)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![id, name, kind.as_str(), node_id, path, skills, leader_id],
@@ -136,13 +136,13 @@ impl Projection for DirectoryProjection {
                 phone_masked,
             } => {
                 let skills = serde_json::to_string(&skills).expect("skills serialize");
-                tx.execute(
+                tx.execute_cached(
                     "INSERT OR REPLACE INTO volunteers (id, name, skills, phone_masked, active)
                      VALUES (?1, ?2, ?3, ?4, 1)",
                     params![id, name, skills, phone_masked],
                 )?;
                 for team_id in team_ids {
-                    tx.execute(
+                    tx.execute_cached(
                         "INSERT OR IGNORE INTO memberships (team_id, volunteer_id) VALUES (?1, ?2)",
                         params![team_id, id],
                     )?;
@@ -155,23 +155,23 @@ impl Projection for DirectoryProjection {
                 skills,
             } => {
                 let skills = serde_json::to_string(&skills).expect("skills serialize");
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE volunteers SET name = ?2, skills = ?3 WHERE id = ?1",
                     params![id, name, skills],
                 )?;
-                tx.execute("DELETE FROM memberships WHERE volunteer_id = ?1", [&id])?;
+                tx.execute_cached("DELETE FROM memberships WHERE volunteer_id = ?1", [&id])?;
                 for team_id in team_ids {
-                    tx.execute(
+                    tx.execute_cached(
                         "INSERT OR IGNORE INTO memberships (team_id, volunteer_id) VALUES (?1, ?2)",
                         params![team_id, id],
                     )?;
                 }
             }
             DirectoryEvent::VolunteerDeactivated { id, .. } => {
-                tx.execute("UPDATE volunteers SET active = 0 WHERE id = ?1", [id])?;
+                tx.execute_cached("UPDATE volunteers SET active = 0 WHERE id = ?1", [id])?;
             }
             DirectoryEvent::VolunteerReactivated { id } => {
-                tx.execute("UPDATE volunteers SET active = 1 WHERE id = ?1", [id])?;
+                tx.execute_cached("UPDATE volunteers SET active = 1 WHERE id = ?1", [id])?;
             }
         }
         Ok(())

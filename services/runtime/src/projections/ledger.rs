@@ -11,7 +11,7 @@ use diandan_workflows::ledger::hours::HoursEvent;
 use diandan_workflows::ledger::points::PointsEvent;
 use diandan_workflows::ledger::shop::{ItemEvent, RedemptionEvent};
 
-use super::Projection;
+use super::{Cached, Projection};
 use crate::{AppError, Result};
 
 pub struct LedgerProjection;
@@ -87,7 +87,7 @@ fn millis(t: time::OffsetDateTime) -> i64 {
 }
 
 fn account(tx: &Transaction<'_>, volunteer_id: &str) -> Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT OR IGNORE INTO ledger_accounts (volunteer_id) VALUES (?1)",
         [volunteer_id],
     )?;
@@ -145,7 +145,7 @@ fn apply_hours(tx: &Transaction<'_>, volunteer: &str, event: &HoursEvent) -> Res
                 .to_offset(diandan_workflows::calendar::CHINA_STANDARD_TIME)
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-            tx.execute(
+            tx.execute_cached(
                 "INSERT OR IGNORE INTO ledger_services
                  (volunteer_id, order_id, station_id, team_id, minutes, pending, rejected, far_m, credited_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)",
@@ -162,13 +162,13 @@ fn apply_hours(tx: &Transaction<'_>, volunteer: &str, event: &HoursEvent) -> Res
             )?;
         }
         HoursEvent::HoursConfirmed { order_id, .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE ledger_services SET pending = 0 WHERE volunteer_id = ?1 AND order_id = ?2",
                 params![volunteer, order_id],
             )?;
         }
         HoursEvent::HoursRejected { order_id, .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE ledger_services SET pending = 0, rejected = 1
                  WHERE volunteer_id = ?1 AND order_id = ?2",
                 params![volunteer, order_id],
@@ -179,14 +179,14 @@ fn apply_hours(tx: &Transaction<'_>, volunteer: &str, event: &HoursEvent) -> Res
             delta_minutes,
             ..
         } => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE ledger_services SET minutes = minutes + ?3
                  WHERE volunteer_id = ?1 AND order_id = ?2",
                 params![volunteer, order_id, delta_minutes],
             )?;
         }
         HoursEvent::HoursAddedByHand { minutes, .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE ledger_accounts SET by_hand_minutes = by_hand_minutes + ?2
                  WHERE volunteer_id = ?1",
                 params![volunteer, minutes],
@@ -205,7 +205,7 @@ fn apply_points(
     account(tx, volunteer)?;
     match event {
         PointsEvent::PointsHeld { redemption_id, .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT OR REPLACE INTO ledger_holds (redemption_id, volunteer_id, at_ms)
                  VALUES (?1, ?2, ?3)",
                 params![redemption_id, volunteer, recorded_at_ms],
@@ -213,7 +213,7 @@ fn apply_points(
         }
         PointsEvent::PointsReleased { redemption_id, .. }
         | PointsEvent::PointsSpent { redemption_id, .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM ledger_holds WHERE redemption_id = ?1",
                 [redemption_id],
             )?;
@@ -236,7 +236,7 @@ fn apply_points(
         PointsEvent::PointsExpired { points, .. } => (0, *points),
         _ => (0, 0),
     };
-    tx.execute(
+    tx.execute_cached(
         "UPDATE ledger_accounts SET available = available + ?2, held = held + ?3,
              spent = spent + ?4, expired = expired + ?5
          WHERE volunteer_id = ?1",
@@ -253,7 +253,7 @@ fn apply_item(
 ) -> Result<()> {
     match event {
         ItemEvent::StockReserved { redemption_id, .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT OR REPLACE INTO shop_reservations (redemption_id, item_id, at_ms)
                  VALUES (?1, ?2, ?3)",
                 params![redemption_id, item_id, recorded_at_ms],
@@ -261,7 +261,7 @@ fn apply_item(
         }
         ItemEvent::StockReleased { redemption_id, .. }
         | ItemEvent::StockHandedOver { redemption_id, .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "DELETE FROM shop_reservations WHERE redemption_id = ?1",
                 [redemption_id],
             )?;
@@ -276,7 +276,7 @@ fn apply_item(
             stock,
             ..
         } => {
-            tx.execute(
+            tx.execute_cached(
                 "INSERT OR IGNORE INTO shop_items (item_id, node_id, name, centipoints, stock)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![item_id, node_id, name, points, stock],
@@ -294,7 +294,7 @@ fn apply_item(
             (0, -i64::from(*quantity), i64::from(*quantity))
         }
     };
-    tx.execute(
+    tx.execute_cached(
         "UPDATE shop_items SET stock = stock + ?2, reserved = reserved + ?3,
              handed_over = handed_over + ?4
          WHERE item_id = ?1",
@@ -321,7 +321,7 @@ fn apply_redemption(
             // Reserved when its code's lifetime began (the business time, as replayed history
             // has it), not when the row was written.
             let reserved_at = millis(*expires_at) - REDEMPTION_CODE_LIFETIME_MS;
-            tx.execute(
+            tx.execute_cached(
                 "INSERT OR IGNORE INTO redemptions
                  (redemption_id, volunteer_id, item_id, quantity, centipoints, status, expires_at_ms, reserved_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6, ?7)",
@@ -337,13 +337,13 @@ fn apply_redemption(
             )?;
         }
         RedemptionEvent::RedemptionHandedOver { .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE redemptions SET status = 'handed_over' WHERE redemption_id = ?1",
                 [id],
             )?;
         }
         RedemptionEvent::RedemptionCancelled { .. } => {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE redemptions SET status = 'cancelled' WHERE redemption_id = ?1",
                 [id],
             )?;

@@ -1,13 +1,15 @@
 //! The order list read model: one row per order with its folded state, indexed for the lists
 //! each role sees (a resident's own, a volunteer's offers and tasks, a station head's subtree).
 
+use std::collections::HashMap;
+
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use diandan_store::RecordedEvent;
 use diandan_workflows::order::{self, OrderChange, OrderState};
 
 use super::directory::node_path;
-use super::Projection;
+use super::{Cached, Projection};
 use crate::commands::decode_order_event;
 use crate::views::rfc3339;
 use crate::{AppError, Result};
@@ -55,12 +57,62 @@ impl Projection for OrdersProjection {
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
-        let Some(order_id) = event.stream.strip_prefix("order-") else {
-            return Ok(());
-        };
-        let decoded = decode_order_event(event)?;
+        self.apply_all(tx, &[event])
+    }
+
+    /// Folds each order's events of the batch in memory and writes its row once: an order's
+    /// state is read, parsed and serialised once per batch, not once per event.
+    fn apply_all(&self, tx: &Transaction<'_>, events: &[&RecordedEvent]) -> Result<()> {
+        let mut folded: Vec<Folded> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for event in events {
+            let Some(order_id) = event.stream.strip_prefix("order-") else {
+                continue;
+            };
+            let decoded = decode_order_event(event)?;
+            let at = match index.get(order_id) {
+                Some(&at) => at,
+                None => {
+                    folded.push(Folded::load(tx, order_id)?);
+                    index.insert(order_id, folded.len() - 1);
+                    folded.len() - 1
+                }
+            };
+            let order = &mut folded[at];
+            if let OrderChange::OrderPlaced { station_id, .. } = &decoded.change {
+                order.station_path = Some(node_path(tx, station_id)?);
+            }
+            order.people_changed |= matches!(
+                decoded.change,
+                OrderChange::Claimed { .. }
+                    | OrderChange::Unclaimed { .. }
+                    | OrderChange::DuplicateMerged { .. }
+            );
+            order.state = order::evolve(std::mem::take(&mut order.state), &decoded);
+            order.revision = event.revision;
+        }
+        for order in &folded {
+            order.write(tx)?;
+        }
+        Ok(())
+    }
+}
+
+/// One order's row while a batch is folded into it.
+struct Folded {
+    order_id: String,
+    state: OrderState,
+    /// Set by the batch's `OrderPlaced` (the row keeps its path otherwise).
+    station_path: Option<String>,
+    revision: u64,
+    /// Claimants or followers changed: `order_people` is written again.
+    people_changed: bool,
+}
+
+impl Folded {
+    fn load(tx: &Transaction<'_>, order_id: &str) -> Result<Folded> {
         let previous: Option<String> = tx
-            .query_row(
+            .query_row_cached(
                 "SELECT state_json FROM orders WHERE order_id = ?1",
                 [order_id],
                 |r| r.get(0),
@@ -71,19 +123,25 @@ impl Projection for OrdersProjection {
                 .map_err(|e| AppError::Storage(format!("order {order_id} state: {e}")))?,
             None => OrderState::default(),
         };
-        let station_path = match &decoded.change {
-            OrderChange::OrderPlaced { station_id, .. } => Some(node_path(tx, station_id)?),
-            _ => None,
-        };
-        let state = order::evolve(state, &decoded);
-        let json = serde_json::to_string(&state).expect("state serializes");
+        Ok(Folded {
+            order_id: order_id.to_owned(),
+            state,
+            station_path: None,
+            revision: 0,
+            people_changed: false,
+        })
+    }
+
+    fn write(&self, tx: &Transaction<'_>) -> Result<()> {
+        let (order_id, state) = (&self.order_id, &self.state);
+        let json = serde_json::to_string(state).expect("state serializes");
         let assignee = state.assignee.as_ref().map(|a| a.team_id.clone());
         let accepted_by = state.accepted_by.as_ref().map(|(v, _)| v.clone());
         let extension_pending = state
             .deadlines
             .values()
             .any(|d| d.extension_requested.is_some());
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO orders (order_id, status, station_path, requester_id, assignee_id,
                                  accepted_by, placed_at, revision, state_json, extension_pending)
              VALUES (?1, ?2, COALESCE(?3, '/'), ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -98,30 +156,25 @@ impl Projection for OrdersProjection {
             params![
                 order_id,
                 state.status.as_str(),
-                station_path,
+                self.station_path,
                 state.requester_id,
                 assignee,
                 accepted_by,
                 rfc3339(state.placed_at),
-                event.revision,
+                self.revision,
                 json,
                 extension_pending
             ],
         )?;
-        if matches!(
-            decoded.change,
-            OrderChange::Claimed { .. }
-                | OrderChange::Unclaimed { .. }
-                | OrderChange::DuplicateMerged { .. }
-        ) {
-            tx.execute("DELETE FROM order_people WHERE order_id = ?1", [order_id])?;
+        if self.people_changed {
+            tx.execute_cached("DELETE FROM order_people WHERE order_id = ?1", [order_id])?;
             let people = state
                 .claims
                 .keys()
                 .map(|v| (v, "claimant"))
                 .chain(state.followers.iter().map(|f| (f, "follower")));
             for (person, kind) in people {
-                tx.execute(
+                tx.execute_cached(
                     "INSERT OR IGNORE INTO order_people (person_id, kind, order_id) VALUES (?1, ?2, ?3)",
                     params![person, kind, order_id],
                 )?;

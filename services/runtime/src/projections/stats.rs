@@ -10,7 +10,7 @@ use diandan_store::RecordedEvent;
 use diandan_workflows::order::OrderChange;
 
 use super::directory::node_path;
-use super::Projection;
+use super::{Cached, Projection};
 use crate::commands::decode_order_event;
 use crate::Result;
 
@@ -83,7 +83,7 @@ impl Projection for StatsProjection {
         let decoded = decode_order_event(event)?;
         let at = millis(decoded.at);
         let set = |sql: &str, value: rusqlite::types::Value| -> Result<()> {
-            tx.execute(sql, params![order_id, value])?;
+            tx.execute_cached(sql, params![order_id, value])?;
             Ok(())
         };
         match &decoded.change {
@@ -94,7 +94,7 @@ impl Projection for StatsProjection {
                 activity,
                 ..
             } => {
-                tx.execute(
+                tx.execute_cached(
                     "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day, placed_ms, workflow, activity)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
@@ -113,7 +113,7 @@ impl Projection for StatsProjection {
                 at.into(),
             )?,
             OrderChange::OrderAccepted { volunteer_id, .. } => {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE order_facts SET accepted_ms = COALESCE(accepted_ms, ?2),
                             volunteer_id = ?3 WHERE order_id = ?1",
                     params![order_id, at, volunteer_id],
@@ -148,12 +148,12 @@ impl Projection for StatsProjection {
             )?,
             OrderChange::Claimed { volunteer_id, .. } => {
                 // The first claim is when a volunteer took it up, like an accept.
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE order_facts SET claims = claims + 1,
                             accepted_ms = COALESCE(accepted_ms, ?2) WHERE order_id = ?1",
                     params![order_id, at],
                 )?;
-                tx.execute(
+                tx.execute_cached(
                     "INSERT OR IGNORE INTO claimant_facts (order_id, volunteer_id) VALUES (?1, ?2)",
                     params![order_id, volunteer_id],
                 )?;
@@ -163,11 +163,11 @@ impl Projection for StatsProjection {
                 1i64.into(),
             )?,
             OrderChange::Unclaimed { volunteer_id, .. } => {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE order_facts SET claims = claims - 1 WHERE order_id = ?1",
                     params![order_id],
                 )?;
-                tx.execute(
+                tx.execute_cached(
                     "DELETE FROM claimant_facts WHERE order_id = ?1 AND volunteer_id = ?2",
                     params![order_id, volunteer_id],
                 )?;

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use diandan_store::RecordedEvent;
 use diandan_workflows::order::{OrderChange, TimerPhase};
 
-use super::Projection;
+use super::{Cached, Projection};
 use crate::commands::decode_order_event;
 use crate::Result;
 
@@ -52,14 +52,14 @@ impl Projection for TimersProjection {
         }
         match decode_order_event(event)?.change {
             OrderChange::DeadlineScheduled { timer } | OrderChange::ExtensionApproved { timer } => {
-                tx.execute(
+                tx.execute_cached(
                     "INSERT OR REPLACE INTO timers (order_id, deadline, due_at_ms, next_phase, next_fire_ms)
                      VALUES (?1, ?2, ?3, 'warn', ?4)",
                     params![order_id, timer.deadline, millis(timer.due_at), millis(timer.warn_at)],
                 )?;
             }
             OrderChange::DeadlineWarned { deadline } => {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE timers SET next_phase = 'due', next_fire_ms = due_at_ms
                      WHERE order_id = ?1 AND deadline = ?2",
                     params![order_id, deadline],
@@ -67,7 +67,7 @@ impl Projection for TimersProjection {
             }
             OrderChange::DeadlineOverdue { deadline, .. }
             | OrderChange::DeadlineCleared { deadline } => {
-                tx.execute(
+                tx.execute_cached(
                     "DELETE FROM timers WHERE order_id = ?1 AND deadline = ?2",
                     params![order_id, deadline],
                 )?;
