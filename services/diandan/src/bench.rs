@@ -1,7 +1,8 @@
 //! `diandan bench`: the figures the README and BENCHMARKS.md quote, each beside a baseline
 //! measured in the same run and against the goals of the "Benchmarks against baselines" issue.
 //!
-//! Scenarios (`--only appends,flows,rebuild,coldstart,dispatch,export`; all by default):
+//! Scenarios (`--only appends,flows,rebuild,coldstart,dispatch,export,audit,http`; all by
+//! default):
 //!
 //! 1. `appends` — durable appends/s with 1, 16 and 256 concurrent writers on the embedded
 //!    store, against raw SQLite inserts with the same durability (WAL, `synchronous=FULL`, one
@@ -22,6 +23,10 @@
 //!    HTTP, the process's peak resident memory sampled throughout; baseline: the same export of
 //!    10,000 orders. Bounded memory: the peak grows about as much for either.
 //!
+//! 8. `http` — the flows of scenario 2 over HTTP, measured from outside: `diandan up` as a
+//!    child process, this process the load generator (64 in flight, then 80%), the server's
+//!    CPU per flow from `/proc`; baseline: `GET /healthz` round trips to the same server.
+//!
 //! Writes `report.json`, `report.md` and SVG plots (`flows-throughput.svg`,
 //! `command-latency.svg`) to `--out`.
 
@@ -30,6 +35,7 @@ mod audit;
 mod coldstart;
 mod export;
 mod flows;
+mod http;
 mod rebuild;
 mod svg;
 
@@ -46,6 +52,7 @@ pub use audit::AuditReport;
 pub use coldstart::{ColdStartReport, ColdStartRow, ColdStartRun};
 pub use export::{ExportReport, ExportRun};
 pub use flows::{CommandRow, FlowRow, FlowsReport, PingRow};
+pub use http::HttpReport;
 pub use rebuild::RebuildRow;
 
 /// `diandan up` in this process on a data dir (random ports, no rate limits), seeded with the
@@ -139,10 +146,11 @@ pub enum Scenario {
     Dispatch,
     Export,
     Audit,
+    Http,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Appends,
         Scenario::Flows,
         Scenario::Rebuild,
@@ -150,6 +158,7 @@ impl Scenario {
         Scenario::Dispatch,
         Scenario::Export,
         Scenario::Audit,
+        Scenario::Http,
     ];
 
     fn parse(name: &str) -> anyhow::Result<Scenario> {
@@ -158,7 +167,7 @@ impl Scenario {
             .find(|s| format!("{s:?}").eq_ignore_ascii_case(name.trim()))
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown scenario {name:?}; one of appends, flows, rebuild, coldstart, dispatch, export, audit"
+                    "unknown scenario {name:?}; one of appends, flows, rebuild, coldstart, dispatch, export, audit, http"
                 )
             })
     }
@@ -358,6 +367,7 @@ pub struct Report {
     pub dispatch: Option<DispatchRow>,
     pub export: Option<ExportReport>,
     pub audit: Option<AuditReport>,
+    pub http: Option<HttpReport>,
     pub goals: Vec<GoalRow>,
 }
 
@@ -538,7 +548,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut fsync = None;
     let mut append_rows = Vec::new();
     if options.runs(Scenario::Appends) {
-        eprintln!("[1/7] disk fsync rate and durable appends");
+        eprintln!("[1/8] disk fsync rate and durable appends");
         let row = appends::fsync_rate(&scratch, options.window(0.5)).await?;
         eprintln!(
             "  raw fsync (4 KiB + fdatasync): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
@@ -556,18 +566,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let flow_data = scratch.join("flows");
     let mut flows_report = None;
     if options.runs(Scenario::Flows) {
-        eprintln!("[2/7] four-order flows through gRPC");
+        eprintln!("[2/8] four-order flows through gRPC");
         let report = flows::run(&flow_data, options.window(1.0), options.window(0.5)).await?;
         svg_files(out, &report)?;
         flows_report = Some(report);
     } else if options.runs(Scenario::Rebuild) || options.runs(Scenario::Coldstart) {
-        eprintln!("[2/7] (flows not selected: a short flow run to have real events)");
+        eprintln!("[2/8] (flows not selected: a short flow run to have real events)");
         flows::template(&flow_data).await?;
     }
 
     let mut rebuild_rows = Vec::new();
     if options.runs(Scenario::Rebuild) {
-        eprintln!("[3/7] projection rebuild over the flows' store");
+        eprintln!("[3/8] projection rebuild over the flows' store");
         let (row, _) = rebuild::measure("flows store", &flow_data, &scratch).await?;
         rebuild_rows.push(row);
     }
@@ -575,7 +585,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut cold = None;
     if options.runs(Scenario::Coldstart) {
         eprintln!(
-            "[4/7] cold start on {} events (and on the directory alone)",
+            "[4/8] cold start on {} events (and on the directory alone)",
             options.events
         );
         let report = coldstart::run(&flow_data, &scratch, options.events).await?;
@@ -587,14 +597,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let mut dispatch = None;
     if options.runs(Scenario::Dispatch) {
-        eprintln!("[5/7] dispatch decisions");
+        eprintln!("[5/8] dispatch decisions");
         dispatch = Some(dispatch_latency().await?);
     }
 
     let mut export = None;
     if options.runs(Scenario::Export) {
         eprintln!(
-            "[6/7] the auditor's CSV export: {} orders, RSS sampled",
+            "[6/8] the auditor's CSV export: {} orders, RSS sampled",
             options.export_rows
         );
         export = Some(export::run(&scratch, options.export_rows).await?);
@@ -602,8 +612,21 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let mut audit = None;
     if options.runs(Scenario::Audit) {
-        eprintln!("[7/7] the audit trail and sealing: on against off, and audit verify");
+        eprintln!("[7/8] the audit trail and sealing: on against off, and audit verify");
         audit = Some(audit::run(&scratch, options.window(0.5)).await?);
+    }
+
+    let mut http = None;
+    if options.runs(Scenario::Http) {
+        eprintln!("[8/8] four-order flows over HTTP against `diandan up` in another process");
+        http = Some(
+            http::run(
+                &scratch.join("http"),
+                options.window(1.0),
+                options.window(0.5),
+            )
+            .await?,
+        );
     }
 
     std::fs::remove_dir_all(&scratch)?;
@@ -622,6 +645,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         dispatch,
         export,
         audit,
+        http,
         goals: Vec::new(),
     };
     report.goals = goals(&report);
@@ -780,6 +804,28 @@ fn goal(
 
 fn goals(report: &Report) -> Vec<GoalRow> {
     let mut rows = Vec::new();
+    if let Some(h) = &report.http {
+        rows.push(goal(
+            "complete flows/s over HTTP, from another process",
+            format!("≥ {}", thousands(goals::FLOWS_PER_SEC)),
+            format!("{:.0}", h.max.flows_per_sec),
+            h.max.flows_per_sec / goals::FLOWS_PER_SEC,
+            format!(
+                "closed loop, {} flows in flight; server CPU {:.2} ms per flow",
+                h.max.concurrency, h.server_cpu_ms_per_flow_max
+            ),
+        ));
+        rows.push(goal(
+            "p99 command latency over HTTP at 80% load",
+            format!("≤ {:.0} ms", goals::COMMAND_P99_MS),
+            format!("{:.1} ms", h.offered.command.p99_ms),
+            goals::COMMAND_P99_MS / h.offered.command.p99_ms.max(1e-6),
+            format!(
+                "open loop at {:.0} flows/s offered ({:.0} achieved)",
+                h.offered.offered_rate, h.offered.flows_per_sec
+            ),
+        ));
+    }
     if let Some(f) = &report.flows {
         rows.push(goal(
             "complete flows/s at the maximum",
@@ -1204,6 +1250,81 @@ pub fn markdown(report: &Report) -> String {
              checkpoint): {:.0} events/s, so 10,000,000 events in {:.1} minutes.\n",
             a.verify_events, a.verify_events_per_sec, a.verify_10m_minutes
         );
+    }
+    if let Some(h) = &report.http {
+        let _ = writeln!(
+            md,
+            "## 8. Complete four-order flows over HTTP (`diandan up` in a child process, load generator here)\n"
+        );
+        let _ = writeln!(
+            md,
+            "| load | flows | flows/s | commands/s | command p50 ms | command p99 ms | command p99.9 ms | server CPU ms per flow | failed flows |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for (label, r, cpu) in [
+            (
+                format!("max: closed loop, {} in flight", h.max.concurrency),
+                &h.max,
+                h.server_cpu_ms_per_flow_max,
+            ),
+            (
+                format!(
+                    "80%: open loop, {:.0} flows/s offered",
+                    h.offered.offered_rate
+                ),
+                &h.offered,
+                h.server_cpu_ms_per_flow_offered,
+            ),
+        ] {
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {:.1} | {} | {:.2} | {:.2} | {:.2} | {cpu:.2} | {} |",
+                r.flows,
+                r.flows_per_sec,
+                thousands(r.commands_per_sec),
+                r.command.p50_ms,
+                r.command.p99_ms,
+                r.command.p999_ms,
+                r.failed_flows
+            );
+        }
+        let p = &h.ping;
+        let _ = writeln!(
+            md,
+            "\nBaseline: `GET /healthz` round trips to the same server, {} in flight: {} calls/s (p50 {:.2} ms, p99 {:.2} ms; server CPU {:.3} ms each). Commands/s at the maximum ÷ that: {:.3}×. The load generator spent {:.2} ms of CPU per flow.\n",
+            p.concurrency,
+            thousands(p.calls_per_sec),
+            p.p50_ms,
+            p.p99_ms,
+            h.server_cpu_ms_per_ping,
+            h.max.commands_per_sec / p.calls_per_sec.max(1e-9),
+            h.client_cpu_ms_per_flow_max
+        );
+        let _ = writeln!(
+            md,
+            "Per command (p50 / p99 / p99.9 ms):\n\n| command | max p50 | max p99 | 80% p50 | 80% p99 | 80% p99.9 | errors |\n|---|---:|---:|---:|---:|---:|---:|"
+        );
+        for (a, b) in h.max.per_command.iter().zip(&h.offered.per_command) {
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                a.command,
+                a.latency.p50_ms,
+                a.latency.p99_ms,
+                b.latency.p50_ms,
+                b.latency.p99_ms,
+                b.latency.p999_ms,
+                a.errors + b.errors
+            );
+        }
+        if let Some(e) = h
+            .max
+            .first_error
+            .as_ref()
+            .or(h.offered.first_error.as_ref())
+        {
+            let _ = writeln!(md, "\nFirst error: `{e}`");
+        }
+        md.push('\n');
     }
     md
 }

@@ -273,7 +273,7 @@ async fn data_dir(
     Ok((dir, fill, row))
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(super) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -292,7 +292,7 @@ fn memory_mb(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-async fn healthz(addr: &str) -> bool {
+pub(super) async fn healthz(addr: &str) -> bool {
     let attempt = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         stream
@@ -356,7 +356,7 @@ async fn get_order(url: &str, order_id: &str) -> anyhow::Result<()> {
 }
 
 /// Polls until `probe` is true, every 2 ms, for up to 60 s; returns the time since `started`.
-async fn until<F: std::future::Future<Output = bool>>(
+pub(super) async fn until<F: std::future::Future<Output = bool>>(
     started: Instant,
     mut probe: impl FnMut() -> F,
 ) -> anyhow::Result<Duration> {

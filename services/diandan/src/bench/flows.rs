@@ -31,6 +31,14 @@ pub const COMMANDS: [&str; 9] = [
     "CloseOrder",
 ];
 
+/// Where the bench's orders are placed and which team serves them (the demo district's).
+pub(super) const STATION: &str = "chezhanlu";
+pub(super) const TEAM: &str = "zhidui-chezhanlu";
+/// Who plays the flows' roles (tokens minted for them; the volunteer is in [`TEAM`]).
+pub(super) const RESIDENT: &str = "r-bench";
+pub(super) const HEAD: &str = "head-bench";
+pub(super) const VOLUNTEER: &str = "v-wangsen";
+
 /// Flows the closed loop keeps in flight.
 pub const CONCURRENCY: usize = 64;
 /// The open loop skips a start rather than keep more flows than this in flight.
@@ -117,7 +125,7 @@ struct FlowSample {
 /// The server in this process, seeded with the demo district, and the people of one flow.
 struct Harness {
     server: InProcess,
-    cast: Cast,
+    driver: Grpc,
 }
 
 impl Harness {
@@ -128,20 +136,23 @@ impl Harness {
         let cast = Cast {
             resident: Client::new(
                 upstreams.clone(),
-                token(signer, "r-bench", Role::Resident, None),
+                token(signer, RESIDENT, Role::Resident, None),
             ),
             head: Client::new(
                 upstreams.clone(),
-                token(signer, "head-bench", Role::StationHead, Some("chezhanlu")),
+                token(signer, HEAD, Role::StationHead, Some(STATION)),
             ),
             volunteer: Client::new(
                 upstreams.clone(),
-                token(signer, "v-wangsen", Role::Volunteer, None),
+                token(signer, VOLUNTEER, Role::Volunteer, None),
             ),
-            team_id: "zhidui-chezhanlu".into(),
-            station_id: "chezhanlu".into(),
+            team_id: TEAM.into(),
+            station_id: STATION.into(),
         };
-        Ok(Harness { server, cast })
+        Ok(Harness {
+            server,
+            driver: Grpc { cast, spec: spec() },
+        })
     }
 
     async fn stop(self) -> anyhow::Result<u64> {
@@ -149,7 +160,7 @@ impl Harness {
     }
 }
 
-fn spec() -> OrderSpec {
+pub(super) fn spec() -> OrderSpec {
     OrderSpec {
         category: "repair".into(),
         description: "基准测试：楼道灯坏了，请帮忙更换。".into(),
@@ -303,6 +314,39 @@ async fn timed_flow(
     Ok(())
 }
 
+/// One way of driving a flow's nine commands: gRPC to the server in this process, or HTTP to
+/// a `diandan up` in another (scenario 8).
+pub(super) trait Driver: Clone + Send + Sync + 'static {
+    /// Runs the nine commands in order, each timed into `latencies[done]` and counted in
+    /// `done` once acknowledged; the error names what the server answered.
+    fn drive<'a>(
+        &'a self,
+        latencies: &'a mut [u32; 9],
+        done: &'a mut u8,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
+
+/// The flows scenario's driver: the gRPC API of the server in this process.
+#[derive(Clone)]
+struct Grpc {
+    cast: Cast,
+    spec: OrderSpec,
+}
+
+impl Driver for Grpc {
+    fn drive<'a>(
+        &'a self,
+        latencies: &'a mut [u32; 9],
+        done: &'a mut u8,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            timed_flow(&self.cast, &self.spec, latencies, done)
+                .await
+                .map_err(|status| format!("{:?} {}", status.code(), status.message()))
+        })
+    }
+}
+
 /// Shared by one run's flows: counters for progress and the first error.
 #[derive(Default)]
 struct Tally {
@@ -311,8 +355,7 @@ struct Tally {
 }
 
 async fn one_flow(
-    cast: &Cast,
-    spec: &OrderSpec,
+    driver: &impl Driver,
     epoch: Instant,
     scheduled: Instant,
     tally: &Tally,
@@ -320,17 +363,12 @@ async fn one_flow(
     let started = Instant::now();
     let mut commands_us = [0u32; 9];
     let mut done = 0u8;
-    let result = timed_flow(cast, spec, &mut commands_us, &mut done).await;
+    let result = driver.drive(&mut commands_us, &mut done).await;
     let ended = Instant::now();
-    if let Err(status) = &result {
+    if let Err(error) = &result {
         let mut first = tally.first_error.lock().expect("not poisoned");
         if first.is_none() {
-            *first = Some(format!(
-                "{}: {:?} {}",
-                COMMANDS[done as usize],
-                status.code(),
-                status.message()
-            ));
+            *first = Some(format!("{}: {error}", COMMANDS[done as usize]));
         }
     } else {
         tally.completed.fetch_add(1, Ordering::Relaxed);
@@ -347,7 +385,11 @@ async fn one_flow(
 }
 
 /// `concurrency` flows in flight, each starting the next as soon as it ends, for `window`.
-async fn closed_loop(cast: &Cast, concurrency: usize, window: Duration) -> anyhow::Result<FlowRow> {
+pub(super) async fn closed_loop(
+    driver: &impl Driver,
+    concurrency: usize,
+    window: Duration,
+) -> anyhow::Result<FlowRow> {
     let tally = Arc::new(Tally::default());
     let progress = Progress::window(
         &format!("closed loop, {concurrency} in flight"),
@@ -359,12 +401,12 @@ async fn closed_loop(cast: &Cast, concurrency: usize, window: Duration) -> anyho
     let deadline = epoch + window;
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (cast, spec, tally) = (cast.clone(), spec(), tally.clone());
+            let (driver, tally) = (driver.clone(), tally.clone());
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 while Instant::now() < deadline {
                     let now = Instant::now();
-                    samples.push(one_flow(&cast, &spec, epoch, now, &tally).await);
+                    samples.push(one_flow(&driver, epoch, now, &tally).await);
                 }
                 samples
             })
@@ -388,7 +430,11 @@ async fn closed_loop(cast: &Cast, concurrency: usize, window: Duration) -> anyho
 }
 
 /// Flows started at `rate` per second for `window`, whatever the ones before are doing.
-async fn open_loop(cast: &Cast, rate: f64, window: Duration) -> anyhow::Result<FlowRow> {
+pub(super) async fn open_loop(
+    driver: &impl Driver,
+    rate: f64,
+    window: Duration,
+) -> anyhow::Result<FlowRow> {
     let tally = Arc::new(Tally::default());
     let progress = Progress::window(
         &format!("open loop, {rate:.0} flows/s"),
@@ -412,15 +458,10 @@ async fn open_loop(cast: &Cast, rate: f64, window: Duration) -> anyhow::Result<F
             continue;
         }
         in_flight.fetch_add(1, Ordering::Relaxed);
-        let (cast, spec, tally, in_flight, tx) = (
-            cast.clone(),
-            spec(),
-            tally.clone(),
-            in_flight.clone(),
-            tx.clone(),
-        );
+        let (driver, tally, in_flight, tx) =
+            (driver.clone(), tally.clone(), in_flight.clone(), tx.clone());
         tokio::spawn(async move {
-            let sample = one_flow(&cast, &spec, epoch, due, &tally).await;
+            let sample = one_flow(&driver, epoch, due, &tally).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
             let _ = tx.send(sample);
         });
@@ -570,7 +611,7 @@ async fn grpc_ping(
     })
 }
 
-fn print_row(label: &str, r: &FlowRow) {
+pub(super) fn print_row(label: &str, r: &FlowRow) {
     eprintln!(
         "  {label}: {} flows in {:.1} s = {:.1} flows/s ({:.0} commands/s); command p50 {:.2} ms p99 {:.2} ms; flow p99 {:.1} ms; {} failed",
         r.flows,
@@ -604,10 +645,10 @@ pub async fn run(
         ping.calls_per_sec, ping.p50_ms, ping.p99_ms
     );
     let seeded = harness.server.app.store.head_position().await?;
-    let max = closed_loop(&harness.cast, CONCURRENCY, window).await?;
+    let max = closed_loop(&harness.driver, CONCURRENCY, window).await?;
     print_row("max (closed loop)", &max);
     let rate = (max.flows_per_sec * LOAD).max(1.0);
-    let offered = open_loop(&harness.cast, rate, window).await?;
+    let offered = open_loop(&harness.driver, rate, window).await?;
     print_row(&format!("{:.0}% (open loop)", LOAD * 100.0), &offered);
     let events_stored = harness.stop().await?;
     let events_per_flow = events_stored.saturating_sub(seeded) as f64
@@ -624,7 +665,7 @@ pub async fn run(
 /// A short run, only to have real order events in `data_dir` when the flows are not measured.
 pub async fn template(data_dir: &Path) -> anyhow::Result<PathBuf> {
     let harness = Harness::start(data_dir).await?;
-    let row = closed_loop(&harness.cast, 16, Duration::from_secs(2)).await?;
+    let row = closed_loop(&harness.driver, 16, Duration::from_secs(2)).await?;
     anyhow::ensure!(row.flows > 0, "no flow completed: {:?}", row.first_error);
     harness.stop().await?;
     Ok(data_dir.to_owned())
