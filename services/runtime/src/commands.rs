@@ -158,11 +158,12 @@ impl App {
         Ok(())
     }
 
-    /// Loads an order by folding its stream.
+    /// Loads an order by folding its stream: from where it was last folded (the order
+    /// cache), reading every event it gained since.
     pub async fn load_order(&self, order_id: &str) -> Result<LoadedOrder> {
         let stream = order::stream_name(order_id);
-        let mut loaded = LoadedOrder::default();
-        let mut from = 0;
+        let mut loaded = self.orders.get(order_id).unwrap_or_default();
+        let mut from = loaded.revision.map_or(0, |r| r + 1);
         loop {
             let batch = self
                 .store
@@ -179,6 +180,7 @@ impl App {
                 from = recorded.revision + 1;
             }
             if done {
+                self.orders.put(order_id, &loaded);
                 return Ok(loaded);
             }
         }

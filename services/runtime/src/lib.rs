@@ -25,6 +25,7 @@ pub mod directory;
 pub mod dispatching;
 pub mod error;
 pub mod notify;
+pub mod order_cache;
 pub mod pii;
 pub mod projections;
 pub mod queries;
@@ -75,6 +76,8 @@ pub struct App {
     /// Whether personal data is sealed before it is written ([`pii`]): always, except in the
     /// benchmark's baseline that measures what sealing costs.
     pub sealing: bool,
+    /// Orders as last folded: a load folds only what they gained since ([`order_cache`]).
+    pub orders: order_cache::OrderCache,
 }
 
 impl App {
@@ -111,6 +114,7 @@ impl App {
             timer_hold: Arc::default(),
             witness,
             sealing: true,
+            orders: order_cache::OrderCache::default(),
         })
     }
 }

@@ -7,6 +7,8 @@
 //! The outbox lives in its own file (`outbox.db`): it is a record of effects, not a read model,
 //! so `projections rebuild` leaves it alone.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -351,6 +353,8 @@ impl App {
         let mut worked = !events.is_empty();
         if let Some(last) = events.last().map(|e| e.position) {
             let mut notifications = Vec::new();
+            // Each order's state as it is now, loaded once per round.
+            let mut orders: HashMap<&str, OrderState> = HashMap::new();
             for event in &events {
                 let Some(order_id) = event.stream.strip_prefix("order-") else {
                     continue;
@@ -362,14 +366,18 @@ impl App {
                     continue;
                 }
                 let change = decoded.change;
-                let order = self.load_order(order_id).await?.state;
-                let definition = self.definition_for(&order).ok();
+                let order = match orders.entry(order_id) {
+                    Entry::Occupied(kept) => kept.into_mut(),
+                    Entry::Vacant(slot) => slot.insert(self.load_order(order_id).await?.state),
+                };
+                let order = &*order;
+                let definition = self.definition_for(order).ok();
                 let label = |name: &str| {
                     definition
                         .and_then(|d| d.deadline(name))
                         .map_or_else(|| name.to_owned(), |d| d.label.clone())
                 };
-                notifications.extend(notifications_for(event, &change, &order, &label));
+                notifications.extend(notifications_for(event, &change, order, &label));
             }
             for notification in &mut notifications {
                 notification.recipient = self.address_of(&notification.recipient).await?;
