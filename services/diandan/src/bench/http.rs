@@ -200,6 +200,15 @@ async fn healthz_ping(
     })
 }
 
+/// The `diandan` binary the scenario starts: `DIANDAN_BENCH_SERVER` (another build, to compare
+/// two servers under the same load generator), else this one.
+fn server_binary() -> anyhow::Result<std::path::PathBuf> {
+    match std::env::var_os("DIANDAN_BENCH_SERVER") {
+        Some(path) if !path.is_empty() => Ok(path.into()),
+        _ => Ok(std::env::current_exe()?),
+    }
+}
+
 /// `diandan up` as a child process on `dir`, until it is stopped (SIGTERM) or dropped.
 struct Child {
     process: tokio::process::Child,
@@ -215,7 +224,7 @@ impl Child {
             format!("127.0.0.1:{}", coldstart::free_port()?),
         );
         let log = std::fs::File::create(dir.with_extension("log"))?;
-        let process = tokio::process::Command::new(std::env::current_exe()?)
+        let process = tokio::process::Command::new(server_binary()?)
             .arg("up")
             .arg("--data-dir")
             .arg(dir)

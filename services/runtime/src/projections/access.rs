@@ -3,9 +3,7 @@
 
 use rusqlite::{params, Transaction};
 
-use diandan_store::RecordedEvent;
-
-use super::Projection;
+use super::{Applied, Projection};
 use crate::access::AccessEvent;
 use crate::{AppError, Result};
 
@@ -36,7 +34,7 @@ impl Projection for AccessProjection {
         &["contact_reads"]
     }
 
-    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+    fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()> {
         if !event.stream.starts_with("access-") || event.event_type != "ContactRead" {
             return Ok(());
         }

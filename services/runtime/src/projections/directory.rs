@@ -2,10 +2,9 @@
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use diandan_store::RecordedEvent;
 use diandan_workflows::directory::DirectoryEvent;
 
-use super::{Cached, Projection};
+use super::{Applied, Cached, Projection};
 use crate::{AppError, Result};
 
 pub struct DirectoryProjection;
@@ -70,7 +69,7 @@ impl Projection for DirectoryProjection {
         &["org_nodes", "teams", "volunteers", "memberships"]
     }
 
-    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+    fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()> {
         if !matches!(
             event.event_type.as_str(),
             "OrgNodeRegistered"

@@ -11,7 +11,7 @@ use diandan_workflows::ledger::hours::HoursEvent;
 use diandan_workflows::ledger::points::PointsEvent;
 use diandan_workflows::ledger::shop::{ItemEvent, RedemptionEvent};
 
-use super::{Cached, Projection};
+use super::{Applied, Cached, Projection};
 use crate::{AppError, Result};
 
 pub struct LedgerProjection;
@@ -114,7 +114,7 @@ impl Projection for LedgerProjection {
         ]
     }
 
-    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+    fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()> {
         if let Some(volunteer) = event.stream.strip_prefix("hours-") {
             apply_hours(tx, volunteer, &decode(event)?)
         } else if let Some(volunteer) = event.stream.strip_prefix("points-") {

@@ -23,7 +23,9 @@ use tokio::sync::watch;
 
 use diandan_store::{EventStore, RecordedEvent};
 
-use crate::commands::EventMetadata;
+use diandan_workflows::order::OrderEvent;
+
+use crate::commands::{decode_order_event, EventMetadata};
 use crate::{AppError, Result};
 
 pub use orders::{list_orders, OrderFilter, OrderScope};
@@ -39,11 +41,44 @@ pub trait Projection: Send + Sync {
     /// Tables to compare between a live and a rebuilt read model.
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event. Events of types it does not know are ignored.
-    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()>;
+    fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()>;
     /// Applies a batch of events in position order; the same as applying them one by one
     /// (a projection overrides it to do less work per event).
-    fn apply_all(&self, tx: &Transaction<'_>, events: &[&RecordedEvent]) -> Result<()> {
+    fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
         events.iter().try_for_each(|event| self.apply(tx, event))
+    }
+}
+
+/// An event as the projections see it: the stored event (`Deref`), and its order payload
+/// decoded once for all of them however many read it.
+pub struct Applied<'a> {
+    pub recorded: &'a RecordedEvent,
+    order: std::cell::OnceCell<OrderEvent>,
+}
+
+impl<'a> Applied<'a> {
+    pub fn new(recorded: &'a RecordedEvent) -> Applied<'a> {
+        Applied {
+            recorded,
+            order: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The order event's payload, decoded on first use.
+    pub fn order(&self) -> Result<&OrderEvent> {
+        if let Some(decoded) = self.order.get() {
+            return Ok(decoded);
+        }
+        let decoded = decode_order_event(self.recorded)?;
+        Ok(self.order.get_or_init(|| decoded))
+    }
+}
+
+impl std::ops::Deref for Applied<'_> {
+    type Target = RecordedEvent;
+
+    fn deref(&self) -> &RecordedEvent {
+        self.recorded
     }
 }
 
@@ -327,15 +362,21 @@ impl ReadModel {
                 rusqlite::params![first.event_id.to_string(), first.position],
             )?;
         }
+        if events.windows(2).any(|w| w[0].position >= w[1].position) {
+            return Err(AppError::Storage(
+                "a batch for the read model must be in position order".into(),
+            ));
+        }
+        let batch: Vec<Applied<'_>> = events.iter().map(Applied::new).collect();
         for p in &self.inner.projections {
             let checkpoint: u64 = tx.query_row_cached(
                 "SELECT position FROM checkpoints WHERE projection = ?1",
                 [p.name()],
                 |r| r.get(0),
             )?;
-            let pending: Vec<&RecordedEvent> =
-                events.iter().filter(|e| e.position > checkpoint).collect();
-            p.apply_all(&tx, &pending)?;
+            // Events come in position order: what this projection has not seen is a suffix.
+            let pending = &batch[batch.partition_point(|e| e.position <= checkpoint)..];
+            p.apply_all(&tx, pending)?;
             let applied = pending.len() as u64;
             tx.execute_cached(
                 "UPDATE checkpoints SET position = MAX(position, ?2), applied = applied + ?3

@@ -5,12 +5,10 @@ use std::collections::HashMap;
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
-use diandan_store::RecordedEvent;
 use diandan_workflows::order::{self, OrderChange, OrderState};
 
 use super::directory::node_path;
-use super::{Cached, Projection};
-use crate::commands::decode_order_event;
+use super::{Applied, Cached, Projection};
 use crate::views::rfc3339;
 use crate::{AppError, Result};
 
@@ -56,20 +54,20 @@ impl Projection for OrdersProjection {
         &["orders", "order_people"]
     }
 
-    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
-        self.apply_all(tx, &[event])
+    fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()> {
+        self.apply_all(tx, std::slice::from_ref(event))
     }
 
     /// Folds each order's events of the batch in memory and writes its row once: an order's
     /// state is read, parsed and serialised once per batch, not once per event.
-    fn apply_all(&self, tx: &Transaction<'_>, events: &[&RecordedEvent]) -> Result<()> {
+    fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
         let mut folded: Vec<Folded> = Vec::new();
         let mut index: HashMap<&str, usize> = HashMap::new();
         for event in events {
             let Some(order_id) = event.stream.strip_prefix("order-") else {
                 continue;
             };
-            let decoded = decode_order_event(event)?;
+            let decoded = event.order()?;
             let at = match index.get(order_id) {
                 Some(&at) => at,
                 None => {
@@ -88,7 +86,7 @@ impl Projection for OrdersProjection {
                     | OrderChange::Unclaimed { .. }
                     | OrderChange::DuplicateMerged { .. }
             );
-            order.state = order::evolve(std::mem::take(&mut order.state), &decoded);
+            order.state = order::evolve(std::mem::take(&mut order.state), decoded);
             order.revision = event.revision;
         }
         for order in &folded {

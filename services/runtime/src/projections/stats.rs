@@ -6,12 +6,10 @@ use rusqlite::{params, Connection, Transaction};
 use time::{OffsetDateTime, UtcOffset};
 
 use diandan_proto::v1 as pb;
-use diandan_store::RecordedEvent;
 use diandan_workflows::order::OrderChange;
 
 use super::directory::node_path;
-use super::{Cached, Projection};
-use crate::commands::decode_order_event;
+use super::{Applied, Cached, Projection};
 use crate::Result;
 
 pub struct StatsProjection;
@@ -76,11 +74,11 @@ impl Projection for StatsProjection {
         &["order_facts", "claimant_facts"]
     }
 
-    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+    fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()> {
         let Some(order_id) = event.stream.strip_prefix("order-") else {
             return Ok(());
         };
-        let decoded = decode_order_event(event)?;
+        let decoded = event.order()?;
         let at = millis(decoded.at);
         let set = |sql: &str, value: rusqlite::types::Value| -> Result<()> {
             tx.execute_cached(sql, params![order_id, value])?;

@@ -5,11 +5,9 @@
 use rusqlite::{params, Connection, Transaction};
 use time::OffsetDateTime;
 
-use diandan_store::RecordedEvent;
 use diandan_workflows::order::{OrderChange, TimerPhase};
 
-use super::{Cached, Projection};
-use crate::commands::decode_order_event;
+use super::{Applied, Cached, Projection};
 use crate::Result;
 
 pub struct TimersProjection;
@@ -43,14 +41,14 @@ impl Projection for TimersProjection {
         &["timers"]
     }
 
-    fn apply(&self, tx: &Transaction<'_>, event: &RecordedEvent) -> Result<()> {
+    fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()> {
         let Some(order_id) = event.stream.strip_prefix("order-") else {
             return Ok(());
         };
         if !event.event_type.starts_with("Deadline") && event.event_type != "ExtensionApproved" {
             return Ok(());
         }
-        match decode_order_event(event)?.change {
+        match &event.order()?.change {
             OrderChange::DeadlineScheduled { timer } | OrderChange::ExtensionApproved { timer } => {
                 tx.execute_cached(
                     "INSERT OR REPLACE INTO timers (order_id, deadline, due_at_ms, next_phase, next_fire_ms)
