@@ -963,11 +963,11 @@ async fn parts_started_together_share_one_token_key() {
                 .connect_lazy()
         };
         let upstreams = Upstreams {
-            orders: channel(0),
-            dispatch: channel(1),
-            volunteers: channel(2),
-            reviews: channel(3),
-            stats: channel(4),
+            orders: channel(0).into(),
+            dispatch: channel(1).into(),
+            volunteers: channel(2).into(),
+            reviews: channel(3).into(),
+            stats: channel(4).into(),
         };
         let client = Client::new(
             upstreams.clone(),

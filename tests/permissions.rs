@@ -663,34 +663,44 @@ impl Unsigned {
         }
         request
     }
-    fn identity_get(&self) -> pb::identity_service_client::IdentityServiceClient<Channel> {
-        pb::identity_service_client::IdentityServiceClient::new(self.channel.clone())
+    fn identity_get(
+        &self,
+    ) -> pb::identity_service_client::IdentityServiceClient<diandan_proto::Upstream> {
+        pb::identity_service_client::IdentityServiceClient::new(self.channel.clone().into())
     }
-    fn accounts(&self) -> pb::account_service_client::AccountServiceClient<Channel> {
+    fn accounts(
+        &self,
+    ) -> pb::account_service_client::AccountServiceClient<diandan_proto::Upstream> {
         self.inner.accounts()
     }
-    fn orders(&self) -> pb::order_service_client::OrderServiceClient<Channel> {
+    fn orders(&self) -> pb::order_service_client::OrderServiceClient<diandan_proto::Upstream> {
         self.inner.orders()
     }
-    fn dispatch(&self) -> pb::dispatch_service_client::DispatchServiceClient<Channel> {
+    fn dispatch(
+        &self,
+    ) -> pb::dispatch_service_client::DispatchServiceClient<diandan_proto::Upstream> {
         self.inner.dispatch()
     }
-    fn volunteers(&self) -> pb::volunteer_service_client::VolunteerServiceClient<Channel> {
+    fn volunteers(
+        &self,
+    ) -> pb::volunteer_service_client::VolunteerServiceClient<diandan_proto::Upstream> {
         self.inner.volunteers()
     }
-    fn reviews(&self) -> pb::review_service_client::ReviewServiceClient<Channel> {
+    fn reviews(&self) -> pb::review_service_client::ReviewServiceClient<diandan_proto::Upstream> {
         self.inner.reviews()
     }
-    fn stats(&self) -> pb::stats_service_client::StatsServiceClient<Channel> {
+    fn stats(&self) -> pb::stats_service_client::StatsServiceClient<diandan_proto::Upstream> {
         self.inner.stats()
     }
-    fn organization(&self) -> pb::organization_service_client::OrganizationServiceClient<Channel> {
+    fn organization(
+        &self,
+    ) -> pb::organization_service_client::OrganizationServiceClient<diandan_proto::Upstream> {
         self.inner.organization()
     }
-    fn audit(&self) -> pb::audit_service_client::AuditServiceClient<Channel> {
-        pb::audit_service_client::AuditServiceClient::new(self.channel.clone())
+    fn audit(&self) -> pb::audit_service_client::AuditServiceClient<diandan_proto::Upstream> {
+        pb::audit_service_client::AuditServiceClient::new(self.channel.clone().into())
     }
-    fn ledger(&self) -> pb::ledger_service_client::LedgerServiceClient<Channel> {
+    fn ledger(&self) -> pb::ledger_service_client::LedgerServiceClient<diandan_proto::Upstream> {
         self.inner.ledger()
     }
 }

@@ -56,21 +56,86 @@ command_responses!(
     FollowUpOrderResponse,
 );
 
+/// How a gRPC client reaches its service: a channel to another process (`diandan serve`), or
+/// the services of this process called in place (`diandan up`: no socket, no HTTP/2 framing;
+/// the request and response are still encoded, as the services expect).
+#[derive(Clone)]
+pub struct Upstream(
+    tower::util::BoxCloneSyncService<
+        tonic::codegen::http::Request<tonic::body::Body>,
+        tonic::codegen::http::Response<tonic::body::Body>,
+        tonic::codegen::StdError,
+    >,
+);
+
+impl Upstream {
+    /// A service of this process, called in place.
+    pub fn in_process<S>(service: S) -> Upstream
+    where
+        S: tower::Service<
+                tonic::codegen::http::Request<tonic::body::Body>,
+                Response = tonic::codegen::http::Response<tonic::body::Body>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<tonic::codegen::StdError>,
+        S::Future: Send + 'static,
+    {
+        use tower::ServiceExt as _;
+        Upstream(tower::util::BoxCloneSyncService::new(
+            service.map_err(Into::into),
+        ))
+    }
+}
+
+impl From<tonic::transport::Channel> for Upstream {
+    fn from(channel: tonic::transport::Channel) -> Upstream {
+        Upstream::in_process(channel)
+    }
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Upstream")
+    }
+}
+
+impl tower::Service<tonic::codegen::http::Request<tonic::body::Body>> for Upstream {
+    type Response = tonic::codegen::http::Response<tonic::body::Body>;
+    type Error = tonic::codegen::StdError;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
+        self.0.call(request)
+    }
+}
+
 /// Where each gRPC service is reached: one channel for all (`diandan up`) or one per service
 /// process (`diandan serve`). Identity and the organisation directory are served beside
 /// volunteers.
 #[derive(Debug, Clone)]
 pub struct Upstreams {
-    pub orders: tonic::transport::Channel,
-    pub dispatch: tonic::transport::Channel,
-    pub volunteers: tonic::transport::Channel,
-    pub reviews: tonic::transport::Channel,
-    pub stats: tonic::transport::Channel,
+    pub orders: Upstream,
+    pub dispatch: Upstream,
+    pub volunteers: Upstream,
+    pub reviews: Upstream,
+    pub stats: Upstream,
 }
 
 impl Upstreams {
-    /// Every service behind one channel.
-    pub fn single(channel: tonic::transport::Channel) -> Upstreams {
+    /// Every service behind one channel, or in this process.
+    pub fn single(channel: impl Into<Upstream>) -> Upstreams {
+        let channel = channel.into();
         Upstreams {
             orders: channel.clone(),
             dispatch: channel.clone(),
@@ -80,51 +145,37 @@ impl Upstreams {
         }
     }
 
-    pub fn orders(
-        &self,
-    ) -> v1::order_service_client::OrderServiceClient<tonic::transport::Channel> {
+    pub fn orders(&self) -> v1::order_service_client::OrderServiceClient<Upstream> {
         v1::order_service_client::OrderServiceClient::new(self.orders.clone())
     }
-    pub fn dispatch(
-        &self,
-    ) -> v1::dispatch_service_client::DispatchServiceClient<tonic::transport::Channel> {
+    pub fn dispatch(&self) -> v1::dispatch_service_client::DispatchServiceClient<Upstream> {
         v1::dispatch_service_client::DispatchServiceClient::new(self.dispatch.clone())
     }
-    pub fn volunteers(
-        &self,
-    ) -> v1::volunteer_service_client::VolunteerServiceClient<tonic::transport::Channel> {
+    pub fn volunteers(&self) -> v1::volunteer_service_client::VolunteerServiceClient<Upstream> {
         v1::volunteer_service_client::VolunteerServiceClient::new(self.volunteers.clone())
     }
-    pub fn reviews(
-        &self,
-    ) -> v1::review_service_client::ReviewServiceClient<tonic::transport::Channel> {
+    pub fn reviews(&self) -> v1::review_service_client::ReviewServiceClient<Upstream> {
         v1::review_service_client::ReviewServiceClient::new(self.reviews.clone())
     }
-    pub fn stats(&self) -> v1::stats_service_client::StatsServiceClient<tonic::transport::Channel> {
+    pub fn stats(&self) -> v1::stats_service_client::StatsServiceClient<Upstream> {
         v1::stats_service_client::StatsServiceClient::new(self.stats.clone())
     }
-    pub fn audit(&self) -> v1::audit_service_client::AuditServiceClient<tonic::transport::Channel> {
+    pub fn audit(&self) -> v1::audit_service_client::AuditServiceClient<Upstream> {
         v1::audit_service_client::AuditServiceClient::new(self.stats.clone())
     }
-    pub fn identity(
-        &self,
-    ) -> v1::identity_service_client::IdentityServiceClient<tonic::transport::Channel> {
+    pub fn identity(&self) -> v1::identity_service_client::IdentityServiceClient<Upstream> {
         v1::identity_service_client::IdentityServiceClient::new(self.volunteers.clone())
     }
-    pub fn accounts(
-        &self,
-    ) -> v1::account_service_client::AccountServiceClient<tonic::transport::Channel> {
+    pub fn accounts(&self) -> v1::account_service_client::AccountServiceClient<Upstream> {
         v1::account_service_client::AccountServiceClient::new(self.volunteers.clone())
     }
     pub fn organization(
         &self,
-    ) -> v1::organization_service_client::OrganizationServiceClient<tonic::transport::Channel> {
+    ) -> v1::organization_service_client::OrganizationServiceClient<Upstream> {
         v1::organization_service_client::OrganizationServiceClient::new(self.volunteers.clone())
     }
     /// Hours, points and the love supermarket are served beside volunteers.
-    pub fn ledger(
-        &self,
-    ) -> v1::ledger_service_client::LedgerServiceClient<tonic::transport::Channel> {
+    pub fn ledger(&self) -> v1::ledger_service_client::LedgerServiceClient<Upstream> {
         v1::ledger_service_client::LedgerServiceClient::new(self.volunteers.clone())
     }
 }

@@ -432,11 +432,11 @@ impl SplitParts {
                 .connect_lazy()
         };
         diandan_proto::Upstreams {
-            orders: channel(&self.orders),
-            dispatch: channel(&self.dispatch),
-            volunteers: channel(&self.volunteers),
-            reviews: channel(&self.reviews),
-            stats: channel(&self.stats),
+            orders: channel(&self.orders).into(),
+            dispatch: channel(&self.dispatch).into(),
+            volunteers: channel(&self.volunteers).into(),
+            reviews: channel(&self.reviews).into(),
+            stats: channel(&self.stats).into(),
         }
     }
 }

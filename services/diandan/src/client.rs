@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use tonic::transport::Channel;
-
 use diandan_proto::v1 as pb;
 use diandan_proto::CommandResponse as _;
-use diandan_proto::Upstreams;
+use diandan_proto::{Upstream, Upstreams};
 use pb::dispatch_service_client::DispatchServiceClient;
 use pb::order_service_client::OrderServiceClient;
 use pb::review_service_client::ReviewServiceClient;
@@ -43,30 +41,30 @@ impl Client {
         request
     }
 
-    pub fn orders(&self) -> OrderServiceClient<Channel> {
+    pub fn orders(&self) -> OrderServiceClient<Upstream> {
         self.upstreams.orders()
     }
-    pub fn dispatch(&self) -> DispatchServiceClient<Channel> {
+    pub fn dispatch(&self) -> DispatchServiceClient<Upstream> {
         self.upstreams.dispatch()
     }
-    pub fn volunteers(&self) -> VolunteerServiceClient<Channel> {
+    pub fn volunteers(&self) -> VolunteerServiceClient<Upstream> {
         self.upstreams.volunteers()
     }
-    pub fn accounts(&self) -> pb::account_service_client::AccountServiceClient<Channel> {
+    pub fn accounts(&self) -> pb::account_service_client::AccountServiceClient<Upstream> {
         self.upstreams.accounts()
     }
     pub fn organization(
         &self,
-    ) -> pb::organization_service_client::OrganizationServiceClient<Channel> {
+    ) -> pb::organization_service_client::OrganizationServiceClient<Upstream> {
         self.upstreams.organization()
     }
-    pub fn ledger(&self) -> pb::ledger_service_client::LedgerServiceClient<Channel> {
+    pub fn ledger(&self) -> pb::ledger_service_client::LedgerServiceClient<Upstream> {
         self.upstreams.ledger()
     }
-    pub fn reviews(&self) -> ReviewServiceClient<Channel> {
+    pub fn reviews(&self) -> ReviewServiceClient<Upstream> {
         self.upstreams.reviews()
     }
-    pub fn stats(&self) -> StatsServiceClient<Channel> {
+    pub fn stats(&self) -> StatsServiceClient<Upstream> {
         self.upstreams.stats()
     }
 }

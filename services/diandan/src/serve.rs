@@ -90,11 +90,11 @@ impl UpstreamUrls {
                 .connect_lazy())
         };
         Ok(Upstreams {
-            orders: channel(&self.orders_url)?,
-            dispatch: channel(&self.dispatch_url)?,
-            volunteers: channel(&self.volunteers_url)?,
-            reviews: channel(&self.reviews_url)?,
-            stats: channel(&self.stats_url)?,
+            orders: channel(&self.orders_url)?.into(),
+            dispatch: channel(&self.dispatch_url)?.into(),
+            volunteers: channel(&self.volunteers_url)?.into(),
+            reviews: channel(&self.reviews_url)?.into(),
+            stats: channel(&self.stats_url)?.into(),
         })
     }
 }

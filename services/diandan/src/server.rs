@@ -11,8 +11,9 @@ use futures::FutureExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::service::{Routes, RoutesBuilder};
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::Server;
 use tonic_health::ServingStatus;
+use tower::Layer as _;
 
 use diandan_proto::v1 as pb;
 use diandan_runtime::auth::TokenSigner;
@@ -193,6 +194,11 @@ pub async fn run(
     };
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
+    // The gateway calls the same services in place: no loopback socket, no HTTP/2, the same
+    // span and metrics as a call over the network.
+    let in_process = diandan_proto::Upstream::in_process(
+        RpcMetricsLayer.layer(InProcessSpan::new(routes.clone())),
+    );
     let grpc = Server::builder()
         .layer(RpcMetricsLayer)
         .trace_fn(grpc_span)
@@ -200,12 +206,9 @@ pub async fn run(
         .serve_with_incoming_shutdown(crate::server::grpc_incoming(grpc_listener), stopped());
     let grpc = tokio::spawn(grpc);
 
-    let channel = Endpoint::from_shared(format!("http://{}", bound.grpc))?
-        .tcp_nodelay(true)
-        .connect_lazy();
     let http = tokio::spawn(diandan_gateway::run(
         http_listener,
-        diandan_proto::Upstreams::single(channel),
+        diandan_proto::Upstreams::single(in_process),
         config.rate_limits.clone(),
         stopped(),
     ));
@@ -398,15 +401,55 @@ fn server_name<S: tonic::server::NamedService>(_: &S) -> &'static str {
 
 /// A span per gRPC request, child of the trace context in its metadata.
 pub fn grpc_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
-    let span = tracing::info_span!("grpc.request", path = %request.uri().path());
+    span_of(request.uri().path(), request.headers())
+}
+
+fn span_of(path: &str, headers: &tonic::codegen::http::HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!("grpc.request", path = %path);
     diandan_telemetry::propagation::set_parent(&span, |name| {
-        request
-            .headers()
+        headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     });
     span
+}
+
+/// For a call made in place: the [`grpc_span`] the server's `trace_fn` gives a call that came
+/// over the network, around the call.
+#[derive(Debug, Clone)]
+pub struct InProcessSpan<S> {
+    inner: S,
+}
+
+impl<S> InProcessSpan<S> {
+    pub fn new(inner: S) -> InProcessSpan<S> {
+        InProcessSpan { inner }
+    }
+}
+
+impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for InProcessSpan<S>
+where
+    S: tower::Service<tonic::codegen::http::Request<B>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
+        use tracing::Instrument as _;
+        let span = span_of(request.uri().path(), request.headers());
+        let call = span.in_scope(|| self.inner.call(request));
+        Box::pin(call.instrument(span))
+    }
 }
 
 /// Resolves on the first ctrl-c or SIGTERM.
