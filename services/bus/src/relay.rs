@@ -50,7 +50,13 @@ pub struct BusHead {
     pub sequence: u64,
 }
 
-/// The end of the bus stream.
+/// How far back [`bus_head`] looks for the relay's last event past messages it did not publish.
+const FOREIGN_SCAN: u64 = 1000;
+
+/// The end of the bus stream: its last sequence, and the position of the last event the relay
+/// put there. A message someone else published on the bus's subjects is passed over (with a
+/// warning) rather than read as the relay's: otherwise it would stop the relay for good, since
+/// every publish after it expects a sequence it no longer holds.
 pub async fn bus_head(stream: &mut stream::Stream) -> Result<BusHead, BusError> {
     let info = stream
         .info()
@@ -63,15 +69,33 @@ pub async fn bus_head(stream: &mut stream::Stream) -> Result<BusHead, BusError> 
             sequence,
         });
     }
-    let last = stream
-        .get_raw_message(sequence)
-        .await
-        .map_err(|e| BusError::Unavailable(e.to_string()))?;
-    let decoded = cloudevents::decode(&last.subject, Some(&last.headers), &last.payload)?;
-    Ok(BusHead {
-        position: decoded.event.position,
-        sequence,
-    })
+    let oldest = sequence
+        .saturating_sub(FOREIGN_SCAN)
+        .max(info.state.first_sequence);
+    for at in (oldest..=sequence).rev() {
+        let message = stream
+            .get_raw_message(at)
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        match cloudevents::decode(&message.subject, Some(&message.headers), &message.payload) {
+            Ok(decoded) => {
+                return Ok(BusHead {
+                    position: decoded.event.position,
+                    sequence,
+                })
+            }
+            Err(e) => tracing::warn!(
+                sequence = at,
+                subject = %message.subject,
+                error = %e,
+                "a message on the bus that is not a relayed event: passed over"
+            ),
+        }
+    }
+    Err(BusError::Local(format!(
+        "none of the bus's last {} messages is a relayed event",
+        sequence - oldest + 1
+    )))
 }
 
 /// Relays until `shutdown` resolves; returns how many events it published.

@@ -194,10 +194,10 @@ pub async fn run(
     };
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
-    // The gateway calls the same services in place: no loopback socket, no HTTP/2, the same
-    // span and metrics as a call over the network.
+    // The gateway calls the same services in place: no loopback socket, no HTTP/2; the same
+    // span, metrics, deadline and panic handling as a call over the network.
     let in_process = diandan_proto::Upstream::in_process(
-        RpcMetricsLayer.layer(InProcessSpan::new(routes.clone())),
+        RpcMetricsLayer.layer(InProcessCall::new(routes.clone())),
     );
     let grpc = Server::builder()
         .layer(RpcMetricsLayer)
@@ -415,22 +415,47 @@ fn span_of(path: &str, headers: &tonic::codegen::http::HeaderMap) -> tracing::Sp
     span
 }
 
-/// For a call made in place: the [`grpc_span`] the server's `trace_fn` gives a call that came
-/// over the network, around the call.
+/// A call made in place (`diandan up`'s gateway) treated as tonic's transport treats one that
+/// came over the network: the same [`grpc_span`] around it, its `grpc-timeout` enforced (a
+/// call past it answers `DEADLINE_EXCEEDED`, which the gateway makes a 504), and a panicking
+/// handler answered with `INTERNAL` instead of unwinding into the gateway's connection.
 #[derive(Debug, Clone)]
-pub struct InProcessSpan<S> {
+pub struct InProcessCall<S> {
     inner: S,
 }
 
-impl<S> InProcessSpan<S> {
-    pub fn new(inner: S) -> InProcessSpan<S> {
-        InProcessSpan { inner }
+impl<S> InProcessCall<S> {
+    pub fn new(inner: S) -> InProcessCall<S> {
+        InProcessCall { inner }
     }
 }
 
-impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for InProcessSpan<S>
+/// The `grpc-timeout` header's duration (`<up to 8 digits><H|M|S|m|u|n>`), if well formed.
+fn grpc_timeout(headers: &tonic::codegen::http::HeaderMap) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+impl<S, B> tower::Service<tonic::codegen::http::Request<B>> for InProcessCall<S>
 where
-    S: tower::Service<tonic::codegen::http::Request<B>>,
+    S: tower::Service<
+        tonic::codegen::http::Request<B>,
+        Response = tonic::codegen::http::Response<tonic::body::Body>,
+    >,
     S::Future: Send + 'static,
 {
     type Response = S::Response;
@@ -447,8 +472,118 @@ where
     fn call(&mut self, request: tonic::codegen::http::Request<B>) -> Self::Future {
         use tracing::Instrument as _;
         let span = span_of(request.uri().path(), request.headers());
+        let timeout = grpc_timeout(request.headers());
         let call = span.in_scope(|| self.inner.call(request));
-        Box::pin(call.instrument(span))
+        let guarded = async move {
+            let call = std::panic::AssertUnwindSafe(call).catch_unwind();
+            let outcome = match timeout {
+                Some(limit) => match tokio::time::timeout(limit, call).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        return Ok(
+                            tonic::Status::deadline_exceeded("处理超时，请稍后重试").into_http()
+                        )
+                    }
+                },
+                None => call.await,
+            };
+            outcome.unwrap_or_else(|_| {
+                tracing::error!("a gRPC handler panicked");
+                Ok(tonic::Status::internal("服务内部错误").into_http())
+            })
+        };
+        Box::pin(guarded.instrument(span))
+    }
+}
+
+#[cfg(test)]
+mod in_process_tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn headers(value: &str) -> tonic::codegen::http::HeaderMap {
+        let mut h = tonic::codegen::http::HeaderMap::new();
+        h.insert("grpc-timeout", value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn reads_grpc_timeouts() {
+        assert_eq!(grpc_timeout(&headers("10S")), Some(Duration::from_secs(10)));
+        assert_eq!(
+            grpc_timeout(&headers("250m")),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            grpc_timeout(&headers("2H")),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(grpc_timeout(&headers("7n")), Some(Duration::from_nanos(7)));
+        for bad in ["", "S", "10", "10x", "123456789S", "-1S", "1.5S"] {
+            assert_eq!(grpc_timeout(&headers(bad)), None, "{bad:?}");
+        }
+        assert_eq!(grpc_timeout(&tonic::codegen::http::HeaderMap::new()), None);
+    }
+
+    /// A handler that never answers, one that panics, and one that answers.
+    #[derive(Clone)]
+    struct Handler;
+
+    impl tower::Service<tonic::codegen::http::Request<()>> for Handler {
+        type Response = tonic::codegen::http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: tonic::codegen::http::Request<()>) -> Self::Future {
+            Box::pin(async move {
+                match request.uri().path() {
+                    "/hang" => futures::future::pending().await,
+                    "/panic" => panic!("a handler bug"),
+                    _ => Ok(tonic::Status::ok("").into_http()),
+                }
+            })
+        }
+    }
+
+    fn status_of(response: &tonic::codegen::http::Response<tonic::body::Body>) -> String {
+        response.headers()["grpc-status"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_call_past_its_deadline_or_a_panic_gets_a_status() {
+        use tower::ServiceExt as _;
+        let call = |path: &str, timeout: Option<&str>| {
+            let mut request = tonic::codegen::http::Request::new(());
+            *request.uri_mut() = path.parse().unwrap();
+            if let Some(t) = timeout {
+                request
+                    .headers_mut()
+                    .insert("grpc-timeout", t.parse().unwrap());
+            }
+            InProcessCall::new(Handler).oneshot(request)
+        };
+        let late = call("/hang", Some("50m")).await.unwrap();
+        assert_eq!(
+            status_of(&late),
+            (tonic::Code::DeadlineExceeded as i32).to_string()
+        );
+        let broken = call("/panic", None).await.unwrap();
+        assert_eq!(
+            status_of(&broken),
+            (tonic::Code::Internal as i32).to_string()
+        );
+        let fine = call("/ok", Some("10S")).await.unwrap();
+        assert_eq!(status_of(&fine), "0");
     }
 }
 
