@@ -566,9 +566,36 @@ async fn grpc_ping(
 ) -> anyhow::Result<PingRow> {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::HealthCheckRequest;
+    let client = HealthClient::new(channel);
+    round_trips("gRPC health", concurrency, window, move || {
+        let mut client = client.clone();
+        async move {
+            client
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .map(|_| ())
+        }
+    })
+    .await
+}
+
+/// A baseline: `concurrency` tasks making the round trip `call` back to back for `window`.
+pub(super) async fn round_trips<F, Fut, E>(
+    label: &str,
+    concurrency: usize,
+    window: Duration,
+    call: F,
+) -> anyhow::Result<PingRow>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<(), E>> + Send,
+    E: std::error::Error + Send + Sync + 'static,
+{
     let calls = Arc::new(AtomicU64::new(0));
     let progress = Progress::window(
-        &format!("gRPC health, {concurrency} in flight"),
+        &format!("{label}, {concurrency} in flight"),
         window,
         Some(calls.clone()),
         "calls",
@@ -577,20 +604,16 @@ async fn grpc_ping(
     let deadline = started + window;
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (mut client, calls) = (HealthClient::new(channel.clone()), calls.clone());
+            let (call, calls) = (call.clone(), calls.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    client
-                        .check(HealthCheckRequest {
-                            service: String::new(),
-                        })
-                        .await?;
+                    call().await?;
                     latencies.push(micros(sent.elapsed()));
                     calls.fetch_add(1, Ordering::Relaxed);
                 }
-                Ok::<_, tonic::Status>(latencies)
+                Ok::<_, E>(latencies)
             })
         })
         .collect();

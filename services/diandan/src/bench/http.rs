@@ -7,7 +7,6 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use serde_json::{json, Value};
 use diandan_workflows::Role;
 
 use super::flows::{self, Driver, FlowRow, PingRow, CONCURRENCY, LOAD};
-use super::{coldstart, micros, Percentiles, Progress};
+use super::{coldstart, micros};
 use crate::client::OrderSpec;
 use crate::demo::token;
 
@@ -152,52 +151,22 @@ async fn healthz_ping(
     concurrency: usize,
     window: Duration,
 ) -> anyhow::Result<PingRow> {
-    let calls = Arc::new(AtomicU64::new(0));
-    let progress = Progress::window(
-        &format!("GET /healthz, {concurrency} in flight"),
-        window,
-        Some(calls.clone()),
-        "calls",
-    );
-    let started = Instant::now();
-    let deadline = started + window;
-    let url = format!("{base}/healthz");
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (client, calls, url) = (client.clone(), calls.clone(), url.clone());
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    client
-                        .get(&url)
-                        .send()
-                        .await?
-                        .error_for_status()?
-                        .bytes()
-                        .await?;
-                    latencies.push(micros(sent.elapsed()));
-                    calls.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok::<_, reqwest::Error>(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    progress.finish();
-    let p = Percentiles::of_micros(&mut latencies);
-    Ok(PingRow {
-        concurrency,
-        calls: p.count,
-        seconds,
-        calls_per_sec: p.count as f64 / seconds,
-        p50_ms: p.p50_ms,
-        p99_ms: p.p99_ms,
+    let (client, url): (reqwest::Client, Arc<str>) =
+        (client.clone(), format!("{base}/healthz").into());
+    flows::round_trips("GET /healthz", concurrency, window, move || {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            client
+                .get(&*url)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await
+                .map(|_| ())
+        }
     })
+    .await
 }
 
 /// The `diandan` binary the scenario starts: `DIANDAN_BENCH_SERVER` (another build, to compare
