@@ -12,14 +12,12 @@ use serde_json::{json, Value};
 
 mod support;
 
-use diandan_runtime::auth::TokenSigner;
 use diandan_runtime::notify::outbox::Outbox;
 use diandan_runtime::notify::wechat::{WechatConfig, WechatNotifier};
 use diandan_runtime::notify::Notifier;
-use diandan_runtime::{App, RequestContext};
-use diandan_store::{EventStore, SqliteStore};
-use diandan_workflows::{Registry, Role};
-use support::{ctx, register_v1_of_t1, the_loop};
+use diandan_runtime::RequestContext;
+use diandan_workflows::Role;
+use support::{app_with_v1_of_t1, ctx, the_loop};
 
 #[derive(Default)]
 struct FakeWechat {
@@ -83,17 +81,7 @@ async fn each_notification_is_sent_once_across_failures_restart_and_replay() {
     };
 
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> =
-        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
-    let app = App::open(
-        store,
-        dir.path(),
-        TokenSigner::new(b"t".to_vec()),
-        false,
-        Registry::builtin(),
-    )
-    .unwrap();
-    register_v1_of_t1(&app).await;
+    let app = app_with_v1_of_t1(dir.path()).await;
     let steps = the_loop(ctx("r1", Role::Resident), "o1");
     for (who, action) in steps {
         let who = RequestContext {
@@ -183,17 +171,7 @@ async fn a_wechat_resident_is_notified_at_their_openid() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> =
-        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
-    let app = App::open(
-        store,
-        dir.path(),
-        TokenSigner::new(b"t".to_vec()),
-        false,
-        Registry::builtin(),
-    )
-    .unwrap();
-    register_v1_of_t1(&app).await;
+    let app = app_with_v1_of_t1(dir.path()).await;
     let (issued, _) = app.wechat_login("openid-resident-7", None).await.unwrap();
     let resident = ctx(&issued.account.account_id, Role::Resident);
     // Placed, triaged, dispatched, accepted: the acceptance notifies the resident.

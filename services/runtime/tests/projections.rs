@@ -3,31 +3,18 @@
 //! order list folds each order's events in memory and writes its row once), or anything
 //! between.
 
-use std::sync::Arc;
-
 mod support;
 
-use diandan_runtime::auth::TokenSigner;
 use diandan_runtime::projections::{self, ReadModel};
-use diandan_runtime::{App, RequestContext};
-use diandan_store::{EventStore, SqliteStore};
-use diandan_workflows::{Registry, Role};
-use support::{ctx, register_v1_of_t1, the_loop};
+use diandan_runtime::RequestContext;
+use diandan_workflows::Role;
+use support::{app_with_v1_of_t1, ctx, the_loop};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_of_any_size_give_the_same_read_models() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> =
-        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
-    let app = App::open(
-        store.clone(),
-        dir.path(),
-        TokenSigner::new(b"t".to_vec()),
-        false,
-        Registry::builtin(),
-    )
-    .unwrap();
-    register_v1_of_t1(&app).await;
+    let app = app_with_v1_of_t1(dir.path()).await;
+    let store = app.store.clone();
     // Five orders, their steps interleaved: a batch holds several orders' events, and one
     // order's events are spread over it. The last order stops half way.
     let orders: Vec<(String, Vec<_>)> = (0..5)

@@ -1,22 +1,21 @@
 //! Deadlines on tokio's paused clock: a working week passes in milliseconds, and each timer
 //! fires exactly once.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use time::macros::datetime;
 
 mod support;
 
-use diandan_runtime::auth::{Claims, TokenSigner};
+use diandan_runtime::auth::Claims;
 use diandan_runtime::clock::Clock;
-use diandan_runtime::{App, RequestContext};
-use diandan_store::{Direction, EventStore, SqliteStore};
+use diandan_runtime::RequestContext;
+use diandan_store::{Direction, EventStore};
 use diandan_workflows::order::{Action, Assignee, TeamKind};
 use diandan_workflows::permissions::Scope;
 use diandan_workflows::validate::Location;
-use diandan_workflows::{OrgLevel, Registry, Role};
-use support::register_v1_of_t1;
+use diandan_workflows::{OrgLevel, Role};
+use support::app_with_v1_of_t1;
 
 fn ctx(sub: &str, role: Role) -> RequestContext {
     let id = uuid::Uuid::new_v4().to_string();
@@ -86,17 +85,8 @@ async fn pass_time_until(
 #[tokio::test]
 async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_seven_days() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn EventStore> =
-        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
-    let mut app = App::open(
-        store.clone(),
-        dir.path(),
-        TokenSigner::new(b"test".to_vec()),
-        false,
-        Registry::builtin(),
-    )
-    .unwrap();
-    register_v1_of_t1(&app).await;
+    let mut app = app_with_v1_of_t1(dir.path()).await;
+    let store = app.store.clone();
     // Monday 2026-11-23, 09:00 China Standard Time.
     app.clock = Clock::tokio_from(datetime!(2026-11-23 01:00 UTC));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

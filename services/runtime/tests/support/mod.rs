@@ -8,6 +8,22 @@ use diandan_workflows::order::{Action, Assignee, TeamKind};
 use diandan_workflows::validate::Location;
 use diandan_workflows::{OrgLevel, Role};
 
+/// An app over a fresh embedded store in `dir`, with [`register_v1_of_t1`] done.
+pub async fn app_with_v1_of_t1(dir: &std::path::Path) -> App {
+    let store: std::sync::Arc<dyn diandan_store::EventStore> =
+        std::sync::Arc::new(diandan_store::SqliteStore::open(dir.join("events.db")).unwrap());
+    let app = App::open(
+        store,
+        dir,
+        diandan_runtime::auth::TokenSigner::new(b"test".to_vec()),
+        false,
+        diandan_workflows::Registry::builtin(),
+    )
+    .unwrap();
+    register_v1_of_t1(&app).await;
+    app
+}
+
 /// The volunteer `v1` of team `t1` at `s1`, as the directory knows them: field volunteers act
 /// only on orders their teams were offered or they hold.
 pub async fn register_v1_of_t1(app: &App) {
