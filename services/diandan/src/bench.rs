@@ -1,8 +1,8 @@
 //! `diandan bench`: the figures the README and BENCHMARKS.md quote, each beside a baseline
 //! measured in the same run and against the goals of the "Benchmarks against baselines" issue.
 //!
-//! Scenarios (`--only appends,flows,rebuild,coldstart,dispatch,export,audit,http`; all by
-//! default):
+//! Scenarios (`--only appends,flows,rebuild,coldstart,dispatch,export,audit,http,deadlines`;
+//! all by default):
 //!
 //! 1. `appends` — durable appends/s with 1, 16 and 256 concurrent writers on the embedded
 //!    store, against raw SQLite inserts with the same durability (WAL, `synchronous=FULL`, one
@@ -26,6 +26,9 @@
 //! 8. `http` — the flows of scenario 2 over HTTP, measured from outside: `diandan up` as a
 //!    child process, this process the load generator (64 in flight, then 80%), the server's
 //!    CPU per flow from `/proc`; baseline: `GET /healthz` round trips to the same server.
+//! 9. `deadlines` — `diandan up` on a store with `--deadlines` (1,000,000) pending deadlines:
+//!    start time, resident memory, and how late 2,000 deadlines spread over 10 s and 2,000 due
+//!    at the same millisecond fire; baseline: the same on a store holding only the directory.
 //!
 //! Writes `report.json`, `report.md` and SVG plots (`flows-throughput.svg`,
 //! `command-latency.svg`) to `--out`.
@@ -33,6 +36,7 @@
 mod appends;
 mod audit;
 mod coldstart;
+mod deadlines;
 mod export;
 mod flows;
 mod http;
@@ -50,6 +54,7 @@ use serde::Serialize;
 pub use appends::{AppendRow, FsyncRow};
 pub use audit::AuditReport;
 pub use coldstart::{ColdStartReport, ColdStartRow, ColdStartRun};
+pub use deadlines::{DeadlinesReport, DeadlinesRow, Lateness};
 pub use export::{ExportReport, ExportRun};
 pub use flows::{CommandRow, FlowRow, FlowsReport, PingRow};
 pub use http::HttpReport;
@@ -147,10 +152,11 @@ pub enum Scenario {
     Export,
     Audit,
     Http,
+    Deadlines,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Appends,
         Scenario::Flows,
         Scenario::Rebuild,
@@ -159,6 +165,7 @@ impl Scenario {
         Scenario::Export,
         Scenario::Audit,
         Scenario::Http,
+        Scenario::Deadlines,
     ];
 
     fn parse(name: &str) -> anyhow::Result<Scenario> {
@@ -167,7 +174,7 @@ impl Scenario {
             .find(|s| format!("{s:?}").eq_ignore_ascii_case(name.trim()))
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown scenario {name:?}; one of appends, flows, rebuild, coldstart, dispatch, export, audit, http"
+                    "unknown scenario {name:?}; one of appends, flows, rebuild, coldstart, dispatch, export, audit, http, deadlines"
                 )
             })
     }
@@ -192,6 +199,9 @@ pub struct BenchArgs {
     /// Orders the export scenario streams (its baseline: 10,000).
     #[arg(long, env = "DIANDAN_BENCH_EXPORT_ROWS", default_value_t = DEFAULT_EXPORT_ROWS)]
     pub export_rows: u64,
+    /// Deadlines pending in the deadlines scenario's store (its baseline: none).
+    #[arg(long, env = "DIANDAN_BENCH_DEADLINES", default_value_t = deadlines::DEFAULT_PENDING)]
+    pub deadlines: u64,
 }
 
 /// Orders in the export scenario unless `--export-rows` says otherwise.
@@ -208,6 +218,7 @@ pub struct Options {
     pub events: u64,
     pub scenarios: Vec<Scenario>,
     pub export_rows: u64,
+    pub deadlines: u64,
 }
 
 impl From<&BenchArgs> for Options {
@@ -217,6 +228,7 @@ impl From<&BenchArgs> for Options {
             seconds: args.seconds as f64,
             events: args.events,
             export_rows: args.export_rows,
+            deadlines: args.deadlines,
             scenarios: if args.only.is_empty() {
                 Scenario::ALL.to_vec()
             } else {
@@ -368,6 +380,7 @@ pub struct Report {
     pub export: Option<ExportReport>,
     pub audit: Option<AuditReport>,
     pub http: Option<HttpReport>,
+    pub deadlines: Option<DeadlinesReport>,
     pub goals: Vec<GoalRow>,
 }
 
@@ -494,13 +507,14 @@ impl Progress {
 /// `--events` and `--only` come from `DIANDAN_BENCH_EVENTS` and `DIANDAN_BENCH_ONLY` here (the
 /// command line flattens [`BenchArgs`] to take them as flags and calls [`run`]).
 pub async fn run_all(out: &Path, duration: Duration) -> anyhow::Result<Report> {
-    let events = match std::env::var("DIANDAN_BENCH_EVENTS") {
+    let count = |name: &str, default: u64| match std::env::var(name) {
         Ok(v) => v
             .replace('_', "")
             .parse()
-            .map_err(|e| anyhow::anyhow!("DIANDAN_BENCH_EVENTS={v}: {e}"))?,
-        Err(_) => DEFAULT_EVENTS,
+            .map_err(|e| anyhow::anyhow!("{name}={v}: {e}")),
+        Err(_) => Ok(default),
     };
+    let events = count("DIANDAN_BENCH_EVENTS", DEFAULT_EVENTS)?;
     let scenarios = match std::env::var("DIANDAN_BENCH_ONLY") {
         Ok(v) if !v.trim().is_empty() => v
             .split(',')
@@ -508,19 +522,15 @@ pub async fn run_all(out: &Path, duration: Duration) -> anyhow::Result<Report> {
             .collect::<anyhow::Result<_>>()?,
         _ => Scenario::ALL.to_vec(),
     };
-    let export_rows = match std::env::var("DIANDAN_BENCH_EXPORT_ROWS") {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .map_err(|e| anyhow::anyhow!("DIANDAN_BENCH_EXPORT_ROWS={v}: {e}"))?,
-        Err(_) => DEFAULT_EXPORT_ROWS,
-    };
+    let export_rows = count("DIANDAN_BENCH_EXPORT_ROWS", DEFAULT_EXPORT_ROWS)?;
+    let deadlines = count("DIANDAN_BENCH_DEADLINES", deadlines::DEFAULT_PENDING)?;
     run(&Options {
         out: out.to_owned(),
         seconds: duration.as_secs_f64(),
         events,
         scenarios,
         export_rows,
+        deadlines,
     })
     .await
 }
@@ -548,7 +558,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut fsync = None;
     let mut append_rows = Vec::new();
     if options.runs(Scenario::Appends) {
-        eprintln!("[1/8] disk fsync rate and durable appends");
+        eprintln!("[1/9] disk fsync rate and durable appends");
         let row = appends::fsync_rate(&scratch, options.window(0.5)).await?;
         eprintln!(
             "  raw fsync (4 KiB + fdatasync): {:.0}/s, p50 {:.2} ms, p99 {:.2} ms",
@@ -566,18 +576,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let flow_data = scratch.join("flows");
     let mut flows_report = None;
     if options.runs(Scenario::Flows) {
-        eprintln!("[2/8] four-order flows through gRPC");
+        eprintln!("[2/9] four-order flows through gRPC");
         let report = flows::run(&flow_data, options.window(1.0), options.window(0.5)).await?;
         svg_files(out, &report)?;
         flows_report = Some(report);
     } else if options.runs(Scenario::Rebuild) || options.runs(Scenario::Coldstart) {
-        eprintln!("[2/8] (flows not selected: a short flow run to have real events)");
+        eprintln!("[2/9] (flows not selected: a short flow run to have real events)");
         flows::template(&flow_data).await?;
     }
 
     let mut rebuild_rows = Vec::new();
     if options.runs(Scenario::Rebuild) {
-        eprintln!("[3/8] projection rebuild over the flows' store");
+        eprintln!("[3/9] projection rebuild over the flows' store");
         let (row, _) = rebuild::measure("flows store", &flow_data, &scratch).await?;
         rebuild_rows.push(row);
     }
@@ -585,7 +595,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut cold = None;
     if options.runs(Scenario::Coldstart) {
         eprintln!(
-            "[4/8] cold start on {} events (and on the directory alone)",
+            "[4/9] cold start on {} events (and on the directory alone)",
             options.events
         );
         let report = coldstart::run(&flow_data, &scratch, options.events).await?;
@@ -597,14 +607,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let mut dispatch = None;
     if options.runs(Scenario::Dispatch) {
-        eprintln!("[5/8] dispatch decisions");
+        eprintln!("[5/9] dispatch decisions");
         dispatch = Some(dispatch_latency().await?);
     }
 
     let mut export = None;
     if options.runs(Scenario::Export) {
         eprintln!(
-            "[6/8] the auditor's CSV export: {} orders, RSS sampled",
+            "[6/9] the auditor's CSV export: {} orders, RSS sampled",
             options.export_rows
         );
         export = Some(export::run(&scratch, options.export_rows).await?);
@@ -612,13 +622,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
 
     let mut audit = None;
     if options.runs(Scenario::Audit) {
-        eprintln!("[7/8] the audit trail and sealing: on against off, and audit verify");
+        eprintln!("[7/9] the audit trail and sealing: on against off, and audit verify");
         audit = Some(audit::run(&scratch, options.window(0.5)).await?);
     }
 
     let mut http = None;
     if options.runs(Scenario::Http) {
-        eprintln!("[8/8] four-order flows over HTTP against `diandan up` in another process");
+        eprintln!("[8/9] four-order flows over HTTP against `diandan up` in another process");
         http = Some(
             http::run(
                 &scratch.join("http"),
@@ -627,6 +637,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             )
             .await?,
         );
+    }
+
+    let mut deadlines = None;
+    if options.runs(Scenario::Deadlines) {
+        eprintln!(
+            "[9/9] {} pending deadlines: start, memory, and how late those due fire",
+            options.deadlines
+        );
+        deadlines = Some(deadlines::run(&scratch, options.deadlines).await?);
     }
 
     std::fs::remove_dir_all(&scratch)?;
@@ -646,6 +665,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         export,
         audit,
         http,
+        deadlines,
         goals: Vec::new(),
     };
     report.goals = goals(&report);
@@ -667,6 +687,7 @@ fn reproduce_command() -> String {
         "DIANDAN_BENCH_EVENTS",
         "DIANDAN_BENCH_ONLY",
         "DIANDAN_BENCH_EXPORT_ROWS",
+        "DIANDAN_BENCH_DEADLINES",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
@@ -1326,7 +1347,66 @@ pub fn markdown(report: &Report) -> String {
         }
         md.push('\n');
     }
+    if let Some(d) = &report.deadlines {
+        deadlines_markdown(&mut md, d);
+    }
     md
+}
+
+fn deadlines_markdown(md: &mut String, d: &DeadlinesReport) {
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        md,
+        "## 9. Pending deadlines (`diandan up` in a child process on {} pending deadlines)\n",
+        thousands(d.loaded.pending as f64)
+    );
+    let _ = writeln!(
+        md,
+        "| store | pending deadlines | events | start until `/healthz` ms | RSS at health MB | RSS after firing MB | peak MB | CPU s | spread: fired | late p50 / p99 / max ms | burst: fired | late p50 / p99 ms | burst drained in ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---:|"
+    );
+    for r in [&d.baseline, &d.loaded] {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.2} | {}/{} | {:.0} / {:.0} / {:.0} | {}/{} | {:.0} / {:.0} | {:.0} |",
+            r.label,
+            thousands(r.pending as f64),
+            thousands(r.events as f64),
+            r.start_ms,
+            r.rss_at_health_mb,
+            r.rss_after_mb,
+            r.hwm_mb,
+            r.cpu_seconds,
+            r.spread.fired,
+            r.spread.expected,
+            r.spread.late.p50_ms,
+            r.spread.late.p99_ms,
+            r.spread.late.max_ms,
+            r.burst.fired,
+            r.burst.expected,
+            r.burst.late.p50_ms,
+            r.burst.late.p99_ms,
+            r.burst_drain_ms
+        );
+    }
+    let (b, l) = (&d.baseline, &d.loaded);
+    let _ = writeln!(
+        md,
+        "\nAgainst the directory-only baseline: start {:.2}×, RSS at health {:.2}×, spread p99 lateness {:.2}×, burst drain {:.2}×. \
+         Spread: 2,000 deadlines evenly over 10 s; burst: 2,000 due at the same millisecond. \
+         Lateness is each `DeadlineWarned` event's commit time minus the `warn_at` it fired for.",
+        l.start_ms / b.start_ms.max(1e-9),
+        l.rss_at_health_mb / b.rss_at_health_mb.max(1e-9),
+        l.spread.late.p99_ms / b.spread.late.p99_ms.max(1e-9),
+        l.burst_drain_ms / b.burst_drain_ms.max(1e-9)
+    );
+    if let Some(r) = &l.rebuild {
+        let _ = writeln!(
+            md,
+            "Filling the pending store: {:.1} s; building its read model (a rebuild): {:.0} events/s.",
+            l.fill_seconds, r.rebuild_events_per_sec
+        );
+    }
+    md.push('\n');
 }
 
 #[cfg(test)]

@@ -75,7 +75,8 @@ impl Checkpoint {
         Ok(conn.query_row("SELECT position FROM ledger_checkpoint", [], |r| r.get(0))?)
     }
 
-    fn set(&self, position: u64) -> Result<()> {
+    /// Moves the checkpoint on to `position` (never back): the runner then starts after it.
+    pub fn set(&self, position: u64) -> Result<()> {
         let conn = self.conn.lock().expect("checkpoint poisoned");
         conn.execute(
             "UPDATE ledger_checkpoint SET position = MAX(position, ?1)",

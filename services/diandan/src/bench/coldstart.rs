@@ -33,7 +33,7 @@ const STARTS: usize = 3;
 /// Appends in flight while filling (group commit batches them).
 const FILL_IN_FLIGHT: usize = 256;
 /// The token secret written into the bench data dirs, so the probe can sign a token.
-const SECRET: &str = "diandan-bench-secret-0123456789abcdef0123456789abcdef";
+pub(super) const SECRET: &str = "diandan-bench-secret-0123456789abcdef0123456789abcdef";
 
 /// One start.
 #[derive(Debug, Clone, Serialize)]
@@ -120,7 +120,7 @@ fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-fn clone_event(event: &RecordedEvent, from: &[u8], to: &[u8]) -> NewEvent {
+pub(super) fn clone_event(event: &RecordedEvent, from: &[u8], to: &[u8]) -> NewEvent {
     NewEvent {
         event_id: uuid::Uuid::new_v4(),
         event_type: event.event_type.clone(),
@@ -139,9 +139,14 @@ struct Fill {
     events_per_order: u64,
 }
 
-/// Fills `target/events.db` with the template's directory streams and, until `events` are
-/// stored, clones of its completed orders.
-async fn fill(template: &Path, target: &Path, events: u64) -> anyhow::Result<Fill> {
+/// A store's streams: the directory's in the order they were first written, orders by stream.
+pub(super) struct Streams {
+    pub directory: Vec<(String, Vec<RecordedEvent>)>,
+    pub orders: HashMap<String, Vec<RecordedEvent>>,
+}
+
+/// Reads every stream of the store in `template`.
+pub(super) async fn read_streams(template: &Path) -> anyhow::Result<Streams> {
     let source = rebuild::open(template).await?;
     let head = source.head_position().await?;
     let mut all = Vec::new();
@@ -166,19 +171,20 @@ async fn fill(template: &Path, target: &Path, events: u64) -> anyhow::Result<Fil
             directory.push((event.stream.clone(), vec![event]));
         }
     }
-    let longest = orders.values().map(Vec::len).max().unwrap_or(0);
-    let mut templates: Vec<(String, Vec<RecordedEvent>)> = orders
-        .into_iter()
-        .filter(|(_, list)| list.len() == longest)
-        .collect();
-    templates.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Streams { directory, orders })
+}
 
+/// A new data dir in `target` (with the bench's token secret) holding the directory streams
+/// as they are; returns its store and the events written.
+pub(super) async fn new_store_with_directory(
+    target: &Path,
+    directory: &[(String, Vec<RecordedEvent>)],
+) -> anyhow::Result<(Arc<diandan_store::SqliteStore>, u64)> {
     std::fs::create_dir_all(target)?;
     std::fs::write(target.join("token.secret"), SECRET)?;
     let store = rebuild::open(target).await?;
-    let started = Instant::now();
     let mut written = 0u64;
-    for (stream, list) in &directory {
+    for (stream, list) in directory {
         store
             .append(AppendRequest {
                 stream: stream.clone(),
@@ -189,6 +195,22 @@ async fn fill(template: &Path, target: &Path, events: u64) -> anyhow::Result<Fil
             .await?;
         written += list.len() as u64;
     }
+    Ok((store, written))
+}
+
+/// Fills `target/events.db` with the template's directory streams and, until `events` are
+/// stored, clones of its completed orders.
+async fn fill(template: &Path, target: &Path, events: u64) -> anyhow::Result<Fill> {
+    let Streams { directory, orders } = read_streams(template).await?;
+    let longest = orders.values().map(Vec::len).max().unwrap_or(0);
+    let mut templates: Vec<(String, Vec<RecordedEvent>)> = orders
+        .into_iter()
+        .filter(|(_, list)| list.len() == longest)
+        .collect();
+    templates.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let started = Instant::now();
+    let (store, mut written) = new_store_with_directory(target, &directory).await?;
     let mut plan = Vec::new();
     let mut planned = written;
     while planned < events && !templates.is_empty() {
@@ -256,8 +278,19 @@ async fn data_dir(
         "  {name}: {} events ({} cloned orders) written in {:.1} s",
         fill.events, fill.orders, fill.seconds
     );
-    let label = format!("cold-start store {name}");
-    let (row, fresh) = rebuild::measure(&label, &dir, scratch).await?;
+    let row = install_read_model(&dir, scratch, &format!("cold-start store {name}")).await?;
+    Ok((dir, fill, row))
+}
+
+/// Builds the read model of the store in `dir` (measured as a rebuild) and moves it in, with
+/// the notification outbox and the ledger's runner caught up to the store's head: as after a
+/// clean stop.
+pub(super) async fn install_read_model(
+    dir: &Path,
+    scratch: &Path,
+    label: &str,
+) -> anyhow::Result<RebuildRow> {
+    let (row, fresh) = rebuild::measure(label, dir, scratch).await?;
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", fresh.display()));
         if from.exists() {
@@ -268,9 +301,16 @@ async fn data_dir(
     // the stop); without this, the started process would replay the whole log into it.
     let outbox_path = dir.join("outbox.db");
     let outbox = tokio::task::spawn_blocking(move || Outbox::open(&outbox_path)).await??;
-    outbox.rewind(fill.events).await?;
+    outbox.rewind(row.events).await?;
     drop(outbox);
-    Ok((dir, fill, row))
+    // And the ledger's runner, which looks at every event for check-outs to credit.
+    let ledger_path = dir.join("ledger.db");
+    let events = row.events;
+    tokio::task::spawn_blocking(move || {
+        diandan_ledger::runner::Checkpoint::open(&ledger_path)?.set(events)
+    })
+    .await??;
+    Ok(row)
 }
 
 pub(super) fn free_port() -> anyhow::Result<u16> {
@@ -280,7 +320,7 @@ pub(super) fn free_port() -> anyhow::Result<u16> {
 }
 
 /// (VmRSS, VmHWM) of a process, MB.
-fn memory_mb(pid: u32) -> (f64, f64) {
+pub(super) fn memory_mb(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |name: &str| {
         status

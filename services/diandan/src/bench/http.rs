@@ -39,7 +39,7 @@ pub struct HttpReport {
 }
 
 /// User + system CPU seconds of a process so far (`/proc/<pid>/stat`, fields 14 and 15).
-fn cpu_seconds(pid: &str) -> f64 {
+pub(super) fn cpu_seconds(pid: &str) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name (field 2) may hold spaces; the fields after it follow its ')'.
     let fields: Vec<&str> = stat
