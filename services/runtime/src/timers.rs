@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use time::OffsetDateTime;
 
 use diandan_workflows::definition::OnExpiry;
@@ -26,8 +26,16 @@ use crate::{App, RequestContext, Result};
 /// (`diandan serve projections`) is seen within this.
 pub const MAX_IDLE: Duration = Duration::from_secs(1);
 
+/// How soon a round that fired nothing of what was due looks again.
+const RETRY_AFTER: Duration = Duration::from_millis(20);
+
 /// Timers fired per round.
 const BATCH: usize = 256;
+
+/// Orders whose timers fire at once within a round: their appends share the store's group
+/// commits, so a working day's first minute (when the calendar lines many deadlines up) drains
+/// in a fraction of the time one-by-one firing takes.
+const FIRE_CONCURRENCY: usize = 32;
 
 fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -117,6 +125,41 @@ impl App {
         Ok(position)
     }
 
+    /// Fires a round of due timers, [`FIRE_CONCURRENCY`] orders at once; one order's timers
+    /// one after another, earliest first (they are appends to the same stream). Returns the
+    /// last position written (0: none).
+    async fn fire_round(&self, due: Vec<DueTimer>) -> u64 {
+        let mut orders: Vec<Vec<DueTimer>> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for timer in due {
+            let at = *index.entry(timer.order_id.clone()).or_insert_with(|| {
+                orders.push(Vec::new());
+                orders.len() - 1
+            });
+            orders[at].push(timer);
+        }
+        let fire_order = |timers: Vec<DueTimer>| {
+            let app = self.clone();
+            async move {
+                let mut wrote = 0;
+                for timer in &timers {
+                    match app.fire_timer(timer).await {
+                        Ok(position) => wrote = wrote.max(position),
+                        Err(e) => {
+                            tracing::warn!(error = %e, order = %timer.order_id, "timer not fired; will retry")
+                        }
+                    }
+                }
+                wrote
+            }
+        };
+        futures::stream::iter(orders)
+            .map(fire_order)
+            .buffer_unordered(FIRE_CONCURRENCY)
+            .fold(0, |a, b| async move { a.max(b) })
+            .await
+    }
+
     /// Fires one order's timers due by `now_ms`, each at the time it came due (in this task:
     /// the demo's replay of history runs the timers of each order it replays). Returns the
     /// last position written (0: none).
@@ -161,20 +204,13 @@ impl App {
             };
             let now = millis(self.clock.now());
             let due = self.read.query(move |c| due_timers(c, now, BATCH)).await;
-            let mut wrote = 0;
-            match due {
-                Ok(due) => {
-                    for timer in &due {
-                        match self.fire_timer(timer).await {
-                            Ok(position) => wrote = wrote.max(position),
-                            Err(e) => {
-                                tracing::warn!(error = %e, order = %timer.order_id, "timer not fired; will retry")
-                            }
-                        }
-                    }
+            let (had_due, wrote) = match due {
+                Ok(due) => (!due.is_empty(), self.fire_round(due).await),
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading timers failed");
+                    (true, 0)
                 }
-                Err(e) => tracing::warn!(error = %e, "reading timers failed"),
-            }
+            };
             drop(hold);
             if wrote > 0 {
                 // Let the projection take the fired timers off the table before looking again.
@@ -183,10 +219,16 @@ impl App {
             }
             let next = self.read.query(next_timer_ms).await.ok().flatten();
             let now = millis(self.clock.now());
-            let idle = next
-                .map(|n| Duration::from_millis(n.saturating_sub(now).max(20) as u64))
-                .unwrap_or(max_idle)
-                .min(max_idle);
+            let idle = match next {
+                // Wake when it comes due, to the millisecond.
+                Some(n) if n > now => Duration::from_millis((n - now) as u64),
+                // Due, yet this round fired nothing: its firing fails; look again shortly.
+                Some(_) if had_due => RETRY_AFTER,
+                // It came due since the look: at once.
+                Some(_) => Duration::ZERO,
+                None => max_idle,
+            }
+            .min(max_idle);
             futures::select! {
                 _ = shutdown => return,
                 _ = tokio::time::sleep(idle).fuse() => {}
