@@ -64,6 +64,15 @@ impl<'a> Applied<'a> {
         }
     }
 
+    /// With the order event's payload already decoded (a rebuild decodes the next batch on
+    /// another thread while this one is applied).
+    pub fn decoded(recorded: &'a RecordedEvent, order: Option<OrderEvent>) -> Applied<'a> {
+        Applied {
+            recorded,
+            order: order.map_or_else(std::cell::OnceCell::new, std::cell::OnceCell::from),
+        }
+    }
+
     /// The order event's payload, decoded on first use.
     pub fn order(&self) -> Result<&OrderEvent> {
         if let Some(decoded) = self.order.get() {
@@ -345,9 +354,16 @@ impl ReadModel {
 
     /// Applies a batch of log events (in position order) to every projection in one transaction.
     pub fn apply_batch_blocking(&self, events: &[RecordedEvent]) -> Result<u64> {
-        let Some(last) = events.last() else {
+        self.apply_decoded_blocking(events.iter().map(Applied::new).collect())
+    }
+
+    /// [`apply_batch_blocking`](Self::apply_batch_blocking) of events whose order payloads
+    /// may be decoded already.
+    fn apply_decoded_blocking(&self, batch: Vec<Applied<'_>>) -> Result<u64> {
+        let Some(last) = batch.last() else {
             return Ok(self.position());
         };
+        let last_position = last.position;
         let mut conn = self.inner.writer.lock().expect("writer poisoned");
         // IMMEDIATE: take the write lock before reading the checkpoint, so replicas in other
         // processes applying the same events serialize here and each event applies once.
@@ -356,18 +372,17 @@ impl ReadModel {
             tx.query_row_cached("SELECT MIN(position) FROM checkpoints", [], |r| r.get(0))?;
         if before == 0 {
             // The first events ever applied: the start of the log this model is built from.
-            let first = &events[0];
+            let first = &batch[0];
             tx.execute_cached(
                 "INSERT OR IGNORE INTO origin (id, event_id, position) VALUES (1, ?1, ?2)",
                 rusqlite::params![first.event_id.to_string(), first.position],
             )?;
         }
-        if events.windows(2).any(|w| w[0].position >= w[1].position) {
+        if batch.windows(2).any(|w| w[0].position >= w[1].position) {
             return Err(AppError::Storage(
                 "a batch for the read model must be in position order".into(),
             ));
         }
-        let batch: Vec<Applied<'_>> = events.iter().map(Applied::new).collect();
         for p in &self.inner.projections {
             let checkpoint: u64 = tx.query_row_cached(
                 "SELECT position FROM checkpoints WHERE projection = ?1",
@@ -381,7 +396,7 @@ impl ReadModel {
             tx.execute_cached(
                 "UPDATE checkpoints SET position = MAX(position, ?2), applied = applied + ?3
                  WHERE projection = ?1",
-                rusqlite::params![p.name(), last.position, applied],
+                rusqlite::params![p.name(), last_position, applied],
             )?;
         }
         let position: u64 =
@@ -419,6 +434,11 @@ impl ReadModel {
         diandan_telemetry::metrics::events_projected(count);
         drop(spans);
         Ok(position)
+    }
+
+    /// Runs `f` on the writer connection.
+    fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&self.inner.writer.lock().expect("writer poisoned"))
     }
 
     /// Every row of every projection table (and the checkpoints), sorted: two read models with
@@ -588,23 +608,57 @@ pub async fn rebuild(
         }
     }
     let read = ReadModel::open(path)?;
+    // A file being built from scratch need not be synced at every batch (a crash restarts the
+    // rebuild); it is synced once at the end. NORMAL, not OFF: in WAL mode it cannot corrupt.
+    read.with_writer(|c| Ok(c.execute_batch("PRAGMA synchronous=NORMAL;")?))?;
     let total = store.head_position().await?;
-    // The next batch is read while this one is applied (the store and the read model are
-    // different files, each on its own blocking thread).
-    let mut batch = store.read_all(1, REBUILD_BATCH).await?;
-    while let Some(last) = batch.last() {
+    // The next batch is read and its order payloads decoded while this one is applied (the
+    // store and the read model are different files, each on its own blocking thread). No
+    // `projection.apply` spans: the traces these events were made in ended long ago.
+    let read_decoded = |from: u64| async move {
+        if from > total {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let events = store.read_all(from, REBUILD_BATCH).await?;
+        tokio::task::spawn_blocking(move || {
+            let decoded: Vec<Option<OrderEvent>> = events
+                .iter()
+                .map(|e| {
+                    e.stream
+                        .starts_with("order-")
+                        .then(|| decode_order_event(e).ok())
+                        .flatten()
+                })
+                .collect();
+            (events, decoded)
+        })
+        .await
+        .map_err(|e| AppError::Storage(e.to_string()))
+    };
+    let (mut events, mut decoded) = read_decoded(1).await?;
+    while let Some(last) = events.last() {
         let done = last.position;
-        let reading = async {
-            if done >= total {
-                Ok(Vec::new())
-            } else {
-                store.read_all(done + 1, REBUILD_BATCH).await
-            }
-        };
-        let (applied, next) = tokio::join!(read.apply_batch(batch), reading);
-        applied?;
+        let count = events.len() as u64;
+        let this = read.clone();
+        let applying = tokio::task::spawn_blocking(move || {
+            let batch = events
+                .iter()
+                .zip(decoded)
+                .map(|(e, d)| Applied::decoded(e, d))
+                .collect();
+            this.apply_decoded_blocking(batch)
+        });
+        let (applied, next) = tokio::join!(applying, read_decoded(done + 1));
+        applied.map_err(|e| AppError::Storage(e.to_string()))??;
+        diandan_telemetry::metrics::events_projected(count);
         progress(done, total);
-        batch = next?;
+        (events, decoded) = next?;
     }
+    // Synced now, and as every live read model from here on.
+    read.with_writer(|c| {
+        c.execute_batch("PRAGMA synchronous=FULL;")?;
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    })?;
     Ok(read)
 }
