@@ -227,3 +227,94 @@ async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_se
     follower.await.unwrap();
     runner.await.unwrap();
 }
+
+/// A working day's first minute lines deadlines up: more orders than one round takes (256),
+/// all due at the same instant, fired many orders at once — each yellow once, then red once.
+#[tokio::test]
+async fn a_burst_of_deadlines_due_at_once_fires_each_exactly_once() {
+    const ORDERS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = app_with_v1_of_t1(dir.path()).await;
+    let store = app.store.clone();
+    // Monday 2026-11-23, 09:00 China Standard Time.
+    app.clock = Clock::tokio_from(datetime!(2026-11-23 01:00 UTC));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let follower = tokio::spawn(app.read.clone().follow_owned(store.clone(), stopped()));
+    let runner = {
+        let (app, stop) = (app.clone(), stopped());
+        tokio::spawn(async move { app.run_timers(Duration::from_secs(3600), stop).await })
+    };
+    let orders: Vec<String> = (0..ORDERS).map(|i| format!("burst-{i}")).collect();
+    futures::future::join_all(orders.iter().map(|order| {
+        let app = app.clone();
+        async move {
+            let place = Action::Place {
+                order_id: order.clone(),
+                station_id: "s1".into(),
+                category: "repair".into(),
+                description: "楼道灯坏了".into(),
+                location: Location {
+                    lat: 29.87,
+                    lng: 114.28,
+                    address: String::new(),
+                },
+                contact_phone: "13812345678".into(),
+                wanted_time: None,
+                on_behalf_of: None,
+                required_volunteers: None,
+                workflow: None,
+            };
+            app.execute(&ctx("r1", Role::Resident), order, place, None)
+                .await
+                .unwrap();
+        }
+    }))
+    .await;
+
+    tokio::time::pause();
+    // Nobody triages: every order's clock runs out within the few seconds they were placed in.
+    pass_time_until(
+        store.as_ref(),
+        &orders[ORDERS - 1],
+        Duration::from_secs(300),
+        "DeadlineOverdue:triage",
+    )
+    .await;
+    for _ in 0..2000 {
+        let pending = app
+            .read
+            .query(|c| Ok(c.query_row("SELECT COUNT(*) FROM timers", [], |r| r.get::<_, i64>(0))?))
+            .await
+            .unwrap();
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(300)).await;
+    }
+    for order in &orders {
+        let history = types(store.as_ref(), order).await;
+        assert_eq!(
+            count(&history, "DeadlineWarned:triage"),
+            1,
+            "{order}: {history:?}"
+        );
+        assert_eq!(
+            count(&history, "DeadlineOverdue:triage"),
+            1,
+            "{order}: {history:?}"
+        );
+        assert!(
+            !history.iter().any(|t| t == "TimerIgnored"),
+            "{order}: {history:?}"
+        );
+    }
+    stop_tx.send(true).unwrap();
+    follower.await.unwrap();
+    runner.await.unwrap();
+}
