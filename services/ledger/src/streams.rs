@@ -127,10 +127,10 @@ pub async fn load<S: LedgerStream>(app: &App, id: &str) -> Result<Loaded<S>> {
             let event: S::Event = serde_json::from_slice(&recorded.data).map_err(|e| {
                 AppError::Storage(format!("event {} payload: {e}", recorded.position))
             })?;
-            let meta = EventMetadata::decode(recorded)?;
+            let command_id = EventMetadata::command_id_of(recorded)?;
             loaded.state = std::mem::take(&mut loaded.state).evolve(&event);
             loaded.revision = Some(recorded.revision);
-            loaded.applied.record(&meta, recorded);
+            loaded.applied.record(command_id, recorded);
             from = recorded.revision + 1;
         }
         if done {

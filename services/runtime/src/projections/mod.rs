@@ -412,7 +412,7 @@ impl ReadModel {
         let spans: Vec<tracing::Span> = events
             .iter()
             .filter_map(|event| {
-                let traceparent = EventMetadata::decode(event).ok()?.traceparent?;
+                let traceparent = EventMetadata::traceparent_of(event)?;
                 let span = tracing::info_span!(
                     "projection.apply",
                     event_type = %event.event_type,
