@@ -83,16 +83,42 @@ impl Frontier {
     }
 }
 
-/// Every complete level of the tree over a list of leaves, for proofs: level 0 holds the leaf
-/// hashes, level `l` the roots of the perfect subtrees of `2^l` leaves. About twice the leaves
-/// in memory (64 bytes per event); any subtree root is found in O(log n) hashes.
+/// `MTH` of a list of leaf hashes (already `leaf_hash`ed).
+fn mth(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n as u64) as usize;
+            node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
+        }
+    }
+}
+
+/// Reads the event hashes of leaves `lo..hi` back from where they are stored (`None`: they
+/// cannot be read).
+pub type Fetch<'a> = &'a mut dyn FnMut(u64, u64) -> Option<Vec<Hash>>;
+
+/// The complete levels of the tree over a list of leaves, for roots and proofs: level `l`
+/// holds the roots of the perfect subtrees of `2^l` leaves, so any subtree root is found in
+/// O(log n) hashes.
+///
+/// A tree built with [`Tree::new`] keeps every level, the leaves included (about 64 bytes per
+/// event in memory). One made with [`Tree::with_floor`] keeps only the levels from `floor`
+/// up (about `64 / 2^floor` bytes per event): the leaves of the blocks of `2^floor` below are
+/// read back ([`Fetch`]) when a root or a proof needs them — at most a few blocks each.
 #[derive(Debug, Clone, Default)]
 pub struct Tree {
+    floor: u32,
+    /// `levels[i]`: the roots of the perfect subtrees of `2^(floor + i)` leaves.
     levels: Vec<Vec<Hash>>,
+    /// The leaf hashes of the last block while it is incomplete (`floor > 0` only).
+    tail: Vec<Hash>,
+    size: u64,
 }
 
 impl Tree {
-    /// The tree over these event hashes, in log order.
+    /// The tree over these event hashes, in log order, every level in memory.
     pub fn new(event_hashes: impl IntoIterator<Item = Hash>) -> Tree {
         let mut tree = Tree::default();
         for hash in event_hashes {
@@ -101,12 +127,34 @@ impl Tree {
         tree
     }
 
+    /// An empty tree keeping the levels from `floor` up in memory.
+    pub fn with_floor(floor: u32) -> Tree {
+        assert!(floor < 32, "a block of 2^{floor} leaves");
+        Tree {
+            floor,
+            ..Tree::default()
+        }
+    }
+
     /// Adds the next leaf.
     pub fn push(&mut self, event_hash: &Hash) {
+        let leaf = leaf_hash(event_hash);
+        self.size += 1;
+        let node = if self.floor == 0 {
+            leaf
+        } else {
+            self.tail.push(leaf);
+            if self.tail.len() < 1 << self.floor {
+                return;
+            }
+            let block = mth(&self.tail);
+            self.tail.clear();
+            block
+        };
         if self.levels.is_empty() {
             self.levels.push(Vec::new());
         }
-        self.levels[0].push(leaf_hash(event_hash));
+        self.levels[0].push(node);
         let mut level = 0;
         while self.levels[level].len().is_multiple_of(2) {
             let below = &self.levels[level];
@@ -121,83 +169,170 @@ impl Tree {
 
     /// How many leaves it holds.
     pub fn size(&self) -> u64 {
-        self.levels.first().map_or(0, |leaves| leaves.len() as u64)
+        self.size
     }
 
-    /// `MTH(D[lo:hi])` for a range the RFC's recursion visits (`lo` aligned to the largest
-    /// power of two the range's left part is).
-    fn subtree(&self, lo: u64, hi: u64) -> Hash {
-        let n = hi - lo;
-        if n == 0 {
-            return empty_root();
-        }
-        if n.is_power_of_two() && lo.is_multiple_of(n) {
-            let level = n.trailing_zeros() as usize;
-            return self.levels[level][(lo >> level) as usize];
-        }
-        let k = split(n);
-        node_hash(&self.subtree(lo, lo + k), &self.subtree(lo + k, hi))
-    }
-
-    /// The root of the tree of the first `size` leaves (`size <= self.size()`).
+    /// The root of the tree of the first `size` leaves (`size <= self.size()`), every leaf it
+    /// needs in memory ([`Tree::new`]).
     pub fn root(&self, size: u64) -> Hash {
+        self.root_with(size, &mut |_, _| None)
+            .expect("a tree with its leaves in memory")
+    }
+
+    /// [`root`](Self::root), reading leaves below the floor through `fetch`.
+    pub fn root_with(&self, size: u64, fetch: Fetch<'_>) -> Option<Hash> {
         assert!(size <= self.size(), "a tree of {} leaves", self.size());
-        self.subtree(0, size)
+        Reader::new(self, fetch).subtree(0, size)
     }
 
     /// The audit path of leaf `index` in the tree of the first `size` leaves (RFC 9162
     /// §2.1.3.1), or `None` when the leaf is not in it.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Option<Vec<Hash>> {
+        self.inclusion_proof_with(index, size, &mut |_, _| None)
+    }
+
+    /// [`inclusion_proof`](Self::inclusion_proof), reading leaves below the floor through
+    /// `fetch` (`None` also when they cannot be read).
+    pub fn inclusion_proof_with(
+        &self,
+        index: u64,
+        size: u64,
+        fetch: Fetch<'_>,
+    ) -> Option<Vec<Hash>> {
         if index >= size || size > self.size() {
             return None;
         }
         let mut proof = Vec::new();
-        self.path(index, 0, size, &mut proof);
+        Reader::new(self, fetch).path(index, 0, size, &mut proof)?;
         Some(proof)
-    }
-
-    fn path(&self, m: u64, lo: u64, hi: u64, proof: &mut Vec<Hash>) {
-        let n = hi - lo;
-        if n <= 1 {
-            return;
-        }
-        let k = split(n);
-        if m < k {
-            self.path(m, lo, lo + k, proof);
-            proof.push(self.subtree(lo + k, hi));
-        } else {
-            self.path(m - k, lo + k, hi, proof);
-            proof.push(self.subtree(lo, lo + k));
-        }
     }
 
     /// The proof that the tree of `old` leaves is a prefix of the tree of `new` leaves (RFC
     /// 9162 §2.1.4.1), or `None` unless `0 < old <= new <= self.size()`.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Option<Vec<Hash>> {
+        self.consistency_proof_with(old, new, &mut |_, _| None)
+    }
+
+    /// [`consistency_proof`](Self::consistency_proof), reading leaves below the floor through
+    /// `fetch` (`None` also when they cannot be read).
+    pub fn consistency_proof_with(
+        &self,
+        old: u64,
+        new: u64,
+        fetch: Fetch<'_>,
+    ) -> Option<Vec<Hash>> {
         if old == 0 || old > new || new > self.size() {
             return None;
         }
         let mut proof = Vec::new();
-        self.subproof(old, 0, new, true, &mut proof);
+        Reader::new(self, fetch).subproof(old, 0, new, true, &mut proof)?;
         Some(proof)
     }
+}
 
-    fn subproof(&self, m: u64, lo: u64, hi: u64, whole: bool, proof: &mut Vec<Hash>) {
+/// A tree and the blocks of leaves read for one root or proof.
+struct Reader<'t, 'f> {
+    tree: &'t Tree,
+    fetch: Fetch<'f>,
+    blocks: std::collections::HashMap<u64, Vec<Hash>>,
+}
+
+impl<'t, 'f> Reader<'t, 'f> {
+    fn new(tree: &'t Tree, fetch: Fetch<'f>) -> Reader<'t, 'f> {
+        Reader {
+            tree,
+            fetch,
+            blocks: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The leaf hashes `lo..hi`, all within one block below the floor.
+    fn leaves(&mut self, lo: u64, hi: u64) -> Option<Vec<Hash>> {
+        let width = 1u64 << self.tree.floor;
+        let start = lo - lo % width;
+        let in_blocks = self.tree.size - self.tree.tail.len() as u64;
+        let block: &[Hash] = if start >= in_blocks {
+            &self.tree.tail
+        } else {
+            let fetch = &mut self.fetch;
+            match self.blocks.entry(start) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let read = fetch(start, start + width)?;
+                    if read.len() as u64 != width {
+                        return None;
+                    }
+                    e.insert(read.iter().map(leaf_hash).collect())
+                }
+            }
+        };
+        block
+            .get((lo - start) as usize..(hi - start) as usize)
+            .map(<[Hash]>::to_vec)
+    }
+
+    /// `MTH(D[lo:hi])` for a range the RFC's recursion visits (`lo` aligned to the largest
+    /// power of two the range's left part is).
+    fn subtree(&mut self, lo: u64, hi: u64) -> Option<Hash> {
+        let n = hi - lo;
+        if n == 0 {
+            return Some(empty_root());
+        }
+        if n.is_power_of_two() && lo.is_multiple_of(n) {
+            let level = n.trailing_zeros();
+            if level >= self.tree.floor {
+                let at = (level - self.tree.floor) as usize;
+                return Some(self.tree.levels[at][(lo >> level) as usize]);
+            }
+            return Some(mth(&self.leaves(lo, hi)?));
+        }
+        let k = split(n);
+        Some(node_hash(
+            &self.subtree(lo, lo + k)?,
+            &self.subtree(lo + k, hi)?,
+        ))
+    }
+
+    fn path(&mut self, m: u64, lo: u64, hi: u64, proof: &mut Vec<Hash>) -> Option<()> {
+        let n = hi - lo;
+        if n <= 1 {
+            return Some(());
+        }
+        let k = split(n);
+        if m < k {
+            self.path(m, lo, lo + k, proof)?;
+            proof.push(self.subtree(lo + k, hi)?);
+        } else {
+            self.path(m - k, lo + k, hi, proof)?;
+            proof.push(self.subtree(lo, lo + k)?);
+        }
+        Some(())
+    }
+
+    fn subproof(
+        &mut self,
+        m: u64,
+        lo: u64,
+        hi: u64,
+        whole: bool,
+        proof: &mut Vec<Hash>,
+    ) -> Option<()> {
         let n = hi - lo;
         if m == n {
             if !whole {
-                proof.push(self.subtree(lo, hi));
+                proof.push(self.subtree(lo, hi)?);
             }
-            return;
+            return Some(());
         }
         let k = split(n);
         if m <= k {
-            self.subproof(m, lo, lo + k, whole, proof);
-            proof.push(self.subtree(lo + k, hi));
+            self.subproof(m, lo, lo + k, whole, proof)?;
+            proof.push(self.subtree(lo + k, hi)?);
         } else {
-            self.subproof(m - k, lo + k, hi, false, proof);
-            proof.push(self.subtree(lo, lo + k));
+            self.subproof(m - k, lo + k, hi, false, proof)?;
+            proof.push(self.subtree(lo, lo + k)?);
         }
+        Some(())
     }
 }
 
@@ -322,6 +457,47 @@ mod tests {
             let expected = reference_root(&leaves[..n]);
             assert_eq!(frontier.root(), expected, "frontier at {n}");
             assert_eq!(tree.root(n as u64), expected, "tree at {n}");
+        }
+    }
+
+    #[test]
+    fn a_tree_with_a_floor_reads_its_leaves_back_and_agrees_with_the_whole_tree() {
+        let leaves = hashes(75);
+        let whole = Tree::new(leaves.clone());
+        for floor in [1, 2, 3, 6] {
+            let mut tree = Tree::with_floor(floor);
+            for leaf in &leaves {
+                tree.push(leaf);
+            }
+            assert_eq!(tree.size(), 75);
+            let mut reads = 0;
+            let mut fetch = |lo: u64, hi: u64| {
+                reads += 1;
+                Some(leaves[lo as usize..hi as usize].to_vec())
+            };
+            for size in 1..=75 {
+                assert_eq!(tree.root_with(size, &mut fetch), Some(whole.root(size)));
+                for index in 0..size {
+                    assert_eq!(
+                        tree.inclusion_proof_with(index, size, &mut fetch),
+                        whole.inclusion_proof(index, size),
+                        "floor {floor}, leaf {index} of {size}"
+                    );
+                }
+                for old in 1..=size {
+                    assert_eq!(
+                        tree.consistency_proof_with(old, size, &mut fetch),
+                        whole.consistency_proof(old, size),
+                        "floor {floor}, {old} → {size}"
+                    );
+                }
+            }
+            assert!(reads > 0, "floor {floor}: nothing read back");
+            // Unreadable leaves give no proof rather than a wrong one.
+            if 75 >= 2 << floor {
+                let mut fail = |_: u64, _: u64| None;
+                assert_eq!(tree.inclusion_proof_with(0, 75, &mut fail), None);
+            }
         }
     }
 

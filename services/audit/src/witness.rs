@@ -48,16 +48,68 @@ pub struct Witness {
 
 struct Inner {
     conn: Mutex<Connection>,
-    /// The leaves read so far (with their positions), as a tree for roots and proofs.
+    /// The leaves read so far, as a tree for roots and proofs.
     state: Mutex<State>,
     key: SigningKey,
     journal: PathBuf,
 }
 
-#[derive(Default)]
+/// The tree keeps the levels from blocks of `2^TREE_FLOOR` leaves up in memory (about one byte
+/// per event: ten million events take ~10 MB, not the ~700 MB of every level); the leaves of a
+/// block are read back from `audit.db` when a root or a proof needs them.
+const TREE_FLOOR: u32 = 6;
+
 struct State {
     tree: Tree,
-    positions: Vec<u64>,
+    /// The position of the last leaf read.
+    last_position: u64,
+}
+
+impl Default for State {
+    fn default() -> State {
+        State {
+            tree: Tree::with_floor(TREE_FLOOR),
+            last_position: 0,
+        }
+    }
+}
+
+/// The event hashes of leaves `lo..hi`.
+fn read_leaves(conn: &Connection, lo: u64, hi: u64) -> anyhow::Result<Vec<Hash>> {
+    let mut statement = conn
+        .prepare_cached("SELECT hash FROM leaves WHERE leaf >= ?1 AND leaf < ?2 ORDER BY leaf")
+        .map_err(storage)?;
+    let mut rows = statement.query(params![lo, hi]).map_err(storage)?;
+    let mut hashes = Vec::new();
+    while let Some(row) = rows.next().map_err(storage)? {
+        let hash: Vec<u8> = row.get(0).map_err(storage)?;
+        hashes.push(
+            hash.try_into()
+                .map_err(|_| anyhow::anyhow!("audit.db: a leaf hash is not 32 bytes"))?,
+        );
+    }
+    Ok(hashes)
+}
+
+/// Runs `f` with a [`merkle::Fetch`](crate::merkle::Fetch) reading leaves from `conn`; a read
+/// that failed is the error.
+fn with_leaves<T>(
+    conn: &Connection,
+    f: impl FnOnce(crate::merkle::Fetch<'_>) -> T,
+) -> anyhow::Result<T> {
+    let mut failed = None;
+    let mut fetch = |lo: u64, hi: u64| match read_leaves(conn, lo, hi) {
+        Ok(hashes) => Some(hashes),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    };
+    let result = f(&mut fetch);
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(result),
+    }
 }
 
 impl std::fmt::Debug for Witness {
@@ -124,7 +176,7 @@ impl Witness {
                 .try_into()
                 .map_err(|_| anyhow::anyhow!("audit.db: a leaf hash is not 32 bytes"))?;
             state.tree.push(&hash);
-            state.positions.push(row.get(1).map_err(storage)?);
+            state.last_position = row.get(1).map_err(storage)?;
         }
         Ok(())
     }
@@ -135,7 +187,7 @@ impl Witness {
             self.refresh()?;
             let from = {
                 let state = self.inner.state.lock().expect("witness poisoned");
-                state.positions.last().map_or(1, |p| p + 1)
+                state.last_position + 1
             };
             let events = store.read_all(from, PAGE).await?;
             if events.is_empty() {
@@ -199,14 +251,18 @@ impl Witness {
             return Ok(None);
         }
         let checkpoint = {
+            let conn = self.inner.conn.lock().expect("witness poisoned");
             let state = self.inner.state.lock().expect("witness poisoned");
-            Checkpoint::sign(
-                &self.inner.key,
-                size,
-                state.positions[size as usize - 1],
-                &state.tree.root(size),
-                now_ms,
-            )
+            let position: u64 = conn
+                .query_row(
+                    "SELECT position FROM leaves WHERE leaf = ?1",
+                    [size - 1],
+                    |r| r.get(0),
+                )
+                .map_err(storage)?;
+            let root = with_leaves(&conn, |fetch| state.tree.root_with(size, fetch))?
+                .ok_or_else(|| anyhow::anyhow!("audit.db: the leaves of the tree are missing"))?;
+            Checkpoint::sign(&self.inner.key, size, position, &root, now_ms)
         };
         let json = serde_json::to_string(&checkpoint)?;
         let inserted = self
@@ -269,22 +325,38 @@ impl Witness {
     /// The consistency proof from the tree of `old` leaves to that of `new` (RFC 9162).
     pub fn consistency_proof(&self, old: u64, new: u64) -> anyhow::Result<Option<Vec<Hash>>> {
         self.refresh()?;
+        let conn = self.inner.conn.lock().expect("witness poisoned");
         let state = self.inner.state.lock().expect("witness poisoned");
-        Ok(state.tree.consistency_proof(old, new))
+        with_leaves(&conn, |fetch| {
+            state.tree.consistency_proof_with(old, new, fetch)
+        })
     }
 
     /// The leaf index of the event at `position`, and its inclusion proof in the tree of
     /// `size` leaves.
     pub fn inclusion(&self, position: u64, size: u64) -> anyhow::Result<Option<(u64, Vec<Hash>)>> {
         self.refresh()?;
+        let conn = self.inner.conn.lock().expect("witness poisoned");
         let state = self.inner.state.lock().expect("witness poisoned");
-        let Ok(leaf) = state.positions.binary_search(&position) else {
+        // SQLite integers are i64: a larger position names no leaf.
+        let Ok(position) = i64::try_from(position) else {
             return Ok(None);
         };
-        Ok(state
-            .tree
-            .inclusion_proof(leaf as u64, size)
-            .map(|proof| (leaf as u64, proof)))
+        let leaf: Option<u64> = conn
+            .query_row(
+                "SELECT leaf FROM leaves WHERE position = ?1",
+                [position],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(storage)?;
+        let Some(leaf) = leaf else {
+            return Ok(None);
+        };
+        Ok(with_leaves(&conn, |fetch| {
+            state.tree.inclusion_proof_with(leaf, size, fetch)
+        })?
+        .map(|proof| (leaf, proof)))
     }
 }
 

@@ -342,7 +342,7 @@ async fn row(
     );
 
     // The start.
-    let exe = std::env::current_exe()?;
+    let exe = super::http::server_binary()?;
     let (grpc, http) = (
         format!("127.0.0.1:{}", free_port()?),
         format!("127.0.0.1:{}", free_port()?),

@@ -171,7 +171,7 @@ async fn healthz_ping(
 
 /// The `diandan` binary the scenario starts: `DIANDAN_BENCH_SERVER` (another build, to compare
 /// two servers under the same load generator), else this one.
-fn server_binary() -> anyhow::Result<std::path::PathBuf> {
+pub(super) fn server_binary() -> anyhow::Result<std::path::PathBuf> {
     match std::env::var_os("DIANDAN_BENCH_SERVER") {
         Some(path) if !path.is_empty() => Ok(path.into()),
         _ => Ok(std::env::current_exe()?),
