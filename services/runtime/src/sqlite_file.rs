@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+/// Page cache per connection, in KiB when negative (`PRAGMA cache_size`): 16 MB (SQLite's
+/// default is 2 MB), so the read models' indexes stay in memory.
+pub const CACHE_SIZE: i64 = -16384;
+
 /// How long a statement waits for another process's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -17,8 +21,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // FULL: what was acknowledged (a checkpoint, a number, a notification) survives a crash.
     conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")?;
-    // 16 MB of page cache (SQLite's default is 2 MB): the read models' indexes stay in memory.
-    conn.execute_batch("PRAGMA cache_size = -16384;")?;
+    conn.execute_batch(&format!("PRAGMA cache_size = {CACHE_SIZE};"))?;
     Ok(conn)
 }
 

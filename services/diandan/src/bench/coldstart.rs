@@ -283,8 +283,8 @@ async fn data_dir(
 }
 
 /// Builds the read model of the store in `dir` (measured as a rebuild) and moves it in, with
-/// the notification outbox and the ledger's runner caught up to the store's head: as after a
-/// clean stop.
+/// the notification outbox, the ledger's runner and the audit witness caught up to the store's
+/// head: as after a clean stop.
 pub(super) async fn install_read_model(
     dir: &Path,
     scratch: &Path,
@@ -310,6 +310,13 @@ pub(super) async fn install_read_model(
         diandan_ledger::runner::Checkpoint::open(&ledger_path)?.set(events)
     })
     .await??;
+    // And the audit witness: every event a leaf, the last checkpoint signed at the stop.
+    let store = rebuild::open(dir).await?;
+    let witness = diandan_audit::Witness::open(dir, diandan_runtime::secrets::audit_key(dir)?)?;
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    witness.checkpoint(store.as_ref(), now_ms).await?;
+    drop(witness);
+    rebuild::close(store).await?;
     Ok(row)
 }
 

@@ -20,7 +20,7 @@ pub struct RebuildRow {
     pub events: u64,
     pub rebuild_seconds: f64,
     pub rebuild_events_per_sec: f64,
-    /// Baseline: `read_all` in batches of 4096 (the rebuild's batch), nothing else.
+    /// Baseline: `read_all` in the rebuild's batches (`projections::REBUILD_BATCH`), nothing else.
     pub read_all_events_per_sec: f64,
     /// `read_all` plus decoding every event's payload and metadata from JSON.
     pub read_decode_events_per_sec: f64,
@@ -47,7 +47,9 @@ async fn read_everything(store: &SqliteStore, decode: bool) -> anyhow::Result<u6
     let head = store.head_position().await?;
     let (mut from, mut seen) = (1, 0u64);
     loop {
-        let batch = store.read_all(from, 4096).await?;
+        let batch = store
+            .read_all(from, diandan_runtime::projections::REBUILD_BATCH)
+            .await?;
         let Some(last) = batch.last() else { break };
         from = last.position + 1;
         seen += batch.len() as u64;
