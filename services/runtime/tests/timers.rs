@@ -82,6 +82,40 @@ async fn pass_time_until(
     panic!("{wanted} never happened: {:?}", types(store, order).await);
 }
 
+/// The read model following the log and the timer runner, until stopped.
+struct Running {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(app: &diandan_runtime::App) -> Running {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let follower = tokio::spawn(app.read.clone().follow_owned(app.store.clone(), stopped()));
+        let runner = {
+            let (app, stop) = (app.clone(), stopped());
+            tokio::spawn(async move { app.run_timers(Duration::from_secs(3600), stop).await })
+        };
+        Running {
+            stop,
+            tasks: vec![follower, runner],
+        }
+    }
+
+    async fn stop(self) {
+        self.stop.send(true).unwrap();
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+    }
+}
+
 #[tokio::test]
 async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_seven_days() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,18 +123,7 @@ async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_se
     let store = app.store.clone();
     // Monday 2026-11-23, 09:00 China Standard Time.
     app.clock = Clock::tokio_from(datetime!(2026-11-23 01:00 UTC));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let follower = tokio::spawn(app.read.clone().follow_owned(store.clone(), stopped()));
-    let runner = {
-        let (app, stop) = (app.clone(), stopped());
-        tokio::spawn(async move { app.run_timers(Duration::from_secs(3600), stop).await })
-    };
+    let running = Running::start(&app);
 
     let here = Location {
         lat: 29.87,
@@ -223,9 +246,7 @@ async fn sign_for_goes_yellow_then_red_exactly_once_and_review_defaults_after_se
         .unwrap();
     assert_eq!(pending, 0);
 
-    stop_tx.send(true).unwrap();
-    follower.await.unwrap();
-    runner.await.unwrap();
+    running.stop().await;
 }
 
 /// A working day's first minute lines deadlines up: more orders than one round takes (256),
@@ -238,18 +259,7 @@ async fn a_burst_of_deadlines_due_at_once_fires_each_exactly_once() {
     let store = app.store.clone();
     // Monday 2026-11-23, 09:00 China Standard Time.
     app.clock = Clock::tokio_from(datetime!(2026-11-23 01:00 UTC));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-    let follower = tokio::spawn(app.read.clone().follow_owned(store.clone(), stopped()));
-    let runner = {
-        let (app, stop) = (app.clone(), stopped());
-        tokio::spawn(async move { app.run_timers(Duration::from_secs(3600), stop).await })
-    };
+    let running = Running::start(&app);
     let orders: Vec<String> = (0..ORDERS).map(|i| format!("burst-{i}")).collect();
     futures::future::join_all(orders.iter().map(|order| {
         let app = app.clone();
@@ -314,7 +324,5 @@ async fn a_burst_of_deadlines_due_at_once_fires_each_exactly_once() {
             "{order}: {history:?}"
         );
     }
-    stop_tx.send(true).unwrap();
-    follower.await.unwrap();
-    runner.await.unwrap();
+    running.stop().await;
 }

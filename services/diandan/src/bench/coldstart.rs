@@ -417,6 +417,44 @@ pub(super) async fn until<F: std::future::Future<Output = bool>>(
     }
 }
 
+/// `diandan up` (the build `exe`) spawned on the data dir `dir`, logging warnings only, reading
+/// the bench's token secret from the dir; killed if dropped.
+pub(super) fn spawn_up(
+    exe: &Path,
+    dir: &Path,
+    grpc: &str,
+    http: &str,
+    stdout: Stdio,
+) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new(exe)
+        .arg("up")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--grpc-addr", grpc, "--http-addr", http])
+        .env("RUST_LOG", "warn")
+        .env_remove("DIANDAN_TOKEN_SECRET")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+}
+
+/// Stops a spawned process as an operator would (SIGTERM), killing it if it has not ended
+/// within `grace`.
+pub(super) async fn stop(child: &mut tokio::process::Child, grace: Duration) -> anyhow::Result<()> {
+    if let Some(pid) = child.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        child.kill().await?;
+    }
+    Ok(())
+}
+
 async fn start_once(dir: &Path, order: Option<&str>) -> anyhow::Result<ColdStartRun> {
     let exe = std::env::current_exe()?;
     let (grpc_port, http_port) = (free_port()?, free_port()?);
@@ -424,18 +462,7 @@ async fn start_once(dir: &Path, order: Option<&str>) -> anyhow::Result<ColdStart
     let http = format!("127.0.0.1:{http_port}");
     let url = format!("http://{grpc}");
     let started = Instant::now();
-    let mut child = tokio::process::Command::new(exe)
-        .arg("up")
-        .arg("--data-dir")
-        .arg(dir)
-        .args(["--grpc-addr", &grpc, "--http-addr", &http])
-        .env("RUST_LOG", "warn")
-        .env_remove("DIANDAN_TOKEN_SECRET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut child = spawn_up(&exe, dir, &grpc, &http, Stdio::piped())?;
     let pid = child.id().unwrap_or(0);
     let stdout = child.stdout.take().expect("stdout is piped");
     let ready_line = tokio::spawn(async move {
@@ -468,16 +495,7 @@ async fn start_once(dir: &Path, order: Option<&str>) -> anyhow::Result<ColdStart
     tokio::time::sleep_until((started + healthz_at + Duration::from_secs(1)).into()).await;
     let (rss_settled, hwm) = memory_mb(pid);
 
-    let _ = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await;
-    if tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .is_err()
-    {
-        child.kill().await?;
-    }
+    stop(&mut child, Duration::from_secs(15)).await?;
     let ready_line = tokio::time::timeout(Duration::from_secs(5), ready_line)
         .await
         .ok()

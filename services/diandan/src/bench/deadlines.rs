@@ -348,18 +348,7 @@ async fn row(
         format!("127.0.0.1:{}", free_port()?),
     );
     let spawned = Instant::now();
-    let mut child = tokio::process::Command::new(exe)
-        .arg("up")
-        .arg("--data-dir")
-        .arg(&dir)
-        .args(["--grpc-addr", &grpc, "--http-addr", &http])
-        .env("RUST_LOG", "warn")
-        .env_remove("DIANDAN_TOKEN_SECRET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut child = coldstart::spawn_up(&exe, &dir, &grpc, &http, Stdio::null())?;
     let pid = child.id().unwrap_or(0);
     let start = until(spawned, || healthz(&http)).await?;
     let (rss_at_health_mb, _) = memory_mb(pid);
@@ -380,16 +369,7 @@ async fn row(
     bar.finish_and_clear();
     let (rss_after_mb, hwm_mb) = memory_mb(pid);
     let cpu_seconds = super::http::cpu_seconds(&pid.to_string());
-    let _ = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await;
-    if tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .is_err()
-    {
-        child.kill().await?;
-    }
+    coldstart::stop(&mut child, Duration::from_secs(15)).await?;
 
     let fired = warnings(&dir, first_new).await?;
     let spread = lateness(&spread, &fired);

@@ -220,17 +220,7 @@ impl Child {
     }
 
     async fn stop(mut self) -> anyhow::Result<()> {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-TERM", &self.pid])
-            .status()
-            .await;
-        if tokio::time::timeout(Duration::from_secs(30), self.process.wait())
-            .await
-            .is_err()
-        {
-            self.process.kill().await?;
-        }
-        Ok(())
+        super::coldstart::stop(&mut self.process, Duration::from_secs(30)).await
     }
 }
 
