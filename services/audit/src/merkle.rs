@@ -262,7 +262,13 @@ impl<'t, 'f> Reader<'t, 'f> {
                     if read.len() as u64 != width {
                         return None;
                     }
-                    e.insert(read.iter().map(leaf_hash).collect())
+                    let leaves: Vec<Hash> = read.iter().map(leaf_hash).collect();
+                    // Leaves read back must be the ones the tree was built from: a row altered
+                    // since gives no root or proof rather than a wrong one.
+                    if mth(&leaves) != self.tree.levels[0][(start >> self.tree.floor) as usize] {
+                        return None;
+                    }
+                    e.insert(leaves)
                 }
             }
         };
@@ -493,10 +499,16 @@ mod tests {
                 }
             }
             assert!(reads > 0, "floor {floor}: nothing read back");
-            // Unreadable leaves give no proof rather than a wrong one.
+            // Unreadable or altered leaves give no proof rather than a wrong one.
             if 75 >= 2 << floor {
                 let mut fail = |_: u64, _: u64| None;
                 assert_eq!(tree.inclusion_proof_with(0, 75, &mut fail), None);
+                let mut altered = |lo: u64, hi: u64| {
+                    let mut read = leaves[lo as usize..hi as usize].to_vec();
+                    read[0][0] ^= 1;
+                    Some(read)
+                };
+                assert_eq!(tree.inclusion_proof_with(0, 75, &mut altered), None);
             }
         }
     }

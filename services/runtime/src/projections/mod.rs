@@ -591,6 +591,18 @@ pub fn inspect(path: &Path) -> Result<Option<Inspection>> {
     Ok(Some(Inspection { origin, position }))
 }
 
+/// Sets the journal mode of `conn`'s file, failing if SQLite kept another.
+fn journal_mode(conn: &Connection, mode: &str) -> Result<()> {
+    let set: String = conn.query_row(&format!("PRAGMA journal_mode={mode}"), [], |r| r.get(0))?;
+    if set.eq_ignore_ascii_case(mode) {
+        Ok(())
+    } else {
+        Err(AppError::Storage(format!(
+            "the read model stayed in journal mode {set}, not {mode}"
+        )))
+    }
+}
+
 /// Events read from the store and applied in one transaction while rebuilding.
 pub const REBUILD_BATCH: usize = 16384;
 
@@ -613,10 +625,11 @@ pub async fn rebuild(
     // place only once it is complete; the next rebuild starts it over). It is synced once at
     // the end. And a larger page cache: a million orders' rows and indexes, updated in the
     // order events come, are a random walk over a file far larger than the usual 16 MB.
+    // With the journal off a failed batch cannot be rolled back: an error ends the rebuild
+    // (never retry a batch on this read model).
     read.with_writer(|c| {
-        Ok(c.execute_batch(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;",
-        )?)
+        journal_mode(c, "off")?;
+        Ok(c.execute_batch("PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;")?)
     })?;
     let total = store.head_position().await?;
     // The next batch is read and its order payloads decoded while this one is applied (the
@@ -661,16 +674,17 @@ pub async fn rebuild(
         progress(done, total);
         (events, decoded) = next?;
     }
-    // Synced now, and journaled and synced as every live read model from here on.
-    let file = std::fs::File::open(path)
-        .map_err(|e| AppError::Storage(format!("{}: {e}", path.display())))?;
-    file.sync_all()
-        .map_err(|e| AppError::Storage(format!("{}: {e}", path.display())))?;
+    // Journaled and synced as every live read model from here on, and synced now (after the
+    // switch to WAL, which rewrites the file's header).
     read.with_writer(|c| {
-        Ok(c.execute_batch(&format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size={};",
+        c.execute_batch(&format!(
+            "PRAGMA synchronous=FULL; PRAGMA cache_size={};",
             crate::sqlite_file::CACHE_SIZE
-        ))?)
+        ))?;
+        journal_mode(c, "wal")
     })?;
+    std::fs::File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| AppError::Storage(format!("{}: {e}", path.display())))?;
     Ok(read)
 }
