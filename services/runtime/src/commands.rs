@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use diandan_store::{
-    AppendRequest, Direction, ExpectedRevision, NewEvent, RecordedEvent, StoreError,
+    AppendRequest, AppendResult, Direction, ExpectedRevision, NewEvent, RecordedEvent, StoreError,
 };
 use diandan_workflows::order::{self, Action, Command, OrderEvent, OrderState};
 use diandan_workflows::permissions::Scope;
@@ -98,14 +98,17 @@ pub struct AppliedCommands(Vec<(String, u64, u64)>);
 impl AppliedCommands {
     /// Notes one stored event (events of one command are stored together).
     pub fn record(&mut self, command_id: String, recorded: &RecordedEvent) {
+        self.record_at(command_id, recorded.revision, recorded.position);
+    }
+
+    /// Notes a command's event stored at `revision` and `position`.
+    fn record_at(&mut self, command_id: String, revision: u64, position: u64) {
         match self.0.last_mut() {
             Some(last) if last.0 == command_id => {
-                last.1 = recorded.revision;
-                last.2 = recorded.position;
+                last.1 = revision;
+                last.2 = position;
             }
-            _ => self
-                .0
-                .push((command_id, recorded.revision, recorded.position)),
+            _ => self.0.push((command_id, revision, position)),
         }
     }
 
@@ -245,37 +248,26 @@ impl App {
             meta: ctx.command_meta(self.clock.now()),
             action,
         };
+        // The first decision is taken on the order as this process last knew it (the order
+        // cache), without reading the store: a state another writer has moved on since loses
+        // its append (expected revision), and a refusal is never answered from the cache —
+        // both are decided again on the order read from the store.
+        let mut cached = self.orders.get(order_id);
         for _ in 0..MAX_CONFLICT_RETRIES {
-            let loaded = self.load_order(order_id).await?;
-            if let Some((revision, position)) = loaded.applied.find(&command.meta.command_id) {
-                return Ok(Outcome {
-                    state: loaded.state,
-                    revision,
-                    position,
-                    duplicate: true,
-                });
-            }
-            self.require_order_scope(ctx, &command.action, &loaded.state)
-                .await?;
-            if let Some(expected) = expected_revision {
-                if loaded.revision != Some(expected) {
-                    return Err(stale(expected, loaded.revision));
-                }
-            }
-            let definition = self.definition_for_command(&loaded.state, &command.action)?;
-            let mut events = order::decide(definition, &loaded.state, &command)?;
+            let (loaded, verified) = match cached.take() {
+                Some(loaded) => (loaded, false),
+                None => (self.load_order(order_id).await?, true),
+            };
+            let decided = self
+                .decide_command(ctx, &command, &loaded, expected_revision)
+                .await;
+            let mut events = match decided {
+                Ok(Decided::Events(events)) => events,
+                Ok(Decided::Duplicate(outcome)) => return Ok(outcome),
+                Err(_) if !verified => continue,
+                Err(e) => return Err(e),
+            };
             self.seal_personal_data(&mut events).await?;
-            let calendar = self.workflows.calendar_for(definition).ok_or_else(|| {
-                AppError::Storage(format!("calendar {} is not loaded", definition.calendar()))
-            })?;
-            // Deadlines start and stop in the same append as the change that moves them.
-            events.extend(order::schedule_clocks(
-                definition,
-                calendar,
-                &loaded.state,
-                &command,
-                &events,
-            ));
             let metadata = EventMetadata::new(command.meta.clone());
             let request = AppendRequest {
                 stream: order::stream_name(order_id),
@@ -289,6 +281,7 @@ impl App {
                     .map(|e| new_event(e.change.event_type(), e, &metadata))
                     .collect(),
             };
+            let payloads: Vec<Vec<u8>> = request.events.iter().map(|e| e.data.clone()).collect();
             let started = std::time::Instant::now();
             let appended = self.store.append(request).await;
             if appended.is_ok() {
@@ -309,9 +302,11 @@ impl App {
             match appended {
                 Ok(result) if result.duplicate => continue, // a concurrent retry won: reload
                 Ok(result) => {
-                    let state = events.iter().fold(loaded.state, order::evolve);
+                    let written =
+                        remember_written(loaded, &payloads, &result, &command.meta.command_id)?;
+                    self.orders.put(order_id, &written);
                     return Ok(Outcome {
-                        state,
+                        state: written.state,
                         revision: result.last_revision,
                         position: result.last_position,
                         duplicate: false,
@@ -331,6 +326,82 @@ impl App {
             message: "订单正被频繁修改，请稍后重试".into(),
         })
     }
+}
+
+/// What a command decided on a loaded order.
+enum Decided {
+    /// The events to append (the change, and the deadlines it starts and stops).
+    Events(Vec<order::OrderEvent>),
+    /// The order already holds this command: its first result.
+    Duplicate(Outcome),
+}
+
+impl App {
+    /// Decides a command on `loaded`: its scope, the client's expected revision, the
+    /// workflow's rules, and the deadlines the change moves.
+    async fn decide_command(
+        &self,
+        ctx: &RequestContext,
+        command: &Command,
+        loaded: &LoadedOrder,
+        expected_revision: Option<u64>,
+    ) -> Result<Decided> {
+        if let Some((revision, position)) = loaded.applied.find(&command.meta.command_id) {
+            return Ok(Decided::Duplicate(Outcome {
+                state: loaded.state.clone(),
+                revision,
+                position,
+                duplicate: true,
+            }));
+        }
+        self.require_order_scope(ctx, &command.action, &loaded.state)
+            .await?;
+        if let Some(expected) = expected_revision {
+            if loaded.revision != Some(expected) {
+                return Err(stale(expected, loaded.revision));
+            }
+        }
+        let definition = self.definition_for_command(&loaded.state, &command.action)?;
+        let mut events = order::decide(definition, &loaded.state, command)?;
+        let calendar = self.workflows.calendar_for(definition).ok_or_else(|| {
+            AppError::Storage(format!("calendar {} is not loaded", definition.calendar()))
+        })?;
+        // Deadlines start and stop in the same append as the change that moves them.
+        events.extend(order::schedule_clocks(
+            definition,
+            calendar,
+            &loaded.state,
+            command,
+            &events,
+        ));
+        Ok(Decided::Events(events))
+    }
+}
+
+/// The order after an append of `payloads` (as stored: the state is folded from the same
+/// bytes a load would read back, not from the events in memory).
+fn remember_written(
+    mut loaded: LoadedOrder,
+    payloads: &[Vec<u8>],
+    result: &AppendResult,
+    command_id: &str,
+) -> Result<LoadedOrder> {
+    let first_position = result.last_position + 1 - payloads.len() as u64;
+    for ((data, revision), position) in payloads
+        .iter()
+        .zip(result.first_revision..)
+        .zip(first_position..)
+    {
+        let event: order::OrderEvent = serde_json::from_slice(data)
+            .map_err(|e| AppError::Storage(format!("event {position} payload: {e}")))?;
+        loaded.state = order::evolve(std::mem::take(&mut loaded.state), &event);
+        loaded
+            .applied
+            .record_at(command_id.to_owned(), revision, position);
+    }
+    loaded.revision = Some(result.last_revision);
+    loaded.position = result.last_position;
+    Ok(loaded)
 }
 
 impl App {

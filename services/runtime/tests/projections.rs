@@ -7,6 +7,7 @@ mod support;
 
 use diandan_runtime::projections::{self, ReadModel};
 use diandan_runtime::RequestContext;
+use diandan_workflows::order::{Action, TimerPhase};
 use diandan_workflows::Role;
 use support::{app_with_v1_of_t1, ctx, the_loop};
 
@@ -37,7 +38,45 @@ async fn batches_of_any_size_give_the_same_read_models() {
             app.execute(&who, id, action, None).await.unwrap();
         }
     }
+    // Deadlines going off: every pending timer warns (yellow), and every other one then falls
+    // due (red), so the folds of the timers and statistics see warnings, overdue marks and
+    // timers deleted — some in the batch that scheduled them, some batches later.
+    let pending = projections::rebuild(store.as_ref(), &dir.path().join("timers.db"), |_, _| {})
+        .await
+        .unwrap()
+        .query(|c| projections::due_timers(c, i64::MAX, 1000))
+        .await
+        .unwrap();
+    assert!(pending.len() >= 2, "{pending:?}");
+    for (i, timer) in pending.iter().enumerate() {
+        let due_at = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(timer.due_at_ms) * 1_000_000,
+        )
+        .unwrap();
+        let phases = if i % 2 == 0 {
+            &[TimerPhase::Warn, TimerPhase::Due][..]
+        } else {
+            &[TimerPhase::Warn][..]
+        };
+        for &phase in phases {
+            let fire = Action::FireTimer {
+                deadline: timer.deadline.clone(),
+                phase,
+                due_at,
+            };
+            let system = RequestContext::system(uuid::Uuid::new_v4().to_string());
+            app.execute(&system, &timer.order_id, fire, None)
+                .await
+                .unwrap();
+        }
+    }
     let events = store.read_all(1, 100_000).await.unwrap();
+    for wanted in ["DeadlineWarned", "DeadlineOverdue", "DeadlineCleared"] {
+        assert!(
+            events.iter().any(|e| e.event_type == wanted),
+            "{wanted} in the log"
+        );
+    }
     assert!(events.len() > 40, "{} events", events.len());
 
     let one_by_one = ReadModel::open(&dir.path().join("one-by-one.db")).unwrap();

@@ -2,7 +2,9 @@
 //! completed; its rating and service time), summed over a subtree at query time so every level
 //! — station, institute, centre — is the same query with a shorter path prefix.
 
-use rusqlite::{params, Connection, Transaction};
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::{OffsetDateTime, UtcOffset};
 
 use diandan_proto::v1 as pb;
@@ -75,110 +77,195 @@ impl Projection for StatsProjection {
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()> {
-        let Some(order_id) = event.stream.strip_prefix("order-") else {
-            return Ok(());
-        };
-        let decoded = event.order()?;
-        let at = millis(decoded.at);
-        let set = |sql: &str, value: rusqlite::types::Value| -> Result<()> {
-            tx.execute_cached(sql, params![order_id, value])?;
-            Ok(())
-        };
-        match &decoded.change {
-            OrderChange::OrderPlaced {
-                station_id,
-                category,
-                workflow,
-                activity,
-                ..
-            } => {
-                tx.execute_cached(
-                    "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day, placed_ms, workflow, activity)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![
-                        order_id,
+        self.apply_all(tx, std::slice::from_ref(event))
+    }
+
+    /// Folds each order's events of the batch into its fact row in memory and writes the row
+    /// once (as the order list does): a completed order's dozen updates become one write.
+    fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
+        let mut folded: Vec<(&str, Option<Fact>, bool)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for event in events {
+            let Some(order_id) = event.stream.strip_prefix("order-") else {
+                continue;
+            };
+            let decoded = event.order()?;
+            let at = match index.get(order_id) {
+                Some(&at) => at,
+                None => {
+                    // Placed in this batch: no need to look for a row first.
+                    let fact = if matches!(decoded.change, OrderChange::OrderPlaced { .. }) {
+                        None
+                    } else {
+                        Fact::load(tx, order_id)?
+                    };
+                    folded.push((order_id, fact, false));
+                    index.insert(order_id, folded.len() - 1);
+                    folded.len() - 1
+                }
+            };
+            let (_, fact, placed) = &mut folded[at];
+            let change = &decoded.change;
+            match change {
+                OrderChange::OrderPlaced {
+                    station_id,
+                    category,
+                    workflow,
+                    activity,
+                    ..
+                } => {
+                    *fact = Some(Fact::placed(
                         node_path(tx, station_id)?,
                         category.code(),
-                        local_day(decoded.at),
-                        at,
-                        workflow.name,
-                        activity
-                    ],
-                )?;
+                        decoded.at,
+                        &workflow.name,
+                        *activity,
+                    ));
+                    *placed = true;
+                }
+                // Who holds a seat: written as it comes (a side table, rarely touched).
+                OrderChange::Claimed { volunteer_id, .. } => {
+                    tx.execute_cached(
+                        "INSERT OR IGNORE INTO claimant_facts (order_id, volunteer_id) VALUES (?1, ?2)",
+                        params![order_id, volunteer_id],
+                    )?;
+                }
+                OrderChange::Unclaimed { volunteer_id, .. } => {
+                    tx.execute_cached(
+                        "DELETE FROM claimant_facts WHERE order_id = ?1 AND volunteer_id = ?2",
+                        params![order_id, volunteer_id],
+                    )?;
+                }
+                _ => {}
             }
-            OrderChange::OrderDispatched { .. } => set(
-                "UPDATE order_facts SET dispatched_ms = COALESCE(dispatched_ms, ?2) WHERE order_id = ?1",
-                at.into(),
-            )?,
+            // Facts of an order with no row (never placed) are dropped, as an UPDATE would.
+            if let Some(fact) = fact {
+                fact.evolve(change, millis(decoded.at));
+            }
+        }
+        for (order_id, fact, placed) in &folded {
+            if let Some(fact) = fact {
+                fact.write(tx, order_id, *placed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One order's row of `order_facts` while a batch is folded into it.
+#[derive(Debug, Clone, PartialEq)]
+struct Fact {
+    station_path: String,
+    category: String,
+    day: String,
+    outcome: String,
+    placed_ms: i64,
+    dispatched_ms: Option<i64>,
+    accepted_ms: Option<i64>,
+    completed_ms: Option<i64>,
+    rating: Option<i64>,
+    service_minutes: i64,
+    warned: i64,
+    overdue: i64,
+    volunteer_id: Option<String>,
+    workflow: String,
+    claims: i64,
+    reworks: i64,
+    activity: bool,
+}
+
+impl Fact {
+    fn placed(
+        station_path: String,
+        category: &str,
+        at: OffsetDateTime,
+        workflow: &str,
+        activity: bool,
+    ) -> Fact {
+        Fact {
+            station_path,
+            category: category.to_owned(),
+            day: local_day(at),
+            outcome: "open".to_owned(),
+            placed_ms: millis(at),
+            dispatched_ms: None,
+            accepted_ms: None,
+            completed_ms: None,
+            rating: None,
+            service_minutes: 0,
+            warned: 0,
+            overdue: 0,
+            volunteer_id: None,
+            workflow: workflow.to_owned(),
+            claims: 0,
+            reworks: 0,
+            activity,
+        }
+    }
+
+    fn load(tx: &Transaction<'_>, order_id: &str) -> Result<Option<Fact>> {
+        Ok(tx
+            .query_row_cached(
+                "SELECT station_path, category, day, outcome, placed_ms, dispatched_ms,
+                        accepted_ms, completed_ms, rating, service_minutes, warned, overdue,
+                        volunteer_id, workflow, claims, reworks, activity
+                 FROM order_facts WHERE order_id = ?1",
+                [order_id],
+                |r| {
+                    Ok(Fact {
+                        station_path: r.get(0)?,
+                        category: r.get(1)?,
+                        day: r.get(2)?,
+                        outcome: r.get(3)?,
+                        placed_ms: r.get(4)?,
+                        dispatched_ms: r.get(5)?,
+                        accepted_ms: r.get(6)?,
+                        completed_ms: r.get(7)?,
+                        rating: r.get(8)?,
+                        service_minutes: r.get(9)?,
+                        warned: r.get(10)?,
+                        overdue: r.get(11)?,
+                        volunteer_id: r.get(12)?,
+                        workflow: r.get(13)?,
+                        claims: r.get(14)?,
+                        reworks: r.get(15)?,
+                        activity: r.get(16)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// What one event changes of the row (`at`: its business time, in ms).
+    fn evolve(&mut self, change: &OrderChange, at: i64) {
+        match change {
+            OrderChange::OrderDispatched { .. } => {
+                self.dispatched_ms.get_or_insert(at);
+            }
             OrderChange::OrderAccepted { volunteer_id, .. } => {
-                tx.execute_cached(
-                    "UPDATE order_facts SET accepted_ms = COALESCE(accepted_ms, ?2),
-                            volunteer_id = ?3 WHERE order_id = ?1",
-                    params![order_id, at, volunteer_id],
-                )?;
+                self.accepted_ms.get_or_insert(at);
+                self.volunteer_id = Some(volunteer_id.clone());
             }
+            // Each claimant of an activity, and each round of a reworked order, adds.
             OrderChange::VolunteerCheckedOut {
                 service_minutes, ..
-            } => set(
-                // Each claimant of an activity, and each round of a reworked order, adds.
-                "UPDATE order_facts SET service_minutes = service_minutes + ?2 WHERE order_id = ?1",
-                i64::from(*service_minutes).into(),
-            )?,
-            OrderChange::OrderCompleted { .. } => set(
-                "UPDATE order_facts SET completed_ms = ?2 WHERE order_id = ?1",
-                at.into(),
-            )?,
-            OrderChange::OrderReviewed { rating, .. } => set(
-                "UPDATE order_facts SET rating = ?2 WHERE order_id = ?1",
-                i64::from(*rating).into(),
-            )?,
-            OrderChange::OrderRejected { .. } => set(
-                "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
-                "rejected".to_owned().into(),
-            )?,
-            OrderChange::OrderCancelled { .. } => set(
-                "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
-                "cancelled".to_owned().into(),
-            )?,
-            OrderChange::OrderMerged { .. } => set(
-                "UPDATE order_facts SET outcome = ?2 WHERE order_id = ?1",
-                "merged".to_owned().into(),
-            )?,
-            OrderChange::Claimed { volunteer_id, .. } => {
-                // The first claim is when a volunteer took it up, like an accept.
-                tx.execute_cached(
-                    "UPDATE order_facts SET claims = claims + 1,
-                            accepted_ms = COALESCE(accepted_ms, ?2) WHERE order_id = ?1",
-                    params![order_id, at],
-                )?;
-                tx.execute_cached(
-                    "INSERT OR IGNORE INTO claimant_facts (order_id, volunteer_id) VALUES (?1, ?2)",
-                    params![order_id, volunteer_id],
-                )?;
+            } => self.service_minutes += i64::from(*service_minutes),
+            OrderChange::OrderCompleted { .. } => self.completed_ms = Some(at),
+            OrderChange::OrderReviewed { rating, .. } => self.rating = Some(i64::from(*rating)),
+            OrderChange::OrderRejected { .. } => self.outcome = "rejected".to_owned(),
+            OrderChange::OrderCancelled { .. } => self.outcome = "cancelled".to_owned(),
+            OrderChange::OrderMerged { .. } => self.outcome = "merged".to_owned(),
+            // The first claim is when a volunteer took it up, like an accept.
+            OrderChange::Claimed { .. } => {
+                self.claims += 1;
+                self.accepted_ms.get_or_insert(at);
             }
-            OrderChange::OrderReworked { .. } => set(
-                "UPDATE order_facts SET reworks = reworks + ?2 WHERE order_id = ?1",
-                1i64.into(),
-            )?,
-            OrderChange::Unclaimed { volunteer_id, .. } => {
-                tx.execute_cached(
-                    "UPDATE order_facts SET claims = claims - 1 WHERE order_id = ?1",
-                    params![order_id],
-                )?;
-                tx.execute_cached(
-                    "DELETE FROM claimant_facts WHERE order_id = ?1 AND volunteer_id = ?2",
-                    params![order_id, volunteer_id],
-                )?;
-            }
-            OrderChange::DeadlineWarned { .. } => set(
-                "UPDATE order_facts SET warned = ?2 WHERE order_id = ?1",
-                1i64.into(),
-            )?,
-            OrderChange::DeadlineOverdue { .. } => set(
-                "UPDATE order_facts SET overdue = ?2 WHERE order_id = ?1",
-                1i64.into(),
-            )?,
-            OrderChange::OrderTriaged
+            OrderChange::OrderReworked { .. } => self.reworks += 1,
+            OrderChange::Unclaimed { .. } => self.claims -= 1,
+            OrderChange::DeadlineWarned { .. } => self.warned = 1,
+            OrderChange::DeadlineOverdue { .. } => self.overdue = 1,
+            OrderChange::OrderPlaced { .. }
+            | OrderChange::OrderTriaged
             | OrderChange::OrderDeclined { .. }
             | OrderChange::VolunteerCheckedIn { .. }
             | OrderChange::OrderClosed
@@ -190,6 +277,62 @@ impl Projection for StatsProjection {
             | OrderChange::ExtensionDenied { .. }
             | OrderChange::FollowUpRecorded { .. }
             | OrderChange::DuplicateMerged { .. } => {}
+        }
+    }
+
+    /// Writes the row: whole when the order was placed in this batch, else only what events
+    /// after a placement change (the indexed columns stay as they are).
+    fn write(&self, tx: &Transaction<'_>, order_id: &str, placed: bool) -> Result<()> {
+        if placed {
+            tx.execute_cached(
+                "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day,
+                     outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms, rating,
+                     service_minutes, warned, overdue, volunteer_id, workflow, claims, reworks,
+                     activity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                         ?17, ?18)",
+                params![
+                    order_id,
+                    self.station_path,
+                    self.category,
+                    self.day,
+                    self.outcome,
+                    self.placed_ms,
+                    self.dispatched_ms,
+                    self.accepted_ms,
+                    self.completed_ms,
+                    self.rating,
+                    self.service_minutes,
+                    self.warned,
+                    self.overdue,
+                    self.volunteer_id,
+                    self.workflow,
+                    self.claims,
+                    self.reworks,
+                    self.activity
+                ],
+            )?;
+        } else {
+            tx.execute_cached(
+                "UPDATE order_facts SET outcome = ?2, dispatched_ms = ?3, accepted_ms = ?4,
+                     completed_ms = ?5, rating = ?6, service_minutes = ?7, warned = ?8,
+                     overdue = ?9, volunteer_id = ?10, claims = ?11, reworks = ?12
+                 WHERE order_id = ?1",
+                params![
+                    order_id,
+                    self.outcome,
+                    self.dispatched_ms,
+                    self.accepted_ms,
+                    self.completed_ms,
+                    self.rating,
+                    self.service_minutes,
+                    self.warned,
+                    self.overdue,
+                    self.volunteer_id,
+                    self.claims,
+                    self.reworks
+                ],
+            )?;
         }
         Ok(())
     }

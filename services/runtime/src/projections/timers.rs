@@ -2,7 +2,9 @@
 //! `warn_at`, then red at `due_at`). The timer runner polls the earliest rows; a million
 //! pending deadlines are a million rows and one index, not a million sleeping tasks.
 
-use rusqlite::{params, Connection, Transaction};
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
 use diandan_workflows::order::{OrderChange, TimerPhase};
@@ -42,37 +44,129 @@ impl Projection for TimersProjection {
     }
 
     fn apply(&self, tx: &Transaction<'_>, event: &Applied<'_>) -> Result<()> {
-        let Some(order_id) = event.stream.strip_prefix("order-") else {
-            return Ok(());
-        };
-        if !event.event_type.starts_with("Deadline") && event.event_type != "ExtensionApproved" {
-            return Ok(());
+        self.apply_all(tx, std::slice::from_ref(event))
+    }
+
+    /// Folds the batch's deadline events per (order, deadline) in memory and writes each
+    /// timer's outcome once: a deadline scheduled and cleared within one batch (most are, at a
+    /// rebuild) costs one lookup, not an insert and a delete.
+    fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
+        let mut folded: Vec<((&str, &str), Timer)> = Vec::new();
+        let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+        for event in events {
+            let Some(order_id) = event.stream.strip_prefix("order-") else {
+                continue;
+            };
+            if !event.event_type.starts_with("Deadline") && event.event_type != "ExtensionApproved"
+            {
+                continue;
+            }
+            let change = &event.order()?.change;
+            let deadline = match change {
+                OrderChange::DeadlineScheduled { timer }
+                | OrderChange::ExtensionApproved { timer } => timer.deadline.as_str(),
+                OrderChange::DeadlineWarned { deadline }
+                | OrderChange::DeadlineOverdue { deadline, .. }
+                | OrderChange::DeadlineCleared { deadline } => deadline.as_str(),
+                _ => continue,
+            };
+            let key = (order_id, deadline);
+            let at = match index.get(&key) {
+                Some(&at) => at,
+                None => {
+                    folded.push((key, Timer::Unread));
+                    index.insert(key, folded.len() - 1);
+                    folded.len() - 1
+                }
+            };
+            let timer = &mut folded[at].1;
+            match change {
+                OrderChange::DeadlineScheduled { timer: t }
+                | OrderChange::ExtensionApproved { timer: t } => {
+                    *timer = Timer::Pending(Row {
+                        due_at_ms: millis(t.due_at),
+                        next_phase: "warn".to_owned(),
+                        next_fire_ms: millis(t.warn_at),
+                    });
+                }
+                OrderChange::DeadlineWarned { .. } => {
+                    if let Timer::Unread = timer {
+                        *timer = Timer::load(tx, key)?;
+                    }
+                    if let Timer::Pending(row) | Timer::Stored(row) = timer {
+                        *timer = Timer::Pending(Row {
+                            due_at_ms: row.due_at_ms,
+                            next_phase: "due".to_owned(),
+                            next_fire_ms: row.due_at_ms,
+                        });
+                    }
+                }
+                _ => *timer = Timer::Gone,
+            }
         }
-        match &event.order()?.change {
-            OrderChange::DeadlineScheduled { timer } | OrderChange::ExtensionApproved { timer } => {
-                tx.execute_cached(
-                    "INSERT OR REPLACE INTO timers (order_id, deadline, due_at_ms, next_phase, next_fire_ms)
-                     VALUES (?1, ?2, ?3, 'warn', ?4)",
-                    params![order_id, timer.deadline, millis(timer.due_at), millis(timer.warn_at)],
-                )?;
+        for ((order_id, deadline), timer) in &folded {
+            match timer {
+                Timer::Pending(row) => {
+                    tx.execute_cached(
+                        "INSERT OR REPLACE INTO timers (order_id, deadline, due_at_ms, next_phase, next_fire_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![order_id, deadline, row.due_at_ms, row.next_phase, row.next_fire_ms],
+                    )?;
+                }
+                Timer::Gone => {
+                    tx.execute_cached(
+                        "DELETE FROM timers WHERE order_id = ?1 AND deadline = ?2",
+                        params![order_id, deadline],
+                    )?;
+                }
+                // Read and left as it was (a warning for a timer that is not there).
+                Timer::Unread | Timer::Stored(_) | Timer::Absent => {}
             }
-            OrderChange::DeadlineWarned { deadline } => {
-                tx.execute_cached(
-                    "UPDATE timers SET next_phase = 'due', next_fire_ms = due_at_ms
-                     WHERE order_id = ?1 AND deadline = ?2",
-                    params![order_id, deadline],
-                )?;
-            }
-            OrderChange::DeadlineOverdue { deadline, .. }
-            | OrderChange::DeadlineCleared { deadline } => {
-                tx.execute_cached(
-                    "DELETE FROM timers WHERE order_id = ?1 AND deadline = ?2",
-                    params![order_id, deadline],
-                )?;
-            }
-            _ => {}
         }
         Ok(())
+    }
+}
+
+/// A timer's row, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Row {
+    due_at_ms: i64,
+    next_phase: String,
+    next_fire_ms: i64,
+}
+
+/// One (order, deadline) while a batch is folded: what the batch leaves of its row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Timer {
+    /// Not looked up (no event of the batch needed the stored row).
+    Unread,
+    /// Looked up: as stored, unchanged so far.
+    Stored(Row),
+    /// Looked up: there is none, and nothing made one.
+    Absent,
+    /// To be written as this.
+    Pending(Row),
+    /// To be deleted (overdue or cleared).
+    Gone,
+}
+
+impl Timer {
+    fn load(tx: &Transaction<'_>, (order_id, deadline): (&str, &str)) -> Result<Timer> {
+        let row = tx
+            .query_row_cached(
+                "SELECT due_at_ms, next_phase, next_fire_ms FROM timers
+                 WHERE order_id = ?1 AND deadline = ?2",
+                params![order_id, deadline],
+                |r| {
+                    Ok(Row {
+                        due_at_ms: r.get(0)?,
+                        next_phase: r.get(1)?,
+                        next_fire_ms: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(row.map_or(Timer::Absent, Timer::Stored))
     }
 }
 
