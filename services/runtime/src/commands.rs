@@ -263,7 +263,7 @@ impl App {
                 .await;
             let mut events = match decided {
                 Ok(Decided::Events(events)) => events,
-                Ok(Decided::Duplicate(outcome)) => return Ok(outcome),
+                Ok(Decided::Duplicate(outcome)) => return Ok(*outcome),
                 Err(_) if !verified => continue,
                 Err(e) => return Err(e),
             };
@@ -333,7 +333,7 @@ enum Decided {
     /// The events to append (the change, and the deadlines it starts and stops).
     Events(Vec<order::OrderEvent>),
     /// The order already holds this command: its first result.
-    Duplicate(Outcome),
+    Duplicate(Box<Outcome>),
 }
 
 impl App {
@@ -347,12 +347,12 @@ impl App {
         expected_revision: Option<u64>,
     ) -> Result<Decided> {
         if let Some((revision, position)) = loaded.applied.find(&command.meta.command_id) {
-            return Ok(Decided::Duplicate(Outcome {
+            return Ok(Decided::Duplicate(Box::new(Outcome {
                 state: loaded.state.clone(),
                 revision,
                 position,
                 duplicate: true,
-            }));
+            })));
         }
         self.require_order_scope(ctx, &command.action, &loaded.state)
             .await?;

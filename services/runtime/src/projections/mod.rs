@@ -632,14 +632,17 @@ pub async fn rebuild(
         Ok(c.execute_batch("PRAGMA synchronous=OFF; PRAGMA cache_size=-262144;")?)
     })?;
     let total = store.head_position().await?;
-    // The next batch is read and its order payloads decoded while this one is applied (the
-    // store and the read model are different files, each on its own blocking thread). No
-    // `projection.apply` spans: the traces these events were made in ended long ago.
-    let read_decoded = |from: u64| async move {
+    // Three batches at once, each stage on its own blocking thread: this one applied, the
+    // next one's order payloads decoded, the one after read from the store (the store and
+    // the read model are different files). No `projection.apply` spans: the traces these
+    // events were made in ended long ago.
+    let fetch = |from: u64| async move {
         if from > total {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Vec::new());
         }
-        let events = store.read_all(from, REBUILD_BATCH).await?;
+        Ok::<_, AppError>(store.read_all(from, REBUILD_BATCH).await?)
+    };
+    let decode = |events: Vec<RecordedEvent>| async move {
         tokio::task::spawn_blocking(move || {
             let decoded: Vec<Option<OrderEvent>> = events
                 .iter()
@@ -655,10 +658,15 @@ pub async fn rebuild(
         .await
         .map_err(|e| AppError::Storage(e.to_string()))
     };
-    let (mut events, mut decoded) = read_decoded(1).await?;
+    let after = |events: &[RecordedEvent]| events.last().map_or(total + 1, |e| e.position + 1);
+    let first = fetch(1).await?;
+    let second = after(&first);
+    let (decoded, raw) = tokio::join!(decode(first), fetch(second));
+    let ((mut events, mut decoded), mut raw) = (decoded?, raw?);
     while let Some(last) = events.last() {
         let done = last.position;
         let count = events.len() as u64;
+        let next_from = after(&raw);
         let this = read.clone();
         let applying = tokio::task::spawn_blocking(move || {
             let batch = events
@@ -668,11 +676,13 @@ pub async fn rebuild(
                 .collect();
             this.apply_decoded_blocking(batch)
         });
-        let (applied, next) = tokio::join!(applying, read_decoded(done + 1));
+        let (applied, next, further) =
+            tokio::join!(applying, decode(std::mem::take(&mut raw)), fetch(next_from));
         applied.map_err(|e| AppError::Storage(e.to_string()))??;
         diandan_telemetry::metrics::events_projected(count);
         progress(done, total);
         (events, decoded) = next?;
+        raw = further?;
     }
     // Journaled and synced as every live read model from here on, and synced now (after the
     // switch to WAL, which rewrites the file's header).
