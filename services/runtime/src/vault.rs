@@ -30,7 +30,25 @@ pub struct ContactVault {
     /// opens nothing here): data sealed with a key another process destroyed meanwhile is
     /// unreadable at once, as forgetting wants.
     sealing_keys: Arc<Mutex<std::collections::HashMap<String, ResidentKey>>>,
+    /// Retention periods' keys this process sealed check-in places with. Only the current
+    /// period's key is ever asked for (`retention::seal_location`), and the retention job
+    /// destroys a period's key only once the period ended longer ago than the retention, so a
+    /// kept key is never one destroyed (here or by another process); an erasure here drops it.
+    retention_keys: Arc<Mutex<std::collections::HashMap<String, ResidentKey>>>,
+    /// Numbers waiting to be kept: written together, one transaction (and one sync) for all
+    /// that arrive while the previous one commits.
+    waiting: Arc<Mutex<Vec<GroupedWrite>>>,
 }
+
+/// A write waiting for the next group commit, and where its answer goes.
+type GroupedWrite = (
+    Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>,
+    tokio::sync::oneshot::Sender<std::result::Result<(), String>>,
+);
+
+/// Retention keys [`ContactVault::retention_key`] remembers before it starts over (one is
+/// current at a time; a few cover a period's turn).
+const RETENTION_KEY_CACHE: usize = 16;
 
 /// Keys [`ContactVault::resident_key`] remembers before it starts over.
 const SEALING_KEY_CACHE: usize = 65_536;
@@ -103,6 +121,8 @@ impl ContactVault {
             conn: Arc::new(Mutex::new(conn)),
             writable: Arc::new(AtomicBool::new(writable)),
             sealing_keys: Arc::default(),
+            retention_keys: Arc::default(),
+            waiting: Arc::default(),
         })
     }
 
@@ -137,26 +157,72 @@ impl ContactVault {
             .map_err(AppError::from)
     }
 
+    /// Runs `write` in a transaction shared with the other writes waiting at the time: the
+    /// first to arrive while none waits starts a commit on a blocking thread; it takes the
+    /// connection, then every write queued by then, and commits them together. Any write
+    /// failing to write (a full disk, a read-only file) rolls the whole group back and answers
+    /// each of them with its error: nothing of it was kept.
+    async fn write_grouped(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let first = {
+            let mut waiting = self.waiting.lock().expect("vault queue poisoned");
+            waiting.push((Box::new(write), answer));
+            waiting.len() == 1
+        };
+        if first {
+            let (conn, waiting, writable) = (
+                self.conn.clone(),
+                self.waiting.clone(),
+                self.writable.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                let conn = conn.lock().expect("vault poisoned");
+                let group = std::mem::take(&mut *waiting.lock().expect("vault queue poisoned"));
+                if group.is_empty() {
+                    return; // an earlier commit took them
+                }
+                let (writes, answers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+                let outcome = commit_group(&conn, writes);
+                if let Err(e) = &outcome {
+                    if is_write_failure(e) {
+                        writable.store(false, Ordering::Release);
+                    }
+                }
+                let outcome = outcome.map_err(|e| e.to_string());
+                for answer in answers {
+                    let _ = answer.send(outcome.clone());
+                }
+            });
+        }
+        answered
+            .await
+            .map_err(|_| AppError::Storage("the vault's commit ended without an answer".into()))?
+            .map_err(AppError::Storage)
+    }
+
     /// Keeps the number of an order whose placement was just appended (the order is new, so a
     /// row left by an older build's refused placement is replaced), sealed for its resident.
     pub async fn put(&self, order_id: &str, resident: &str, phone: &str) -> Result<()> {
         let (order_id, resident, phone) =
             (order_id.to_owned(), resident.to_owned(), phone.to_owned());
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
-        self.with(move |c| {
+        self.write_grouped(move |c| {
             // The key the placement was sealed with; none when the resident was forgotten
             // since (the number is then not kept: forgetting sticks).
             let Some(key) = live_key(c, &resident)? else {
                 return Ok(());
             };
             let sealed = pii::seal(&key, &resident, pii::field::PHONE, &phone);
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO contacts (order_id, phone, stored_at_ms, resident_id)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(order_id) DO UPDATE SET phone = excluded.phone,
                      stored_at_ms = excluded.stored_at_ms, resident_id = excluded.resident_id",
-                params![order_id, sealed, now, resident],
-            )
+            )?
+            .execute(params![order_id, sealed, now, resident])
             .map(|_| ())
         })
         .await
@@ -237,26 +303,44 @@ impl ContactVault {
 
     /// The key of a retention period ([`crate::retention`]), created on first use.
     pub async fn retention_key(&self, key_id: &str, period_end_ms: i64) -> Result<ResidentKey> {
-        let key_id = key_id.to_owned();
-        self.with(move |c| {
-            let fresh = pii::new_key();
-            c.execute(
-                "INSERT INTO retention_keys (key_id, key, period_end_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(key_id) DO NOTHING",
-                params![key_id, &fresh[..], period_end_ms],
-            )?;
-            let key: Option<Vec<u8>> = c.query_row(
-                "SELECT key FROM retention_keys WHERE key_id = ?1",
-                [&key_id],
-                |r| r.get(0),
-            )?;
-            // A period whose key is already destroyed gets nothing readable: a fresh key is
-            // used once and dropped, so the coordinates sealed with it are lost at once.
-            Ok(key
-                .and_then(|k| ResidentKey::try_from(k).ok())
-                .unwrap_or(fresh))
-        })
-        .await
+        if let Some(key) = self
+            .retention_keys
+            .lock()
+            .expect("key cache poisoned")
+            .get(key_id)
+        {
+            return Ok(*key);
+        }
+        let owned = key_id.to_owned();
+        let (key, kept) = self
+            .with(move |c| {
+                let fresh = pii::new_key();
+                c.execute(
+                    "INSERT INTO retention_keys (key_id, key, period_end_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(key_id) DO NOTHING",
+                    params![owned, &fresh[..], period_end_ms],
+                )?;
+                let key: Option<Vec<u8>> = c.query_row(
+                    "SELECT key FROM retention_keys WHERE key_id = ?1",
+                    [&owned],
+                    |r| r.get(0),
+                )?;
+                // A period whose key is already destroyed gets nothing readable: a fresh key
+                // is used once and dropped, so the coordinates sealed with it are lost at once.
+                Ok(match key.and_then(|k| ResidentKey::try_from(k).ok()) {
+                    Some(key) => (key, true),
+                    None => (fresh, false),
+                })
+            })
+            .await?;
+        if kept {
+            let mut cache = self.retention_keys.lock().expect("key cache poisoned");
+            if cache.len() >= RETENTION_KEY_CACHE {
+                cache.clear();
+            }
+            cache.insert(key_id.to_owned(), key);
+        }
+        Ok(key)
     }
 
     /// A retention period's key, while it is kept.
@@ -287,6 +371,10 @@ impl ContactVault {
 
     /// Destroys a retention period's key (and truncates the write-ahead log).
     pub async fn erase_retention_key(&self, key_id: &str, at_ms: i64) -> Result<()> {
+        self.retention_keys
+            .lock()
+            .expect("key cache poisoned")
+            .remove(key_id);
         let key_id = key_id.to_owned();
         self.with(move |c| {
             c.execute(
@@ -577,10 +665,88 @@ fn probe(c: &Connection) -> rusqlite::Result<()> {
 }
 
 /// A failure that says the file cannot take writes now (as opposed to, say, a busy lock).
+/// Runs a group of writes in one transaction (see [`ContactVault::write_grouped`]).
+fn commit_group(
+    c: &Connection,
+    writes: Vec<Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>>,
+) -> rusqlite::Result<()> {
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let written = writes.into_iter().try_for_each(|write| write(c));
+    let committed = written.and_then(|()| c.execute_batch("COMMIT"));
+    if committed.is_err() && !c.is_autocommit() {
+        // Nothing of the group is kept; the error below is the answer.
+        let _ = c.execute_batch("ROLLBACK");
+    }
+    committed
+}
+
 fn is_write_failure(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::*;
     matches!(
         e.sqlite_error_code(),
         Some(ReadOnly | DiskFull | SystemIoFailure | CannotOpen | PermissionDenied)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn numbers_kept_at_once_share_commits_and_each_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = ContactVault::open(&dir.path().join("private.db")).unwrap();
+        vault.resident_key("r1").await.unwrap();
+        let puts = (0..200).map(|i| {
+            let vault = vault.clone();
+            tokio::spawn(async move {
+                vault
+                    .put(&format!("o{i}"), "r1", &format!("138{i:08}"))
+                    .await
+            })
+        });
+        for put in futures::future::join_all(puts).await {
+            put.unwrap().unwrap();
+        }
+        for i in [0, 99, 199] {
+            assert_eq!(
+                vault.get(&format!("o{i}")).await.unwrap().as_deref(),
+                Some(format!("138{i:08}").as_str())
+            );
+        }
+        assert!(
+            vault.waiting.lock().unwrap().is_empty(),
+            "no write left behind"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retention_key_is_remembered_until_it_is_erased() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = ContactVault::open(&dir.path().join("private.db")).unwrap();
+        let key = vault.retention_key("locations-0-1000", 1000).await.unwrap();
+        assert_eq!(
+            vault.retention_key("locations-0-1000", 1000).await.unwrap(),
+            key
+        );
+        assert_eq!(
+            vault.retention_key_live("locations-0-1000").await.unwrap(),
+            Some(key)
+        );
+        vault
+            .erase_retention_key("locations-0-1000", 5000)
+            .await
+            .unwrap();
+        assert_eq!(
+            vault.retention_key_live("locations-0-1000").await.unwrap(),
+            None
+        );
+        // After the erasure, nothing readable: a fresh key each time, never the old one.
+        let after = vault.retention_key("locations-0-1000", 1000).await.unwrap();
+        assert_ne!(after, key);
+        assert_ne!(
+            vault.retention_key("locations-0-1000", 1000).await.unwrap(),
+            after
+        );
+    }
 }

@@ -71,7 +71,12 @@ impl Projection for OrdersProjection {
             let at = match index.get(order_id) {
                 Some(&at) => at,
                 None => {
-                    folded.push(Folded::load(tx, order_id)?);
+                    // A stream that starts in this batch has no row yet: nothing to look up.
+                    folded.push(if event.revision == 0 {
+                        Folded::new(order_id, OrderState::default())
+                    } else {
+                        Folded::load(tx, order_id)?
+                    });
                     index.insert(order_id, folded.len() - 1);
                     folded.len() - 1
                 }
@@ -121,13 +126,17 @@ impl Folded {
                 .map_err(|e| AppError::Storage(format!("order {order_id} state: {e}")))?,
             None => OrderState::default(),
         };
-        Ok(Folded {
+        Ok(Folded::new(order_id, state))
+    }
+
+    fn new(order_id: &str, state: OrderState) -> Folded {
+        Folded {
             order_id: order_id.to_owned(),
             state,
             station_path: None,
             revision: 0,
             people_changed: false,
-        })
+        }
     }
 
     fn write(&self, tx: &Transaction<'_>) -> Result<()> {

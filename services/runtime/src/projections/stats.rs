@@ -93,8 +93,8 @@ impl Projection for StatsProjection {
             let at = match index.get(order_id) {
                 Some(&at) => at,
                 None => {
-                    // Placed in this batch: no need to look for a row first.
-                    let fact = if matches!(decoded.change, OrderChange::OrderPlaced { .. }) {
+                    // A stream that starts in this batch has no row yet: nothing to look up.
+                    let fact = if event.revision == 0 {
                         None
                     } else {
                         Fact::load(tx, order_id)?

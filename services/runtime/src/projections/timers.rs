@@ -2,7 +2,7 @@
 //! `warn_at`, then red at `due_at`). The timer runner polls the earliest rows; a million
 //! pending deadlines are a million rows and one index, not a million sleeping tasks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
@@ -53,10 +53,15 @@ impl Projection for TimersProjection {
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
         let mut folded: Vec<((&str, &str), Timer)> = Vec::new();
         let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+        // Orders whose streams start in this batch: none of their timers has a row yet.
+        let mut new_orders: HashSet<&str> = HashSet::new();
         for event in events {
             let Some(order_id) = event.stream.strip_prefix("order-") else {
                 continue;
             };
+            if event.revision == 0 {
+                new_orders.insert(order_id);
+            }
             if !event.event_type.starts_with("Deadline") && event.event_type != "ExtensionApproved"
             {
                 continue;
@@ -91,7 +96,11 @@ impl Projection for TimersProjection {
                 }
                 OrderChange::DeadlineWarned { .. } => {
                     if let Timer::Unread = timer {
-                        *timer = Timer::load(tx, key)?;
+                        *timer = if new_orders.contains(order_id) {
+                            Timer::Absent
+                        } else {
+                            Timer::load(tx, key)?
+                        };
                     }
                     if let Timer::Pending(row) | Timer::Stored(row) = timer {
                         *timer = Timer::Pending(Row {
@@ -113,14 +122,15 @@ impl Projection for TimersProjection {
                         params![order_id, deadline, row.due_at_ms, row.next_phase, row.next_fire_ms],
                     )?;
                 }
-                Timer::Gone => {
+                Timer::Gone if !new_orders.contains(order_id) => {
                     tx.execute_cached(
                         "DELETE FROM timers WHERE order_id = ?1 AND deadline = ?2",
                         params![order_id, deadline],
                     )?;
                 }
-                // Read and left as it was (a warning for a timer that is not there).
-                Timer::Unread | Timer::Stored(_) | Timer::Absent => {}
+                // Read and left as it was (a warning for a timer that is not there), or gone
+                // before it was ever written.
+                Timer::Unread | Timer::Stored(_) | Timer::Absent | Timer::Gone => {}
             }
         }
         Ok(())
