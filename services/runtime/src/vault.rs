@@ -40,9 +40,12 @@ pub struct ContactVault {
     waiting: Arc<Mutex<Vec<GroupedWrite>>>,
 }
 
+/// One write of a group commit.
+type VaultWrite = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
 /// A write waiting for the next group commit, and where its answer goes.
 type GroupedWrite = (
-    Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>,
+    VaultWrite,
     tokio::sync::oneshot::Sender<std::result::Result<(), String>>,
 );
 
@@ -666,10 +669,7 @@ fn probe(c: &Connection) -> rusqlite::Result<()> {
 
 /// A failure that says the file cannot take writes now (as opposed to, say, a busy lock).
 /// Runs a group of writes in one transaction (see [`ContactVault::write_grouped`]).
-fn commit_group(
-    c: &Connection,
-    writes: Vec<Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>>,
-) -> rusqlite::Result<()> {
+fn commit_group(c: &Connection, writes: Vec<VaultWrite>) -> rusqlite::Result<()> {
     c.execute_batch("BEGIN IMMEDIATE")?;
     let written = writes.into_iter().try_for_each(|write| write(c));
     let committed = written.and_then(|()| c.execute_batch("COMMIT"));
