@@ -81,7 +81,7 @@ impl DispatchService for Dispatch {
             .app
             .authorize(request.metadata(), Operation::TriageOrder)?;
         let req = request.into_inner();
-        self.app.order_in_scope(&ctx, &req.order_id).await?;
+        self.app.placed_order_in_scope(&ctx, &req.order_id).await?;
         let action = Action::Triage {
             accept: req.accept,
             reason: req.reason,
@@ -101,7 +101,7 @@ impl DispatchService for Dispatch {
             .app
             .authorize(request.metadata(), Operation::DispatchOrder)?;
         let mut req = request.into_inner();
-        let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
+        let order = self.app.placed_order_in_scope(&ctx, &req.order_id).await?;
         if req.auto && req.team_id.is_empty() {
             // 自动派单: the rules' first suggestion, with its reasons on the record.
             let suggestions = self.app.suggest_teams(&order).await?;
@@ -152,7 +152,7 @@ impl DispatchService for Dispatch {
             .app
             .authorize(request.metadata(), Operation::ReworkOrder)?;
         let req = request.into_inner();
-        let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
+        let order = self.app.placed_order_in_scope(&ctx, &req.order_id).await?;
         let (assignee, _) = self.assignee(&order, &req.team_id).await?;
         let action = Action::Rework {
             assignee,
@@ -173,7 +173,7 @@ impl DispatchService for Dispatch {
             .app
             .authorize(request.metadata(), Operation::FollowUpOrder)?;
         let req = request.into_inner();
-        self.app.order_in_scope(&ctx, &req.order_id).await?;
+        self.app.placed_order_in_scope(&ctx, &req.order_id).await?;
         let action = Action::FollowUp { note: req.note };
         let outcome = self
             .app
@@ -190,7 +190,7 @@ impl DispatchService for Dispatch {
             .app
             .authorize(request.metadata(), Operation::DecideExtension)?;
         let req = request.into_inner();
-        self.app.order_in_scope(&ctx, &req.order_id).await?;
+        self.app.placed_order_in_scope(&ctx, &req.order_id).await?;
         let action = Action::DecideExtension {
             deadline: req.deadline,
             approve: req.approve,
@@ -211,7 +211,7 @@ impl DispatchService for Dispatch {
             .app
             .authorize(request.metadata(), Operation::SuggestTeams)?;
         let req = request.into_inner();
-        let order = self.app.order_in_scope(&ctx, &req.order_id).await?;
+        let order = self.app.placed_order_in_scope(&ctx, &req.order_id).await?;
         let suggestions = self.app.suggest_teams(&order).await?;
         Ok(Response::new(pb::SuggestTeamsResponse {
             level: suggestions.level.as_str().to_owned(),

@@ -51,7 +51,7 @@ impl ReviewService for Reviews {
             .app
             .authorize(request.metadata(), Operation::CloseOrder)?;
         let req = request.into_inner();
-        self.app.order_in_scope(&ctx, &req.order_id).await?;
+        self.app.placed_order_in_scope(&ctx, &req.order_id).await?;
         let outcome = self
             .app
             .execute(&ctx, &req.order_id, Action::Close, req.expected_revision)

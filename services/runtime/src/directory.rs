@@ -441,6 +441,29 @@ impl crate::App {
             .await?;
         Ok(loaded.state)
     }
+
+    /// [`order_in_scope`](Self::order_in_scope) before a command, for what a placement fixed
+    /// (station, category, place): from the order cache when it is kept there and in scope,
+    /// without reading the store. Those facts never change, and the command itself is decided
+    /// (and its scope checked again) on the order as stored; a refusal is never answered from
+    /// the cache.
+    pub async fn placed_order_in_scope(
+        &self,
+        ctx: &RequestContext,
+        order_id: &str,
+    ) -> Result<diandan_workflows::order::OrderState> {
+        if let Some(cached) = self.orders.get(order_id) {
+            if self
+                .directory
+                .require_scope(ctx, &cached.state.station_id)
+                .await
+                .is_ok()
+            {
+                return Ok(cached.state);
+            }
+        }
+        self.order_in_scope(ctx, order_id).await
+    }
 }
 
 /// Could this be an id at all? (Anything else names nothing, and is not looked up.)

@@ -205,6 +205,11 @@ impl App {
             .accepted_by
             .as_ref()
             .is_some_and(|(v, _)| *v == ctx.claims.sub);
+        // Cheapest first: holding or claiming it is in the order itself; leading its team
+        // needs the volunteer's record.
+        if holds || state.claims.contains_key(&ctx.claims.sub) {
+            return Ok(true);
+        }
         let leads = match &state.assignee {
             Some(a) => self
                 .directory
@@ -213,7 +218,7 @@ impl App {
                 .contains(&a.team_id),
             None => false,
         };
-        if holds || leads || state.claims.contains_key(&ctx.claims.sub) {
+        if leads {
             return Ok(true);
         }
         Ok(match (&state.assignee, state.status) {
