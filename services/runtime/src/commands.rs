@@ -263,6 +263,8 @@ impl App {
                 .await;
             let mut events = match decided {
                 Ok(Decided::Events(events)) => events,
+                // Answered with the order as stored now, as a resent command always was.
+                Ok(Decided::Duplicate(_)) if !verified => continue,
                 Ok(Decided::Duplicate(outcome)) => return Ok(*outcome),
                 Err(_) if !verified => continue,
                 Err(e) => return Err(e),
@@ -302,11 +304,24 @@ impl App {
             match appended {
                 Ok(result) if result.duplicate => continue, // a concurrent retry won: reload
                 Ok(result) => {
-                    let written =
-                        remember_written(loaded, &payloads, &result, &command.meta.command_id)?;
-                    self.orders.put(order_id, &written);
+                    // The append is durable: whatever happens to the cache, the answer is Ok.
+                    let state = match remember_written(
+                        &loaded,
+                        &payloads,
+                        &result,
+                        &command.meta.command_id,
+                    ) {
+                        Ok(written) => {
+                            self.orders.put(order_id, &written);
+                            written.state
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, order = order_id, "order written but not cached");
+                            events.iter().fold(loaded.state, order::evolve)
+                        }
+                    };
                     return Ok(Outcome {
-                        state: written.state,
+                        state,
                         revision: result.last_revision,
                         position: result.last_position,
                         duplicate: false,
@@ -381,27 +396,27 @@ impl App {
 /// The order after an append of `payloads` (as stored: the state is folded from the same
 /// bytes a load would read back, not from the events in memory).
 fn remember_written(
-    mut loaded: LoadedOrder,
+    loaded: &LoadedOrder,
     payloads: &[Vec<u8>],
     result: &AppendResult,
     command_id: &str,
 ) -> Result<LoadedOrder> {
-    let first_position = result.last_position + 1 - payloads.len() as u64;
-    for ((data, revision), position) in payloads
-        .iter()
-        .zip(result.first_revision..)
-        .zip(first_position..)
-    {
+    let mut written = loaded.clone();
+    for data in payloads {
         let event: order::OrderEvent = serde_json::from_slice(data)
-            .map_err(|e| AppError::Storage(format!("event {position} payload: {e}")))?;
-        loaded.state = order::evolve(std::mem::take(&mut loaded.state), &event);
-        loaded
-            .applied
-            .record_at(command_id.to_owned(), revision, position);
+            .map_err(|e| AppError::Storage(format!("order event payload: {e}")))?;
+        written.state = order::evolve(std::mem::take(&mut written.state), &event);
     }
-    loaded.revision = Some(result.last_revision);
-    loaded.position = result.last_position;
-    Ok(loaded)
+    // A command's events are stored together: it ends at the append's last revision and
+    // position (positions need not be consecutive: a store may number its log otherwise).
+    written.applied.record_at(
+        command_id.to_owned(),
+        result.last_revision,
+        result.last_position,
+    );
+    written.revision = Some(result.last_revision);
+    written.position = result.last_position;
+    Ok(written)
 }
 
 impl App {

@@ -1,8 +1,13 @@
-//! Recently used orders as last folded, so that loading one folds only the events it gained
-//! since. The store is still read every time, from the cached revision on: the cache saves
-//! reading, decoding and folding an order's older events, never the read of its newest ones,
-//! so a load is exactly as fresh as without it. A command decided on a state that another
-//! writer has since moved on still loses its append (expected revision) and is decided again.
+//! Recently used orders as last folded (or as this process last wrote them), so that loading
+//! one folds only the events it gained since. A load ([`App::load_order`]) still reads the
+//! store from the cached revision on, so it is exactly as fresh as without the cache. A
+//! command is first decided on the cached order without reading the store
+//! ([`App::execute`]): a decision on a state another writer has since moved on loses its
+//! append (expected revision) and is decided again on the stored order, and a refusal or a
+//! duplicate is never answered from the cache (it too is decided again on the stored order).
+//!
+//! [`App::load_order`]: crate::App::load_order
+//! [`App::execute`]: crate::App::execute
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

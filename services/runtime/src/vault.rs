@@ -171,7 +171,10 @@ impl ContactVault {
     ) -> Result<()> {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let first = {
-            let mut waiting = self.waiting.lock().expect("vault queue poisoned");
+            let mut waiting = self
+                .waiting
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             waiting.push((Box::new(write), answer));
             waiting.len() == 1
         };
@@ -182,8 +185,18 @@ impl ContactVault {
                 self.writable.clone(),
             );
             tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().expect("vault poisoned");
-                let group = std::mem::take(&mut *waiting.lock().expect("vault queue poisoned"));
+                // Whatever happens below, the queue is left empty (each write gets its answer,
+                // or an error when its sender is dropped), so the next write starts a commit.
+                // A connection poisoned by a panic elsewhere is used on: `commit_group` rolls
+                // back any transaction that panic left open.
+                let conn = conn
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let group = std::mem::take(
+                    &mut *waiting
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
                 if group.is_empty() {
                     return; // an earlier commit took them
                 }
@@ -670,6 +683,10 @@ fn probe(c: &Connection) -> rusqlite::Result<()> {
 /// A failure that says the file cannot take writes now (as opposed to, say, a busy lock).
 /// Runs a group of writes in one transaction (see [`ContactVault::write_grouped`]).
 fn commit_group(c: &Connection, writes: Vec<VaultWrite>) -> rusqlite::Result<()> {
+    if !c.is_autocommit() {
+        // Left open by a panic in another use of the connection.
+        c.execute_batch("ROLLBACK")?;
+    }
     c.execute_batch("BEGIN IMMEDIATE")?;
     let written = writes.into_iter().try_for_each(|write| write(c));
     let committed = written.and_then(|()| c.execute_batch("COMMIT"));

@@ -62,13 +62,35 @@ async fn a_stale_cached_order_is_decided_again_on_the_stored_one() {
         run(&there, step).await.unwrap();
     }
     // Checking out here: refused on the cached (dispatched) order, accepted on the stored one.
-    let checked_out = run(&here, 5).await.unwrap();
+    let (volunteer, check_out) = steps[5].clone();
+    let volunteer = fresh(&volunteer);
+    let checked_out = here
+        .execute(&volunteer, "o1", check_out.clone(), None)
+        .await
+        .unwrap();
     assert!(!checked_out.duplicate);
     assert_eq!(count(here.store.as_ref(), "VolunteerCheckedOut").await, 1);
 
-    // Completed by the other process; here the cache still has it checked out. Completing
-    // again here is decided on that, loses its append, and is refused on the stored order.
+    // Completed by the other process; here the cache still has it checked out. The check-out
+    // resent here is its first result, answered with the order as stored (completed), not as
+    // cached.
     run(&there, 6).await.unwrap();
+    let resent = here
+        .execute(&volunteer, "o1", check_out, None)
+        .await
+        .unwrap();
+    assert!(resent.duplicate);
+    assert_eq!(
+        (resent.revision, resent.position),
+        (checked_out.revision, checked_out.position)
+    );
+    assert_eq!(
+        resent.state.status,
+        diandan_workflows::order::Status::Completed
+    );
+    assert_eq!(count(here.store.as_ref(), "VolunteerCheckedOut").await, 1);
+    // Completing it again here is refused: the order is completed (the resend above brought
+    // this process's cache up to date).
     let again = run(&here, 6).await;
     assert!(
         matches!(

@@ -97,4 +97,11 @@ async fn batches_of_any_size_give_the_same_read_models() {
         sevens.apply_batch(batch.to_vec()).await.unwrap();
     }
     assert_eq!(sevens.dump().unwrap(), a, "batches of seven");
+
+    // A rebuild reading the log five events at a time: many batches in its pipeline at once.
+    let fives =
+        projections::rebuild_in_batches(store.as_ref(), &dir.path().join("fives.db"), 5, |_, _| {})
+            .await
+            .unwrap();
+    assert_eq!(fives.dump().unwrap(), a, "a rebuild in batches of five");
 }

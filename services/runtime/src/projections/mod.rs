@@ -610,8 +610,19 @@ pub const REBUILD_BATCH: usize = 16384;
 pub async fn rebuild(
     store: &dyn EventStore,
     path: &Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<ReadModel> {
+    rebuild_in_batches(store, path, REBUILD_BATCH, progress).await
+}
+
+/// [`rebuild`], reading the log `batch` events at a time (tests cut a small log into many).
+pub async fn rebuild_in_batches(
+    store: &dyn EventStore,
+    path: &Path,
+    batch: usize,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ReadModel> {
+    let batch = batch.max(1);
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
         if file.exists() {
@@ -640,7 +651,7 @@ pub async fn rebuild(
         if from > total {
             return Ok(Vec::new());
         }
-        Ok::<_, AppError>(store.read_all(from, REBUILD_BATCH).await?)
+        Ok::<_, AppError>(store.read_all(from, batch).await?)
     };
     let decode = |events: Vec<RecordedEvent>| async move {
         tokio::task::spawn_blocking(move || {
