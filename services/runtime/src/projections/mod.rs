@@ -91,6 +91,41 @@ impl std::ops::Deref for Applied<'_> {
     }
 }
 
+/// What a batch leaves of each row it touches, while it is folded in memory: one entry per
+/// key, in the order keys first appear (rows are then written in that order, once each).
+pub(crate) struct Folds<K, T> {
+    entries: Vec<(K, T)>,
+    index: std::collections::HashMap<K, usize>,
+}
+
+impl<K: std::hash::Hash + Eq + Copy, T> Folds<K, T> {
+    pub(crate) fn new() -> Folds<K, T> {
+        Folds {
+            entries: Vec::new(),
+            index: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The entry of `key`, made by `first` (its row as stored, or a new one) when the batch
+    /// touches it for the first time.
+    pub(crate) fn entry(&mut self, key: K, first: impl FnOnce() -> Result<T>) -> Result<&mut T> {
+        let at = match self.index.get(&key) {
+            Some(&at) => at,
+            None => {
+                self.entries.push((key, first()?));
+                self.index.insert(key, self.entries.len() - 1);
+                self.entries.len() - 1
+            }
+        };
+        Ok(&mut self.entries[at].1)
+    }
+
+    /// Every entry, in the order keys first appeared.
+    pub(crate) fn entries(&self) -> &[(K, T)] {
+        &self.entries
+    }
+}
+
 /// Statements compiled once per connection and kept (`prepare_cached`): projections run the
 /// same few dozen statements for every event, and compiling them each time was a third of a
 /// rebuild's CPU.

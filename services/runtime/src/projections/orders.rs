@@ -1,14 +1,12 @@
 //! The order list read model: one row per order with its folded state, indexed for the lists
 //! each role sees (a resident's own, a volunteer's offers and tasks, a station head's subtree).
 
-use std::collections::HashMap;
-
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
 
 use diandan_workflows::order::{self, OrderChange, OrderState};
 
 use super::directory::node_path;
-use super::{Applied, Cached, Projection};
+use super::{Applied, Cached, Folds, Projection};
 use crate::views::rfc3339;
 use crate::{AppError, Result};
 
@@ -61,27 +59,20 @@ impl Projection for OrdersProjection {
     /// Folds each order's events of the batch in memory and writes its row once: an order's
     /// state is read, parsed and serialised once per batch, not once per event.
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
-        let mut folded: Vec<Folded> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut folded: Folds<&str, Folded> = Folds::new();
         for event in events {
             let Some(order_id) = event.stream.strip_prefix("order-") else {
                 continue;
             };
             let decoded = event.order()?;
-            let at = match index.get(order_id) {
-                Some(&at) => at,
-                None => {
-                    // A stream that starts in this batch has no row yet: nothing to look up.
-                    folded.push(if event.revision == 0 {
-                        Folded::new(order_id, OrderState::default())
-                    } else {
-                        Folded::load(tx, order_id)?
-                    });
-                    index.insert(order_id, folded.len() - 1);
-                    folded.len() - 1
+            let order = folded.entry(order_id, || {
+                // A stream that starts in this batch has no row yet: nothing to look up.
+                if event.revision == 0 {
+                    Ok(Folded::new(order_id, OrderState::default()))
+                } else {
+                    Folded::load(tx, order_id)
                 }
-            };
-            let order = &mut folded[at];
+            })?;
             if let OrderChange::OrderPlaced { station_id, .. } = &decoded.change {
                 order.station_path = Some(node_path(tx, station_id)?);
             }
@@ -94,7 +85,7 @@ impl Projection for OrdersProjection {
             order.state = order::evolve(std::mem::take(&mut order.state), decoded);
             order.revision = event.revision;
         }
-        for order in &folded {
+        for (_, order) in folded.entries() {
             order.write(tx)?;
         }
         Ok(())

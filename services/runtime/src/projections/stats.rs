@@ -2,8 +2,6 @@
 //! completed; its rating and service time), summed over a subtree at query time so every level
 //! — station, institute, centre — is the same query with a shorter path prefix.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -11,7 +9,7 @@ use diandan_proto::v1 as pb;
 use diandan_workflows::order::OrderChange;
 
 use super::directory::node_path;
-use super::{Applied, Cached, Projection};
+use super::{Applied, Cached, Folds, Projection};
 use crate::Result;
 
 pub struct StatsProjection;
@@ -83,28 +81,21 @@ impl Projection for StatsProjection {
     /// Folds each order's events of the batch into its fact row in memory and writes the row
     /// once (as the order list does): a completed order's dozen updates become one write.
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
-        let mut folded: Vec<(&str, Option<Fact>, bool)> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
+        // Per order: its fact row (none: never placed), and whether this batch placed it.
+        let mut folded: Folds<&str, (Option<Fact>, bool)> = Folds::new();
         for event in events {
             let Some(order_id) = event.stream.strip_prefix("order-") else {
                 continue;
             };
             let decoded = event.order()?;
-            let at = match index.get(order_id) {
-                Some(&at) => at,
-                None => {
-                    // A stream that starts in this batch has no row yet: nothing to look up.
-                    let fact = if event.revision == 0 {
-                        None
-                    } else {
-                        Fact::load(tx, order_id)?
-                    };
-                    folded.push((order_id, fact, false));
-                    index.insert(order_id, folded.len() - 1);
-                    folded.len() - 1
+            let (fact, placed) = folded.entry(order_id, || {
+                // A stream that starts in this batch has no row yet: nothing to look up.
+                if event.revision == 0 {
+                    Ok((None, false))
+                } else {
+                    Ok((Fact::load(tx, order_id)?, false))
                 }
-            };
-            let (_, fact, placed) = &mut folded[at];
+            })?;
             let change = &decoded.change;
             match change {
                 OrderChange::OrderPlaced {
@@ -143,7 +134,7 @@ impl Projection for StatsProjection {
                 fact.evolve(change, millis(decoded.at));
             }
         }
-        for (order_id, fact, placed) in &folded {
+        for (order_id, (fact, placed)) in folded.entries() {
             if let Some(fact) = fact {
                 fact.write(tx, order_id, *placed)?;
             }

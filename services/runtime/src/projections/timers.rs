@@ -2,14 +2,14 @@
 //! `warn_at`, then red at `due_at`). The timer runner polls the earliest rows; a million
 //! pending deadlines are a million rows and one index, not a million sleeping tasks.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
 use diandan_workflows::order::{OrderChange, TimerPhase};
 
-use super::{Applied, Cached, Projection};
+use super::{Applied, Cached, Folds, Projection};
 use crate::Result;
 
 pub struct TimersProjection;
@@ -51,8 +51,7 @@ impl Projection for TimersProjection {
     /// timer's outcome once: a deadline scheduled and cleared within one batch (most are, at a
     /// rebuild) costs one lookup, not an insert and a delete.
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
-        let mut folded: Vec<((&str, &str), Timer)> = Vec::new();
-        let mut index: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut folded: Folds<(&str, &str), Timer> = Folds::new();
         // Orders whose streams start in this batch: none of their timers has a row yet.
         let mut new_orders: HashSet<&str> = HashSet::new();
         for event in events {
@@ -76,15 +75,7 @@ impl Projection for TimersProjection {
                 _ => continue,
             };
             let key = (order_id, deadline);
-            let at = match index.get(&key) {
-                Some(&at) => at,
-                None => {
-                    folded.push((key, Timer::Unread));
-                    index.insert(key, folded.len() - 1);
-                    folded.len() - 1
-                }
-            };
-            let timer = &mut folded[at].1;
+            let timer = folded.entry(key, || Ok(Timer::Unread))?;
             match change {
                 OrderChange::DeadlineScheduled { timer: t }
                 | OrderChange::ExtensionApproved { timer: t } => {
@@ -113,7 +104,7 @@ impl Projection for TimersProjection {
                 _ => *timer = Timer::Gone,
             }
         }
-        for ((order_id, deadline), timer) in &folded {
+        for ((order_id, deadline), timer) in folded.entries() {
             match timer {
                 Timer::Pending(row) => {
                     tx.execute_cached(
