@@ -1,5 +1,8 @@
 //! Events: what happened to an order. Stored as JSON, `type` names the variant.
 
+#[macro_use]
+pub(super) mod decode;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -23,7 +26,11 @@ fn is_one(n: &u32) -> bool {
 ///
 /// Who caused it, the command id and the correlation id travel in the envelope
 /// ([`CommandMeta`](crate::CommandMeta)) stored beside it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Stored as one JSON object: `at`, `type` (the variant's name) and the variant's fields
+/// (`{"at":"…","type":"OrderAccepted","volunteer_id":"…",…}`). Decoding reads it in one pass
+/// (see [`decode`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -68,6 +75,7 @@ pub struct Assignee {
     pub level: OrgLevel,
 }
 
+order_changes! {
 /// What changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -229,6 +237,7 @@ pub enum OrderChange {
         phase: TimerPhase,
         reason: String,
     },
+}
 }
 
 impl OrderChange {

@@ -1608,3 +1608,84 @@ fn every_change_serializes_with_its_event_type_and_round_trips() {
         assert_eq!(bare["type"], change.event_type());
     }
 }
+
+/// The one-pass decoder (`at` and `type` first, as written) agrees with serde's derived
+/// decoding of the same shape on every kind of change, in any key order, and refuses what it
+/// refuses.
+#[test]
+fn stored_events_decode_as_the_derived_shape_in_any_key_order() {
+    use super::event::decode::Derived;
+    let decode = |text: &str| serde_json::from_str::<OrderEvent>(text);
+    let derived = |text: &str| serde_json::from_str::<Derived>(text).map(OrderEvent::from);
+    for change in one_change_of_each_kind() {
+        let stored = OrderEvent { at: NOW, change };
+        let written = serde_json::to_string(&stored).unwrap();
+        assert!(written.starts_with(r#"{"at":"#), "{written}");
+        let serde_json::Value::Object(fields) = serde_json::to_value(&stored).unwrap() else {
+            panic!("an event is an object");
+        };
+        // As written; `type` before `at`; `at` last; `type` last; with a field nobody knows.
+        let mut orders: Vec<Vec<(String, serde_json::Value)>> = Vec::new();
+        let entries: Vec<(String, serde_json::Value)> = fields.into_iter().collect();
+        let key = |k: &str| entries.iter().find(|(n, _)| n == k).cloned().unwrap();
+        let others: Vec<_> = entries
+            .iter()
+            .filter(|(n, _)| n != "at" && n != "type")
+            .cloned()
+            .collect();
+        orders.push([vec![key("at"), key("type")], others.clone()].concat());
+        orders.push([vec![key("type"), key("at")], others.clone()].concat());
+        orders.push([vec![key("type")], others.clone(), vec![key("at")]].concat());
+        orders.push([vec![key("at")], others.clone(), vec![key("type")]].concat());
+        orders.push(
+            [
+                vec![
+                    key("at"),
+                    key("type"),
+                    ("later".into(), serde_json::json!([1, {"a": 2}])),
+                ],
+                others.clone(),
+            ]
+            .concat(),
+        );
+        for entries in orders {
+            let text = format!(
+                "{{{}}}",
+                entries
+                    .iter()
+                    .map(|(k, v)| format!("{}:{v}", serde_json::Value::from(k.as_str())))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            assert_eq!(decode(&text).unwrap(), stored, "{text}");
+            assert_eq!(derived(&text).unwrap(), stored, "{text}");
+        }
+        assert_eq!(decode(&written).unwrap(), stored);
+    }
+
+    // What the derived decoding refuses, this refuses too.
+    let at = r#""at":"2024-06-10T10:00:00+08:00""#;
+    for bad in [
+        format!("{{{at}}}"),
+        r#"{"type":"OrderClosed"}"#.to_owned(),
+        format!(r#"{{{at},"type":"OrderVanished"}}"#),
+        format!(r#"{{{at},"type":"OrderAccepted","volunteer_id":"v1"}}"#),
+        format!(r#"{{{at},"type":"OrderAccepted","volunteer_id":7,"team_id":"t1"}}"#),
+        format!(r#"{{"volunteer_id":"v1",{at},"type":"OrderAccepted"}}"#),
+        r#"{"at":"yesterday","type":"OrderClosed"}"#.to_owned(),
+        format!(r#"{{{at},"type":7}}"#),
+        format!(r#"{{{at},{at},"type":"OrderClosed"}}"#),
+        "[]".to_owned(),
+        format!(r#"{{{at},"type":"OrderClosed""#),
+    ] {
+        assert!(derived(&bad).is_err(), "derived accepts {bad}");
+        assert!(decode(&bad).is_err(), "accepted {bad}");
+    }
+    let unknown = decode(&format!(r#"{{{at},"type":"OrderVanished"}}"#)).unwrap_err();
+    assert!(unknown.to_string().contains("OrderVanished"), "{unknown}");
+    let missing = decode(&format!(
+        r#"{{{at},"type":"OrderAccepted","volunteer_id":"v1"}}"#
+    ))
+    .unwrap_err();
+    assert!(missing.to_string().contains("team_id"), "{missing}");
+}

@@ -1,0 +1,254 @@
+//! Decoding a stored [`OrderEvent`] in one pass.
+//!
+//! The derived way — `at` beside a `#[serde(flatten)]`ed, internally tagged [`OrderChange`] —
+//! makes serde copy the whole object into an intermediate tree twice (once to take `at` out,
+//! once to find `type`) before a variant sees its fields: about a microsecond an event, a fifth
+//! of a projection rebuild's CPU. Events are written `at` and `type` first, so the decoder reads
+//! those two and then hands the rest of the object straight to the variant named by `type`
+//! (through [`Body`], the same variants externally tagged, declared from the same list by
+//! [`order_changes!`]). An object in another key order (hand-written, or from a
+//! `serde_json::Value`, whose keys are sorted) takes the derived path: slower, same result.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use time::OffsetDateTime;
+
+use super::{Body, OrderChange, OrderEvent};
+
+/// Declares [`OrderChange`] (as written inside it) and, from the same variant list, `Body`:
+/// the same variants with the same fields and attributes, externally tagged and only
+/// deserialized, with the conversion from one to the other. One list, so the two cannot drift.
+macro_rules! order_changes {
+    (
+        $(#[$enum_meta:meta])*
+        pub enum OrderChange {
+            $(
+                $(#[$variant_meta:meta])*
+                $variant:ident $({
+                    $( $(#[$field_meta:meta])* $field:ident : $ty:ty ),* $(,)?
+                })?
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$enum_meta])*
+        pub enum OrderChange {
+            $(
+                $(#[$variant_meta])*
+                $variant $({ $( $(#[$field_meta])* $field: $ty ),* })?
+            ),*
+        }
+
+        /// [`OrderChange`] externally tagged, for [`decode`](self::decode) to hand a variant
+        /// its fields directly.
+        #[derive(Deserialize)]
+        enum Body {
+            $(
+                $(#[$variant_meta])*
+                $variant $({ $( $(#[$field_meta])* $field: $ty ),* })?
+            ),*
+        }
+
+        impl From<Body> for OrderChange {
+            fn from(body: Body) -> OrderChange {
+                match body {
+                    $( Body::$variant $({ $($field),* })? => OrderChange::$variant $({ $($field),* })? ),*
+                }
+            }
+        }
+    };
+}
+
+/// `at` as stored (RFC 3339).
+#[derive(Deserialize)]
+struct At(#[serde(with = "time::serde::rfc3339")] OffsetDateTime);
+
+/// The reference decoding: what serde derives for `OrderEvent`'s shape. The slow path, and
+/// what tests hold the fast one to.
+#[derive(Deserialize)]
+pub(crate) struct Derived {
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    #[serde(flatten)]
+    change: OrderChange,
+}
+
+impl From<Derived> for OrderEvent {
+    fn from(derived: Derived) -> OrderEvent {
+        OrderEvent {
+            at: derived.at,
+            change: derived.change,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OrderEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<OrderEvent, D::Error> {
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+/// A key of the event object: one of the two read first, or any other.
+enum Key {
+    At,
+    Type,
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+                Ok(match key {
+                    "at" => Key::At,
+                    "type" => Key::Type,
+                    other => Key::Other(other.to_owned()),
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = OrderEvent;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an order event (an object with `at`, `type` and the change's fields)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderEvent, A::Error> {
+        let mut at = None;
+        let mut tag: Option<String> = None;
+        while at.is_none() || tag.is_none() {
+            match map.next_key::<Key>()? {
+                Some(Key::At) if at.is_none() => at = Some(map.next_value::<At>()?.0),
+                Some(Key::Type) if tag.is_none() => tag = Some(map.next_value()?),
+                Some(key) => return buffered(map, at, tag, key),
+                None if at.is_none() => return Err(de::Error::missing_field("at")),
+                None => return Err(de::Error::missing_field("type")),
+            }
+        }
+        let (Some(at), Some(tag)) = (at, tag) else {
+            unreachable!("the loop ends with both read");
+        };
+        let body = Body::deserialize(Rest { tag, map })?;
+        Ok(OrderEvent {
+            at,
+            change: body.into(),
+        })
+    }
+}
+
+/// The derived path, for an object whose first keys were not `at` and `type`: the rest is
+/// collected and decoded as serde derives it.
+fn buffered<'de, A: MapAccess<'de>>(
+    mut map: A,
+    at: Option<OffsetDateTime>,
+    tag: Option<String>,
+    key: Key,
+) -> Result<OrderEvent, A::Error> {
+    let mut object = serde_json::Map::new();
+    if let Some(tag) = tag {
+        object.insert("type".into(), tag.into());
+    }
+    let mut next = Some(key);
+    while let Some(key) = next {
+        let name = match key {
+            Key::At if at.is_some() => return Err(de::Error::duplicate_field("at")),
+            Key::Type if object.contains_key("type") => {
+                return Err(de::Error::duplicate_field("type"))
+            }
+            Key::At => "at".to_owned(),
+            Key::Type => "type".to_owned(),
+            Key::Other(name) => name,
+        };
+        object.insert(name, map.next_value()?);
+        next = map.next_key()?;
+    }
+    let change = match at {
+        Some(at) => OrderEvent {
+            at,
+            change: OrderChange::deserialize(serde_json::Value::Object(object))
+                .map_err(de::Error::custom)?,
+        },
+        None => Derived::deserialize(serde_json::Value::Object(object))
+            .map_err(de::Error::custom)?
+            .into(),
+    };
+    Ok(change)
+}
+
+/// The rest of the object after `at` and `type`, as the variant named by `type`.
+struct Rest<A> {
+    tag: String,
+    map: A,
+}
+
+impl<'de, A: MapAccess<'de>> Deserializer<'de> for Rest<A> {
+    type Error = A::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+impl<'de, A: MapAccess<'de>> de::EnumAccess<'de> for Rest<A> {
+    type Error = A::Error;
+    type Variant = Self;
+
+    fn variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, Self), A::Error> {
+        let variant = seed.deserialize(self.tag.as_str().into_deserializer())?;
+        Ok((variant, self))
+    }
+}
+
+impl<'de, A: MapAccess<'de>> de::VariantAccess<'de> for Rest<A> {
+    type Error = A::Error;
+
+    /// A change without fields: anything else in the object is ignored, as serde does.
+    fn unit_variant(mut self) -> Result<(), A::Error> {
+        while self
+            .map
+            .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, _: T) -> Result<T::Value, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::NewtypeVariant,
+            &"a change with named fields",
+        ))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, A::Error> {
+        Err(de::Error::invalid_type(
+            de::Unexpected::TupleVariant,
+            &"a change with named fields",
+        ))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, A::Error> {
+        visitor.visit_map(self.map)
+    }
+}
