@@ -671,8 +671,11 @@ impl ReaderPool {
 fn recorded_event(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
     let mut event = recorded_event_unhashed(row)?;
     // A hash that is missing or not 32 bytes (an edited row) reads as one that cannot verify.
-    let hash: Option<Vec<u8>> = row.get(8)?;
-    event.hash = hash.and_then(|h| h.try_into().ok()).unwrap_or([0xff; 32]);
+    // Read in place: a copy of it would be one more allocation per event read.
+    let hash = row.get_ref(8)?.as_blob_or_null().ok().flatten();
+    event.hash = hash
+        .and_then(|h| <[u8; 32]>::try_from(h).ok())
+        .unwrap_or([0xff; 32]);
     Ok(event)
 }
 
