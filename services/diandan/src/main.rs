@@ -10,6 +10,10 @@ use tonic::transport::Endpoint;
 
 use diandan::server::{run, shutdown_signal, Config};
 
+/// mimalloc, not glibc's malloc: see `Cargo.toml`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "diandan",
