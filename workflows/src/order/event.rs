@@ -29,7 +29,7 @@ fn is_one(n: &u32) -> bool {
 ///
 /// Stored as one JSON object: `at`, `type` (the variant's name) and the variant's fields
 /// (`{"at":"…","type":"OrderAccepted","volunteer_id":"…",…}`). Decoding reads it in one pass
-/// (see [`decode`]).
+/// (see `order/event/decode.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderEvent {
     #[serde(with = "time::serde::rfc3339")]
