@@ -56,6 +56,15 @@ const WRITER_CACHE_KIB: i64 = 4 * 1024;
 /// Page cache of each reader connection: a stream read hits memory, not `pread` (SQLite's
 /// default 2 MB made every load of an order re-read its pages from the OS).
 const READER_CACHE_KIB: i64 = 8 * 1024;
+/// A `read_all` of at least this many events is a scan of the log (a rebuild, an audit
+/// verification), not a subscriber catching up: its reader maps the file into memory
+/// (`PRAGMA mmap_size`) while it reads, so the file's pages are read in place instead of by one
+/// `pread` each — a tenth of a rebuild's time. Only while it reads: a mapping left on an idle
+/// connection would count the whole file in the process's memory, and ordinary reads gain
+/// nothing from it (measured on the HTTP flows). Pages still in the WAL are read as before.
+const SCAN_EVENTS: usize = 4096;
+/// How much of the file a scan maps.
+const SCAN_MMAP_BYTES: i64 = 1 << 30;
 /// Streams whose last revision the writer remembers, to skip an index lookup per append.
 const REVISION_CACHE: usize = 1 << 16;
 /// The schema this code reads and writes (`PRAGMA user_version`). Version 2 added the hash
@@ -616,12 +625,23 @@ impl ReaderPool {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let scan = max >= SCAN_EVENTS;
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let mut statement = conn.prepare_cached(READ_ALL)?;
-            let rows = statement.query_map(params![from, max], recorded_event)?;
-            rows.collect()
+            if scan {
+                conn.execute_batch(&format!("PRAGMA mmap_size = {SCAN_MMAP_BYTES}"))?;
+            }
+            let read = conn.prepare_cached(READ_ALL).and_then(|mut statement| {
+                statement
+                    .query_map(params![from, max], recorded_event)?
+                    .collect()
+            });
+            if scan {
+                // Unmapped again whatever the read gave: an idle connection keeps nothing mapped.
+                conn.execute_batch("PRAGMA mmap_size = 0")?;
+            }
+            read
         })
         .await
     }
@@ -956,5 +976,41 @@ mod tests {
             commit(&mut writer, &[big])[0].as_ref().unwrap(),
             &ok(1, 1, 2)
         );
+    }
+
+    /// A scan (`read_all` of `SCAN_EVENTS` or more, read through a mapping of the file) gives
+    /// what small reads give, and leaves its connection unmapped.
+    #[tokio::test]
+    async fn a_scan_reads_what_small_reads_read_and_maps_nothing_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut writer = Writer::open(&path).unwrap();
+        let streams = SCAN_EVENTS / 100 + 3;
+        let requests: Vec<_> = (0..streams)
+            .map(|i| request(&format!("s{i}"), ExpectedRevision::NoStream, 100))
+            .collect();
+        assert!(commit(&mut writer, &requests).iter().all(Result::is_ok));
+        drop(writer);
+        let readers = Arc::new(ReaderPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+        });
+
+        let scanned = readers.read_all(1, SCAN_EVENTS * 2).await.unwrap();
+        assert_eq!(scanned.len(), streams * 100);
+        let mut small = Vec::new();
+        while small.len() < scanned.len() {
+            small.extend(readers.read_all(small.len() as u64 + 1, 97).await.unwrap());
+        }
+        assert_eq!(scanned, small);
+
+        let idle = readers.idle.lock().unwrap();
+        assert!(!idle.is_empty());
+        for conn in idle.iter() {
+            let mapped: i64 = conn
+                .query_row("PRAGMA mmap_size", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(mapped, 0);
+        }
     }
 }
