@@ -25,6 +25,7 @@
 pub mod bench;
 pub mod chain;
 pub mod conformance;
+mod live_tail;
 pub mod sqlite;
 pub mod subscription;
 

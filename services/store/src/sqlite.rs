@@ -10,7 +10,9 @@
 //!
 //! Reads: a small pool of read-only connections used from `spawn_blocking`, so the tokio
 //! runtime never waits on SQLite. WAL lets them read the last committed state while the
-//! writer writes.
+//! writer writes. Reads of the log's last few thousand events (those who follow the head:
+//! subscriptions, the outbox, the ledger runner) are answered from memory instead: the writer
+//! keeps what it just committed in memory (`live_tail.rs`).
 //!
 //! One process, one `SqliteStore` per file: positions are allocated by the writer thread,
 //! so a second writer on the same file (in this process or another) is not supported.
@@ -25,6 +27,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::{self, Hash};
+use crate::live_tail::LiveTail;
 use crate::{
     subscription, AppendRequest, AppendResult, Direction, EventStore, ExpectedRevision,
     RecordedEvent, Result, StoreError, Subscription,
@@ -153,6 +156,7 @@ impl SqliteStore {
         let mut writer = Writer::open(&path)?;
         writer.chained = chained;
         let head = writer.head.subscribe();
+        let tail = Arc::clone(&writer.tail);
         let (appends, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
@@ -164,6 +168,7 @@ impl SqliteStore {
             readers: Arc::new(ReaderPool {
                 path,
                 idle: Mutex::new(Vec::new()),
+                tail,
             }),
             head,
         })
@@ -203,6 +208,10 @@ impl EventStore for SqliteStore {
         max: usize,
     ) -> Result<Vec<RecordedEvent>> {
         if max == 0 {
+            return Ok(Vec::new());
+        }
+        // Folded to its end already and asking what came since: usually nothing.
+        if direction == Direction::Forward && self.readers.tail.nothing_from(stream, from) {
             return Ok(Vec::new());
         }
         let stream = stream.to_owned();
@@ -305,6 +314,15 @@ struct Writer {
     revisions: HashMap<String, (u64, Hash)>,
     /// Off only in the benchmark's baseline ([`SqliteStore::open_unchained`]).
     chained: bool,
+    /// The last committed events, which the readers share.
+    tail: Arc<LiveTail>,
+}
+
+/// What one append of a batch came to: its answer, and the hashes of the events it wrote
+/// (none when it wrote nothing: a conflict, a retry).
+struct Outcome {
+    answer: Result<AppendResult>,
+    hashes: Vec<Hash>,
 }
 
 impl Writer {
@@ -357,6 +375,7 @@ impl Writer {
             head: watch::Sender::new(head),
             revisions: HashMap::new(),
             chained: true,
+            tail: Arc::default(),
         })
     }
 
@@ -408,15 +427,38 @@ impl Writer {
 
     /// Apply, commit and answer one batch; leaves `batch` empty.
     fn commit_batch(&mut self, batch: &mut Vec<PendingAppend>) {
-        match self.write_batch(batch) {
+        let recorded_at_ms = now_ms();
+        match self.write_batch(batch, recorded_at_ms) {
             Ok(outcomes) => {
+                // Committed: into the tail before anyone can learn of these positions.
+                let mut committed = Vec::new();
+                for (pending, outcome) in batch.iter_mut().zip(&outcomes) {
+                    if let (Ok(written), false) = (&outcome.answer, outcome.hashes.is_empty()) {
+                        let events = std::mem::take(&mut pending.request.events);
+                        let first_position = written.last_position + 1 - events.len() as u64;
+                        committed.extend(events.into_iter().zip(&outcome.hashes).enumerate().map(
+                            |(i, (event, hash))| RecordedEvent {
+                                event_id: event.event_id,
+                                stream: pending.request.stream.clone(),
+                                revision: written.first_revision + i as u64,
+                                position: first_position + i as u64,
+                                event_type: event.event_type,
+                                data: event.data,
+                                metadata: event.metadata,
+                                recorded_at_ms,
+                                hash: *hash,
+                            },
+                        ));
+                    }
+                }
+                self.tail.push(committed);
                 let head = self.next_position - 1;
                 if head != *self.head.borrow() {
                     self.head.send_replace(head);
                 }
                 for (pending, outcome) in batch.drain(..).zip(outcomes) {
                     // The caller may have given up waiting; its append stands regardless.
-                    let _ = pending.reply.send(outcome);
+                    let _ = pending.reply.send(outcome.answer);
                 }
             }
             Err(error) => {
@@ -447,8 +489,8 @@ impl Writer {
     fn write_batch(
         &mut self,
         batch: &[PendingAppend],
-    ) -> rusqlite::Result<Vec<Result<AppendResult>>> {
-        let recorded_at_ms = now_ms();
+        recorded_at_ms: i64,
+    ) -> rusqlite::Result<Vec<Outcome>> {
         self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for pending in batch {
@@ -460,11 +502,11 @@ impl Writer {
 
     /// One append inside the batch transaction. Nothing is written unless the append is new
     /// and its expected revision holds, so a rejected append needs no savepoint.
-    fn apply(
-        &mut self,
-        request: &AppendRequest,
-        recorded_at_ms: i64,
-    ) -> rusqlite::Result<Result<AppendResult>> {
+    fn apply(&mut self, request: &AppendRequest, recorded_at_ms: i64) -> rusqlite::Result<Outcome> {
+        let answer = |answer| Outcome {
+            answer,
+            hashes: Vec::new(),
+        };
         let stream = request.stream.as_str();
         let tail = self.stream_tail(stream)?;
         let current = tail.map(|(revision, _)| revision);
@@ -475,14 +517,14 @@ impl Writer {
         };
         if !expected_holds {
             // A retry's expected revision is stale by nature: answer it, not the conflict.
-            return Ok(match self.earlier_append(request)? {
+            return Ok(answer(match self.earlier_append(request)? {
                 Some(earlier) => Ok(earlier),
                 None => Err(StoreError::WrongExpectedRevision {
                     stream: request.stream.clone(),
                     expected: request.expected,
                     actual: current,
                 }),
-            });
+            }));
         }
 
         let count = request.events.len() as u64;
@@ -502,12 +544,12 @@ impl Writer {
             result.last_position,
         ])?;
         if claimed == 0 {
-            return Ok(self.earlier_append(request)?.ok_or_else(|| {
+            return Ok(answer(self.earlier_append(request)?.ok_or_else(|| {
                 StoreError::Backend(format!(
                     "command {} on {stream} is taken but not found",
                     request.command_id
                 ))
-            }));
+            })));
         }
 
         let prev = tail.map_or(chain::GENESIS, |(_, hash)| hash);
@@ -540,7 +582,10 @@ impl Writer {
         self.next_position += count;
         let last_hash = *hashes.last().expect("an append carries events");
         self.remember_tail(stream, (result.last_revision, last_hash));
-        Ok(Ok(result))
+        Ok(Outcome {
+            answer: Ok(result),
+            hashes,
+        })
     }
 
     /// The stream's last revision and hash as of this transaction, from the cache or the index.
@@ -590,6 +635,7 @@ impl Writer {
     /// the file (a commit that reported an error may still have reached the disk).
     fn recover(&mut self) {
         self.revisions.clear();
+        self.tail.clear();
         if !self.conn.is_autocommit() {
             if let Err(error) = self.conn.execute_batch("ROLLBACK") {
                 tracing::error!(%error, "event store rollback failed");
@@ -618,6 +664,8 @@ impl Writer {
 struct ReaderPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// The writer's last committed events.
+    tail: Arc<LiveTail>,
 }
 
 impl ReaderPool {
@@ -625,6 +673,18 @@ impl ReaderPool {
         if max == 0 {
             return Ok(Vec::new());
         }
+        let scan = max >= SCAN_EVENTS;
+        // A scan (a rebuild, `diandan audit verify`) always reads the file itself.
+        if !scan {
+            if let Some(events) = self.tail.read(from, max) {
+                return Ok(events);
+            }
+        }
+        self.read_file(from, max).await
+    }
+
+    /// [`ReaderPool::read_all`] from the file, whatever the tail holds.
+    async fn read_file(self: &Arc<Self>, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
         let scan = max >= SCAN_EVENTS;
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
@@ -978,6 +1038,106 @@ mod tests {
         );
     }
 
+    /// What the writer keeps in its tail is what it stored: the same events, read from memory
+    /// or from the file, through conflicts, retries, a failed batch and one the file took.
+    #[tokio::test]
+    async fn the_live_tail_reads_as_the_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        let mut writer = Writer::open(&path).unwrap();
+        let readers = Arc::new(ReaderPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+            tail: Arc::clone(&writer.tail),
+        });
+        let same = |from: u64, max: usize| {
+            let readers = Arc::clone(&readers);
+            async move {
+                let remembered = readers.tail.read(from, max);
+                let stored = readers.read_file(from, max).await.unwrap();
+                if let Some(remembered) = remembered {
+                    assert_eq!(remembered, stored, "from {from}, {max} at most");
+                }
+                readers.read_all(from, max).await.unwrap() == stored
+            }
+        };
+        // What the tail says a stream lacks, the file lacks; and it knows every stream written
+        // since it was last emptied (`known`).
+        let streams_agree = |writer: &Writer, known: &[&str]| {
+            for stream in ["a", "b", "c", "d"] {
+                let last: Option<u64> = writer
+                    .conn
+                    .query_row(
+                        "SELECT MAX(revision) FROM events WHERE stream = ?1",
+                        [stream],
+                        |row| row.get(0),
+                    )
+                    .unwrap();
+                for from in 0..6 {
+                    let nothing = readers.tail.nothing_from(stream, from);
+                    let lacks = last.is_none_or(|last| last < from);
+                    if known.contains(&stream) {
+                        assert_eq!(nothing, lacks, "{stream} from {from}");
+                    } else {
+                        assert!(!nothing, "{stream} is not known");
+                    }
+                }
+            }
+        };
+
+        let create_b = request("b", ExpectedRevision::NoStream, 1);
+        let answers = commit(
+            &mut writer,
+            &[
+                request("a", ExpectedRevision::NoStream, 2),
+                create_b.clone(),
+                request("a", ExpectedRevision::NoStream, 1),
+                request("a", ExpectedRevision::Exact(1), 3),
+            ],
+        );
+        assert!(answers[2].is_err());
+        let answers = commit(
+            &mut writer,
+            &[create_b, request("c", ExpectedRevision::Any, 2)],
+        );
+        assert!(answers[0].as_ref().unwrap().duplicate);
+        assert_eq!(*writer.head.borrow(), 8);
+        assert_eq!(readers.tail.read(1, 100).unwrap().len(), 8);
+        for from in 0..=10 {
+            for max in [1, 3, 100] {
+                assert!(same(from, max).await);
+            }
+        }
+        streams_agree(&writer, &["a", "b", "c"]);
+
+        // A failed batch empties the tail: reads go to the file until commits refill it.
+        writer
+            .conn
+            .execute_batch(
+                "CREATE TABLE full (x); CREATE TRIGGER nope AFTER INSERT ON events
+                 BEGIN SELECT RAISE(FAIL, 'no'); END;",
+            )
+            .unwrap();
+        assert!(commit(&mut writer, &[request("d", ExpectedRevision::Any, 1)])[0].is_err());
+        assert_eq!(readers.tail.read(8, 100), None);
+        assert!(
+            !readers.tail.nothing_from("a", 5),
+            "forgotten after a failure"
+        );
+        writer.conn.execute_batch("DROP TRIGGER nope").unwrap();
+        assert!(commit(&mut writer, &[request("d", ExpectedRevision::Any, 2)])[0].is_ok());
+        assert_eq!(
+            readers.tail.read(8, 100),
+            None,
+            "before the refilled window"
+        );
+        assert_eq!(readers.tail.read(9, 100).unwrap().len(), 2);
+        for from in 0..=12 {
+            assert!(same(from, 100).await);
+        }
+        streams_agree(&writer, &["d"]);
+    }
+
     /// A scan (`read_all` of `SCAN_EVENTS` or more, read through a mapping of the file) gives
     /// what small reads give, and leaves its connection unmapped.
     #[tokio::test]
@@ -994,6 +1154,7 @@ mod tests {
         let readers = Arc::new(ReaderPool {
             path,
             idle: Mutex::new(Vec::new()),
+            tail: Arc::default(),
         });
 
         let scanned = readers.read_all(1, SCAN_EVENTS * 2).await.unwrap();
