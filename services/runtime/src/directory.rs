@@ -59,12 +59,18 @@ pub struct Volunteer {
 const MAX_DEPTH: usize = 8;
 
 /// Nodes and teams never change once registered, so they are cached; volunteers change
-/// (edits, 停用) and are read from their stream each time, so every process sees the same.
+/// (edits, 停用), so their stream is read each time, from the revision their cached fold
+/// reflects on: every process sees what the store holds, and a volunteer who did not change
+/// costs no decoding (and, in the process that writes the store, no query).
 #[derive(Default)]
 struct Cache {
     nodes: HashMap<String, Arc<Node>>,
     teams: HashMap<String, Arc<Team>>,
+    volunteers: HashMap<String, Arc<Volunteer>>,
 }
+
+/// Volunteers whose folds are kept; all are dropped when more are read.
+const CACHED_VOLUNTEERS: usize = 1 << 16;
 
 /// Directory lookups and registrations.
 #[derive(Clone)]
@@ -172,17 +178,42 @@ impl Directory {
             return Ok(None);
         }
         let stream = format!("volunteer-{id}");
+        let cached = self
+            .cache
+            .read()
+            .expect("poisoned")
+            .volunteers
+            .get(id)
+            .cloned();
+        let from = cached.as_ref().map_or(0, |v| v.revision + 1);
         let events = self
             .store
-            .read_stream(&stream, 0, Direction::Forward, 10_000)
+            .read_stream(&stream, from, Direction::Forward, 10_000)
             .await?;
-        let mut volunteer: Option<Volunteer> = None;
+        if events.is_empty() {
+            return Ok(cached);
+        }
+        let mut volunteer: Option<Volunteer> = cached.map(Arc::unwrap_or_clone);
         for recorded in &events {
             let event: DirectoryEvent = serde_json::from_slice(&recorded.data)
                 .map_err(|e| AppError::Storage(format!("{stream}: {e}")))?;
             volunteer = fold_volunteer(volunteer, event, recorded.revision);
         }
-        Ok(volunteer.map(Arc::new))
+        let volunteer = volunteer.map(Arc::new);
+        if let Some(folded) = &volunteer {
+            let mut cache = self.cache.write().expect("poisoned");
+            let newer = cache
+                .volunteers
+                .get(id)
+                .is_some_and(|kept| kept.revision >= folded.revision);
+            if !newer {
+                if cache.volunteers.len() >= CACHED_VOLUNTEERS {
+                    cache.volunteers.clear();
+                }
+                cache.volunteers.insert(id.to_owned(), Arc::clone(folded));
+            }
+        }
+        Ok(volunteer)
     }
 
     /// The teams a volunteer leads (队长): those of their teams that name them as leader.
