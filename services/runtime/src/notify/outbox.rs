@@ -26,6 +26,13 @@ use crate::{App, AppError, Result};
 
 /// Attempts before a notification is given up (each retried with growing delay).
 pub const MAX_ATTEMPTS: u32 = 8;
+/// Notifications sent per round. Their outcomes are recorded together after the round's
+/// sends, so a crash in the middle of a round sends at most this many a second time (delivery
+/// is at least once either way).
+const SEND_BATCH: usize = 16;
+
+/// A notification's id, what sending it came to, and its attempts before this one.
+type Settled = (String, std::result::Result<(), NotifyError>, u32);
 
 /// Where notifications wait to be sent.
 #[derive(Clone)]
@@ -97,16 +104,14 @@ impl Outbox {
         self.with(move |c| {
             let tx = c.transaction()?;
             for n in notifications {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT OR IGNORE INTO outbox (id, recipient, kind, order_id, text, next_attempt_ms)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![n.id, n.recipient, n.kind, n.order_id, n.text, now_ms()],
-                )?;
+                )?
+                .execute(params![n.id, n.recipient, n.kind, n.order_id, n.text, now_ms()])?;
             }
-            tx.execute(
-                "UPDATE outbox_checkpoint SET position = MAX(position, ?1)",
-                [position],
-            )?;
+            tx.prepare_cached("UPDATE outbox_checkpoint SET position = MAX(position, ?1)")?
+                .execute([position])?;
             tx.commit()?;
             Ok(())
         })
@@ -137,30 +142,33 @@ impl Outbox {
         .await
     }
 
-    async fn settle(
-        &self,
-        id: String,
-        outcome: std::result::Result<(), NotifyError>,
-        attempts: u32,
-    ) -> Result<()> {
+    /// Records what became of the notifications of one round (id, outcome, attempts before),
+    /// in one transaction: one sync for the round, not one per notification.
+    async fn settle(&self, outcomes: Vec<Settled>) -> Result<()> {
         self.with(move |c| {
-            match outcome {
-                Ok(()) => c.execute(
-                    "UPDATE outbox SET status = 'sent', sent_ms = ?2, attempts = ?3 WHERE id = ?1",
-                    params![id, now_ms(), attempts + 1],
-                )?,
-                Err(NotifyError::Temporary(e)) if attempts + 1 < MAX_ATTEMPTS => {
-                    let delay = 500i64 << attempts.min(10);
-                    c.execute(
-                        "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE id = ?1",
-                        params![id, attempts + 1, now_ms() + delay, e],
-                    )?
-                }
-                Err(e) => c.execute(
-                    "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3 WHERE id = ?1",
-                    params![id, attempts + 1, e.to_string()],
-                )?,
-            };
+            let tx = c.transaction()?;
+            for (id, outcome, attempts) in outcomes {
+                match outcome {
+                    Ok(()) => tx
+                        .prepare_cached(
+                            "UPDATE outbox SET status = 'sent', sent_ms = ?2, attempts = ?3 WHERE id = ?1",
+                        )?
+                        .execute(params![id, now_ms(), attempts + 1])?,
+                    Err(NotifyError::Temporary(e)) if attempts + 1 < MAX_ATTEMPTS => {
+                        let delay = 500i64 << attempts.min(10);
+                        tx.prepare_cached(
+                            "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4 WHERE id = ?1",
+                        )?
+                        .execute(params![id, attempts + 1, now_ms() + delay, e])?
+                    }
+                    Err(e) => tx
+                        .prepare_cached(
+                            "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3 WHERE id = ?1",
+                        )?
+                        .execute(params![id, attempts + 1, e.to_string()])?,
+                };
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -384,13 +392,17 @@ impl App {
             }
             outbox.record(notifications, last).await?;
         }
-        for (notification, attempts) in outbox.pending(64).await? {
+        let mut settled = Vec::new();
+        for (notification, attempts) in outbox.pending(SEND_BATCH).await? {
             worked = true;
             let outcome = notifier.send(&notification).await;
             if let Err(e) = &outcome {
                 tracing::warn!(error = %e, id = %notification.id, "notification not sent");
             }
-            outbox.settle(notification.id, outcome, attempts).await?;
+            settled.push((notification.id, outcome, attempts));
+        }
+        if !settled.is_empty() {
+            outbox.settle(settled).await?;
         }
         Ok(worked)
     }
