@@ -75,6 +75,18 @@ impl Checkpoint {
         Ok(conn.query_row("SELECT position FROM ledger_checkpoint", [], |r| r.get(0))?)
     }
 
+    /// Runs `f` on the blocking pool: the checkpoint's file is synced on every move, and a
+    /// sync must not hold up the async workers (HTTP requests wait on them).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Checkpoint) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let checkpoint = self.clone();
+        tokio::task::spawn_blocking(move || f(&checkpoint))
+            .await
+            .map_err(|e| AppError::Storage(format!("ledger checkpoint: {e}")))?
+    }
+
     /// Moves the checkpoint on to `position` (never back): the runner then starts after it.
     pub fn set(&self, position: u64) -> Result<()> {
         let conn = self.conn.lock().expect("checkpoint poisoned");
@@ -152,7 +164,7 @@ pub async fn run(
 
 /// One batch of the log. True if there was any.
 pub async fn round(app: &App, checkpoint: &Checkpoint) -> Result<bool> {
-    let from = checkpoint.get()? + 1;
+    let from = checkpoint.blocking(Checkpoint::get).await? + 1;
     let events = app.store.read_all(from, 256).await?;
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(false);
@@ -160,7 +172,7 @@ pub async fn round(app: &App, checkpoint: &Checkpoint) -> Result<bool> {
     for event in &events {
         handle(app, event).await?;
     }
-    checkpoint.set(last)?;
+    checkpoint.blocking(move |c| c.set(last)).await?;
     Ok(true)
 }
 
