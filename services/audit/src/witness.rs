@@ -182,46 +182,69 @@ impl Witness {
     }
 
     /// Adds the leaves of every event the store holds beyond those already witnessed.
+    ///
+    /// The file work (reading other handles' leaves, inserting and syncing new ones) runs on
+    /// the blocking pool: a minute's events are thousands of leaves, and the async workers it
+    /// would otherwise hold up are the ones answering HTTP requests.
     pub async fn catch_up(&self, store: &dyn EventStore) -> anyhow::Result<u64> {
         loop {
-            self.refresh()?;
-            let from = {
-                let state = self.inner.state.lock().expect("witness poisoned");
-                state.last_position + 1
-            };
+            let from = self.blocking(|witness| witness.next_position()).await?;
             let events = store.read_all(from, PAGE).await?;
             if events.is_empty() {
                 return Ok(self.size());
             }
-            let mut conn = self.inner.conn.lock().expect("witness poisoned");
-            // IMMEDIATE: take the write lock first (waiting for another process's), so the
-            // leaf count read below is the one the inserts follow.
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(storage)?;
-            {
-                let next: u64 = tx
-                    .query_row("SELECT COALESCE(MAX(leaf) + 1, 0) FROM leaves", [], |r| {
-                        r.get(0)
-                    })
-                    .map_err(storage)?;
-                let last: u64 = tx
-                    .query_row("SELECT COALESCE(MAX(position), 0) FROM leaves", [], |r| {
-                        r.get(0)
-                    })
-                    .map_err(storage)?;
-                let mut insert = tx
-                    .prepare_cached("INSERT INTO leaves (leaf, position, hash) VALUES (?1, ?2, ?3)")
-                    .map_err(storage)?;
-                // Another process may have added some of these since the refresh above.
-                for (leaf, event) in (next..).zip(events.iter().filter(|e| e.position > last)) {
-                    insert
-                        .execute(params![leaf, event.position, &event.hash[..]])
-                        .map_err(storage)?;
-                }
-            }
-            tx.commit().map_err(storage)?;
+            self.blocking(move |witness| witness.add_leaves(&events))
+                .await?;
         }
+    }
+
+    /// Runs `work` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Witness) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let witness = self.clone();
+        tokio::task::spawn_blocking(move || work(&witness)).await?
+    }
+
+    /// The position of the first event not witnessed yet (after reading other handles' leaves).
+    fn next_position(&self) -> anyhow::Result<u64> {
+        self.refresh()?;
+        let state = self.inner.state.lock().expect("witness poisoned");
+        Ok(state.last_position + 1)
+    }
+
+    /// Adds the leaves of `events` (in position order) that the file does not hold yet.
+    fn add_leaves(&self, events: &[diandan_store::RecordedEvent]) -> anyhow::Result<()> {
+        let mut conn = self.inner.conn.lock().expect("witness poisoned");
+        // IMMEDIATE: take the write lock first (waiting for another process's), so the
+        // leaf count read below is the one the inserts follow.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(storage)?;
+        {
+            let next: u64 = tx
+                .query_row("SELECT COALESCE(MAX(leaf) + 1, 0) FROM leaves", [], |r| {
+                    r.get(0)
+                })
+                .map_err(storage)?;
+            let last: u64 = tx
+                .query_row("SELECT COALESCE(MAX(position), 0) FROM leaves", [], |r| {
+                    r.get(0)
+                })
+                .map_err(storage)?;
+            let mut insert = tx
+                .prepare_cached("INSERT INTO leaves (leaf, position, hash) VALUES (?1, ?2, ?3)")
+                .map_err(storage)?;
+            // Another process may have added some of these since the refresh above.
+            for (leaf, event) in (next..).zip(events.iter().filter(|e| e.position > last)) {
+                insert
+                    .execute(params![leaf, event.position, &event.hash[..]])
+                    .map_err(storage)?;
+            }
+        }
+        tx.commit().map_err(storage)?;
+        Ok(())
     }
 
     /// How many leaves are witnessed.
@@ -242,6 +265,12 @@ impl Witness {
         now_ms: i64,
     ) -> anyhow::Result<Option<Checkpoint>> {
         let size = self.catch_up(store).await?;
+        self.blocking(move |witness| witness.sign(size, now_ms))
+            .await
+    }
+
+    /// Signs a checkpoint of the first `size` leaves unless one of at least that size exists.
+    fn sign(&self, size: u64, now_ms: i64) -> anyhow::Result<Option<Checkpoint>> {
         if let Some(latest) = self.latest()? {
             if latest.tree_size >= size {
                 return Ok(Some(latest));
