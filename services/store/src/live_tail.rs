@@ -18,7 +18,9 @@
 //! The tail also remembers the last committed revision of each stream it saw committed, so a
 //! reader that folded a stream up to its end (the order cache, the directory's volunteers) and
 //! asks for what came after learns "nothing" without a query. A stream it does not remember
-//! (never written by this process, or forgotten) is read from the file.
+//! (never written by this process, or forgotten) is read from the file. That rests on the
+//! store's rule of one writer per file: a revision this process committed last is the stream's
+//! last, since nobody else appends to it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
