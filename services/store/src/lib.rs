@@ -28,6 +28,7 @@ pub mod conformance;
 mod live_tail;
 pub mod sqlite;
 pub mod subscription;
+mod wal_checkpointer;
 
 pub use sqlite::SqliteStore;
 

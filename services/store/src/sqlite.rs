@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,6 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::chain::{self, Hash};
 use crate::live_tail::LiveTail;
+use crate::wal_checkpointer::WalCheckpointer;
 use crate::{
     subscription, AppendRequest, AppendResult, Direction, EventStore, ExpectedRevision,
     RecordedEvent, Result, StoreError, Subscription,
@@ -46,9 +48,10 @@ pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// mean fewer bytes written and checksummed per event; 2 KiB measured ~15% faster than 4 KiB
 /// with 256 writers, while events up to ~2 KiB still fit in one page.
 pub(crate) const PAGE_SIZE: u32 = 2048;
-/// WAL pages after which a commit also checkpoints the WAL into the main file (32 MiB).
-/// Larger means fewer, longer pauses; a WAL that is never reset is slower to append to.
-pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 16384;
+/// WAL pages after which a commit also checkpoints the WAL into the main file (128 MiB): only
+/// a safety net, should the checkpointer thread (`wal_checkpointer.rs`, which copies pages
+/// off the writer) fall behind. A WAL that is never reset is slower to append to.
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 4 * crate::wal_checkpointer::RESTART_FRAMES as u32;
 /// The writer's page cache: the hot interior and tail pages of both indexes. Not larger: when
 /// an insert splits a B-tree page, SQLite parks a page at the lock page's number while it
 /// reorders the siblings, and the commit that follows walks every page of the cache to drop
@@ -126,6 +129,7 @@ const READ_ALL: &str = "SELECT position, stream, revision, event_id, event_type,
 pub struct SqliteStore {
     appends: Option<mpsc::Sender<PendingAppend>>,
     writer: Option<JoinHandle<()>>,
+    checkpointer: Option<WalCheckpointer>,
     readers: Arc<ReaderPool>,
     head: watch::Receiver<u64>,
 }
@@ -156,6 +160,8 @@ impl SqliteStore {
         let mut writer = Writer::open(&path)?;
         writer.chained = chained;
         let head = writer.head.subscribe();
+        let checkpointer =
+            WalCheckpointer::start(&path, head.clone(), Arc::clone(&writer.restart))?;
         let tail = Arc::clone(&writer.tail);
         let (appends, queue) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
@@ -165,6 +171,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             appends: Some(appends),
             writer: Some(thread),
+            checkpointer: Some(checkpointer),
             readers: Arc::new(ReaderPool {
                 path,
                 idle: Mutex::new(Vec::new()),
@@ -177,6 +184,7 @@ impl SqliteStore {
 
 impl Drop for SqliteStore {
     fn drop(&mut self) {
+        drop(self.checkpointer.take());
         // Closing the queue is the writer's signal to finish its batch and exit.
         drop(self.appends.take());
         if let Some(writer) = self.writer.take() {
@@ -289,7 +297,7 @@ fn now_ms() -> i64 {
 }
 
 /// Settings every connection to the file gets.
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.set_prepared_statement_cache_capacity(32);
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")
@@ -316,6 +324,9 @@ struct Writer {
     chained: bool,
     /// The last committed events, which the readers share.
     tail: Arc<LiveTail>,
+    /// Raised by the checkpointer: checkpoint between two transactions, so the WAL can start
+    /// over.
+    restart: Arc<AtomicBool>,
 }
 
 /// What one append of a batch came to: its answer, and the hashes of the events it wrote
@@ -376,6 +387,7 @@ impl Writer {
             revisions: HashMap::new(),
             chained: true,
             tail: Arc::default(),
+            restart: Arc::default(),
         })
     }
 
@@ -422,6 +434,13 @@ impl Writer {
                 }
             }
             self.commit_batch(&mut batch);
+            if self.restart.swap(false, Ordering::Acquire) {
+                // The answers are out; what waits is the next batch, for the few pages the
+                // checkpointer has not copied yet.
+                if let Err(error) = crate::wal_checkpointer::passive_checkpoint(&self.conn) {
+                    tracing::warn!(%error, "event store WAL checkpoint failed");
+                }
+            }
         }
     }
 
