@@ -56,6 +56,30 @@ pub(super) fn node_path(tx: &Transaction<'_>, node_id: &str) -> Result<String> {
         .unwrap_or_else(|| format!("/?/{node_id}/")))
 }
 
+/// [`node_path`] for the orders of one batch, each station looked up once: the directory
+/// projection applies a batch before the projections that read paths do, so the paths do not
+/// change while they apply it.
+pub(super) struct NodePaths<'a> {
+    known: super::FastMap<&'a str, String>,
+}
+
+impl<'a> NodePaths<'a> {
+    pub(super) fn new() -> NodePaths<'a> {
+        NodePaths {
+            known: super::FastMap::default(),
+        }
+    }
+
+    pub(super) fn get(&mut self, tx: &Transaction<'_>, node_id: &'a str) -> Result<String> {
+        if let Some(path) = self.known.get(node_id) {
+            return Ok(path.clone());
+        }
+        let path = node_path(tx, node_id)?;
+        self.known.insert(node_id, path.clone());
+        Ok(path)
+    }
+}
+
 impl Projection for DirectoryProjection {
     fn name(&self) -> &'static str {
         "directory"

@@ -91,18 +91,22 @@ impl std::ops::Deref for Applied<'_> {
     }
 }
 
+/// The maps a batch is folded in, keyed by ids from the batch's events: `foldhash`, several
+/// times faster than the standard library's SipHash on short keys, and seeded per map.
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// What a batch leaves of each row it touches, while it is folded in memory: one entry per
 /// key, in the order keys first appear (rows are then written in that order, once each).
 pub(crate) struct Folds<K, T> {
     entries: Vec<(K, T)>,
-    index: std::collections::HashMap<K, usize>,
+    index: FastMap<K, usize>,
 }
 
 impl<K: std::hash::Hash + Eq + Copy, T> Folds<K, T> {
     pub(crate) fn new() -> Folds<K, T> {
         Folds {
             entries: Vec::new(),
-            index: std::collections::HashMap::new(),
+            index: FastMap::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transact
 
 use diandan_workflows::order::{self, OrderChange, OrderState};
 
-use super::directory::node_path;
+use super::directory::NodePaths;
 use super::{Applied, Cached, Folds, Projection};
 use crate::views::rfc3339;
 use crate::{AppError, Result};
@@ -60,6 +60,7 @@ impl Projection for OrdersProjection {
     /// state is read, parsed and serialised once per batch, not once per event.
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
         let mut folded: Folds<&str, Folded> = Folds::new();
+        let mut paths = NodePaths::new();
         for event in events {
             let Some(order_id) = event.stream.strip_prefix("order-") else {
                 continue;
@@ -74,7 +75,7 @@ impl Projection for OrdersProjection {
                 }
             })?;
             if let OrderChange::OrderPlaced { station_id, .. } = &decoded.change {
-                order.station_path = Some(node_path(tx, station_id)?);
+                order.station_path = Some(paths.get(tx, station_id)?);
             }
             order.people_changed |= matches!(
                 decoded.change,

@@ -8,7 +8,7 @@ use time::{OffsetDateTime, UtcOffset};
 use diandan_proto::v1 as pb;
 use diandan_workflows::order::OrderChange;
 
-use super::directory::node_path;
+use super::directory::NodePaths;
 use super::{Applied, Cached, Folds, Projection};
 use crate::Result;
 
@@ -83,6 +83,7 @@ impl Projection for StatsProjection {
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
         // Per order: its fact row (none: never placed), and whether this batch placed it.
         let mut folded: Folds<&str, (Option<Fact>, bool)> = Folds::new();
+        let mut paths = NodePaths::new();
         for event in events {
             let Some(order_id) = event.stream.strip_prefix("order-") else {
                 continue;
@@ -106,7 +107,7 @@ impl Projection for StatsProjection {
                     ..
                 } => {
                     *fact = Some(Fact::placed(
-                        node_path(tx, station_id)?,
+                        paths.get(tx, station_id)?,
                         category.code(),
                         decoded.at,
                         &workflow.name,

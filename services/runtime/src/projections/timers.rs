@@ -2,8 +2,6 @@
 //! `warn_at`, then red at `due_at`). The timer runner polls the earliest rows; a million
 //! pending deadlines are a million rows and one index, not a million sleeping tasks.
 
-use std::collections::HashSet;
-
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
@@ -53,7 +51,8 @@ impl Projection for TimersProjection {
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
         let mut folded: Folds<(&str, &str), Timer> = Folds::new();
         // Orders whose streams start in this batch: none of their timers has a row yet.
-        let mut new_orders: HashSet<&str> = HashSet::new();
+        let mut new_orders: std::collections::HashSet<&str, foldhash::fast::RandomState> =
+            Default::default();
         for event in events {
             let Some(order_id) = event.stream.strip_prefix("order-") else {
                 continue;
