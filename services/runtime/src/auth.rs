@@ -71,6 +71,8 @@ pub struct TokenSigner {
     issuer: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// What a token must say (built once: it is a few sets, and every request checks one).
+    validation: Validation,
     /// The key one-time codes are derived from (its own, derived from the secret).
     codes: Vec<u8>,
 }
@@ -86,11 +88,18 @@ impl TokenSigner {
         let secret = secret.into();
         let digest = Sha256::digest(&secret);
         let kid = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Expiry is checked in `verify` against the caller's clock (tests move it).
+        validation.validate_exp = false;
         TokenSigner {
             kid,
             issuer: issuer.to_owned(),
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
+            validation,
             codes: Sha256::new()
                 .chain_update(b"diandan one-time codes\0")
                 .chain_update(&secret)
@@ -142,13 +151,7 @@ impl TokenSigner {
                 "登录凭证不属于本系统（签名密钥不同），请重新登录".into(),
             ));
         }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[self.issuer.as_str()]);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // Expiry is checked below against the caller's clock (tests move it).
-        validation.validate_exp = false;
-        let jwt = jsonwebtoken::decode::<Jwt>(token, &self.decoding, &validation)
+        let jwt = jsonwebtoken::decode::<Jwt>(token, &self.decoding, &self.validation)
             .map_err(|_| invalid())?
             .claims;
         if jwt.claims.exp < now.unix_timestamp() {
