@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
-use crate::sqlite::{backend, SqliteStore, BUSY_TIMEOUT, PAGE_SIZE, WAL_AUTOCHECKPOINT_PAGES};
+use crate::sqlite::{backend, SqliteStore, BUSY_TIMEOUT, PAGE_SIZE};
+use crate::wal_checkpointer::RESTART_FRAMES;
 use crate::{AppendRequest, EventStore, ExpectedRevision, NewEvent, Result, StoreError};
 
 /// What one run measured.
@@ -144,8 +145,9 @@ pub async fn durable_appends_with(
 
 /// The baseline: `writers` threads, each with its own connection, each inserting one row of
 /// the same shape and size as an event, one transaction per insert, with the store's
-/// durability and layout settings (WAL, `synchronous=FULL`, page size, autocheckpoint). SQLite's own locking
-/// (busy timeout) serialises them.
+/// durability and layout settings (WAL, `synchronous=FULL`, page size), checkpointing where the
+/// store's WAL starts over (plain SQLite has no checkpointer thread: its writers checkpoint).
+/// SQLite's own locking (busy timeout) serialises them.
 pub fn raw_sqlite_inserts(
     dir: &Path,
     writers: usize,
@@ -158,7 +160,7 @@ pub fn raw_sqlite_inserts(
         .execute_batch(&format!(
             "PRAGMA page_size = {PAGE_SIZE};
              PRAGMA journal_mode = WAL;
-             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};
+             PRAGMA wal_autocheckpoint = {RESTART_FRAMES};
              CREATE TABLE raw (
                  position       INTEGER PRIMARY KEY,
                  stream         TEXT    NOT NULL,
