@@ -41,23 +41,25 @@ pub(crate) struct WalCheckpointer {
 }
 
 impl WalCheckpointer {
-    /// Starts checkpointing `conn`'s file whenever `head` (the last committed position) has
-    /// moved since the last checkpoint; raises `restart` when the writer should checkpoint.
+    /// Starts checkpointing the store file at `path` whenever `head` (the last committed
+    /// position) has moved since the last checkpoint; raises `restart` when the writer should
+    /// checkpoint.
     pub(crate) fn start(
         path: &Path,
         head: watch::Receiver<u64>,
         restart: Arc<AtomicBool>,
     ) -> Result<WalCheckpointer> {
-        let failed = |e: String| StoreError::Backend(format!("{}: {e}", path.display()));
+        let failed =
+            |e: &dyn std::fmt::Display| StoreError::Backend(format!("{}: {e}", path.display()));
         let conn = Connection::open(path)
             .and_then(|conn| super::sqlite::configure(&conn).map(|()| conn))
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(&e))?;
         // Syncs what the checkpoints copied; on Linux a sync through any descriptor of a file
         // writes all of its cached pages.
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| failed(&e))?;
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("store-checkpointer".into())
@@ -105,9 +107,9 @@ fn run(
     }
 }
 
-/// Copies every frame committed so far that no reader still needs into the main file and
-/// syncs it, never waiting for a lock; the WAL's length in frames, or `None` when another
-/// checkpoint held it.
+/// Copies every frame committed so far that no reader still needs into the main file, never
+/// waiting for a lock (SQLite syncs the file only when that was every frame); the WAL's length
+/// in frames, or `None` when another checkpoint held it.
 pub(crate) fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<Option<i64>> {
     let (busy, frames): (i64, i64) =
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {

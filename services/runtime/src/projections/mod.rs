@@ -94,6 +94,8 @@ impl std::ops::Deref for Applied<'_> {
 /// The maps a batch is folded in, keyed by ids from the batch's events: `foldhash`, several
 /// times faster than the standard library's SipHash on short keys, and seeded per map.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+/// The set of [`FastMap`].
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// What a batch leaves of each row it touches, while it is folded in memory: one entry per
 /// key, in the order keys first appear (rows are then written in that order, once each).

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use diandan_workflows::order::{OrderChange, TimerPhase};
 
-use super::{Applied, Cached, Folds, Projection};
+use super::{Applied, Cached, FastSet, Folds, Projection};
 use crate::Result;
 
 pub struct TimersProjection;
@@ -51,8 +51,7 @@ impl Projection for TimersProjection {
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
         let mut folded: Folds<(&str, &str), Timer> = Folds::new();
         // Orders whose streams start in this batch: none of their timers has a row yet.
-        let mut new_orders: std::collections::HashSet<&str, foldhash::fast::RandomState> =
-            Default::default();
+        let mut new_orders: FastSet<&str> = FastSet::default();
         for event in events {
             let Some(order_id) = event.stream.strip_prefix("order-") else {
                 continue;
