@@ -36,8 +36,14 @@ pub use timers::{due_timers, due_timers_of, next_timer_ms, DueTimer};
 pub trait Projection: Send + Sync {
     /// Its checkpoint's key.
     fn name(&self) -> &'static str;
-    /// `CREATE TABLE IF NOT EXISTS …` statements.
+    /// `CREATE TABLE IF NOT EXISTS …` statements, and the indexes its own writes look up by.
     fn schema(&self) -> &'static str;
+    /// `CREATE INDEX IF NOT EXISTS …` of the indexes only queries read, never
+    /// [`apply`](Self::apply): a [`rebuild`] creates them once its tables are loaded, from one
+    /// sort, rather than inserting into them row by row.
+    fn query_indexes(&self) -> &'static str {
+        ""
+    }
     /// Tables to compare between a live and a rebuilt read model.
     fn tables(&self) -> &'static [&'static str];
     /// Applies one event. Events of types it does not know are ignored.
@@ -213,10 +219,12 @@ impl ReadModel {
     /// Opens (creating if need be) the file at `path`; processes starting together set it up
     /// one after another.
     pub fn open(path: &Path) -> Result<ReadModel> {
-        crate::sqlite_file::initialize(path, || Self::open_unlocked(path))
+        crate::sqlite_file::initialize(path, || Self::open_unlocked(path, true))
     }
 
-    fn open_unlocked(path: &Path) -> Result<ReadModel> {
+    /// [`open`](Self::open); without the [`query_indexes`](Projection::query_indexes) unless
+    /// `query_indexes` (a rebuild creates them at its end).
+    fn open_unlocked(path: &Path, query_indexes: bool) -> Result<ReadModel> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| AppError::Storage(format!("{}: {e}", dir.display())))?;
@@ -277,6 +285,9 @@ impl ReadModel {
         )?;
         for p in &projections {
             conn.execute_batch(p.schema())?;
+            if query_indexes {
+                conn.execute_batch(p.query_indexes())?;
+            }
             conn.execute(
                 "INSERT OR IGNORE INTO checkpoints (projection, position) VALUES (?1, 0)",
                 [p.name()],
@@ -482,15 +493,25 @@ impl ReadModel {
         f(&self.inner.writer.lock().expect("writer poisoned"))
     }
 
-    /// Every row of every projection table (and the checkpoints), sorted: two read models with
-    /// equal dumps are equal.
+    /// The schema (every table and index), then every row of every projection table (and the
+    /// checkpoints), sorted: two read models with equal dumps are equal.
     pub fn dump(&self) -> Result<Vec<String>> {
         let conn = self.inner.writer.lock().expect("writer poisoned");
         let mut tables = vec!["checkpoints"];
         for p in &self.inner.projections {
             tables.extend_from_slice(p.tables());
         }
-        let mut rows = Vec::new();
+        let mut rows: Vec<String> = conn
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")?
+            .query_map([], |r| {
+                Ok(format!(
+                    "sqlite_master: {} {} {:?}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
         for table in tables {
             let mut stmt = conn.prepare(&format!("SELECT * FROM {table}"))?;
             let columns = stmt.column_count();
@@ -671,7 +692,7 @@ pub async fn rebuild_in_batches(
                 .map_err(|e| AppError::Storage(format!("{}: {e}", file.display())))?;
         }
     }
-    let read = ReadModel::open(path)?;
+    let read = crate::sqlite_file::initialize(path, || ReadModel::open_unlocked(path, false))?;
     // A file being built from scratch needs neither a journal nor a sync at every batch: a
     // crash or a failed batch leaves a file nobody uses (`diandan rebuild` renames it into
     // place only once it is complete; the next rebuild starts it over). It is synced once at
@@ -736,6 +757,13 @@ pub async fn rebuild_in_batches(
         (events, decoded) = next?;
         raw = further?;
     }
+    // The indexes only queries read, each from one sort of its table now that it is loaded.
+    read.with_writer(|c| {
+        for p in &read.inner.projections {
+            c.execute_batch(p.query_indexes())?;
+        }
+        Ok(())
+    })?;
     // Journaled and synced as every live read model from here on, and synced now (after the
     // switch to WAL, which rewrites the file's header).
     read.with_writer(|c| {

@@ -25,10 +25,6 @@ CREATE TABLE IF NOT EXISTS orders (
     state_json TEXT NOT NULL,
     extension_pending INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS orders_requester ON orders (requester_id, placed_at);
-CREATE INDEX IF NOT EXISTS orders_path ON orders (station_path, status);
-CREATE INDEX IF NOT EXISTS orders_assignee ON orders (assignee_id, status);
-CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by);
 -- Who else an order belongs to: claimants of an open claim, followers of a merged duplicate.
 CREATE TABLE IF NOT EXISTS order_people (
     person_id TEXT NOT NULL,
@@ -39,6 +35,14 @@ CREATE TABLE IF NOT EXISTS order_people (
 CREATE INDEX IF NOT EXISTS order_people_order ON order_people (order_id);
 ";
 
+/// The lists' indexes (the projection writes by `order_id` only).
+const QUERY_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS orders_requester ON orders (requester_id, placed_at);
+CREATE INDEX IF NOT EXISTS orders_path ON orders (station_path, status);
+CREATE INDEX IF NOT EXISTS orders_assignee ON orders (assignee_id, status);
+CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by);
+";
+
 impl Projection for OrdersProjection {
     fn name(&self) -> &'static str {
         "orders"
@@ -46,6 +50,10 @@ impl Projection for OrdersProjection {
 
     fn schema(&self) -> &'static str {
         SCHEMA
+    }
+
+    fn query_indexes(&self) -> &'static str {
+        QUERY_INDEXES
     }
 
     fn tables(&self) -> &'static [&'static str] {

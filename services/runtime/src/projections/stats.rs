@@ -35,14 +35,18 @@ CREATE TABLE IF NOT EXISTS order_facts (
     reworks INTEGER NOT NULL DEFAULT 0,
     activity INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
-CREATE INDEX IF NOT EXISTS order_facts_placed ON order_facts (placed_ms, order_id);
 -- Who holds a seat of an open claim: active volunteers count claimants too.
 CREATE TABLE IF NOT EXISTS claimant_facts (
     order_id TEXT NOT NULL,
     volunteer_id TEXT NOT NULL,
     PRIMARY KEY (order_id, volunteer_id)
 );
+";
+
+/// The statistics queries' indexes (the projection writes by `order_id` only).
+const QUERY_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
+CREATE INDEX IF NOT EXISTS order_facts_placed ON order_facts (placed_ms, order_id);
 ";
 
 /// China Standard Time: statistics are by the local day.
@@ -68,6 +72,10 @@ impl Projection for StatsProjection {
 
     fn schema(&self) -> &'static str {
         SCHEMA
+    }
+
+    fn query_indexes(&self) -> &'static str {
+        QUERY_INDEXES
     }
 
     fn tables(&self) -> &'static [&'static str] {

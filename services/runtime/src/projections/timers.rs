@@ -21,8 +21,10 @@ CREATE TABLE IF NOT EXISTS timers (
     next_fire_ms INTEGER NOT NULL,
     PRIMARY KEY (order_id, deadline)
 );
-CREATE INDEX IF NOT EXISTS timers_next ON timers (next_fire_ms);
 ";
+
+/// The timer runner's index (the projection writes by `(order_id, deadline)` only).
+const QUERY_INDEXES: &str = "CREATE INDEX IF NOT EXISTS timers_next ON timers (next_fire_ms);";
 
 fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -35,6 +37,10 @@ impl Projection for TimersProjection {
 
     fn schema(&self) -> &'static str {
         SCHEMA
+    }
+
+    fn query_indexes(&self) -> &'static str {
+        QUERY_INDEXES
     }
 
     fn tables(&self) -> &'static [&'static str] {
