@@ -176,6 +176,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// Read up to `max` events of the global log with position `>= from`, in order.
     async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>>;
 
+    /// [`read_all`](Self::read_all) for a reader that folds payloads only (a rebuild of the
+    /// read models): each event's `metadata` may come back empty and its `hash` unset, so a
+    /// backend that stores them beside the payload need not copy them out. By default, every
+    /// field as `read_all` reads it.
+    async fn read_all_payloads(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
+        self.read_all(from, max).await
+    }
+
     /// The position of the last committed event (0 when the log is empty).
     async fn head_position(&self) -> Result<u64>;
 

@@ -123,6 +123,11 @@ const READ_STREAM_BACKWARD: &str = "SELECT position, stream, revision, event_id,
 const READ_ALL: &str = "SELECT position, stream, revision, event_id, event_type, \
      data, metadata, recorded_at_ms, hash FROM events \
      WHERE position >= ?1 ORDER BY position ASC LIMIT ?2";
+/// [`READ_ALL`] without the metadata and the hash ([`EventStore::read_all_payloads`]): the
+/// metadata is about as long as a typical payload, and a rebuild never reads it.
+const READ_ALL_PAYLOADS: &str = "SELECT position, stream, revision, event_id, event_type, \
+     data, X'', recorded_at_ms FROM events \
+     WHERE position >= ?1 ORDER BY position ASC LIMIT ?2";
 
 /// The SQLite event store. Cheap to share behind an `Arc`; dropping it stops the writer
 /// thread after it has answered every append already queued.
@@ -241,6 +246,15 @@ impl EventStore for SqliteStore {
 
     async fn read_all(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
         self.readers.read_all(from, max).await
+    }
+
+    async fn read_all_payloads(&self, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
+        if max < SCAN_EVENTS {
+            return self.readers.read_all(from, max).await;
+        }
+        self.readers
+            .scan(READ_ALL_PAYLOADS, recorded_event_unhashed, from, max)
+            .await
     }
 
     async fn head_position(&self) -> Result<u64> {
@@ -704,6 +718,18 @@ impl ReaderPool {
 
     /// [`ReaderPool::read_all`] from the file, whatever the tail holds.
     async fn read_file(self: &Arc<Self>, from: u64, max: usize) -> Result<Vec<RecordedEvent>> {
+        self.scan(READ_ALL, recorded_event, from, max).await
+    }
+
+    /// Up to `max` events of the log from `from` on, read from the file by `sql` (a query like
+    /// [`READ_ALL`]) and `row`; a scan (`max` of at least [`SCAN_EVENTS`]) maps the file.
+    async fn scan(
+        self: &Arc<Self>,
+        sql: &'static str,
+        row: fn(&Row<'_>) -> rusqlite::Result<RecordedEvent>,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
         let scan = max >= SCAN_EVENTS;
         let from = i64::try_from(from).unwrap_or(i64::MAX);
         let max = i64::try_from(max).unwrap_or(i64::MAX);
@@ -711,11 +737,9 @@ impl ReaderPool {
             if scan {
                 conn.execute_batch(&format!("PRAGMA mmap_size = {SCAN_MMAP_BYTES}"))?;
             }
-            let read = conn.prepare_cached(READ_ALL).and_then(|mut statement| {
-                statement
-                    .query_map(params![from, max], recorded_event)?
-                    .collect()
-            });
+            let read = conn
+                .prepare_cached(sql)
+                .and_then(|mut statement| statement.query_map(params![from, max], row)?.collect());
             if scan {
                 // Unmapped again whatever the read gave: an idle connection keeps nothing mapped.
                 conn.execute_batch("PRAGMA mmap_size = 0")?;

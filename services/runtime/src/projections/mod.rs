@@ -713,7 +713,8 @@ pub async fn rebuild_in_batches(
         if from > total {
             return Ok(Vec::new());
         }
-        Ok::<_, AppError>(store.read_all(from, batch).await?)
+        // Projections read payloads only: neither the metadata nor the hash is copied out.
+        Ok::<_, AppError>(store.read_all_payloads(from, batch).await?)
     };
     let decode = |events: Vec<RecordedEvent>| async move {
         tokio::task::spawn_blocking(move || {
