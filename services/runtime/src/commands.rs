@@ -305,13 +305,21 @@ impl App {
                 Ok(result) if result.duplicate => continue, // a concurrent retry won: reload
                 Ok(result) => {
                     // The append is durable: whatever happens to the cache, the answer is Ok.
-                    let state = match remember_written(
-                        &loaded,
-                        &payloads,
-                        &result,
-                        &command.meta.command_id,
-                    ) {
-                        Ok(written) => {
+                    let stored: Result<Vec<order::OrderEvent>> = payloads
+                        .iter()
+                        .map(|data| {
+                            serde_json::from_slice(data)
+                                .map_err(|e| AppError::Storage(format!("order event payload: {e}")))
+                        })
+                        .collect();
+                    let state = match stored {
+                        Ok(stored) => {
+                            let written = remember_written(
+                                loaded,
+                                &stored,
+                                &result,
+                                &command.meta.command_id,
+                            );
                             self.orders.put(order_id, &written);
                             written.state
                         }
@@ -393,19 +401,16 @@ impl App {
     }
 }
 
-/// The order after an append of `payloads` (as stored: the state is folded from the same
-/// bytes a load would read back, not from the events in memory).
+/// `loaded` after an append of `stored` (the events decoded from the payloads as stored: the
+/// state is folded from the same bytes a load would read back, not from the events in memory).
 fn remember_written(
-    loaded: &LoadedOrder,
-    payloads: &[Vec<u8>],
+    mut written: LoadedOrder,
+    stored: &[order::OrderEvent],
     result: &AppendResult,
     command_id: &str,
-) -> Result<LoadedOrder> {
-    let mut written = loaded.clone();
-    for data in payloads {
-        let event: order::OrderEvent = serde_json::from_slice(data)
-            .map_err(|e| AppError::Storage(format!("order event payload: {e}")))?;
-        written.state = order::evolve(std::mem::take(&mut written.state), &event);
+) -> LoadedOrder {
+    for event in stored {
+        written.state = order::evolve(std::mem::take(&mut written.state), event);
     }
     // A command's events are stored together: it ends at the append's last revision and
     // position (positions need not be consecutive: a store may number its log otherwise).
@@ -416,7 +421,7 @@ fn remember_written(
     );
     written.revision = Some(result.last_revision);
     written.position = result.last_position;
-    Ok(written)
+    written
 }
 
 impl App {
