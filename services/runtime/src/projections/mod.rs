@@ -222,8 +222,8 @@ impl ReadModel {
         crate::sqlite_file::initialize(path, || Self::open_unlocked(path, true))
     }
 
-    /// [`open`](Self::open); without the [`query_indexes`](Projection::query_indexes) unless
-    /// `query_indexes` (a rebuild creates them at its end).
+    /// [`open`](Self::open), creating the [`query_indexes`](Projection::query_indexes) too
+    /// when `query_indexes` is set (a rebuild leaves them for its end).
     fn open_unlocked(path: &Path, query_indexes: bool) -> Result<ReadModel> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
