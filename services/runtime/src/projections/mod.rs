@@ -169,6 +169,11 @@ impl Cached for Connection {
 /// How many compiled statements a read-model connection keeps (every projection's, with room).
 const STATEMENT_CACHE: usize = 256;
 
+/// Read connections kept open between queries. A burst opens more, closed once done: each
+/// keeps a page cache of up to [`CACHE_SIZE`](crate::sqlite_file::CACHE_SIZE), so keeping every
+/// one a burst opened would hold memory in proportion to the busiest moment ever seen.
+const IDLE_READERS: usize = 8;
+
 /// The read model's schema version (`PRAGMA user_version`). Bump it whenever a projection's
 /// tables or meaning change: a read model of another version is dropped and rebuilt from the
 /// log on open — read models are disposable, the log is not.
@@ -397,7 +402,11 @@ impl ReadModel {
                 None => open_connection(&inner.path)?,
             };
             let result = f(&conn);
-            inner.readers.lock().expect("pool poisoned").push(conn);
+            let mut idle = inner.readers.lock().expect("pool poisoned");
+            // More were opened for a burst of queries: closed again, caches and all.
+            if idle.len() < IDLE_READERS {
+                idle.push(conn);
+            }
             result
         })
         .await
@@ -778,4 +787,30 @@ pub async fn rebuild_in_batches(
         .and_then(|file| file.sync_all())
         .map_err(|e| AppError::Storage(format!("{}: {e}", path.display())))?;
     Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_queries_leaves_a_bounded_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = ReadModel::open(&dir.path().join("read.db")).unwrap();
+        // Every query holds its connection until all of them have one: as many open at once.
+        let queries = 3 * IDLE_READERS;
+        let barrier = Arc::new(std::sync::Barrier::new(queries));
+        let burst = (0..queries).map(|_| {
+            let barrier = barrier.clone();
+            read.query(move |c| {
+                barrier.wait();
+                Ok(c.query_row("SELECT COUNT(*) FROM orders", [], |r| r.get::<_, i64>(0))?)
+            })
+        });
+        for counted in futures::future::join_all(burst).await {
+            assert_eq!(counted.unwrap(), 0);
+        }
+        let idle = read.inner.readers.lock().unwrap().len();
+        assert_eq!(idle, IDLE_READERS, "{queries} opened at once, {idle} kept");
+    }
 }
