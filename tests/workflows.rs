@@ -243,24 +243,38 @@ fn v3_with_short_sign_for() -> String {
     text
 }
 
+/// The history as `type` or `type:deadline`; the clocks a change stops and starts follow it
+/// as `DeadlineCleared:…` and `DeadlineScheduled:…` (what they were as events of their own).
 fn history_types(history: &serde_json::Value) -> Vec<String> {
-    history["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let payload: serde_json::Value =
-                serde_json::from_str(e["payload_json"].as_str().unwrap()).unwrap();
-            let deadline = payload
-                .get("deadline")
-                .or_else(|| payload.get("timer").and_then(|t| t.get("deadline")))
-                .and_then(|d| d.as_str());
-            match deadline {
-                Some(d) => format!("{}:{d}", e["event_type"].as_str().unwrap()),
-                None => e["event_type"].as_str().unwrap().to_owned(),
-            }
-        })
-        .collect()
+    let names = |list: &serde_json::Value, key: Option<&str>| -> Vec<String> {
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| key.map_or(d, |k| &d[k]).as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut types = Vec::new();
+    for e in history["events"].as_array().unwrap() {
+        let payload: serde_json::Value =
+            serde_json::from_str(e["payload_json"].as_str().unwrap()).unwrap();
+        let deadline = payload
+            .get("deadline")
+            .or_else(|| payload.get("timer").and_then(|t| t.get("deadline")))
+            .and_then(|d| d.as_str());
+        let event_type = e["event_type"].as_str().unwrap();
+        types.push(match deadline {
+            Some(d) => format!("{event_type}:{d}"),
+            None => event_type.to_owned(),
+        });
+        let clocks = &payload["clocks"];
+        for d in names(&clocks["stopped"], None) {
+            types.push(format!("DeadlineCleared:{d}"));
+        }
+        for d in names(&clocks["started"], Some("deadline")) {
+            types.push(format!("DeadlineScheduled:{d}"));
+        }
+    }
+    types
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -320,6 +320,9 @@ test('(a) station head: live board, triage, dispatch from suggestions, timeline'
   const text = await tl.innerText()
   for (const w of ['点单', '审单通过', '派单', '接单', '签到', '签退', '办结']) assert.ok(text.includes(w), `timeline shows ${w}`)
   assert.ok(text.includes(reason.slice(0, 10)), 'timeline shows the dispatch reason')
+  // The deadlines each change stopped and started (its `clocks`) are listed as they happened.
+  const clocks = await page.locator('.page-card', { hasText: '时限记录' }).innerText()
+  for (const w of ['时限开始', '时限结束', '派单时限']) assert.ok(clocks.includes(w), `deadline record shows ${w}`)
   await shot(page, 'order-detail')
   await page.context().close()
 })

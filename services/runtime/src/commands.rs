@@ -353,7 +353,7 @@ impl App {
 
 /// What a command decided on a loaded order.
 enum Decided {
-    /// The events to append (the change, and the deadlines it starts and stops).
+    /// The events to append (the change, with the deadlines it stops and starts).
     Events(Vec<order::OrderEvent>),
     /// The order already holds this command: its first result.
     Duplicate(Box<Outcome>),
@@ -390,13 +390,7 @@ impl App {
             AppError::Storage(format!("calendar {} is not loaded", definition.calendar()))
         })?;
         // Deadlines start and stop in the same append as the change that moves them.
-        events.extend(order::schedule_clocks(
-            definition,
-            calendar,
-            &loaded.state,
-            command,
-            &events,
-        ));
+        order::schedule_clocks(definition, calendar, &loaded.state, command, &mut events);
         Ok(Decided::Events(events))
     }
 }

@@ -1,6 +1,7 @@
 //! The timer runner: fires deadlines (时限) when they come due, exactly once.
 //!
-//! Deadlines are events (`DeadlineScheduled`), so the pending ones are a projection
+//! Deadlines are in the log (the `clocks` of the change that starts them), so the pending ones
+//! are a projection
 //! (`timers` in the read model) and survive any restart. The runner polls the earliest, and for
 //! each fires a system command whose id is derived from the order, the deadline, its `due_at`
 //! and the phase: after a crash between firing and the projection catching up, firing again is

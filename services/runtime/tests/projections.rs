@@ -71,9 +71,18 @@ async fn batches_of_any_size_give_the_same_read_models() {
         }
     }
     let events = store.read_all(1, 100_000).await.unwrap();
-    for wanted in ["DeadlineWarned", "DeadlineOverdue", "DeadlineCleared"] {
+    for wanted in ["DeadlineWarned", "DeadlineOverdue"] {
         assert!(
             events.iter().any(|e| e.event_type == wanted),
+            "{wanted} in the log"
+        );
+    }
+    // Clocks stopped and started by the changes that move them.
+    for wanted in [r#""stopped":"#, r#""started":"#] {
+        assert!(
+            events
+                .iter()
+                .any(|e| String::from_utf8_lossy(&e.data).contains(wanted)),
             "{wanted} in the log"
         );
     }
@@ -104,4 +113,102 @@ async fn batches_of_any_size_give_the_same_read_models() {
             .await
             .unwrap();
     assert_eq!(fives.dump().unwrap(), a, "a rebuild in batches of five");
+}
+
+/// A log written before clocks rode on the changes holds them as events of their own
+/// (`DeadlineCleared`, then `DeadlineScheduled`, after each change): it projects to the same
+/// timers and order states as the log the engine writes now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clocks_written_as_events_of_their_own_project_the_same() {
+    use diandan_store::RecordedEvent;
+    use diandan_workflows::order::{Clocks, OrderChange, OrderEvent};
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_v1_of_t1(dir.path()).await;
+    for i in 0..3 {
+        let id = format!("o{i}");
+        for (who, action) in the_loop(ctx(&format!("r{i}"), Role::Resident), &id)
+            .into_iter()
+            .take(3 + 2 * i)
+        {
+            let who = RequestContext {
+                command_id: uuid::Uuid::new_v4().to_string(),
+                ..who
+            };
+            app.execute(&who, &id, action, None).await.unwrap();
+        }
+    }
+    let events = app.store.read_all(1, 100_000).await.unwrap();
+
+    // The same history with each change's clocks split off into events of their own.
+    let mut revisions = std::collections::HashMap::<String, u64>::new();
+    let mut old_style: Vec<RecordedEvent> = Vec::new();
+    let mut split = 0;
+    for event in &events {
+        let mut parts = vec![(event.event_type.clone(), event.data.clone())];
+        if event.stream.starts_with("order-") {
+            let mut decoded: OrderEvent = serde_json::from_slice(&event.data).unwrap();
+            let Clocks { stopped, started } = std::mem::take(&mut decoded.clocks);
+            split += stopped.len() + started.len();
+            parts = std::iter::once(decoded.change.clone())
+                .chain(
+                    stopped
+                        .into_iter()
+                        .map(|deadline| OrderChange::DeadlineCleared { deadline }),
+                )
+                .chain(
+                    started
+                        .into_iter()
+                        .map(|timer| OrderChange::DeadlineScheduled { timer }),
+                )
+                .map(|change| {
+                    let data = serde_json::to_vec(&OrderEvent::new(decoded.at, change.clone()));
+                    (change.event_type().to_owned(), data.unwrap())
+                })
+                .collect();
+        }
+        for (event_type, data) in parts {
+            let revision = revisions.entry(event.stream.clone()).or_insert(0);
+            old_style.push(RecordedEvent {
+                event_id: uuid::Uuid::new_v4(),
+                revision: *revision,
+                position: old_style.len() as u64 + 1,
+                event_type,
+                data,
+                ..event.clone()
+            });
+            *revision += 1;
+        }
+    }
+    assert!(split >= 6, "clocks moved: {split}");
+
+    let project = |name: &str, log: Vec<RecordedEvent>| {
+        let path = dir.path().join(name);
+        async move {
+            let model = ReadModel::open(&path).unwrap();
+            model.apply_batch(log).await.unwrap();
+            model
+                .query(|c| {
+                    let timers = projections::due_timers(c, i64::MAX, 1000)?;
+                    let mut stmt = c.prepare(
+                        "SELECT order_id, status, state_json FROM orders ORDER BY order_id",
+                    )?;
+                    let orders = stmt
+                        .query_map([], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get(1)?, r.get::<_, String>(2)?))
+                        })?
+                        .collect::<Result<Vec<(String, String, String)>, _>>()?;
+                    Ok((timers, orders))
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let (now, old) = (
+        project("now.db", events.clone()).await,
+        project("old.db", old_style).await,
+    );
+    assert_eq!(now.1.len(), 3, "{:?}", now.1);
+    assert!(!now.0.is_empty(), "timers pending");
+    assert_eq!(now, old);
 }

@@ -68,10 +68,7 @@ pub fn decide(
         command,
         acting_as,
     })?;
-    Ok(vec![OrderEvent {
-        at: command.meta.at,
-        change,
-    }])
+    Ok(vec![OrderEvent::new(command.meta.at, change)])
 }
 
 /// Why a command has no row here.
@@ -114,14 +111,14 @@ fn absorb_duplicate(
     for id in requester_ids {
         validate::id("requester_id", id)?;
     }
-    Ok(vec![OrderEvent {
-        at: command.meta.at,
-        change: OrderChange::DuplicateMerged {
+    Ok(vec![OrderEvent::new(
+        command.meta.at,
+        OrderChange::DuplicateMerged {
             order_id: order_id.to_owned(),
             requester_id: requester_id.clone(),
             also: also.to_vec(),
         },
-    }])
+    )])
 }
 
 /// 点单: who the order is for and its fields. Staff may place only for a resident (制单),

@@ -27,15 +27,53 @@ fn is_one(n: &u32) -> bool {
 /// Who caused it, the command id and the correlation id travel in the envelope
 /// ([`CommandMeta`](crate::CommandMeta)) stored beside it.
 ///
-/// Stored as one JSON object: `at`, `type` (the variant's name) and the variant's fields
-/// (`{"at":"…","type":"OrderAccepted","volunteer_id":"…",…}`). Decoding reads it in one pass
-/// (see `order/event/decode.rs`).
+/// Stored as one JSON object: `at`, `type` (the variant's name), the variant's fields and,
+/// when the change moves deadlines, `clocks`
+/// (`{"at":"…","type":"OrderAccepted","volunteer_id":"…",…,"clocks":{…}}`). Decoding reads it
+/// in one pass (see `order/event/decode.rs`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OrderEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
     #[serde(flatten)]
     pub change: OrderChange,
+    /// The deadlines (时限) this change stops and starts: recorded with the change that moves
+    /// them, in the same event, applied after it.
+    #[serde(default, skip_serializing_if = "Clocks::is_empty")]
+    pub clocks: Clocks,
+}
+
+impl OrderEvent {
+    /// A change that moves no deadline.
+    pub fn new(at: OffsetDateTime, change: OrderChange) -> OrderEvent {
+        OrderEvent {
+            at,
+            change,
+            clocks: Clocks::default(),
+        }
+    }
+}
+
+/// Deadline clocks a change stops and starts (stopped first: a deadline may restart).
+///
+/// Before 2026-12 these were events of their own ([`OrderChange::DeadlineCleared`] and
+/// [`OrderChange::DeadlineScheduled`], appended with the change); logs written then still
+/// hold them and fold to the same state. Kept on the change instead, a flow's nine commands
+/// append nine events instead of twenty-one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Clocks {
+    /// Names of the deadlines whose clock stops (the order left the stage in time).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<String>,
+    /// Deadlines whose clock starts (the order entered a stage they cover).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub started: Vec<Timer>,
+}
+
+impl Clocks {
+    pub fn is_empty(&self) -> bool {
+        self.stopped.is_empty() && self.started.is_empty()
+    }
 }
 
 /// A volunteer team (志愿服务队) or a helper unit (帮扶单位).
@@ -198,11 +236,13 @@ pub enum OrderChange {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         also: Vec<String>,
     },
-    /// A deadline's clock started (the order entered a stage it covers).
+    /// A deadline's clock started (the order entered a stage it covers). Written before
+    /// 2026-12; now [`Clocks::started`] of the change that starts it.
     DeadlineScheduled {
         timer: Timer,
     },
     /// A deadline's clock stopped: the order left the stage in time (or it restarted).
+    /// Written before 2026-12; now [`Clocks::stopped`] of the change that stops it.
     DeadlineCleared {
         deadline: String,
     },

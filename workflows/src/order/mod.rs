@@ -22,7 +22,7 @@ mod timers;
 
 pub use command::{Action, Command, TimerPhase};
 pub use decide::{decide, MAX_SEATS};
-pub use event::{Assignee, OrderChange, OrderEvent, TeamKind, FILL};
+pub use event::{Assignee, Clocks, OrderChange, OrderEvent, TeamKind, FILL};
 pub use state::{evolve, ActiveDeadline, OrderState, Seat, Status};
 pub use timers::schedule_clocks;
 

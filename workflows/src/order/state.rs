@@ -229,6 +229,19 @@ impl OrderState {
             .unwrap_or(&crate::dispatched::TABLE)
     }
 
+    /// `timer`'s clock runs from now on, from green (replacing a clock of the same name).
+    fn start_clock(&mut self, timer: &Timer) {
+        self.deadlines.insert(
+            timer.deadline.clone(),
+            ActiveDeadline {
+                timer: timer.clone(),
+                warned: false,
+                overdue: false,
+                extension_requested: None,
+            },
+        );
+    }
+
     /// Whether `who` placed the order or follows it through a merged duplicate.
     pub fn is_requester(&self, who: &str) -> bool {
         self.requester_id == who || self.followers.iter().any(|f| f == who)
@@ -401,17 +414,7 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
         OrderChange::OrderCancelled { reason } => {
             state.cancel_reason = reason.clone();
         }
-        OrderChange::DeadlineScheduled { timer } => {
-            state.deadlines.insert(
-                timer.deadline.clone(),
-                ActiveDeadline {
-                    timer: timer.clone(),
-                    warned: false,
-                    overdue: false,
-                    extension_requested: None,
-                },
-            );
-        }
+        OrderChange::DeadlineScheduled { timer } => state.start_clock(timer),
         OrderChange::DeadlineCleared { deadline } => {
             state.deadlines.remove(deadline);
         }
@@ -434,22 +437,18 @@ pub fn evolve(mut state: OrderState, event: &OrderEvent) -> OrderState {
                 d.extension_requested = Some(*until);
             }
         }
-        OrderChange::ExtensionApproved { timer } => {
-            state.deadlines.insert(
-                timer.deadline.clone(),
-                ActiveDeadline {
-                    timer: timer.clone(),
-                    warned: false,
-                    overdue: false,
-                    extension_requested: None,
-                },
-            );
-        }
+        OrderChange::ExtensionApproved { timer } => state.start_clock(timer),
         OrderChange::ExtensionDenied { deadline, .. } => {
             if let Some(d) = state.deadlines.get_mut(deadline) {
                 d.extension_requested = None;
             }
         }
+    }
+    for deadline in &event.clocks.stopped {
+        state.deadlines.remove(deadline);
+    }
+    for timer in &event.clocks.started {
+        state.start_clock(timer);
     }
     state
 }

@@ -101,10 +101,7 @@ impl Outcome {
         let at = self.command.meta.at;
         let expected: Vec<OrderEvent> = expected
             .iter()
-            .map(|change| OrderEvent {
-                at,
-                change: change.clone(),
-            })
+            .map(|change| OrderEvent::new(at, change.clone()))
             .collect();
         match self.result {
             Ok(events) => {
@@ -424,7 +421,7 @@ impl HappenedAt for OrderEvent {
 }
 
 fn event(at: OffsetDateTime, change: OrderChange) -> OrderEvent {
-    OrderEvent { at, change }
+    OrderEvent::new(at, change)
 }
 
 /// What r1 placing `form()` records.
@@ -1551,6 +1548,28 @@ fn one_change_of_each_kind() -> Vec<OrderChange> {
     ]
 }
 
+/// Each change as stored: alone, and with the deadlines it stops and starts.
+fn stored_forms(changes: Vec<OrderChange>) -> Vec<OrderEvent> {
+    let clocks = crate::order::Clocks {
+        stopped: vec!["triage".into()],
+        started: vec![crate::definition::Timer {
+            deadline: "sign_for".into(),
+            limit: "1 working day".into(),
+            started_at: NOW,
+            warn_at: NOW,
+            due_at: NOW,
+        }],
+    };
+    changes
+        .into_iter()
+        .flat_map(|change| {
+            let mut moved = OrderEvent::new(NOW, change.clone());
+            moved.clocks = clocks.clone();
+            [OrderEvent::new(NOW, change), moved]
+        })
+        .collect()
+}
+
 fn variant_index(change: &OrderChange) -> usize {
     match change {
         OrderChange::OrderPlaced { .. } => 0,
@@ -1588,11 +1607,8 @@ fn every_change_serializes_with_its_event_type_and_round_trips() {
     let covered: BTreeSet<usize> = changes.iter().map(variant_index).collect();
     assert_eq!(covered.len(), 26, "every OrderChange variant is exercised");
 
-    for change in changes {
-        let stored = OrderEvent {
-            at: NOW,
-            change: change.clone(),
-        };
+    for stored in stored_forms(changes) {
+        let change = stored.change.clone();
         let json = serde_json::to_value(&stored).unwrap();
         assert_eq!(json["type"], change.event_type(), "{json}");
         assert_eq!(json["at"], "2024-06-10T10:00:00+08:00", "{json}");
@@ -1617,8 +1633,7 @@ fn stored_events_decode_as_the_derived_shape_in_any_key_order() {
     use super::event::decode::Derived;
     let decode = |text: &str| serde_json::from_str::<OrderEvent>(text);
     let derived = |text: &str| serde_json::from_str::<Derived>(text).map(OrderEvent::from);
-    for change in one_change_of_each_kind() {
-        let stored = OrderEvent { at: NOW, change };
+    for stored in stored_forms(one_change_of_each_kind()) {
         let written = serde_json::to_string(&stored).unwrap();
         assert!(written.starts_with(r#"{"at":"#), "{written}");
         let serde_json::Value::Object(fields) = serde_json::to_value(&stored).unwrap() else {
@@ -1677,6 +1692,11 @@ fn stored_events_decode_as_the_derived_shape_in_any_key_order() {
         format!(r#"{{{at},{at},"type":"OrderClosed"}}"#),
         "[]".to_owned(),
         format!(r#"{{{at},"type":"OrderClosed""#),
+        format!(r#"{{{at},"type":"OrderClosed","clocks":{{}},"clocks":{{}}}}"#),
+        format!(r#"{{{at},"type":"OrderTriaged","clocks":"triage"}}"#),
+        format!(
+            r#"{{{at},"type":"OrderRejected","reason":"重复","clocks":{{"stopped":"triage"}}}}"#
+        ),
     ] {
         assert!(derived(&bad).is_err(), "derived accepts {bad}");
         assert!(decode(&bad).is_err(), "accepted {bad}");

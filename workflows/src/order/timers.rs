@@ -2,65 +2,59 @@
 //! means. Pure: the caller stores the events; a timer runner fires [`Action::FireTimer`] at
 //! `warn_at` and `due_at`.
 //!
-//! A deadline is scheduled as an event ([`OrderChange::DeadlineScheduled`]) carrying its
-//! `warn_at` and `due_at`, so timers survive restarts: whatever runs them reads them back from
+//! A deadline is scheduled in an event (the [`Clocks`] of the change that starts it) carrying
+//! its `warn_at` and `due_at`, so timers survive restarts: whatever runs them reads them back from
 //! the log. Firing is idempotent by construction: a timer names its deadline and `due_at`, and
 //! one that no longer matches a running deadline is recorded as ignored.
 
 use time::OffsetDateTime;
 
 use super::command::{Action, Command, TimerPhase};
-use super::event::{OrderChange, OrderEvent};
+use super::event::{Clocks, OrderChange, OrderEvent};
 use super::state::{evolve, OrderState};
 use crate::calendar::Calendar;
 use crate::definition::{Definition, OnExpiry};
 use crate::permissions::workflow_role;
 use crate::{DomainError, Role};
 
-/// The clock events a command's events imply: deadlines of the stage left stop
-/// ([`OrderChange::DeadlineCleared`]), those of the stage entered start
-/// ([`OrderChange::DeadlineScheduled`], timed by `calendar`). Append them with the command's
-/// events, in the same append.
+/// Records on a command's events the clocks they move: deadlines of the stage left stop,
+/// those of the stage entered start (timed by `calendar`). They go on the last event, so they
+/// are stored in the same append as the change that moves them ([`OrderEvent::clocks`]).
 pub fn schedule_clocks(
     definition: &Definition,
     calendar: &Calendar,
     before: &OrderState,
     command: &Command,
-    events: &[OrderEvent],
-) -> Vec<OrderEvent> {
-    let Some(last) = events.last() else {
-        return Vec::new();
-    };
+    events: &mut [OrderEvent],
+) {
     if matches!(command.action, Action::FireTimer { .. }) {
-        return Vec::new();
+        return;
     }
+    let Some(at) = events.last().map(|e| e.at) else {
+        return;
+    };
     let after = events.iter().fold(before.clone(), evolve);
     let changes = definition.clock_changes(
         before.status.as_str(),
         command.action.command(),
         after.status.as_str(),
     );
-    let at = last.at;
-    let mut clock_events = Vec::new();
-    for deadline in changes.stopped {
-        if before.deadlines.contains_key(&deadline.name) {
-            clock_events.push(OrderEvent {
-                at,
-                change: OrderChange::DeadlineCleared {
-                    deadline: deadline.name.clone(),
-                },
-            });
-        }
+    let clocks = Clocks {
+        stopped: changes
+            .stopped
+            .into_iter()
+            .filter(|deadline| before.deadlines.contains_key(&deadline.name))
+            .map(|deadline| deadline.name.clone())
+            .collect(),
+        started: changes
+            .started
+            .into_iter()
+            .map(|deadline| deadline.schedule(at, false, calendar))
+            .collect(),
+    };
+    if let Some(last) = events.last_mut() {
+        last.clocks = clocks;
     }
-    for deadline in changes.started {
-        clock_events.push(OrderEvent {
-            at,
-            change: OrderChange::DeadlineScheduled {
-                timer: deadline.schedule(at, false, calendar),
-            },
-        });
-    }
-    clock_events
 }
 
 /// Longest extension a request may ask for.
@@ -157,7 +151,7 @@ pub(super) fn extension(
         }
         _ => unreachable!("only extension commands come here"),
     };
-    Ok(vec![OrderEvent { at, change }])
+    Ok(vec![OrderEvent::new(at, change)])
 }
 
 /// What a timer going off does to the order.
@@ -174,14 +168,14 @@ pub(super) fn fire(
     }
     let at = command.meta.at;
     let ignored = |reason: &str| {
-        Ok(vec![OrderEvent {
+        Ok(vec![OrderEvent::new(
             at,
-            change: OrderChange::TimerIgnored {
+            OrderChange::TimerIgnored {
                 deadline: deadline.to_owned(),
                 phase,
                 reason: reason.to_owned(),
             },
-        }])
+        )])
     };
     let Some(active) = state.deadlines.get(deadline) else {
         return ignored("订单已离开该时限覆盖的环节");
@@ -216,7 +210,7 @@ pub(super) fn fire(
             },
         },
     };
-    Ok(vec![OrderEvent { at, change }])
+    Ok(vec![OrderEvent::new(at, change)])
 }
 
 /// `2026-12-05 17:30`, China Standard Time: how a moved deadline reads in its limit.
@@ -273,7 +267,7 @@ mod tests {
         let mut all = Vec::new();
         for c in commands {
             let mut events = decide(definition, &state, &c).expect("legal");
-            events.extend(schedule_clocks(definition, calendar, &state, &c, &events));
+            schedule_clocks(definition, calendar, &state, &c, &mut events);
             state = events.iter().fold(state, evolve);
             all.extend(events);
         }
@@ -334,18 +328,27 @@ mod tests {
     #[test]
     fn entering_a_stage_starts_its_clock_and_leaving_it_stops_it() {
         let (state, events) = run(placed_and_dispatched());
-        let kinds: Vec<&str> = events.iter().map(|e| e.change.event_type()).collect();
+        // Each change carries the clocks it stops and starts.
+        let kinds: Vec<(&str, Vec<&str>, Vec<&str>)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.change.event_type(),
+                    e.clocks.stopped.iter().map(String::as_str).collect(),
+                    e.clocks
+                        .started
+                        .iter()
+                        .map(|t| t.deadline.as_str())
+                        .collect(),
+                )
+            })
+            .collect();
         assert_eq!(
             kinds,
             [
-                "OrderPlaced",
-                "DeadlineScheduled", // triage clock
-                "OrderTriaged",
-                "DeadlineCleared",
-                "DeadlineScheduled", // dispatch clock
-                "OrderDispatched",
-                "DeadlineCleared",
-                "DeadlineScheduled", // sign-for clock
+                ("OrderPlaced", vec![], vec!["triage"]),
+                ("OrderTriaged", vec!["triage"], vec!["dispatch"]),
+                ("OrderDispatched", vec!["dispatch"], vec!["sign_for"]),
             ]
         );
         let sign_for = &state.deadlines["sign_for"];
@@ -353,6 +356,41 @@ mod tests {
         assert_eq!(sign_for.timer.due_at, datetime!(2026-11-24 01:20 UTC));
         assert!(sign_for.timer.warn_at < sign_for.timer.due_at);
         assert_eq!(state.deadlines.len(), 1);
+    }
+
+    /// Logs written before clocks rode on the change hold them as events of their own
+    /// (`DeadlineCleared`, then `DeadlineScheduled`, after the change): they fold to the same
+    /// state.
+    #[test]
+    fn clocks_as_events_of_their_own_fold_to_the_same_state() {
+        let (state, events) = run(placed_and_dispatched());
+        let old_style: Vec<OrderEvent> = events
+            .iter()
+            .flat_map(|e| {
+                let stopped = e.clocks.stopped.iter().map(|deadline| {
+                    OrderEvent::new(
+                        e.at,
+                        OrderChange::DeadlineCleared {
+                            deadline: deadline.clone(),
+                        },
+                    )
+                });
+                let started = e.clocks.started.iter().map(|timer| {
+                    OrderEvent::new(
+                        e.at,
+                        OrderChange::DeadlineScheduled {
+                            timer: timer.clone(),
+                        },
+                    )
+                });
+                std::iter::once(OrderEvent::new(e.at, e.change.clone()))
+                    .chain(stopped)
+                    .chain(started)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(old_style.len(), 8);
+        assert_eq!(old_style.iter().fold(OrderState::default(), evolve), state);
     }
 
     #[test]

@@ -187,7 +187,7 @@ async fn template(dir: &Path) -> anyhow::Result<(Streams, Template)> {
         .ok_or_else(|| anyhow::anyhow!("the placed order is not in the store"))?;
     let timer_event = events
         .iter()
-        .position(|e| e.event_type == "DeadlineScheduled")
+        .position(|e| e.data.windows(9).any(|w| w == b"\"warn_at\""))
         .ok_or_else(|| anyhow::anyhow!("the placed order scheduled no deadline"))?;
     Ok((
         streams,

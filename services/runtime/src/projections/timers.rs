@@ -5,6 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use time::OffsetDateTime;
 
+use diandan_workflows::definition::Timer as Clock;
 use diandan_workflows::order::{OrderChange, TimerPhase};
 
 use super::{Applied, Cached, FastSet, Folds, Projection};
@@ -51,7 +52,7 @@ impl Projection for TimersProjection {
         self.apply_all(tx, std::slice::from_ref(event))
     }
 
-    /// Folds the batch's deadline events per (order, deadline) in memory and writes each
+    /// Folds the batch's deadline changes per (order, deadline) in memory and writes each
     /// timer's outcome once: a deadline scheduled and cleared within one batch (most are, at a
     /// rebuild) costs one lookup, not an insert and a delete.
     fn apply_all(&self, tx: &Transaction<'_>, events: &[Applied<'_>]) -> Result<()> {
@@ -65,47 +66,49 @@ impl Projection for TimersProjection {
             if event.revision == 0 {
                 new_orders.insert(order_id);
             }
-            if !event.event_type.starts_with("Deadline") && event.event_type != "ExtensionApproved"
-            {
-                continue;
-            }
-            let change = &event.order()?.change;
-            let deadline = match change {
+            let decoded = event.order()?;
+            let own = match &decoded.change {
                 OrderChange::DeadlineScheduled { timer }
-                | OrderChange::ExtensionApproved { timer } => timer.deadline.as_str(),
-                OrderChange::DeadlineWarned { deadline }
-                | OrderChange::DeadlineOverdue { deadline, .. }
-                | OrderChange::DeadlineCleared { deadline } => deadline.as_str(),
-                _ => continue,
+                | OrderChange::ExtensionApproved { timer } => Some(Effect::Start(timer)),
+                OrderChange::DeadlineWarned { deadline } => Some(Effect::Warn(deadline)),
+                OrderChange::DeadlineOverdue { deadline, .. }
+                | OrderChange::DeadlineCleared { deadline } => Some(Effect::Stop(deadline)),
+                _ => None,
             };
-            let key = (order_id, deadline);
-            let timer = folded.entry(key, || Ok(Timer::Unread))?;
-            match change {
-                OrderChange::DeadlineScheduled { timer: t }
-                | OrderChange::ExtensionApproved { timer: t } => {
-                    *timer = Timer::Pending(Row {
-                        due_at_ms: millis(t.due_at),
-                        next_phase: "warn".to_owned(),
-                        next_fire_ms: millis(t.warn_at),
-                    });
-                }
-                OrderChange::DeadlineWarned { .. } => {
-                    if let Timer::Unread = timer {
-                        *timer = if new_orders.contains(order_id) {
-                            Timer::Absent
-                        } else {
-                            Timer::load(tx, key)?
-                        };
-                    }
-                    if let Timer::Pending(row) | Timer::Stored(row) = timer {
+            // The change's own, then the clocks it stops and starts.
+            let effects = own
+                .into_iter()
+                .chain(decoded.clocks.stopped.iter().map(|d| Effect::Stop(d)))
+                .chain(decoded.clocks.started.iter().map(Effect::Start));
+            for effect in effects {
+                let key = (order_id, effect.deadline());
+                let timer = folded.entry(key, || Ok(Timer::Unread))?;
+                match effect {
+                    Effect::Start(t) => {
                         *timer = Timer::Pending(Row {
-                            due_at_ms: row.due_at_ms,
-                            next_phase: "due".to_owned(),
-                            next_fire_ms: row.due_at_ms,
+                            due_at_ms: millis(t.due_at),
+                            next_phase: "warn".to_owned(),
+                            next_fire_ms: millis(t.warn_at),
                         });
                     }
+                    Effect::Warn(_) => {
+                        if let Timer::Unread = timer {
+                            *timer = if new_orders.contains(order_id) {
+                                Timer::Absent
+                            } else {
+                                Timer::load(tx, key)?
+                            };
+                        }
+                        if let Timer::Pending(row) | Timer::Stored(row) = timer {
+                            *timer = Timer::Pending(Row {
+                                due_at_ms: row.due_at_ms,
+                                next_phase: "due".to_owned(),
+                                next_fire_ms: row.due_at_ms,
+                            });
+                        }
+                    }
+                    Effect::Stop(_) => *timer = Timer::Gone,
                 }
-                _ => *timer = Timer::Gone,
             }
         }
         for ((order_id, deadline), timer) in folded.entries() {
@@ -129,6 +132,25 @@ impl Projection for TimersProjection {
             }
         }
         Ok(())
+    }
+}
+
+/// What an event does to one of its order's timers.
+enum Effect<'e> {
+    /// A clock starts (or restarts, or runs to an approved extension): yellow is next.
+    Start(&'e Clock),
+    /// Yellow went off: red is next.
+    Warn(&'e str),
+    /// The clock stopped, or red went off: nothing more fires.
+    Stop(&'e str),
+}
+
+impl<'e> Effect<'e> {
+    fn deadline(&self) -> &'e str {
+        match self {
+            Effect::Start(clock) => &clock.deadline,
+            Effect::Warn(deadline) | Effect::Stop(deadline) => deadline,
+        }
     }
 }
 

@@ -6,16 +6,18 @@
 //! of a projection rebuild's CPU. Events are written `at` and `type` first, so the decoder reads
 //! those two and then hands the rest of the object straight to the variant named by `type`
 //! (through [`Body`], the same variants externally tagged, declared from the same list by
-//! [`order_changes!`]). An object in another key order (hand-written, or from a
+//! [`order_changes!`]); a `clocks` key among the fields is taken out on the way
+//! ([`Fields`]). An object in another key order (hand-written, or from a
 //! `serde_json::Value`, whose keys are sorted) takes the derived path: slower, same result.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
 
-use super::{Body, OrderChange, OrderEvent};
+use super::{Body, Clocks, OrderChange, OrderEvent};
 
 /// Declares [`OrderChange`] (as written inside it) and, from the same variant list, `Body`:
 /// the same variants with the same fields and attributes, externally tagged and only
@@ -72,6 +74,8 @@ pub(crate) struct Derived {
     at: OffsetDateTime,
     #[serde(flatten)]
     change: OrderChange,
+    #[serde(default)]
+    clocks: Clocks,
 }
 
 impl From<Derived> for OrderEvent {
@@ -79,6 +83,7 @@ impl From<Derived> for OrderEvent {
         OrderEvent {
             at: derived.at,
             change: derived.change,
+            clocks: derived.clocks,
         }
     }
 }
@@ -140,10 +145,16 @@ impl<'de> Visitor<'de> for EventVisitor {
         let (Some(at), Some(tag)) = (at, tag) else {
             unreachable!("the loop ends with both read");
         };
-        let body = Body::deserialize(Rest { tag, map })?;
+        let mut clocks = None;
+        let body = Body::deserialize(Rest {
+            tag,
+            map,
+            clocks: &mut clocks,
+        })?;
         Ok(OrderEvent {
             at,
             change: body.into(),
+            clocks: clocks.unwrap_or_default(),
         })
     }
 }
@@ -177,6 +188,10 @@ fn buffered<'de, A: MapAccess<'de>>(
     let change = match at {
         Some(at) => OrderEvent {
             at,
+            clocks: match object.remove("clocks") {
+                Some(clocks) => Clocks::deserialize(clocks).map_err(de::Error::custom)?,
+                None => Clocks::default(),
+            },
             change: OrderChange::deserialize(serde_json::Value::Object(object))
                 .map_err(de::Error::custom)?,
         },
@@ -187,13 +202,15 @@ fn buffered<'de, A: MapAccess<'de>>(
     Ok(change)
 }
 
-/// The rest of the object after `at` and `type`, as the variant named by `type`.
-struct Rest<A> {
+/// The rest of the object after `at` and `type`, as the variant named by `type`; its
+/// `clocks`, if any, into `clocks`.
+struct Rest<'c, A> {
     tag: String,
     map: A,
+    clocks: &'c mut Option<Clocks>,
 }
 
-impl<'de, A: MapAccess<'de>> Deserializer<'de> for Rest<A> {
+impl<'de, A: MapAccess<'de>> Deserializer<'de> for Rest<'_, A> {
     type Error = A::Error;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
@@ -207,7 +224,7 @@ impl<'de, A: MapAccess<'de>> Deserializer<'de> for Rest<A> {
     }
 }
 
-impl<'de, A: MapAccess<'de>> de::EnumAccess<'de> for Rest<A> {
+impl<'de, A: MapAccess<'de>> de::EnumAccess<'de> for Rest<'_, A> {
     type Error = A::Error;
     type Variant = Self;
 
@@ -217,13 +234,16 @@ impl<'de, A: MapAccess<'de>> de::EnumAccess<'de> for Rest<A> {
     }
 }
 
-impl<'de, A: MapAccess<'de>> de::VariantAccess<'de> for Rest<A> {
+impl<'de, A: MapAccess<'de>> de::VariantAccess<'de> for Rest<'_, A> {
     type Error = A::Error;
 
     /// A change without fields: anything else in the object is ignored, as serde does.
-    fn unit_variant(mut self) -> Result<(), A::Error> {
-        while self
-            .map
+    fn unit_variant(self) -> Result<(), A::Error> {
+        let mut fields = Fields {
+            map: self.map,
+            clocks: self.clocks,
+        };
+        while fields
             .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
             .is_some()
         {}
@@ -249,6 +269,68 @@ impl<'de, A: MapAccess<'de>> de::VariantAccess<'de> for Rest<A> {
         _: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        visitor.visit_map(self.map)
+        visitor.visit_map(Fields {
+            map: self.map,
+            clocks: self.clocks,
+        })
+    }
+}
+
+/// A change's fields as its variant reads them, without the event's `clocks`, which are
+/// read into `clocks` as they pass.
+struct Fields<'c, A> {
+    map: A,
+    clocks: &'c mut Option<Clocks>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Fields<'_, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            match self.map.next_key::<FieldName<'de>>()? {
+                None => return Ok(None),
+                Some(FieldName(name)) if name == "clocks" => {
+                    if self.clocks.is_some() {
+                        return Err(de::Error::duplicate_field("clocks"));
+                    }
+                    *self.clocks = Some(self.map.next_value()?);
+                }
+                Some(FieldName(name)) => {
+                    return seed
+                        .deserialize(de::value::CowStrDeserializer::new(name))
+                        .map(Some)
+                }
+            }
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// A field's name, borrowed from the input when it can be (no copy for most keys).
+struct FieldName<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<FieldName<'de>, D::Error> {
+        struct NameVisitor;
+        impl<'de> Visitor<'de> for NameVisitor {
+            type Value = FieldName<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Borrowed(name)))
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(FieldName(Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_identifier(NameVisitor)
     }
 }
