@@ -153,7 +153,7 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
     let auditor = User::login(&server, "auditor", "audit-1", "xianan").await;
     let (status, history) = auditor.get(&order("/history")).await;
     assert_eq!(status, 200, "{history}");
-    // The business events of the loop (deadline clocks start and stop between them).
+    // The business events of the loop (each carries the deadline clocks it stops and starts).
     let types: Vec<&str> = history["events"]
         .as_array()
         .unwrap()

@@ -20,8 +20,9 @@
 //! 5. `dispatch` — dispatch decision p50/p99 over 10,000 teams / 100,000 volunteers; baseline:
 //!    the same over 100 teams / 1,000 volunteers.
 //! 6. `export` — the auditor's CSV export of 1,000,000 orders (`--export-rows`) streamed over
-//!    HTTP, the process's peak resident memory sampled throughout; baseline: the same export of
-//!    10,000 orders. Bounded memory: the peak grows about as much for either.
+//!    HTTP from `diandan up` as a child process, the server's peak resident memory sampled
+//!    throughout; baseline: the same export of 10,000 orders first (a cold server: its growth
+//!    includes warming up). Bounded memory: the large one grows no more than the baseline.
 //!
 //! 8. `http` — the flows of scenario 2 over HTTP, measured from outside: `diandan up` as a
 //!    child process, this process the load generator (64 in flight, then 80%), the server's

@@ -17,8 +17,12 @@ use diandan_workflows::CommandMeta;
 use crate::pii;
 use crate::{App, AppError, RequestContext, Result};
 
-/// Version of the event payload schemas written by this build.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the event payload schemas written by this build (in each event's metadata, and
+/// in its subject and CloudEvents type on the bus). This build reads every version up to it.
+///
+/// 2: an order event carries the deadlines it stops and starts (`clocks`). A build that reads
+/// only 1 would skip them silently; on the bus it refuses a v2 event instead.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How often a command is re-decided after losing a race before giving up.
 const MAX_CONFLICT_RETRIES: usize = 8;

@@ -27,6 +27,7 @@ use diandan_proto::v1 as pb;
 use diandan_proto::CommandResponse as _;
 use diandan_store::SqliteStore;
 use diandan_store::{AppendRequest, EventStore, ExpectedRevision, NewEvent, RecordedEvent};
+use diandan_workflows::order::OrderEvent;
 use diandan_workflows::Role;
 
 use super::coldstart::{self, clone_event, free_port, healthz, memory_mb, until, Streams};
@@ -105,31 +106,19 @@ fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn rfc3339(ms: i64) -> anyhow::Result<String> {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)?;
-    Ok(at.format(&time::format_description::well_known::Rfc3339)?)
-}
-
-/// `data` with the first object holding both `warn_at` and `due_at` (the timer) moved to them.
+/// The order event `data` with the first clock it starts moved to `warn_at_ms` / `due_at_ms`,
+/// written back as the engine writes events (`at` and `type` first: the one-pass decoding).
 fn with_timer(data: &[u8], warn_at_ms: i64, due_at_ms: i64) -> anyhow::Result<Vec<u8>> {
-    fn visit(v: &mut serde_json::Value, warn: &str, due: &str) -> bool {
-        match v {
-            serde_json::Value::Object(map) => {
-                if map.contains_key("warn_at") && map.contains_key("due_at") {
-                    map.insert("warn_at".into(), warn.into());
-                    map.insert("due_at".into(), due.into());
-                    return true;
-                }
-                map.values_mut().any(|c| visit(c, warn, due))
-            }
-            serde_json::Value::Array(list) => list.iter_mut().any(|c| visit(c, warn, due)),
-            _ => false,
-        }
-    }
-    let mut doc: serde_json::Value = serde_json::from_slice(data)?;
-    let (warn, due) = (rfc3339(warn_at_ms)?, rfc3339(due_at_ms)?);
-    anyhow::ensure!(visit(&mut doc, &warn, &due), "no timer in the event");
-    Ok(serde_json::to_vec(&doc)?)
+    let at = |ms: i64| OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
+    let mut event: OrderEvent = serde_json::from_slice(data)?;
+    let timer = event
+        .clocks
+        .started
+        .first_mut()
+        .ok_or_else(|| anyhow::anyhow!("no timer in the event"))?;
+    timer.warn_at = at(warn_at_ms)?;
+    timer.due_at = at(due_at_ms)?;
+    Ok(serde_json::to_vec(&event)?)
 }
 
 impl Template {
@@ -187,7 +176,10 @@ async fn template(dir: &Path) -> anyhow::Result<(Streams, Template)> {
         .ok_or_else(|| anyhow::anyhow!("the placed order is not in the store"))?;
     let timer_event = events
         .iter()
-        .position(|e| e.data.windows(9).any(|w| w == b"\"warn_at\""))
+        .position(|e| {
+            serde_json::from_slice::<OrderEvent>(&e.data)
+                .is_ok_and(|event| !event.clocks.started.is_empty())
+        })
         .ok_or_else(|| anyhow::anyhow!("the placed order scheduled no deadline"))?;
     Ok((
         streams,
@@ -428,17 +420,32 @@ pub async fn run(scratch: &Path, pending: u64) -> anyhow::Result<DeadlinesReport
 #[cfg(test)]
 mod tests {
     use super::*;
+    use diandan_workflows::definition::Timer;
+    use diandan_workflows::order::OrderChange;
 
     #[test]
     fn moves_the_timer_and_nothing_else() {
-        let data = br#"{"at":"2026-12-01T08:00:00Z","change":{"type":"DeadlineScheduled","timer":{"deadline":"triage","limit":"1 working day","started_at":"2026-12-01T08:00:00Z","warn_at":"2026-12-01T12:00:00Z","due_at":"2026-12-02T08:00:00Z"}}}"#;
-        let moved = with_timer(data, 1_796_126_625_123, 1_796_126_625_123 + HOUR_MS).unwrap();
-        let doc: serde_json::Value = serde_json::from_slice(&moved).unwrap();
-        let timer = &doc["change"]["timer"];
-        assert_eq!(timer["warn_at"], "2026-12-01T12:03:45.123Z");
-        assert_eq!(timer["due_at"], "2026-12-01T13:03:45.123Z");
-        assert_eq!(timer["started_at"], "2026-12-01T08:00:00Z");
-        assert_eq!(doc["at"], "2026-12-01T08:00:00Z");
-        assert!(with_timer(br#"{"at":"x"}"#, 0, 0).is_err());
+        let t = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let mut event = OrderEvent::new(t("2026-12-01T08:00:00Z"), OrderChange::OrderTriaged);
+        event.clocks.started.push(Timer {
+            deadline: "dispatch".into(),
+            limit: "1 working day".into(),
+            started_at: t("2026-12-01T08:00:00Z"),
+            warn_at: t("2026-12-01T12:00:00Z"),
+            due_at: t("2026-12-02T08:00:00Z"),
+        });
+        let data = serde_json::to_vec(&event).unwrap();
+        let moved = with_timer(&data, 1_796_126_625_123, 1_796_126_625_123 + HOUR_MS).unwrap();
+        assert!(moved.starts_with(br#"{"at":"2026-12-01T08:00:00Z","type":"OrderTriaged""#));
+        let back: OrderEvent = serde_json::from_slice(&moved).unwrap();
+        let timer = &back.clocks.started[0];
+        assert_eq!(timer.warn_at, t("2026-12-01T12:03:45.123Z"));
+        assert_eq!(timer.due_at, t("2026-12-01T13:03:45.123Z"));
+        assert_eq!(timer.started_at, t("2026-12-01T08:00:00Z"));
+        assert_eq!((back.at, back.change), (event.at, event.change));
+        let untimed = serde_json::to_vec(&OrderEvent::new(back.at, OrderChange::OrderTriaged));
+        assert!(with_timer(&untimed.unwrap(), 0, 0).is_err());
     }
 }

@@ -179,15 +179,15 @@ pub(super) fn server_binary() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// `diandan up` as a child process on `dir`, until it is stopped (SIGTERM) or dropped.
-struct Child {
+pub(super) struct Child {
     process: tokio::process::Child,
-    pid: String,
-    http: String,
+    pub(super) pid: String,
+    pub(super) http: String,
     grpc: String,
 }
 
 impl Child {
-    async fn start(dir: &Path) -> anyhow::Result<Child> {
+    pub(super) async fn start(dir: &Path) -> anyhow::Result<Child> {
         let (grpc, http) = (
             format!("127.0.0.1:{}", coldstart::free_port()?),
             format!("127.0.0.1:{}", coldstart::free_port()?),
@@ -219,7 +219,7 @@ impl Child {
         Ok(child)
     }
 
-    async fn stop(mut self) -> anyhow::Result<()> {
+    pub(super) async fn stop(mut self) -> anyhow::Result<()> {
         super::coldstart::stop(&mut self.process, Duration::from_secs(30)).await
     }
 }

@@ -182,6 +182,9 @@ fn buffered<'de, A: MapAccess<'de>>(
             Key::Type => "type".to_owned(),
             Key::Other(name) => name,
         };
+        if object.contains_key(&name) {
+            return Err(de::Error::custom(format_args!("duplicate field `{name}`")));
+        }
         object.insert(name, map.next_value()?);
         next = map.next_key()?;
     }
@@ -298,6 +301,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Fields<'_, A> {
                         return Err(de::Error::duplicate_field("clocks"));
                     }
                     *self.clocks = Some(self.map.next_value()?);
+                }
+                // Read before the fields: a second one is a duplicate, as serde derives it.
+                Some(FieldName(name)) if name == "at" || name == "type" => {
+                    return Err(de::Error::duplicate_field(if name == "at" {
+                        "at"
+                    } else {
+                        "type"
+                    }));
                 }
                 Some(FieldName(name)) => {
                     return seed
