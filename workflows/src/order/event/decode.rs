@@ -94,27 +94,37 @@ impl<'de> Deserialize<'de> for OrderEvent {
     }
 }
 
-/// A key of the event object: one of the two read first, or any other.
-enum Key {
+/// A key of the event object: one of the two read first, or any other (borrowed from the
+/// input when it can be: no copy for most keys).
+enum Key<'de> {
     At,
     Type,
-    Other(String),
+    Other(Cow<'de, str>),
 }
 
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+impl<'de> Key<'de> {
+    fn new(name: Cow<'de, str>) -> Key<'de> {
+        match &*name {
+            "at" => Key::At,
+            "type" => Key::Type,
+            _ => Key::Other(name),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key<'de>, D::Error> {
         struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a field name")
             }
-            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
-                Ok(match key {
-                    "at" => Key::At,
-                    "type" => Key::Type,
-                    other => Key::Other(other.to_owned()),
-                })
+            fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::new(Cow::Borrowed(key)))
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key::new(Cow::Owned(key.to_owned())))
             }
         }
         deserializer.deserialize_identifier(KeyVisitor)
@@ -165,7 +175,7 @@ fn buffered<'de, A: MapAccess<'de>>(
     mut map: A,
     at: Option<OffsetDateTime>,
     tag: Option<String>,
-    key: Key,
+    key: Key<'de>,
 ) -> Result<OrderEvent, A::Error> {
     let mut object = serde_json::Map::new();
     if let Some(tag) = tag {
@@ -180,7 +190,7 @@ fn buffered<'de, A: MapAccess<'de>>(
             }
             Key::At => "at".to_owned(),
             Key::Type => "type".to_owned(),
-            Key::Other(name) => name,
+            Key::Other(name) => name.into_owned(),
         };
         if object.contains_key(&name) {
             return Err(de::Error::custom(format_args!("duplicate field `{name}`")));
@@ -294,23 +304,18 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Fields<'_, A> {
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
         loop {
-            match self.map.next_key::<FieldName<'de>>()? {
+            match self.map.next_key::<Key<'de>>()? {
                 None => return Ok(None),
-                Some(FieldName(name)) if name == "clocks" => {
+                // Read before the fields: a second one is a duplicate, as serde derives it.
+                Some(Key::At) => return Err(de::Error::duplicate_field("at")),
+                Some(Key::Type) => return Err(de::Error::duplicate_field("type")),
+                Some(Key::Other(name)) if name == "clocks" => {
                     if self.clocks.is_some() {
                         return Err(de::Error::duplicate_field("clocks"));
                     }
                     *self.clocks = Some(self.map.next_value()?);
                 }
-                // Read before the fields: a second one is a duplicate, as serde derives it.
-                Some(FieldName(name)) if name == "at" || name == "type" => {
-                    return Err(de::Error::duplicate_field(if name == "at" {
-                        "at"
-                    } else {
-                        "type"
-                    }));
-                }
-                Some(FieldName(name)) => {
+                Some(Key::Other(name)) => {
                     return seed
                         .deserialize(de::value::CowStrDeserializer::new(name))
                         .map(Some)
@@ -321,27 +326,5 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Fields<'_, A> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
         self.map.next_value_seed(seed)
-    }
-}
-
-/// A field's name, borrowed from the input when it can be (no copy for most keys).
-struct FieldName<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for FieldName<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<FieldName<'de>, D::Error> {
-        struct NameVisitor;
-        impl<'de> Visitor<'de> for NameVisitor {
-            type Value = FieldName<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
-                Ok(FieldName(Cow::Borrowed(name)))
-            }
-            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
-                Ok(FieldName(Cow::Owned(name.to_owned())))
-            }
-        }
-        deserializer.deserialize_identifier(NameVisitor)
     }
 }
