@@ -19,7 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={proto}");
     }
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    tonic_build::configure()
+    let mut config = prost_build::Config::new();
+    config
         .file_descriptor_set_path(out_dir.join("diandan_descriptor.bin"))
         // The same messages serve the HTTP JSON API: serde for the wire, utoipa for OpenAPI.
         .message_attribute(
@@ -59,6 +60,133 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ".diandan.v1.GetConsistencyProofRequest",
             "#[derive(utoipa::IntoParams)] #[into_params(parameter_in = Query)]",
         )
+        .service_generator(Box::new(InPlaceCalls {
+            tonic: tonic_build::configure().service_generator(),
+            code: String::new(),
+        }))
         .compile_protos(&protos, &["."])?;
     Ok(())
+}
+
+/// tonic's clients and servers, and beside each service's client a `<service>_calls` module:
+/// the same methods, answered either by tonic's client or, in one process, by the service's
+/// own handler called in place (no encoding; see `InPlace` in `src/lib.rs`). Streaming
+/// methods always go through the client.
+struct InPlaceCalls {
+    tonic: Box<dyn prost_build::ServiceGenerator>,
+    code: String,
+}
+
+impl prost_build::ServiceGenerator for InPlaceCalls {
+    fn generate(&mut self, service: prost_build::Service, buf: &mut String) {
+        self.code.push_str(&calls_module(&service));
+        self.tonic.generate(service, buf);
+    }
+
+    fn finalize(&mut self, buf: &mut String) {
+        self.tonic.finalize(buf);
+        buf.push_str(&std::mem::take(&mut self.code));
+    }
+
+    fn finalize_package(&mut self, package: &str, buf: &mut String) {
+        self.tonic.finalize_package(package, buf);
+    }
+}
+
+/// `OrderService` → `order_service` (tonic's module names).
+fn snake_case(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn calls_module(service: &prost_build::Service) -> String {
+    use std::fmt::Write as _;
+    let (name, module) = (&service.name, snake_case(&service.name));
+    let result = |output: &str| {
+        format!("std::result::Result<tonic::Response<super::{output}>, tonic::Status>")
+    };
+    let streams = |m: &prost_build::Method| m.client_streaming || m.server_streaming;
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let mut line = |text: String| writeln!(out, "{text}").expect("writing to a String");
+    line(format!(
+        "/// `{name}` called in place or through its client."
+    ));
+    line(format!("pub mod {module}_calls {{"));
+    line(format!(
+        "/// `{name}`'s unary methods, object-safe: what a call in place reaches."
+    ));
+    line("#[tonic::async_trait]".into());
+    line(format!("pub trait {name}Unary: Send + Sync + 'static {{"));
+    for m in service.methods.iter().filter(|m| !streams(m)) {
+        let (method, input, output) = (&m.name, &m.input_type, result(&m.output_type));
+        line(format!(
+            "async fn {method}(&self, request: tonic::Request<super::{input}>) -> {output};"
+        ));
+    }
+    line("}".into());
+    line("#[tonic::async_trait]".into());
+    line(format!(
+        "impl<T: super::{module}_server::{name}> {name}Unary for T {{"
+    ));
+    for m in service.methods.iter().filter(|m| !streams(m)) {
+        let (method, input, output) = (&m.name, &m.input_type, result(&m.output_type));
+        line(format!(
+            "async fn {method}(&self, request: tonic::Request<super::{input}>) -> {output} {{ \
+             super::{module}_server::{name}::{method}(self, request).await }}"
+        ));
+    }
+    line("}".into());
+    line(format!(
+        "/// `{name}`'s methods: its handler called in place where this process serves it, \
+         its client otherwise."
+    ));
+    line("#[derive(Clone)]".into());
+    line(format!("pub struct {name}Calls {{"));
+    line(format!(
+        "remote: super::{module}_client::{name}Client<crate::Upstream>,"
+    ));
+    line(format!(
+        "in_place: Option<crate::InPlace<dyn {name}Unary>>,"
+    ));
+    line("}".into());
+    line(format!("impl {name}Calls {{"));
+    line(format!(
+        "pub fn new(upstream: crate::Upstream, in_place: Option<crate::InPlace<dyn {name}Unary>>) \
+         -> Self {{ Self {{ remote: super::{module}_client::{name}Client::new(upstream), in_place }} }}"
+    ));
+    for m in &service.methods {
+        let (method, input) = (&m.name, &m.input_type);
+        if streams(m) {
+            let output = &m.output_type;
+            line("/// A stream: always through the client.".into());
+            line(format!(
+                "pub async fn {method}(&mut self, request: impl tonic::IntoRequest<super::{input}>) \
+                 -> std::result::Result<tonic::Response<tonic::codec::Streaming<super::{output}>>, \
+                 tonic::Status> {{ self.remote.{method}(request).await }}"
+            ));
+            continue;
+        }
+        let output = result(&m.output_type);
+        let path = format!(
+            "/{}.{}/{}",
+            service.package, service.proto_name, m.proto_name
+        );
+        line(format!(
+            "pub async fn {method}(&mut self, request: impl tonic::IntoRequest<super::{input}>) \
+             -> {output} {{ match &self.in_place {{ \
+             Some(in_place) => in_place.call(\"{path}\", request.into_request(), \
+             |service, request| async move {{ service.{method}(request).await }}).await, \
+             None => self.remote.{method}(request).await }} }}"
+        ));
+    }
+    line("}".into());
+    line("}".into());
+    out
 }

@@ -968,6 +968,7 @@ async fn parts_started_together_share_one_token_key() {
             volunteers: channel(2).into(),
             reviews: channel(3).into(),
             stats: channel(4).into(),
+            in_place: None,
         };
         let client = Client::new(
             upstreams.clone(),

@@ -663,44 +663,34 @@ impl Unsigned {
         }
         request
     }
-    fn identity_get(
-        &self,
-    ) -> pb::identity_service_client::IdentityServiceClient<diandan_proto::Upstream> {
-        pb::identity_service_client::IdentityServiceClient::new(self.channel.clone().into())
+    fn identity_get(&self) -> pb::identity_service_calls::IdentityServiceCalls {
+        pb::identity_service_calls::IdentityServiceCalls::new(self.channel.clone().into(), None)
     }
-    fn accounts(
-        &self,
-    ) -> pb::account_service_client::AccountServiceClient<diandan_proto::Upstream> {
+    fn accounts(&self) -> pb::account_service_calls::AccountServiceCalls {
         self.inner.accounts()
     }
-    fn orders(&self) -> pb::order_service_client::OrderServiceClient<diandan_proto::Upstream> {
+    fn orders(&self) -> pb::order_service_calls::OrderServiceCalls {
         self.inner.orders()
     }
-    fn dispatch(
-        &self,
-    ) -> pb::dispatch_service_client::DispatchServiceClient<diandan_proto::Upstream> {
+    fn dispatch(&self) -> pb::dispatch_service_calls::DispatchServiceCalls {
         self.inner.dispatch()
     }
-    fn volunteers(
-        &self,
-    ) -> pb::volunteer_service_client::VolunteerServiceClient<diandan_proto::Upstream> {
+    fn volunteers(&self) -> pb::volunteer_service_calls::VolunteerServiceCalls {
         self.inner.volunteers()
     }
-    fn reviews(&self) -> pb::review_service_client::ReviewServiceClient<diandan_proto::Upstream> {
+    fn reviews(&self) -> pb::review_service_calls::ReviewServiceCalls {
         self.inner.reviews()
     }
-    fn stats(&self) -> pb::stats_service_client::StatsServiceClient<diandan_proto::Upstream> {
+    fn stats(&self) -> pb::stats_service_calls::StatsServiceCalls {
         self.inner.stats()
     }
-    fn organization(
-        &self,
-    ) -> pb::organization_service_client::OrganizationServiceClient<diandan_proto::Upstream> {
+    fn organization(&self) -> pb::organization_service_calls::OrganizationServiceCalls {
         self.inner.organization()
     }
-    fn audit(&self) -> pb::audit_service_client::AuditServiceClient<diandan_proto::Upstream> {
-        pb::audit_service_client::AuditServiceClient::new(self.channel.clone().into())
+    fn audit(&self) -> pb::audit_service_calls::AuditServiceCalls {
+        pb::audit_service_calls::AuditServiceCalls::new(self.channel.clone().into(), None)
     }
-    fn ledger(&self) -> pb::ledger_service_client::LedgerServiceClient<diandan_proto::Upstream> {
+    fn ledger(&self) -> pb::ledger_service_calls::LedgerServiceCalls {
         self.inner.ledger()
     }
 }

@@ -4,6 +4,11 @@
 //! The messages double as the HTTP JSON bodies (serde) and OpenAPI schemas (utoipa), so the
 //! gRPC and HTTP APIs cannot drift apart.
 
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
 /// Generated code for package `diandan.v1`.
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {
@@ -57,8 +62,9 @@ command_responses!(
 );
 
 /// How a gRPC client reaches its service: a channel to another process (`diandan serve`), or
-/// the services of this process called in place (`diandan up`: no socket, no HTTP/2 framing;
-/// the request and response are still encoded, as the services expect).
+/// the services of this process as a tower service (no socket, no HTTP/2 framing; the request
+/// and response are still encoded). What `diandan up` calls in place without encoding is
+/// [`InPlaceServices`]; streams still come this way.
 #[derive(Clone)]
 pub struct Upstream(
     tower::util::BoxCloneSyncService<
@@ -122,14 +128,112 @@ impl tower::Service<tonic::codegen::http::Request<tonic::body::Body>> for Upstre
 
 /// Where each gRPC service is reached: one channel for all (`diandan up`) or one per service
 /// process (`diandan serve`). Identity and the organisation directory are served beside
-/// volunteers.
-#[derive(Debug, Clone)]
+/// volunteers. With [`in_place`](Upstreams::in_place) set, unary calls reach this process's
+/// handlers directly and only streams use the upstreams.
+#[derive(Clone)]
 pub struct Upstreams {
     pub orders: Upstream,
     pub dispatch: Upstream,
     pub volunteers: Upstream,
     pub reviews: Upstream,
     pub stats: Upstream,
+    pub in_place: Option<InPlaceServices>,
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstreams")
+            .field("in_place", &self.in_place.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The services of this process, for calls made in place, and what every such call goes
+/// through (the server's span, deadline, panic and metrics handling).
+#[derive(Clone)]
+pub struct InPlaceServices {
+    pub orders: Arc<dyn v1::order_service_calls::OrderServiceUnary>,
+    pub dispatch: Arc<dyn v1::dispatch_service_calls::DispatchServiceUnary>,
+    pub volunteers: Arc<dyn v1::volunteer_service_calls::VolunteerServiceUnary>,
+    pub reviews: Arc<dyn v1::review_service_calls::ReviewServiceUnary>,
+    pub stats: Arc<dyn v1::stats_service_calls::StatsServiceUnary>,
+    pub audit: Arc<dyn v1::audit_service_calls::AuditServiceUnary>,
+    pub identity: Arc<dyn v1::identity_service_calls::IdentityServiceUnary>,
+    pub accounts: Arc<dyn v1::account_service_calls::AccountServiceUnary>,
+    pub organization: Arc<dyn v1::organization_service_calls::OrganizationServiceUnary>,
+    pub ledger: Arc<dyn v1::ledger_service_calls::LedgerServiceUnary>,
+    pub guard: Arc<dyn InPlaceGuard>,
+}
+
+/// A call made in place, its response type erased for [`InPlaceGuard`].
+pub type InPlaceFuture = Pin<
+    Box<dyn Future<Output = Result<tonic::Response<Box<dyn Any + Send>>, tonic::Status>> + Send>,
+>;
+
+/// What a server does around each call that reaches it over the network — its span, its
+/// `grpc-timeout`, a panicking handler answered `INTERNAL`, its metrics — done around a call
+/// made in place, which no transport sees.
+pub trait InPlaceGuard: Send + Sync + 'static {
+    /// Wraps `call` to the method at `path` (`/diandan.v1.OrderService/PlaceOrder`), whose
+    /// request carried `metadata`.
+    fn guard(
+        &self,
+        path: &'static str,
+        metadata: &tonic::metadata::MetadataMap,
+        call: InPlaceFuture,
+    ) -> InPlaceFuture;
+}
+
+/// One service of this process, called in place (see the generated `*Calls` types).
+pub struct InPlace<S: ?Sized> {
+    service: Arc<S>,
+    guard: Arc<dyn InPlaceGuard>,
+}
+
+impl<S: ?Sized> Clone for InPlace<S> {
+    fn clone(&self) -> Self {
+        InPlace {
+            service: self.service.clone(),
+            guard: self.guard.clone(),
+        }
+    }
+}
+
+impl<S: ?Sized + Send + Sync + 'static> InPlace<S> {
+    pub fn new(service: Arc<S>, guard: Arc<dyn InPlaceGuard>) -> InPlace<S> {
+        InPlace { service, guard }
+    }
+
+    /// Calls the handler `call` names with `request` as it is — neither encoded nor decoded —
+    /// within the guard.
+    pub async fn call<Req, Resp, F, Fut>(
+        &self,
+        path: &'static str,
+        request: tonic::Request<Req>,
+        call: F,
+    ) -> Result<tonic::Response<Resp>, tonic::Status>
+    where
+        F: FnOnce(Arc<S>, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>> + Send + 'static,
+        Resp: Send + 'static,
+    {
+        let metadata = request.metadata().clone();
+        let answer = call(self.service.clone(), request);
+        let erased: InPlaceFuture = Box::pin(async move {
+            let response = answer.await?;
+            Ok(response.map(|message| Box::new(message) as Box<dyn Any + Send>))
+        });
+        let (metadata, message, extensions) = self
+            .guard
+            .guard(path, &metadata, erased)
+            .await?
+            .into_parts();
+        // A guard answers with the call's own response or an error of its own.
+        let message = message
+            .downcast::<Resp>()
+            .map_err(|_| tonic::Status::internal("服务内部错误"))?;
+        Ok(tonic::Response::from_parts(metadata, *message, extensions))
+    }
 }
 
 impl Upstreams {
@@ -142,40 +246,87 @@ impl Upstreams {
             volunteers: channel.clone(),
             reviews: channel.clone(),
             stats: channel,
+            in_place: None,
         }
     }
 
-    pub fn orders(&self) -> v1::order_service_client::OrderServiceClient<Upstream> {
-        v1::order_service_client::OrderServiceClient::new(self.orders.clone())
+    /// These upstreams, with unary calls made in place to `services`.
+    pub fn in_place(self, services: InPlaceServices) -> Upstreams {
+        Upstreams {
+            in_place: Some(services),
+            ..self
+        }
     }
-    pub fn dispatch(&self) -> v1::dispatch_service_client::DispatchServiceClient<Upstream> {
-        v1::dispatch_service_client::DispatchServiceClient::new(self.dispatch.clone())
-    }
-    pub fn volunteers(&self) -> v1::volunteer_service_client::VolunteerServiceClient<Upstream> {
-        v1::volunteer_service_client::VolunteerServiceClient::new(self.volunteers.clone())
-    }
-    pub fn reviews(&self) -> v1::review_service_client::ReviewServiceClient<Upstream> {
-        v1::review_service_client::ReviewServiceClient::new(self.reviews.clone())
-    }
-    pub fn stats(&self) -> v1::stats_service_client::StatsServiceClient<Upstream> {
-        v1::stats_service_client::StatsServiceClient::new(self.stats.clone())
-    }
-    pub fn audit(&self) -> v1::audit_service_client::AuditServiceClient<Upstream> {
-        v1::audit_service_client::AuditServiceClient::new(self.stats.clone())
-    }
-    pub fn identity(&self) -> v1::identity_service_client::IdentityServiceClient<Upstream> {
-        v1::identity_service_client::IdentityServiceClient::new(self.volunteers.clone())
-    }
-    pub fn accounts(&self) -> v1::account_service_client::AccountServiceClient<Upstream> {
-        v1::account_service_client::AccountServiceClient::new(self.volunteers.clone())
-    }
-    pub fn organization(
+
+    fn local<S: ?Sized + Send + Sync + 'static>(
         &self,
-    ) -> v1::organization_service_client::OrganizationServiceClient<Upstream> {
-        v1::organization_service_client::OrganizationServiceClient::new(self.volunteers.clone())
+        service: impl FnOnce(&InPlaceServices) -> &Arc<S>,
+    ) -> Option<InPlace<S>> {
+        self.in_place
+            .as_ref()
+            .map(|all| InPlace::new(service(all).clone(), all.guard.clone()))
+    }
+
+    pub fn orders(&self) -> v1::order_service_calls::OrderServiceCalls {
+        v1::order_service_calls::OrderServiceCalls::new(
+            self.orders.clone(),
+            self.local(|s| &s.orders),
+        )
+    }
+    pub fn dispatch(&self) -> v1::dispatch_service_calls::DispatchServiceCalls {
+        v1::dispatch_service_calls::DispatchServiceCalls::new(
+            self.dispatch.clone(),
+            self.local(|s| &s.dispatch),
+        )
+    }
+    pub fn volunteers(&self) -> v1::volunteer_service_calls::VolunteerServiceCalls {
+        v1::volunteer_service_calls::VolunteerServiceCalls::new(
+            self.volunteers.clone(),
+            self.local(|s| &s.volunteers),
+        )
+    }
+    pub fn reviews(&self) -> v1::review_service_calls::ReviewServiceCalls {
+        v1::review_service_calls::ReviewServiceCalls::new(
+            self.reviews.clone(),
+            self.local(|s| &s.reviews),
+        )
+    }
+    pub fn stats(&self) -> v1::stats_service_calls::StatsServiceCalls {
+        v1::stats_service_calls::StatsServiceCalls::new(
+            self.stats.clone(),
+            self.local(|s| &s.stats),
+        )
+    }
+    /// The audit trail is served beside statistics.
+    pub fn audit(&self) -> v1::audit_service_calls::AuditServiceCalls {
+        v1::audit_service_calls::AuditServiceCalls::new(
+            self.stats.clone(),
+            self.local(|s| &s.audit),
+        )
+    }
+    pub fn identity(&self) -> v1::identity_service_calls::IdentityServiceCalls {
+        v1::identity_service_calls::IdentityServiceCalls::new(
+            self.volunteers.clone(),
+            self.local(|s| &s.identity),
+        )
+    }
+    pub fn accounts(&self) -> v1::account_service_calls::AccountServiceCalls {
+        v1::account_service_calls::AccountServiceCalls::new(
+            self.volunteers.clone(),
+            self.local(|s| &s.accounts),
+        )
+    }
+    pub fn organization(&self) -> v1::organization_service_calls::OrganizationServiceCalls {
+        v1::organization_service_calls::OrganizationServiceCalls::new(
+            self.volunteers.clone(),
+            self.local(|s| &s.organization),
+        )
     }
     /// Hours, points and the love supermarket are served beside volunteers.
-    pub fn ledger(&self) -> v1::ledger_service_client::LedgerServiceClient<Upstream> {
-        v1::ledger_service_client::LedgerServiceClient::new(self.volunteers.clone())
+    pub fn ledger(&self) -> v1::ledger_service_calls::LedgerServiceCalls {
+        v1::ledger_service_calls::LedgerServiceCalls::new(
+            self.volunteers.clone(),
+            self.local(|s| &s.ledger),
+        )
     }
 }

@@ -437,6 +437,7 @@ impl SplitParts {
             volunteers: channel(&self.volunteers).into(),
             reviews: channel(&self.reviews).into(),
             stats: channel(&self.stats).into(),
+            in_place: None,
         }
     }
 }

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use diandan_proto::v1 as pb;
 use diandan_proto::CommandResponse as _;
-use diandan_proto::{Upstream, Upstreams};
-use pb::dispatch_service_client::DispatchServiceClient;
-use pb::order_service_client::OrderServiceClient;
-use pb::review_service_client::ReviewServiceClient;
-use pb::stats_service_client::StatsServiceClient;
-use pb::volunteer_service_client::VolunteerServiceClient;
+use diandan_proto::Upstreams;
+use pb::account_service_calls::AccountServiceCalls;
+use pb::dispatch_service_calls::DispatchServiceCalls;
+use pb::ledger_service_calls::LedgerServiceCalls;
+use pb::order_service_calls::OrderServiceCalls;
+use pb::organization_service_calls::OrganizationServiceCalls;
+use pb::review_service_calls::ReviewServiceCalls;
+use pb::stats_service_calls::StatsServiceCalls;
+use pb::volunteer_service_calls::VolunteerServiceCalls;
 
 /// The API as one user sees it.
 #[derive(Clone)]
@@ -41,30 +44,28 @@ impl Client {
         request
     }
 
-    pub fn orders(&self) -> OrderServiceClient<Upstream> {
+    pub fn orders(&self) -> OrderServiceCalls {
         self.upstreams.orders()
     }
-    pub fn dispatch(&self) -> DispatchServiceClient<Upstream> {
+    pub fn dispatch(&self) -> DispatchServiceCalls {
         self.upstreams.dispatch()
     }
-    pub fn volunteers(&self) -> VolunteerServiceClient<Upstream> {
+    pub fn volunteers(&self) -> VolunteerServiceCalls {
         self.upstreams.volunteers()
     }
-    pub fn accounts(&self) -> pb::account_service_client::AccountServiceClient<Upstream> {
+    pub fn accounts(&self) -> AccountServiceCalls {
         self.upstreams.accounts()
     }
-    pub fn organization(
-        &self,
-    ) -> pb::organization_service_client::OrganizationServiceClient<Upstream> {
+    pub fn organization(&self) -> OrganizationServiceCalls {
         self.upstreams.organization()
     }
-    pub fn ledger(&self) -> pb::ledger_service_client::LedgerServiceClient<Upstream> {
+    pub fn ledger(&self) -> LedgerServiceCalls {
         self.upstreams.ledger()
     }
-    pub fn reviews(&self) -> ReviewServiceClient<Upstream> {
+    pub fn reviews(&self) -> ReviewServiceCalls {
         self.upstreams.reviews()
     }
-    pub fn stats(&self) -> StatsServiceClient<Upstream> {
+    pub fn stats(&self) -> StatsServiceCalls {
         self.upstreams.stats()
     }
 }

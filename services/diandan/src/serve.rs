@@ -95,6 +95,7 @@ impl UpstreamUrls {
             volunteers: channel(&self.volunteers_url)?.into(),
             reviews: channel(&self.reviews_url)?.into(),
             stats: channel(&self.stats_url)?.into(),
+            in_place: None,
         })
     }
 }

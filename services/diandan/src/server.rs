@@ -194,11 +194,13 @@ pub async fn run(
     };
 
     let routes = grpc_routes(&app, GrpcService::ALL).await?;
-    // The gateway calls the same services in place: no loopback socket, no HTTP/2; the same
-    // span, metrics, deadline and panic handling as a call over the network.
+    // The gateway calls the same services in place: no loopback socket, no HTTP/2, and for
+    // unary calls no encoding either; the same span, metrics, deadline and panic handling as
+    // a call over the network. Streams go through the routes as a tower service.
     let in_process = diandan_proto::Upstream::in_process(
         RpcMetricsLayer.layer(InProcessCall::new(routes.clone())),
     );
+    let upstreams = diandan_proto::Upstreams::single(in_process).in_place(in_place_services(&app));
     let grpc = Server::builder()
         .layer(RpcMetricsLayer)
         .trace_fn(grpc_span)
@@ -208,7 +210,7 @@ pub async fn run(
 
     let http = tokio::spawn(diandan_gateway::run(
         http_listener,
-        diandan_proto::Upstreams::single(in_process),
+        upstreams,
         config.rate_limits.clone(),
         stopped(),
     ));
@@ -395,6 +397,23 @@ pub async fn grpc_routes(app: &App, services: &[GrpcService]) -> anyhow::Result<
     Ok(routes.routes())
 }
 
+/// Every service of [`GrpcService::ALL`], for calls made in place, guarded by [`InPlaceCalls`].
+pub fn in_place_services(app: &App) -> diandan_proto::InPlaceServices {
+    diandan_proto::InPlaceServices {
+        orders: Arc::new(diandan_orders::Orders::new(app.clone())),
+        dispatch: Arc::new(diandan_dispatch::Dispatch::new(app.clone())),
+        volunteers: Arc::new(diandan_volunteers::Volunteers::new(app.clone())),
+        reviews: Arc::new(diandan_reviews::Reviews::new(app.clone())),
+        stats: Arc::new(diandan_stats::Stats::new(app.clone())),
+        audit: Arc::new(diandan_stats::Audit::new(app.clone())),
+        identity: Arc::new(diandan_volunteers::Identity::new(app.clone())),
+        accounts: Arc::new(diandan_volunteers::Accounts::new(app.clone())),
+        organization: Arc::new(diandan_volunteers::Organization::new(app.clone())),
+        ledger: Arc::new(diandan_ledger::Ledger::new(app.clone())),
+        guard: Arc::new(InPlaceCalls),
+    }
+}
+
 fn server_name<S: tonic::server::NamedService>(_: &S) -> &'static str {
     S::NAME
 }
@@ -475,22 +494,62 @@ where
         let timeout = grpc_timeout(request.headers());
         let call = span.in_scope(|| self.inner.call(request));
         let guarded = async move {
-            let call = std::panic::AssertUnwindSafe(call).catch_unwind();
-            let outcome = match timeout {
-                Some(limit) => match tokio::time::timeout(limit, call).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => {
-                        return Ok(
-                            tonic::Status::deadline_exceeded("处理超时，请稍后重试").into_http()
-                        )
-                    }
-                },
-                None => call.await,
+            contained(timeout, call)
+                .await
+                .unwrap_or_else(|status| Ok(status.into_http()))
+        };
+        Box::pin(guarded.instrument(span))
+    }
+}
+
+/// A handler's call run as tonic's transport runs one: past `timeout` it is dropped and
+/// answered `DEADLINE_EXCEEDED`; a panic is caught and answered `INTERNAL`.
+async fn contained<T>(
+    timeout: Option<std::time::Duration>,
+    call: impl Future<Output = T>,
+) -> Result<T, tonic::Status> {
+    let call = std::panic::AssertUnwindSafe(call).catch_unwind();
+    let outcome = match timeout {
+        Some(limit) => tokio::time::timeout(limit, call)
+            .await
+            .map_err(|_| tonic::Status::deadline_exceeded("处理超时，请稍后重试"))?,
+        None => call.await,
+    };
+    outcome.map_err(|_| {
+        tracing::error!("a gRPC handler panicked");
+        tonic::Status::internal("服务内部错误")
+    })
+}
+
+/// What [`InProcessCall`] and [`RpcMetricsLayer`] do around a call through the routes, done
+/// around a unary call the gateway makes in place (no encoding, no routes): the same span, the
+/// `grpc-timeout` enforced, a panic answered `INTERNAL`, `rpc.server.duration` recorded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InPlaceCalls;
+
+impl diandan_proto::InPlaceGuard for InPlaceCalls {
+    fn guard(
+        &self,
+        path: &'static str,
+        metadata: &tonic::metadata::MetadataMap,
+        call: diandan_proto::InPlaceFuture,
+    ) -> diandan_proto::InPlaceFuture {
+        use tracing::Instrument as _;
+        let headers = metadata.clone().into_headers();
+        let span = span_of(path, &headers);
+        let timeout = grpc_timeout(&headers);
+        let started = std::time::Instant::now();
+        let guarded = async move {
+            let answer = match contained(timeout, call).await {
+                Ok(answer) => answer,
+                Err(status) => Err(status),
             };
-            outcome.unwrap_or_else(|_| {
-                tracing::error!("a gRPC handler panicked");
-                Ok(tonic::Status::internal("服务内部错误").into_http())
-            })
+            let code = match &answer {
+                Ok(_) => tonic::Code::Ok,
+                Err(status) => status.code(),
+            };
+            diandan_telemetry::metrics::rpc_call(path, code as i32, started.elapsed());
+            answer
         };
         Box::pin(guarded.instrument(span))
     }
@@ -584,6 +643,105 @@ mod in_process_tests {
         );
         let fine = call("/ok", Some("10S")).await.unwrap();
         assert_eq!(status_of(&fine), "0");
+    }
+
+    /// A review service whose handler hangs, panics or answers, as the comment says.
+    struct Reviews;
+
+    #[tonic::async_trait]
+    impl pb::review_service_server::ReviewService for Reviews {
+        async fn review_order(
+            &self,
+            request: tonic::Request<pb::ReviewOrderRequest>,
+        ) -> Result<tonic::Response<pb::ReviewOrderResponse>, tonic::Status> {
+            let token = request.metadata().get("authorization").cloned();
+            match request.into_inner().comment.as_str() {
+                "hang" => futures::future::pending().await,
+                "panic" => panic!("a handler bug"),
+                comment => Ok(tonic::Response::new(pb::ReviewOrderResponse {
+                    ack: Some(pb::CommandAck {
+                        // What the handler was given, sent back to be compared.
+                        order_id: format!("{comment}|{token:?}"),
+                        revision: 7,
+                        ..Default::default()
+                    }),
+                })),
+            }
+        }
+
+        async fn close_order(
+            &self,
+            _: tonic::Request<pb::CloseOrderRequest>,
+        ) -> Result<tonic::Response<pb::CloseOrderResponse>, tonic::Status> {
+            Err(tonic::Status::failed_precondition("订单尚未评价"))
+        }
+    }
+
+    #[tokio::test]
+    async fn unary_calls_in_place_reach_the_handler_within_the_guard() {
+        use pb::review_service_calls::ReviewServiceCalls;
+        // Whatever reaches the upstream fails: an answer below came in place, or not at all.
+        let nowhere = || {
+            diandan_proto::Upstream::in_process(tower::service_fn(
+                |_: tonic::codegen::http::Request<tonic::body::Body>| async {
+                    Err::<tonic::codegen::http::Response<tonic::body::Body>, _>(
+                        std::io::Error::other("not called in place"),
+                    )
+                },
+            ))
+        };
+        let in_place = || {
+            let service: Arc<dyn pb::review_service_calls::ReviewServiceUnary> = Arc::new(Reviews);
+            Some(diandan_proto::InPlace::new(service, Arc::new(InPlaceCalls)))
+        };
+        let review = |comment: &str, timeout: Option<Duration>| {
+            let mut request = tonic::Request::new(pb::ReviewOrderRequest {
+                comment: comment.to_owned(),
+                ..Default::default()
+            });
+            request
+                .metadata_mut()
+                .insert("authorization", "Bearer t".parse().unwrap());
+            if let Some(t) = timeout {
+                request.set_timeout(t);
+            }
+            request
+        };
+        let mut calls = ReviewServiceCalls::new(nowhere(), in_place());
+
+        let ack = calls
+            .review_order(review("很好 \u{1F600}", None))
+            .await
+            .unwrap()
+            .into_inner()
+            .ack
+            .unwrap();
+        assert_eq!(ack.revision, 7);
+        assert_eq!(ack.order_id, "很好 \u{1F600}|Some(\"Bearer t\")");
+
+        let refused = calls
+            .close_order(pb::CloseOrderRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(refused.message(), "订单尚未评价");
+
+        let late = calls
+            .review_order(review("hang", Some(Duration::from_millis(50))))
+            .await
+            .unwrap_err();
+        assert_eq!(late.code(), tonic::Code::DeadlineExceeded);
+        let broken = calls.review_order(review("panic", None)).await.unwrap_err();
+        assert_eq!(broken.code(), tonic::Code::Internal);
+        assert_eq!(broken.message(), "服务内部错误");
+
+        // Without services in place the same calls go to the upstream.
+        let mut remote = ReviewServiceCalls::new(nowhere(), None);
+        let unreachable = remote.review_order(review("fine", None)).await.unwrap_err();
+        assert!(
+            unreachable.message().contains("not called in place"),
+            "{unreachable:?}"
+        );
     }
 }
 
