@@ -6,8 +6,8 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 
+use crate::routes::Clients;
 use diandan_proto::v1 as pb;
-use diandan_proto::Upstreams as Clients;
 
 use crate::input::{json_body, path_id, query};
 use crate::problem::Problem;

@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use diandan_proto::v1 as pb;
-use diandan_proto::Upstreams as Clients;
+/// The services, shared by every request (axum clones its state per request: one count,
+/// not every upstream).
+pub(crate) type Clients = std::sync::Arc<diandan_proto::Upstreams>;
 
 use crate::input::{json_body, path_id, query, MAX_BODY_BYTES};
 use crate::problem::Problem;
@@ -739,7 +741,10 @@ async fn traced(
     response
 }
 
-pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> Router {
+pub(crate) fn router(
+    upstreams: diandan_proto::Upstreams,
+    limiters: crate::limits::Limiters,
+) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(prometheus_metrics))
@@ -887,5 +892,5 @@ pub(crate) fn router(upstreams: Clients, limiters: crate::limits::Limiters) -> R
         .layer(axum::middleware::from_fn(within_limits))
         .layer(axum::middleware::from_fn(traced))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(upstreams)
+        .with_state(Clients::new(upstreams))
 }

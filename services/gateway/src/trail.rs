@@ -8,8 +8,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::routes::Clients;
 use diandan_proto::v1 as pb;
-use diandan_proto::Upstreams as Clients;
 
 use crate::input::{json_body, path_id, query};
 use crate::problem::Problem;

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 
+use crate::routes::Clients;
 use diandan_proto::v1 as pb;
-use diandan_proto::Upstreams as Clients;
 use diandan_workflows::Category;
 
 use crate::input::{json_body, path_id, query};

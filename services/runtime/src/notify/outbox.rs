@@ -362,7 +362,7 @@ impl App {
         if let Some(last) = events.last().map(|e| e.position) {
             let mut notifications = Vec::new();
             // Each order's state as it is now, loaded once per round.
-            let mut orders: HashMap<&str, OrderState> = HashMap::new();
+            let mut orders: HashMap<&str, OrderState> = HashMap::with_capacity(events.len());
             for event in &events {
                 let Some(order_id) = event.stream.strip_prefix("order-") else {
                     continue;
