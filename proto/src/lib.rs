@@ -175,11 +175,11 @@ pub type InPlaceFuture = Pin<
 /// made in place, which no transport sees.
 pub trait InPlaceGuard: Send + Sync + 'static {
     /// Wraps `call` to the method at `path` (`/diandan.v1.OrderService/PlaceOrder`), whose
-    /// request carried `metadata`.
+    /// request carried `metadata` (a copy: the call has the request).
     fn guard(
         &self,
         path: &'static str,
-        metadata: &tonic::metadata::MetadataMap,
+        metadata: tonic::metadata::MetadataMap,
         call: InPlaceFuture,
     ) -> InPlaceFuture;
 }
@@ -223,11 +223,8 @@ impl<S: ?Sized + Send + Sync + 'static> InPlace<S> {
             let response = answer.await?;
             Ok(response.map(|message| Box::new(message) as Box<dyn Any + Send>))
         });
-        let (metadata, message, extensions) = self
-            .guard
-            .guard(path, &metadata, erased)
-            .await?
-            .into_parts();
+        let (metadata, message, extensions) =
+            self.guard.guard(path, metadata, erased).await?.into_parts();
         // A guard answers with the call's own response or an error of its own.
         let message = message
             .downcast::<Resp>()

@@ -531,11 +531,11 @@ impl diandan_proto::InPlaceGuard for InPlaceCalls {
     fn guard(
         &self,
         path: &'static str,
-        metadata: &tonic::metadata::MetadataMap,
+        metadata: tonic::metadata::MetadataMap,
         call: diandan_proto::InPlaceFuture,
     ) -> diandan_proto::InPlaceFuture {
         use tracing::Instrument as _;
-        let headers = metadata.clone().into_headers();
+        let headers = metadata.into_headers();
         let span = span_of(path, &headers);
         let timeout = grpc_timeout(&headers);
         let started = std::time::Instant::now();
