@@ -159,7 +159,8 @@ fn calls_module(service: &prost_build::Service) -> String {
     line(format!("impl {name}Calls {{"));
     line(format!(
         "pub fn new(upstream: crate::Upstream, in_place: Option<crate::InPlace<dyn {name}Unary>>) \
-         -> Self {{ Self {{ remote: super::{module}_client::{name}Client::new(upstream), in_place }} }}"
+         -> Self {{ Self {{ remote: super::{module}_client::{name}Client::new(upstream)\
+         .max_decoding_message_size(crate::MAX_ANSWER_BYTES), in_place }} }}"
     ));
     for m in &service.methods {
         let (method, input) = (&m.name, &m.input_type);

@@ -19,6 +19,11 @@ pub mod v1 {
         tonic::include_file_descriptor_set!("diandan_descriptor");
 }
 
+/// The largest answer a client of these services takes (tonic's default is 4 MB): the
+/// unpaged lists of a city's directory can pass that, and an answer called in place (`diandan
+/// up`) has no limit — `diandan serve`'s parts answer the same.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
 /// A command's response: its [`CommandAck`](v1::CommandAck), wrapped in the RPC's own
 /// response message (buf style: every RPC has its own request and response).
 pub trait CommandResponse {

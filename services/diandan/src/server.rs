@@ -658,6 +658,12 @@ mod in_process_tests {
             match request.into_inner().comment.as_str() {
                 "hang" => futures::future::pending().await,
                 "panic" => panic!("a handler bug"),
+                "big" => Ok(tonic::Response::new(pb::ReviewOrderResponse {
+                    ack: Some(pb::CommandAck {
+                        order_id: "大".repeat(2 * 1024 * 1024),
+                        ..Default::default()
+                    }),
+                })),
                 comment => Ok(tonic::Response::new(pb::ReviewOrderResponse {
                     ack: Some(pb::CommandAck {
                         // What the handler was given, sent back to be compared.
@@ -734,6 +740,29 @@ mod in_process_tests {
         let broken = calls.review_order(review("panic", None)).await.unwrap_err();
         assert_eq!(broken.code(), tonic::Code::Internal);
         assert_eq!(broken.message(), "服务内部错误");
+
+        // An answer past tonic's default 4 MB limit (6 MB) arrives whole in place and
+        // through the routes alike: `diandan up` and `diandan serve` answer the same.
+        let big = calls.review_order(review("big", None)).await.unwrap();
+        assert_eq!(
+            big.into_inner().ack.unwrap().order_id.len(),
+            6 * 1024 * 1024
+        );
+        let routes = tonic::service::Routes::new(
+            pb::review_service_server::ReviewServiceServer::new(Reviews),
+        );
+        let mut through_routes = ReviewServiceCalls::new(
+            diandan_proto::Upstream::in_process(InProcessCall::new(routes)),
+            None,
+        );
+        let big = through_routes
+            .review_order(review("big", None))
+            .await
+            .unwrap();
+        assert_eq!(
+            big.into_inner().ack.unwrap().order_id.len(),
+            6 * 1024 * 1024
+        );
 
         // Without services in place the same calls go to the upstream.
         let mut remote = ReviewServiceCalls::new(nowhere(), None);
