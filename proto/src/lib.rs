@@ -153,21 +153,43 @@ impl std::fmt::Debug for Upstreams {
     }
 }
 
-/// The services of this process, for calls made in place, and what every such call goes
-/// through (the server's span, deadline, panic and metrics handling).
-#[derive(Clone)]
-pub struct InPlaceServices {
-    pub orders: Arc<dyn v1::order_service_calls::OrderServiceUnary>,
-    pub dispatch: Arc<dyn v1::dispatch_service_calls::DispatchServiceUnary>,
-    pub volunteers: Arc<dyn v1::volunteer_service_calls::VolunteerServiceUnary>,
-    pub reviews: Arc<dyn v1::review_service_calls::ReviewServiceUnary>,
-    pub stats: Arc<dyn v1::stats_service_calls::StatsServiceUnary>,
-    pub audit: Arc<dyn v1::audit_service_calls::AuditServiceUnary>,
-    pub identity: Arc<dyn v1::identity_service_calls::IdentityServiceUnary>,
-    pub accounts: Arc<dyn v1::account_service_calls::AccountServiceUnary>,
-    pub organization: Arc<dyn v1::organization_service_calls::OrganizationServiceUnary>,
-    pub ledger: Arc<dyn v1::ledger_service_calls::LedgerServiceUnary>,
-    pub guard: Arc<dyn InPlaceGuard>,
+/// Each service: the upstream serving it, and its generated `*Calls` type (see
+/// `proto/build.rs`). From this one table come [`InPlaceServices`]' fields and the accessors
+/// of [`Upstreams`].
+macro_rules! services {
+    ($($(#[$doc:meta])* $name:ident: $module:ident::{$unary:ident, $calls:ident} via $upstream:ident;)*) => {
+        /// The services of this process, for calls made in place, and what every such call
+        /// goes through (the server's span, deadline, panic and metrics handling).
+        #[derive(Clone)]
+        pub struct InPlaceServices {
+            $(pub $name: Arc<dyn v1::$module::$unary>,)*
+            pub guard: Arc<dyn InPlaceGuard>,
+        }
+
+        impl Upstreams {
+            $($(#[$doc])*
+            pub fn $name(&self) -> v1::$module::$calls {
+                v1::$module::$calls::new(self.$upstream.clone(), self.local(|s| &s.$name))
+            })*
+        }
+    };
+}
+
+services! {
+    orders: order_service_calls::{OrderServiceUnary, OrderServiceCalls} via orders;
+    dispatch: dispatch_service_calls::{DispatchServiceUnary, DispatchServiceCalls} via dispatch;
+    volunteers: volunteer_service_calls::{VolunteerServiceUnary, VolunteerServiceCalls} via volunteers;
+    reviews: review_service_calls::{ReviewServiceUnary, ReviewServiceCalls} via reviews;
+    stats: stats_service_calls::{StatsServiceUnary, StatsServiceCalls} via stats;
+    /// The audit trail is served beside statistics.
+    audit: audit_service_calls::{AuditServiceUnary, AuditServiceCalls} via stats;
+    /// Sign-in is served beside volunteers.
+    identity: identity_service_calls::{IdentityServiceUnary, IdentityServiceCalls} via volunteers;
+    accounts: account_service_calls::{AccountServiceUnary, AccountServiceCalls} via volunteers;
+    /// The organisation directory is served beside volunteers.
+    organization: organization_service_calls::{OrganizationServiceUnary, OrganizationServiceCalls} via volunteers;
+    /// Hours, points and the love supermarket are served beside volunteers.
+    ledger: ledger_service_calls::{LedgerServiceUnary, LedgerServiceCalls} via volunteers;
 }
 
 /// A call made in place, its response type erased for [`InPlaceGuard`].
@@ -267,68 +289,5 @@ impl Upstreams {
         self.in_place
             .as_ref()
             .map(|all| InPlace::new(service(all).clone(), all.guard.clone()))
-    }
-
-    pub fn orders(&self) -> v1::order_service_calls::OrderServiceCalls {
-        v1::order_service_calls::OrderServiceCalls::new(
-            self.orders.clone(),
-            self.local(|s| &s.orders),
-        )
-    }
-    pub fn dispatch(&self) -> v1::dispatch_service_calls::DispatchServiceCalls {
-        v1::dispatch_service_calls::DispatchServiceCalls::new(
-            self.dispatch.clone(),
-            self.local(|s| &s.dispatch),
-        )
-    }
-    pub fn volunteers(&self) -> v1::volunteer_service_calls::VolunteerServiceCalls {
-        v1::volunteer_service_calls::VolunteerServiceCalls::new(
-            self.volunteers.clone(),
-            self.local(|s| &s.volunteers),
-        )
-    }
-    pub fn reviews(&self) -> v1::review_service_calls::ReviewServiceCalls {
-        v1::review_service_calls::ReviewServiceCalls::new(
-            self.reviews.clone(),
-            self.local(|s| &s.reviews),
-        )
-    }
-    pub fn stats(&self) -> v1::stats_service_calls::StatsServiceCalls {
-        v1::stats_service_calls::StatsServiceCalls::new(
-            self.stats.clone(),
-            self.local(|s| &s.stats),
-        )
-    }
-    /// The audit trail is served beside statistics.
-    pub fn audit(&self) -> v1::audit_service_calls::AuditServiceCalls {
-        v1::audit_service_calls::AuditServiceCalls::new(
-            self.stats.clone(),
-            self.local(|s| &s.audit),
-        )
-    }
-    pub fn identity(&self) -> v1::identity_service_calls::IdentityServiceCalls {
-        v1::identity_service_calls::IdentityServiceCalls::new(
-            self.volunteers.clone(),
-            self.local(|s| &s.identity),
-        )
-    }
-    pub fn accounts(&self) -> v1::account_service_calls::AccountServiceCalls {
-        v1::account_service_calls::AccountServiceCalls::new(
-            self.volunteers.clone(),
-            self.local(|s| &s.accounts),
-        )
-    }
-    pub fn organization(&self) -> v1::organization_service_calls::OrganizationServiceCalls {
-        v1::organization_service_calls::OrganizationServiceCalls::new(
-            self.volunteers.clone(),
-            self.local(|s| &s.organization),
-        )
-    }
-    /// Hours, points and the love supermarket are served beside volunteers.
-    pub fn ledger(&self) -> v1::ledger_service_calls::LedgerServiceCalls {
-        v1::ledger_service_calls::LedgerServiceCalls::new(
-            self.volunteers.clone(),
-            self.local(|s| &s.ledger),
-        )
     }
 }
