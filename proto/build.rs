@@ -93,21 +93,11 @@ impl prost_build::ServiceGenerator for InPlaceCalls {
     }
 }
 
-/// `OrderService` → `order_service` (tonic's module names).
-fn snake_case(name: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
-}
-
 fn calls_module(service: &prost_build::Service) -> String {
+    use heck::ToSnakeCase as _;
     use std::fmt::Write as _;
-    let (name, module) = (&service.name, snake_case(&service.name));
+    // tonic's module names: `OrderService` → `order_service_client`, `order_service_server`.
+    let (name, module) = (&service.name, service.name.to_snake_case());
     let result = |output: &str| {
         format!("std::result::Result<tonic::Response<super::{output}>, tonic::Status>")
     };
@@ -122,27 +112,26 @@ fn calls_module(service: &prost_build::Service) -> String {
     line(format!(
         "/// `{name}`'s unary methods, object-safe: what a call in place reaches."
     ));
-    line("#[tonic::async_trait]".into());
-    line(format!("pub trait {name}Unary: Send + Sync + 'static {{"));
+    // The trait and its blanket impl over tonic's server trait, method by method.
+    let (mut declared, mut forwarded) = (String::new(), String::new());
     for m in service.methods.iter().filter(|m| !streams(m)) {
         let (method, input, output) = (&m.name, &m.input_type, result(&m.output_type));
-        line(format!(
-            "async fn {method}(&self, request: tonic::Request<super::{input}>) -> {output};"
+        let signature = format!(
+            "async fn {method}(&self, request: tonic::Request<super::{input}>) -> {output}"
+        );
+        declared.push_str(&format!("{signature};\n"));
+        forwarded.push_str(&format!(
+            "{signature} {{ super::{module}_server::{name}::{method}(self, request).await }}\n"
         ));
     }
-    line("}".into());
     line("#[tonic::async_trait]".into());
     line(format!(
-        "impl<T: super::{module}_server::{name}> {name}Unary for T {{"
+        "pub trait {name}Unary: Send + Sync + 'static {{\n{declared}}}"
     ));
-    for m in service.methods.iter().filter(|m| !streams(m)) {
-        let (method, input, output) = (&m.name, &m.input_type, result(&m.output_type));
-        line(format!(
-            "async fn {method}(&self, request: tonic::Request<super::{input}>) -> {output} {{ \
-             super::{module}_server::{name}::{method}(self, request).await }}"
-        ));
-    }
-    line("}".into());
+    line("#[tonic::async_trait]".into());
+    line(format!(
+        "impl<T: super::{module}_server::{name}> {name}Unary for T {{\n{forwarded}}}"
+    ));
     line(format!(
         "/// `{name}`'s methods: its handler called in place where this process serves it, \
          its client otherwise."

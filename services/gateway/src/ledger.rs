@@ -6,12 +6,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 
-use crate::routes::Clients;
 use diandan_proto::v1 as pb;
 
 use crate::input::{json_body, path_id, query};
 use crate::problem::Problem;
-use crate::routes::{grpc, Reply};
+use crate::routes::{grpc, Clients, Reply};
 
 /// A POST whose path names the thing (`{id}` → `$field`) and whose body says the rest.
 macro_rules! post_on {

@@ -10,12 +10,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use diandan_proto::v1 as pb;
-/// The services, shared by every request (axum clones its state per request: one count,
-/// not every upstream).
-pub(crate) type Clients = std::sync::Arc<diandan_proto::Upstreams>;
 
 use crate::input::{json_body, path_id, query, MAX_BODY_BYTES};
 use crate::problem::Problem;
+
+/// The services, shared by every request (axum clones its state per request: one count,
+/// not every upstream).
+pub(crate) type Clients = std::sync::Arc<diandan_proto::Upstreams>;
 
 /// How long a gRPC call behind a request may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);

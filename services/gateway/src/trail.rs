@@ -8,12 +8,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::routes::Clients;
 use diandan_proto::v1 as pb;
 
 use crate::input::{json_body, path_id, query};
 use crate::problem::Problem;
-use crate::routes::{grpc, Reply};
+use crate::routes::{grpc, Clients, Reply};
 
 /// An optional body left out: nothing, or JSON `null`.
 fn absent(body: &Bytes) -> bool {

@@ -9,13 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::StreamExt;
 
-use crate::routes::Clients;
 use diandan_proto::v1 as pb;
 use diandan_workflows::Category;
 
 use crate::input::{json_body, path_id, query};
 use crate::problem::Problem;
-use crate::routes::{grpc, grpc_open_ended, Reply};
+use crate::routes::{grpc, grpc_open_ended, Clients, Reply};
 
 /// Largest roster sheet (the services hold the same limit).
 pub const MAX_SHEET_BYTES: usize = 5 * 1024 * 1024;
