@@ -498,7 +498,7 @@ impl ReadModel {
     }
 
     /// Runs `f` on the writer connection.
-    fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_writer<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         f(&self.inner.writer.lock().expect("writer poisoned"))
     }
 

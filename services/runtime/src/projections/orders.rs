@@ -41,6 +41,10 @@ CREATE INDEX IF NOT EXISTS orders_requester ON orders (requester_id, placed_at);
 CREATE INDEX IF NOT EXISTS orders_path ON orders (station_path, status);
 CREATE INDEX IF NOT EXISTS orders_assignee ON orders (assignee_id, status);
 CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by);
+-- The open orders of each team, for dispatch suggestions' load (`dispatching::OPEN_LOAD`,
+-- whose WHERE must name the same statuses for SQLite to use it): only open orders are in it.
+CREATE INDEX IF NOT EXISTS orders_open_assignee ON orders (assignee_id, status)
+    WHERE status IN ('dispatched', 'accepted', 'in_service', 'served');
 ";
 
 impl Projection for OrdersProjection {

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS claimant_facts (
 const QUERY_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
 CREATE INDEX IF NOT EXISTS order_facts_placed ON order_facts (placed_ms, order_id);
+-- Orders by when they were first dispatched, for dispatch suggestions' recent assignments
+-- (`dispatching::RECENT_LOAD`).
+CREATE INDEX IF NOT EXISTS order_facts_dispatched ON order_facts (dispatched_ms)
+    WHERE dispatched_ms IS NOT NULL;
 ";
 
 /// China Standard Time: statistics are by the local day.
