@@ -175,15 +175,20 @@ const STATEMENT_CACHE: usize = 256;
 const IDLE_READERS: usize = 8;
 
 /// Length of the read model's write-ahead log past which the writer starts it over, after
-/// the commit that passed it. SQLite's own checkpoints copy the log into the file but start it over only
-/// at a moment no reader is using it, which under steady reads never comes: the demo's replay
-/// left a 1.1 GB log beside a 27 MB file.
+/// the commit that passed it. SQLite's own checkpoints copy the log into the file but start
+/// it over only at a moment no reader is using it, which under steady reads never comes: the
+/// demo's replay left a 1.1 GB log beside a 27 MB file.
 pub const LOG_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 
-/// How long the writer waits for queries to leave the log when starting it over: they are
-/// short, and a long one (or another process's reader) must not stall the projections — the
-/// writer tries again once the log has grown by another quarter of the limit.
+/// How long the writer first waits for queries to leave the log when starting it over: they
+/// are short, and a long one (or another process's reader) must not stall the projections.
+/// After a failed attempt the writer tries again once the log has grown by another quarter of
+/// the limit, waiting twice as long each time (up to [`LOG_RESTART_MAX_WAIT`]): under the
+/// demo's replay dozens of queries share two cores, and all of them rarely end within 50 ms.
 const LOG_RESTART_WAIT: Duration = Duration::from_millis(50);
+
+/// The longest the writer waits for queries to leave the log (and holds new ones back).
+const LOG_RESTART_MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// The writer's bookkeeping for starting the log over.
 struct LogRestart {
@@ -193,6 +198,8 @@ struct LogRestart {
     limit: std::sync::atomic::AtomicU64,
     /// The length at which to try (again: past the limit after an attempt that found readers).
     retry_at: std::sync::atomic::AtomicU64,
+    /// Attempts that found readers since the last restart.
+    failures: std::sync::atomic::AtomicU32,
     /// Held shared by every query of this process while it reads, and exclusively while the
     /// log is started over: a waiting restart holds new queries back (for the milliseconds
     /// the last frames take to copy) instead of waiting for a moment without readers.
@@ -212,28 +219,39 @@ impl LogRestart {
         if length <= limit.max(self.retry_at.load(Ordering::Relaxed)) {
             return;
         }
+        let failures = self.failures.load(Ordering::Relaxed);
+        let wait = LOG_RESTART_WAIT
+            .saturating_mul(1 << failures.min(16))
+            .min(LOG_RESTART_MAX_WAIT);
         let restarted = conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .and_then(|()| {
-                let Some(_queries_held) = self.gate.try_write_for(LOG_RESTART_WAIT) else {
+                let Some(_queries_held) = self.gate.try_write_for(wait) else {
                     return Ok(false);
                 };
-                conn.busy_timeout(LOG_RESTART_WAIT)?;
+                conn.busy_timeout(wait)?;
                 let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
                     Ok(r.get::<_, i64>(0)? == 0)
                 });
                 conn.busy_timeout(crate::sqlite_file::BUSY_TIMEOUT)?;
                 done
             });
-        let retry_at = match restarted {
-            Ok(true) => 0,
-            Ok(false) => length + limit / 4,
-            Err(e) => {
-                tracing::warn!(error = %e, wal = %self.wal.display(), "the read model's log could not be started over");
-                length + limit / 4
+        let wal = self.wal.display();
+        match restarted {
+            Ok(true) => {
+                self.retry_at.store(0, Ordering::Relaxed);
+                self.failures.store(0, Ordering::Relaxed);
+                return;
             }
-        };
-        self.retry_at.store(retry_at, Ordering::Relaxed);
+            Ok(false) => {
+                tracing::debug!(%wal, length, ?wait, "readers kept the read model's log");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, %wal, "the read model's log could not be started over");
+            }
+        }
+        self.retry_at.store(length + limit / 4, Ordering::Relaxed);
+        self.failures.store(failures + 1, Ordering::Relaxed);
     }
 }
 
@@ -376,6 +394,7 @@ impl ReadModel {
                     wal: PathBuf::from(format!("{}-wal", path.display())),
                     limit: LOG_RESTART_BYTES.into(),
                     retry_at: 0.into(),
+                    failures: 0.into(),
                     gate: parking_lot::RwLock::new(()),
                 },
             }),
