@@ -18,19 +18,21 @@ pub const DEFAULT_TEAM_CAPACITY: u32 = 10;
 /// The fairness window: dispatches in the last 7 days count against a team.
 const RECENT_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// Each team's open orders (`?1`, the window's start, is unused). Read through the partial
-/// index `orders_open_assignee`, whose WHERE is this one's: the open orders only, however many
-/// closed ones the year has (it read every assigned order before, at each suggestion).
+/// Each team's open orders. Read through the partial index `orders_open_assignee`, whose
+/// WHERE is this one's: the open orders only, however many closed ones the year has (it read
+/// every assigned order before, at each suggestion).
 const OPEN_LOAD: &str = "SELECT assignee_id, COUNT(*) FROM orders
      WHERE status IN ('dispatched', 'accepted', 'in_service', 'served')
-       AND assignee_id IS NOT NULL AND ?1 IS NOT NULL
+       AND assignee_id IS NOT NULL
      GROUP BY assignee_id";
 
-/// Each team's orders first dispatched since `?1`: the window's dispatches through
-/// `order_facts_dispatched`, each joined to its order (it joined every order before).
+/// Each team's orders first dispatched in the window `?1..=?2`: its dispatches through
+/// `order_facts_dispatched`, each joined to its order (it joined every order before). The
+/// window ends now: a suggestion made at a simulated time (the demo's replay) does not count
+/// dispatches after it.
 const RECENT_LOAD: &str = "SELECT o.assignee_id, COUNT(*)
      FROM order_facts f JOIN orders o ON o.order_id = f.order_id
-     WHERE f.dispatched_ms >= ?1 AND o.assignee_id IS NOT NULL
+     WHERE f.dispatched_ms BETWEEN ?1 AND ?2 AND o.assignee_id IS NOT NULL
      GROUP BY o.assignee_id";
 
 fn index_from(conn: &rusqlite::Connection, now_ms: i64) -> Result<DispatchIndex> {
@@ -65,15 +67,17 @@ fn index_from(conn: &rusqlite::Connection, now_ms: i64) -> Result<DispatchIndex>
             tracing::warn!(error = %e, "directory node skipped by the dispatch index");
         }
     }
-    let load = |sql: &str| -> Result<std::collections::HashMap<String, u32>> {
+    let load = |sql: &str,
+                params: &[&dyn rusqlite::ToSql]|
+     -> Result<std::collections::HashMap<String, u32>> {
         let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map([now_ms - RECENT_MS], |r| {
+        let rows = stmt.query_map(params, |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     };
-    let open = load(OPEN_LOAD)?;
-    let recent = load(RECENT_LOAD)?;
+    let open = load(OPEN_LOAD, &[])?;
+    let recent = load(RECENT_LOAD, &[&(now_ms - RECENT_MS), &now_ms])?;
     let mut teams = conn.prepare("SELECT id, name, kind, node_id, skills FROM teams")?;
     let rows = teams.query_map([], |r| {
         Ok((
@@ -160,7 +164,11 @@ mod tests {
         let sql = format!("EXPLAIN QUERY PLAN {sql}");
         read.with_writer(|c| {
             let mut stmt = c.prepare(&sql)?;
-            let rows = stmt.query_map([0i64], |r| r.get::<_, String>(3))?;
+            let parameters = stmt.parameter_count();
+            let rows = stmt.query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n(0i64, parameters)),
+                |r| r.get::<_, String>(3),
+            )?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
         .unwrap()
@@ -179,11 +187,10 @@ mod tests {
             "{open:?}"
         );
         let recent = plan(RECENT_LOAD);
+        let window = "order_facts_dispatched (dispatched_ms>? AND dispatched_ms<?)";
         assert!(
-            recent
-                .iter()
-                .any(|step| step.contains("order_facts_dispatched")),
-            "{recent:?}"
+            recent.iter().any(|step| step.contains(window)),
+            "the window's dispatches, bounded at both ends: {recent:?}"
         );
         for step in open.iter().chain(&recent) {
             assert!(!step.starts_with("SCAN"), "a whole table is read: {step}");
