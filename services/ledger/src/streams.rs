@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use diandan_runtime::commands::{new_event, AppliedCommands, EventMetadata};
+use diandan_runtime::order_cache::AnyFolded;
 use diandan_runtime::{App, AppError, RequestContext, Result};
 use diandan_store::{AppendRequest, Direction, ExpectedRevision, StoreError};
 use diandan_workflows::ledger::hours::{self, HoursEvent, HoursRecord};
@@ -17,7 +18,7 @@ use diandan_workflows::ledger::shop::{self, Item, ItemEvent, Redemption, Redempt
 const MAX_CONFLICT_RETRIES: usize = 64;
 
 /// A stream type of the ledger: its name, its events and how they fold.
-pub trait LedgerStream: Default + Clone + Send {
+pub trait LedgerStream: Default + Clone + Send + Sync + 'static {
     type Event: Serialize + DeserializeOwned + Send + Sync;
     /// `hours-`, `points-`, `shop-item-`, `redemption-`.
     const PREFIX: &'static str;
@@ -112,11 +113,17 @@ pub fn stream_name<S: LedgerStream>(id: &str) -> String {
     format!("{}{id}", S::PREFIX)
 }
 
-/// Loads a stream by folding it.
+/// Loads a stream by folding it: from where this process last folded it
+/// ([`App::other_streams`]), reading every event it gained since — as fresh as folding it
+/// whole.
 pub async fn load<S: LedgerStream>(app: &App, id: &str) -> Result<Loaded<S>> {
     let stream = stream_name::<S>(id);
-    let mut loaded = Loaded::<S>::default();
-    let mut from = 0;
+    let mut loaded = app
+        .other_streams
+        .get(&stream)
+        .and_then(|kept| kept.get::<Loaded<S>>().cloned())
+        .unwrap_or_default();
+    let mut from = loaded.revision.map_or(0, |r| r + 1);
     loop {
         let batch = app
             .store
@@ -134,6 +141,8 @@ pub async fn load<S: LedgerStream>(app: &App, id: &str) -> Result<Loaded<S>> {
             from = recorded.revision + 1;
         }
         if done {
+            let kept = AnyFolded::new(loaded.revision, loaded.clone());
+            app.other_streams.put(&stream, &kept);
             return Ok(loaded);
         }
     }

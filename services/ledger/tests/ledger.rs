@@ -322,3 +322,49 @@ async fn year_end_once_lapsed_codes_orphans_and_replays() {
     let _ = stop_tx.send(true);
     follower.await.unwrap();
 }
+
+/// A ledger stream is folded once per process and then only from where it was left: a load
+/// through the cache equals the stream folded whole, and a process whose cache holds an old
+/// fold still sees what another process appended since (the store is read from the cached
+/// revision on, never trusted past it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_ledger_streams_stay_as_fresh_as_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn EventStore> =
+        Arc::new(SqliteStore::open(dir.path().join("events.db")).unwrap());
+    let open = |sub: &str| {
+        App::open(
+            store.clone(),
+            &dir.path().join(sub),
+            TokenSigner::new(b"test".to_vec()),
+            false,
+            Registry::builtin(),
+        )
+        .unwrap()
+    };
+    let (one, other) = (open("one"), open("other"));
+    let at = datetime!(2026-03-02 03:00 UTC);
+    credit(&one, "v1", "o-1", 60, at).await;
+    credit(&one, "v1", "o-2", 30, at).await;
+    let seen = load::<HoursRecord>(&other, "v1").await.unwrap();
+    assert_eq!(seen.revision, Some(1));
+    assert_eq!(other.other_streams.len(), 1, "kept after its first load");
+
+    // The first process goes on; the second's kept fold is two services old.
+    credit(&one, "v1", "o-3", 45, at).await;
+    credit(&one, "v1", "o-4", 15, at).await;
+    let cached = load::<HoursRecord>(&other, "v1").await.unwrap();
+    let whole = load::<HoursRecord>(&open("fresh"), "v1").await.unwrap();
+    assert_eq!(
+        cached.revision,
+        Some(3),
+        "what the other process appended is seen"
+    );
+    assert_eq!(cached.state, whole.state);
+
+    // A command decided through the stale cache is decided on the current stream: a resent
+    // credit finds its events instead of crediting twice.
+    credit(&other, "v1", "o-4", 15, at).await;
+    let after = load::<HoursRecord>(&open("fresh-2"), "v1").await.unwrap();
+    assert_eq!(after.revision, Some(3), "nothing credited twice");
+}

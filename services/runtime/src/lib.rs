@@ -78,6 +78,9 @@ pub struct App {
     pub sealing: bool,
     /// Orders as last folded: a load folds only what they gained since ([`order_cache`]).
     pub orders: order_cache::OrderCache,
+    /// Other streams as last folded (the ledger's: a volunteer's hours and points grow with
+    /// every service, and were folded whole at each credit).
+    pub other_streams: order_cache::OtherStreams,
 }
 
 impl App {
@@ -115,6 +118,7 @@ impl App {
             witness,
             sealing: true,
             orders: order_cache::OrderCache::default(),
+            other_streams: order_cache::OtherStreams::default(),
         })
     }
 }

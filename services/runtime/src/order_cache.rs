@@ -1,5 +1,5 @@
-//! Recently used orders as last folded (or as this process last wrote them), so that loading
-//! one folds only the events it gained since. A load ([`App::load_order`]) still reads the
+//! Recently used orders (and the ledger's streams) as last folded (or as this process last
+//! wrote them), so that loading one folds only the events it gained since. A load ([`App::load_order`]) still reads the
 //! store from the cached revision on, so it is exactly as fresh as without the cache. A
 //! command is first decided on the cached order without reading the store
 //! ([`App::execute`]): a decision on a state another writer has since moved on loses its
@@ -9,6 +9,7 @@
 //! [`App::load_order`]: crate::App::load_order
 //! [`App::execute`]: crate::App::execute
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -17,53 +18,131 @@ use crate::commands::LoadedOrder;
 /// Orders kept; the oldest inserted is dropped first.
 const CAPACITY: usize = 4096;
 
-#[derive(Clone, Default)]
-pub struct OrderCache {
-    inner: Arc<Mutex<Inner>>,
+/// Other streams kept (the ledger's hours, points, shop items and redemptions): fewer, since
+/// a volunteer's hours record holds every service they gave.
+const OTHER_CAPACITY: usize = 1024;
+
+/// A stream's state as last folded, and the revision it was folded to.
+pub trait Folded: Clone {
+    /// The revision of the last event folded; `None` for an empty stream (never kept).
+    fn revision(&self) -> Option<u64>;
 }
 
-#[derive(Default)]
-struct Inner {
-    orders: HashMap<String, LoadedOrder>,
+impl Folded for LoadedOrder {
+    fn revision(&self) -> Option<u64> {
+        self.revision
+    }
+}
+
+/// Any stream's state, for streams whose state types live in other crates (the ledger's): the
+/// stream's name says which type it holds.
+#[derive(Clone)]
+pub struct AnyFolded {
+    revision: Option<u64>,
+    state: Arc<dyn Any + Send + Sync>,
+}
+
+impl AnyFolded {
+    pub fn new<T: Any + Send + Sync>(revision: Option<u64>, state: T) -> AnyFolded {
+        AnyFolded {
+            revision,
+            state: Arc::new(state),
+        }
+    }
+
+    /// The state, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.state.downcast_ref()
+    }
+}
+
+impl Folded for AnyFolded {
+    fn revision(&self) -> Option<u64> {
+        self.revision
+    }
+}
+
+/// Recently used streams as last folded, by key; the oldest inserted is dropped first.
+pub struct StreamCache<T> {
+    inner: Arc<Mutex<Inner<T>>>,
+    capacity: usize,
+}
+
+/// The order cache of [`App`](crate::App).
+pub type OrderCache = StreamCache<LoadedOrder>;
+
+/// The cache of the other streams a process folds (the ledger's).
+pub type OtherStreams = StreamCache<AnyFolded>;
+
+impl<T> Clone for StreamCache<T> {
+    fn clone(&self) -> Self {
+        StreamCache {
+            inner: self.inner.clone(),
+            capacity: self.capacity,
+        }
+    }
+}
+
+impl Default for StreamCache<LoadedOrder> {
+    fn default() -> Self {
+        StreamCache::with_capacity(CAPACITY)
+    }
+}
+
+impl Default for StreamCache<AnyFolded> {
+    fn default() -> Self {
+        StreamCache::with_capacity(OTHER_CAPACITY)
+    }
+}
+
+struct Inner<T> {
+    kept: HashMap<String, T>,
     /// Insertion order, for eviction.
     queue: VecDeque<String>,
 }
 
-impl OrderCache {
-    /// The order as last folded, if kept.
-    pub fn get(&self, order_id: &str) -> Option<LoadedOrder> {
-        let inner = self.inner.lock().expect("order cache poisoned");
-        inner.orders.get(order_id).cloned()
+impl<T: Folded> StreamCache<T> {
+    /// A cache of at most `capacity` streams.
+    pub fn with_capacity(capacity: usize) -> StreamCache<T> {
+        StreamCache {
+            inner: Arc::new(Mutex::new(Inner {
+                kept: HashMap::new(),
+                queue: VecDeque::new(),
+            })),
+            capacity,
+        }
     }
 
-    /// Keeps `loaded` unless a later revision of the order is kept already.
-    pub fn put(&self, order_id: &str, loaded: &LoadedOrder) {
-        if loaded.revision.is_none() {
+    /// The stream as last folded, if kept.
+    pub fn get(&self, key: &str) -> Option<T> {
+        let inner = self.inner.lock().expect("stream cache poisoned");
+        inner.kept.get(key).cloned()
+    }
+
+    /// Keeps `folded` unless a later revision of the stream is kept already.
+    pub fn put(&self, key: &str, folded: &T) {
+        if folded.revision().is_none() {
             return;
         }
-        let mut inner = self.inner.lock().expect("order cache poisoned");
-        match inner.orders.get_mut(order_id) {
-            Some(kept) if kept.revision >= loaded.revision => {}
-            Some(kept) => *kept = loaded.clone(),
+        let mut inner = self.inner.lock().expect("stream cache poisoned");
+        match inner.kept.get_mut(key) {
+            Some(kept) if kept.revision() >= folded.revision() => {}
+            Some(kept) => *kept = folded.clone(),
             None => {
-                inner.orders.insert(order_id.to_owned(), loaded.clone());
-                inner.queue.push_back(order_id.to_owned());
-                while inner.queue.len() > CAPACITY {
+                inner.kept.insert(key.to_owned(), folded.clone());
+                inner.queue.push_back(key.to_owned());
+                while inner.queue.len() > self.capacity {
                     if let Some(oldest) = inner.queue.pop_front() {
-                        inner.orders.remove(&oldest);
+                        inner.kept.remove(&oldest);
                     }
                 }
             }
         }
     }
 
-    /// How many orders are kept.
+    /// How many streams are kept.
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .expect("order cache poisoned")
-            .orders
-            .len()
+        self.inner.lock().expect("stream cache poisoned").kept.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,5 +177,28 @@ mod tests {
         assert_eq!(cache.len(), CAPACITY);
         assert!(cache.get("a").is_none(), "the oldest went first");
         assert!(cache.get(&format!("o{}", CAPACITY + 9)).is_some());
+    }
+
+    #[test]
+    fn other_streams_keep_their_own_types() {
+        let cache = OtherStreams::default();
+        cache.put(
+            "hours-v1",
+            &AnyFolded::new(Some(4), String::from("four events")),
+        );
+        cache.put("hours-v1", &AnyFolded::new(Some(3), String::from("three")));
+        let kept = cache.get("hours-v1").unwrap();
+        assert_eq!(
+            kept.get::<String>().map(String::as_str),
+            Some("four events")
+        );
+        assert!(
+            kept.get::<u64>().is_none(),
+            "another type is not this stream's"
+        );
+        for i in 0..OTHER_CAPACITY + 1 {
+            cache.put(&format!("points-{i}"), &AnyFolded::new(Some(0), i));
+        }
+        assert_eq!(cache.len(), OTHER_CAPACITY);
     }
 }
