@@ -123,7 +123,8 @@ pub async fn load<S: LedgerStream>(app: &App, id: &str) -> Result<Loaded<S>> {
         .get(&stream)
         .and_then(|kept| kept.get::<Loaded<S>>().cloned())
         .unwrap_or_default();
-    let mut from = loaded.revision.map_or(0, |r| r + 1);
+    let cached_to = loaded.revision;
+    let mut from = cached_to.map_or(0, |r| r + 1);
     loop {
         let batch = app
             .store
@@ -141,8 +142,10 @@ pub async fn load<S: LedgerStream>(app: &App, id: &str) -> Result<Loaded<S>> {
             from = recorded.revision + 1;
         }
         if done {
-            let kept = AnyFolded::new(loaded.revision, loaded.clone());
-            app.other_streams.put(&stream, &kept);
+            if loaded.revision != cached_to {
+                let kept = AnyFolded::new(loaded.revision, loaded.clone());
+                app.other_streams.put(&stream, &kept);
+            }
             return Ok(loaded);
         }
     }
