@@ -548,6 +548,24 @@ fn ms(t: OffsetDateTime) -> i64 {
 }
 
 impl Replay {
+    /// The suggestions for an order, or `None` when the rules found no team at any level (each
+    /// one at its capacity of open orders at that moment of the replay): the order then waits
+    /// for dispatch, as such orders do, and the step counts as refused.
+    fn suggested(
+        &self,
+        order: &str,
+        answer: Result<tonic::Response<pb::SuggestTeamsResponse>, tonic::Status>,
+    ) -> Option<pb::SuggestTeamsResponse> {
+        match answer {
+            Ok(response) => Some(response.into_inner()),
+            Err(status) => {
+                tracing::debug!(order, error = %status.message(), "no team to suggest");
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
     /// Runs `step` at `at`, first firing the order's timers that came due before it; false
     /// when the step lies in the future (the order stays where it is, as open orders do).
     async fn at<F, T>(&self, order: &str, at: OffsetDateTime, last: &mut u64, step: F) -> bool
@@ -736,7 +754,7 @@ impl Replay {
         let mut excluded: Vec<String> = Vec::new();
         let (team, volunteer) = loop {
             // 派单 from the rules' suggestions, as a head does from the board.
-            let suggestions = clock::at(
+            let suggested = clock::at(
                 t,
                 self.dispatch.suggest_teams(request(
                     pb::SuggestTeamsRequest {
@@ -746,8 +764,10 @@ impl Replay {
                     key("suggest"),
                 )),
             )
-            .await?
-            .into_inner();
+            .await;
+            let Some(suggestions) = self.suggested(&order, suggested) else {
+                return Ok(());
+            };
             let mut pick = suggestions
                 .suggestions
                 .iter()
@@ -1223,7 +1243,7 @@ impl Replay {
             return Ok(());
         }
         // Who may claim: members of the teams the dispatch rules find (skill, lineage).
-        let suggestions = clock::at(
+        let suggested = clock::at(
             published,
             self.dispatch.suggest_teams(request(
                 pb::SuggestTeamsRequest {
@@ -1233,8 +1253,10 @@ impl Replay {
                 key("suggest"),
             )),
         )
-        .await?
-        .into_inner();
+        .await;
+        let Some(suggestions) = self.suggested(&order, suggested) else {
+            return Ok(());
+        };
         let Some(team) = suggestions
             .suggestions
             .iter()
