@@ -10,6 +10,7 @@ use diandan_workflows::dispatch_rules::{
 use diandan_workflows::order::{OrderState, TeamKind};
 use diandan_workflows::{Category, OrgLevel};
 
+use crate::projections::open_status;
 use crate::{App, AppError, Result};
 
 /// Open orders a team takes at once when it declared nothing (the directory has no field yet).
@@ -19,12 +20,13 @@ pub const DEFAULT_TEAM_CAPACITY: u32 = 10;
 const RECENT_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// Each team's open orders. Read through the partial index `orders_open_assignee`, whose
-/// WHERE is this one's: the open orders only, however many closed ones the year has (it read
-/// every assigned order before, at each suggestion).
-const OPEN_LOAD: &str = "SELECT assignee_id, COUNT(*) FROM orders
-     WHERE status IN ('dispatched', 'accepted', 'in_service', 'served')
-       AND assignee_id IS NOT NULL
-     GROUP BY assignee_id";
+/// condition is this one's ([`open_status`]): the open orders only, however many closed ones
+/// the year has (it read every assigned order before, at each suggestion).
+const OPEN_LOAD: &str = concat!(
+    "SELECT assignee_id, COUNT(*) FROM orders WHERE ",
+    open_status!(),
+    " AND assignee_id IS NOT NULL GROUP BY assignee_id"
+);
 
 /// Each team's orders first dispatched in the window `?1..=?2`: its dispatches through
 /// `order_facts_dispatched`, each joined to its order (it joined every order before). The

@@ -28,6 +28,7 @@ use diandan_workflows::order::OrderEvent;
 use crate::commands::{decode_order_event, EventMetadata};
 use crate::{AppError, Result};
 
+pub(crate) use orders::open_status;
 pub use orders::{list_orders, OrderFilter, OrderScope};
 pub use stats::{local_day, station_stats, StatsQuery};
 pub use timers::{due_timers, due_timers_of, next_timer_ms, DueTimer};

@@ -35,17 +35,30 @@ CREATE TABLE IF NOT EXISTS order_people (
 CREATE INDEX IF NOT EXISTS order_people_order ON order_people (order_id);
 ";
 
+/// The condition of an order a team is working on (its open load): one text for the partial
+/// index below and the query that reads it (`dispatching::OPEN_LOAD`), since SQLite uses a
+/// partial index only for a query whose WHERE names the index's condition.
+macro_rules! open_status {
+    () => {
+        "status IN ('dispatched', 'accepted', 'in_service', 'served')"
+    };
+}
+pub(crate) use open_status;
+
 /// The lists' indexes (the projection writes by `order_id` only).
-const QUERY_INDEXES: &str = "
+const QUERY_INDEXES: &str = concat!(
+    "
 CREATE INDEX IF NOT EXISTS orders_requester ON orders (requester_id, placed_at);
 CREATE INDEX IF NOT EXISTS orders_path ON orders (station_path, status);
 CREATE INDEX IF NOT EXISTS orders_assignee ON orders (assignee_id, status);
 CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by);
--- The open orders of each team, for dispatch suggestions' load (`dispatching::OPEN_LOAD`,
--- whose WHERE must name the same statuses for SQLite to use it): only open orders are in it.
+-- The open orders of each team, for dispatch suggestions' load: only open orders are in it.
 CREATE INDEX IF NOT EXISTS orders_open_assignee ON orders (assignee_id, status)
-    WHERE status IN ('dispatched', 'accepted', 'in_service', 'served');
-";
+    WHERE ",
+    open_status!(),
+    ";
+"
+);
 
 impl Projection for OrdersProjection {
     fn name(&self) -> &'static str {
