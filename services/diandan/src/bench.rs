@@ -203,6 +203,10 @@ pub struct BenchArgs {
     /// Deadlines pending in the deadlines scenario's store (its baseline: none).
     #[arg(long, env = "DIANDAN_BENCH_DEADLINES", default_value_t = deadlines::DEFAULT_PENDING)]
     pub deadlines: u64,
+    /// Keep the data dirs the scenarios built (`OUT/scratch`: the flows' store, the cold-start
+    /// store with its read model) to profile a rebuild or a start on them afterwards.
+    #[arg(long, env = "DIANDAN_BENCH_KEEP_DATA")]
+    pub keep_data: bool,
 }
 
 /// Orders in the export scenario unless `--export-rows` says otherwise.
@@ -220,6 +224,7 @@ pub struct Options {
     pub scenarios: Vec<Scenario>,
     pub export_rows: u64,
     pub deadlines: u64,
+    pub keep_data: bool,
 }
 
 impl From<&BenchArgs> for Options {
@@ -230,6 +235,7 @@ impl From<&BenchArgs> for Options {
             events: args.events,
             export_rows: args.export_rows,
             deadlines: args.deadlines,
+            keep_data: args.keep_data,
             scenarios: if args.only.is_empty() {
                 Scenario::ALL.to_vec()
             } else {
@@ -532,6 +538,7 @@ pub async fn run_all(out: &Path, duration: Duration) -> anyhow::Result<Report> {
         scenarios,
         export_rows,
         deadlines,
+        keep_data: std::env::var("DIANDAN_BENCH_KEEP_DATA").is_ok_and(|v| v == "true"),
     })
     .await
 }
@@ -649,7 +656,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         deadlines = Some(deadlines::run(&scratch, options.deadlines).await?);
     }
 
-    std::fs::remove_dir_all(&scratch)?;
+    if options.keep_data {
+        eprintln!("data dirs kept in {}", scratch.display());
+    } else {
+        std::fs::remove_dir_all(&scratch)?;
+    }
     let mut report = Report {
         machine,
         command: reproduce_command(),
@@ -689,6 +700,7 @@ fn reproduce_command() -> String {
         "DIANDAN_BENCH_ONLY",
         "DIANDAN_BENCH_EXPORT_ROWS",
         "DIANDAN_BENCH_DEADLINES",
+        "DIANDAN_BENCH_KEEP_DATA",
     ]
     .iter()
     .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))

@@ -569,9 +569,7 @@ pub async fn run(template: &Path, scratch: &Path, events: u64) -> anyhow::Result
         .max(0.0);
     let rss_extrapolated_mb =
         loaded_row.max_rss_mb() + slope * goals::RSS_EVENTS.saturating_sub(loaded.events) as f64;
-    for dir in [empty_dir, loaded_dir] {
-        std::fs::remove_dir_all(dir)?;
-    }
+    // The data dirs stay in `scratch`: removed with it, or kept (`--keep-data`).
     Ok(ColdStartReport {
         baseline,
         loaded: loaded_row,
