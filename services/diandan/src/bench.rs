@@ -41,6 +41,7 @@ mod deadlines;
 mod export;
 mod flows;
 mod http;
+mod queries;
 mod rebuild;
 mod svg;
 
@@ -59,6 +60,7 @@ pub use deadlines::{DeadlinesReport, DeadlinesRow, Lateness};
 pub use export::{ExportReport, ExportRun};
 pub use flows::{CommandRow, FlowRow, FlowsReport, PingRow};
 pub use http::HttpReport;
+pub use queries::{QueriesReport, QueryRow};
 pub use rebuild::RebuildRow;
 
 /// `diandan up` in this process on a data dir (random ports, no rate limits), seeded with the
@@ -1209,6 +1211,32 @@ pub fn markdown(report: &Report) -> String {
             thousands(goals::RSS_EVENTS as f64),
             c.rss_extrapolated_mb
         );
+        let q = &c.queries;
+        let _ = writeln!(
+            md,
+            "### Reads at scale: the same reads on {} orders and on the flows' {} (p50 of {} calls each, over HTTP, one at a time)\n\n| read | request | {} orders ms | {} orders ms | ratio |\n|---|---|---:|---:|---:|",
+            thousands(q.large_orders as f64),
+            thousands(q.small_orders as f64),
+            queries::CALLS,
+            thousands(q.small_orders as f64),
+            thousands(q.large_orders as f64),
+        );
+        for r in &q.rows {
+            let _ = writeln!(
+                md,
+                "| {} | `GET /api/v1{}` | {:.2} | {:.2} | {:.2}× |",
+                r.name, r.request, r.small_p50_ms, r.large_p50_ms, r.ratio
+            );
+        }
+        if let Some(worst) = q.worst() {
+            let _ = writeln!(
+                md,
+                "\n{:.0}× the orders; the read that slowed most: {} ({:.2}×). A read through an index stays near 1×; one that reads every order grows with them.\n",
+                q.large_orders as f64 / (q.small_orders as f64).max(1.0),
+                worst.name,
+                worst.ratio
+            );
+        }
     }
 
     if let Some(d) = &report.dispatch {

@@ -100,6 +100,8 @@ pub struct ColdStartReport {
     /// The loaded store's peak RSS plus the growth of the median RSS at health per event
     /// (baseline → loaded) times the events still missing to the goal's count.
     pub rss_extrapolated_mb: f64,
+    /// The console's and the mini-program's reads on the loaded store against the flows' own.
+    pub queries: super::queries::QueriesReport,
 }
 
 fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
@@ -569,6 +571,7 @@ pub async fn run(template: &Path, scratch: &Path, events: u64) -> anyhow::Result
         .max(0.0);
     let rss_extrapolated_mb =
         loaded_row.max_rss_mb() + slope * goals::RSS_EVENTS.saturating_sub(loaded.events) as f64;
+    let queries = super::queries::run(template, &loaded_dir).await?;
     // The data dirs stay in `scratch`: removed with it, or kept (`--keep-data`).
     Ok(ColdStartReport {
         baseline,
@@ -578,6 +581,7 @@ pub async fn run(template: &Path, scratch: &Path, events: u64) -> anyhow::Result
         events_per_order: loaded.events_per_order,
         rebuild,
         rss_extrapolated_mb,
+        queries,
     })
 }
 
