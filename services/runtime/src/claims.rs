@@ -11,7 +11,7 @@ use diandan_workflows::definition::Eligibility;
 use diandan_workflows::order::OrderState;
 
 use crate::directory::Volunteer;
-use crate::projections::{list_orders, OrderFilter, OrderScope};
+use crate::projections::{list_orders, OrderFilter, OrderScope, Statuses};
 use crate::queries::{page_size, OrderPage};
 use crate::{App, AppError, RequestContext, Result};
 
@@ -88,8 +88,7 @@ impl App {
         // read more than asked and keep the first `wanted` they may claim.
         let filter = OrderFilter {
             scope: OrderScope::Claimable(paths),
-            statuses: Vec::new(),
-            or_extension_pending: false,
+            statuses: Statuses::Any,
             limit: diandan_workflows::validate::MAX_PAGE_SIZE,
             oldest_first: false,
         };

@@ -159,21 +159,8 @@ impl App {
 mod tests {
     use super::*;
 
-    /// How SQLite runs `sql` on a fresh read model, one line per step.
     fn plan(sql: &str) -> Vec<String> {
-        let dir = tempfile::tempdir().unwrap();
-        let read = crate::projections::ReadModel::open(&dir.path().join("read.db")).unwrap();
-        let sql = format!("EXPLAIN QUERY PLAN {sql}");
-        read.with_writer(|c| {
-            let mut stmt = c.prepare(&sql)?;
-            let parameters = stmt.parameter_count();
-            let rows = stmt.query_map(
-                rusqlite::params_from_iter(std::iter::repeat_n(0i64, parameters)),
-                |r| r.get::<_, String>(3),
-            )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .unwrap()
+        crate::projections::query_plan(sql)
     }
 
     /// A suggestion's load figures read the open orders and the window's dispatches through

@@ -5,7 +5,9 @@ use std::time::Duration;
 use diandan_proto::v1 as pb;
 use diandan_workflows::permissions::Scope;
 
-use crate::projections::{list_orders, station_stats, OrderFilter, OrderScope, StatsQuery};
+use crate::projections::{
+    list_orders, station_stats, OrderFilter, OrderScope, StatsQuery, Statuses,
+};
 use crate::{App, AppError, RequestContext, Result};
 
 /// A page of orders and the read model position it reflects (a list's or a queue's answer).
@@ -116,7 +118,7 @@ impl App {
             Scope::Public => return Err(AppError::Unauthenticated("请先登录".into())),
         };
         let statuses = if status.is_empty() {
-            Vec::new()
+            Statuses::Any
         } else {
             let status_known = diandan_workflows::order::Status::parse(status)
                 .is_some_and(|s| s != diandan_workflows::order::Status::New);
@@ -126,12 +128,11 @@ impl App {
                     format!("未知的订单状态「{status}」"),
                 ));
             }
-            vec![status.to_owned()]
+            Statuses::Only(vec![status.to_owned()])
         };
         let filter = OrderFilter {
             scope,
             statuses,
-            or_extension_pending: false,
             limit: page_size(limit)?,
             oldest_first: false,
         };
@@ -151,10 +152,7 @@ impl App {
         let path = self.staff_subtree(ctx, Some(node_id)).await?;
         let filter = OrderFilter {
             scope: OrderScope::Subtree(path),
-            // 待办: to triage, to dispatch (again, after a decline), waiting to be accepted,
-            // or an extension request to decide.
-            statuses: vec!["placed".into(), "triaged".into(), "dispatched".into()],
-            or_extension_pending: true,
+            statuses: Statuses::Waiting,
             limit: page_size(limit)?,
             oldest_first: true,
         };

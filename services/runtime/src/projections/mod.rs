@@ -29,7 +29,7 @@ use crate::commands::{decode_order_event, EventMetadata};
 use crate::{AppError, Result};
 
 pub(crate) use orders::open_status;
-pub use orders::{list_orders, OrderFilter, OrderScope};
+pub use orders::{list_orders, OrderFilter, OrderScope, Statuses};
 pub use stats::{local_day, station_stats, StatsQuery};
 pub use timers::{due_timers, due_timers_of, next_timer_ms, DueTimer};
 
@@ -901,6 +901,25 @@ pub async fn rebuild_in_batches(
         .and_then(|file| file.sync_all())
         .map_err(|e| AppError::Storage(format!("{}: {e}", path.display())))?;
     Ok(read)
+}
+
+/// How SQLite runs `sql` (every parameter 0) on a fresh read model, one line per step: what
+/// tests of the queries' index use read.
+#[cfg(test)]
+pub(crate) fn query_plan(sql: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let read = ReadModel::open(&dir.path().join("read.db")).unwrap();
+    let sql = format!("EXPLAIN QUERY PLAN {sql}");
+    read.with_writer(|c| {
+        let mut stmt = c.prepare(&sql)?;
+        let parameters = stmt.parameter_count();
+        let rows = stmt.query_map(
+            rusqlite::params_from_iter(std::iter::repeat_n(0i64, parameters)),
+            |r| r.get::<_, String>(3),
+        )?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    })
+    .unwrap()
 }
 
 #[cfg(test)]

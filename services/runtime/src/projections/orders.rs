@@ -45,6 +45,21 @@ macro_rules! open_status {
 }
 pub(crate) use open_status;
 
+/// 待办 (the station's queue): to triage, to dispatch (again, after a decline), waiting to be
+/// accepted, or an extension request to decide. One text for the partial index and the query.
+macro_rules! waiting_status {
+    () => {
+        "(status IN ('placed', 'triaged', 'dispatched') OR extension_pending = 1)"
+    };
+}
+
+/// Open to volunteers' claims (认领): one text for the partial index and the query.
+macro_rules! published_status {
+    () => {
+        "status = 'published'"
+    };
+}
+
 /// The lists' indexes (the projection writes by `order_id` only).
 const QUERY_INDEXES: &str = concat!(
     "
@@ -56,6 +71,16 @@ CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by);
 CREATE INDEX IF NOT EXISTS orders_open_assignee ON orders (assignee_id, status)
     WHERE ",
     open_status!(),
+    ";
+-- A station's queue and the orders open to claims, each a few rows however many orders a
+-- station has had: a list of either reads only these, not every order of the subtree.
+CREATE INDEX IF NOT EXISTS orders_waiting ON orders (station_path, placed_at)
+    WHERE ",
+    waiting_status!(),
+    ";
+CREATE INDEX IF NOT EXISTS orders_published ON orders (station_path, placed_at)
+    WHERE ",
+    published_status!(),
     ";
 "
 );
@@ -231,10 +256,7 @@ pub enum OrderScope {
 #[derive(Debug, Clone)]
 pub struct OrderFilter {
     pub scope: OrderScope,
-    /// Only these statuses; empty for all.
-    pub statuses: Vec<String>,
-    /// Also orders (of any status) with an extension request waiting for a decision.
-    pub or_extension_pending: bool,
+    pub statuses: Statuses,
     pub limit: u32,
     /// Oldest first (a queue) instead of newest first.
     pub oldest_first: bool,
@@ -242,7 +264,18 @@ pub struct OrderFilter {
 
 /// Runs a list query: each order's state and revision (views are made, and numbers shown, by
 /// the caller under [`phone_access`](crate::views::phone_access)).
-pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(OrderState, u64)>> {
+/// Which statuses a list keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statuses {
+    Any,
+    /// Only these.
+    Only(Vec<String>),
+    /// The station's queue (待办), through its partial index.
+    Waiting,
+}
+
+/// A list query's SQL and its arguments.
+fn list_sql(filter: &OrderFilter) -> (String, Vec<String>) {
     let mut sql = String::from("SELECT state_json, revision FROM orders WHERE ");
     let mut args: Vec<String> = Vec::new();
     match &filter.scope {
@@ -284,25 +317,29 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
             args.push(path.clone());
             args.push(format!("{path}\u{10FFFF}"));
         }
+        OrderScope::Claimable(paths) if paths.is_empty() => sql.push('0'),
         OrderScope::Claimable(paths) => {
-            sql.push_str("status = 'published' AND (0");
-            for path in paths {
-                sql.push_str(" OR (station_path >= ? AND station_path < ?)");
+            sql.push_str(concat!(published_status!(), " AND ("));
+            for (i, path) in paths.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                sql.push_str("(station_path >= ? AND station_path < ?)");
                 args.push(path.clone());
                 args.push(format!("{path}\u{10FFFF}"));
             }
             sql.push(')');
         }
     }
-    if !filter.statuses.is_empty() {
-        sql.push_str(" AND (status IN (");
-        sql.push_str(&vec!["?"; filter.statuses.len()].join(","));
-        sql.push(')');
-        args.extend(filter.statuses.iter().cloned());
-        if filter.or_extension_pending {
-            sql.push_str(" OR extension_pending = 1");
+    match &filter.statuses {
+        Statuses::Any => {}
+        Statuses::Only(statuses) => {
+            sql.push_str(" AND status IN (");
+            sql.push_str(&vec!["?"; statuses.len()].join(","));
+            sql.push(')');
+            args.extend(statuses.iter().cloned());
         }
-        sql.push(')');
+        Statuses::Waiting => sql.push_str(concat!(" AND ", waiting_status!())),
     }
     sql.push_str(if filter.oldest_first {
         " ORDER BY placed_at ASC, order_id"
@@ -311,6 +348,11 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
     });
     let most = diandan_workflows::validate::MAX_PAGE_SIZE;
     sql.push_str(&format!(" LIMIT {}", filter.limit.clamp(1, most)));
+    (sql, args)
+}
+
+pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(OrderState, u64)>> {
+    let (sql, args) = list_sql(filter);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
@@ -323,4 +365,55 @@ pub fn list_orders(conn: &Connection, filter: &OrderFilter) -> Result<Vec<(Order
         orders.push((state, revision));
     }
     Ok(orders)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(scope: OrderScope, statuses: Statuses) -> OrderFilter {
+        OrderFilter {
+            scope,
+            statuses,
+            limit: 50,
+            oldest_first: true,
+        }
+    }
+
+    /// A station's queue and the volunteers' claimable list read their few rows through a
+    /// partial index, never every order of the subtree: a year of closed orders must not slow
+    /// the console's 待办 board or the mini-program's 可认领 list (at 22,000 orders they took
+    /// 24 ms and 22 ms, a table scan and a lookup per order; `diandan bench`, reads at scale).
+    #[test]
+    fn the_queue_and_the_claimable_list_read_only_their_rows() {
+        let paths = |n: usize| (0..n).map(|i| format!("/c/s{i}/")).collect::<Vec<_>>();
+        let cases = [
+            (
+                filter(OrderScope::Subtree("/c/".into()), Statuses::Waiting),
+                "orders_waiting",
+            ),
+            (
+                filter(OrderScope::Claimable(paths(1)), Statuses::Any),
+                "orders_published",
+            ),
+            (
+                filter(OrderScope::Claimable(paths(3)), Statuses::Any),
+                "orders_published",
+            ),
+        ];
+        for (filter, index) in cases {
+            let (sql, _) = list_sql(&filter);
+            let plan = crate::projections::query_plan(&sql);
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{index} not used by {sql}: {plan:?}"
+            );
+            for step in &plan {
+                assert!(!step.starts_with("SCAN"), "a whole table is read: {step}");
+            }
+        }
+        // No team at any node: nothing to read at all.
+        let (sql, _) = list_sql(&filter(OrderScope::Claimable(Vec::new()), Statuses::Any));
+        assert!(sql.contains("WHERE 0"), "{sql}");
+    }
 }
