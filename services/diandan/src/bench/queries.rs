@@ -51,8 +51,9 @@ impl QueriesReport {
 /// The reads, as (name, role of the caller, request). Every caller is of the bench district's
 /// station (车站路) or above it; `{order}` is an order placed and triaged just before, waiting
 /// for dispatch; `{today}` is today in China Standard Time.
-const READS: [(&str, Role, &str); 9] = [
+const READS: [(&str, Role, &str); 10] = [
     ("居民：我的订单", Role::Resident, "/orders"),
+    ("站长：全部订单", Role::StationHead, "/orders"),
     (
         "站长：待办队列",
         Role::StationHead,
