@@ -28,14 +28,14 @@ const OPEN_LOAD: &str = concat!(
     " AND assignee_id IS NOT NULL GROUP BY assignee_id"
 );
 
-/// Each team's orders first dispatched in the window `?1..=?2`: its dispatches through
-/// `order_facts_dispatched`, each joined to its order (it joined every order before). The
+/// Each team's orders first dispatched in the window `?1..=?2`, by the team they are assigned
+/// to now: from `order_facts_dispatched` alone (dispatch time and team), without a lookup of
+/// each order (at 22,000 dispatches in the window that join took 100 ms a suggestion). The
 /// window ends now: a suggestion made at a simulated time (the demo's replay) does not count
 /// dispatches after it.
-const RECENT_LOAD: &str = "SELECT o.assignee_id, COUNT(*)
-     FROM order_facts f JOIN orders o ON o.order_id = f.order_id
-     WHERE f.dispatched_ms BETWEEN ?1 AND ?2 AND o.assignee_id IS NOT NULL
-     GROUP BY o.assignee_id";
+const RECENT_LOAD: &str = "SELECT team_id, COUNT(*) FROM order_facts
+     WHERE dispatched_ms BETWEEN ?1 AND ?2 AND team_id IS NOT NULL
+     GROUP BY team_id";
 
 fn index_from(conn: &rusqlite::Connection, now_ms: i64) -> Result<DispatchIndex> {
     let mut index = DispatchIndex::new();
@@ -176,7 +176,7 @@ mod tests {
             "{open:?}"
         );
         let recent = plan(RECENT_LOAD);
-        let window = "order_facts_dispatched (dispatched_ms>? AND dispatched_ms<?)";
+        let window = "COVERING INDEX order_facts_dispatched (dispatched_ms>? AND dispatched_ms<?)";
         assert!(
             recent.iter().any(|step| step.contains(window)),
             "the window's dispatches, bounded at both ends: {recent:?}"

@@ -38,6 +38,33 @@ async fn batches_of_any_size_give_the_same_read_models() {
             app.execute(&who, id, action, None).await.unwrap();
         }
     }
+    // Declined orders: one left without a team, one dispatched again after the decline.
+    for (id, again) in [("o5", false), ("o6", true)] {
+        let steps = the_loop(ctx("r5", Role::Resident), id);
+        let decline = (
+            ctx("v1", Role::Volunteer),
+            Action::Decline {
+                team_id: "t1".into(),
+                reason: "人手不足".into(),
+            },
+        );
+        let mut history = vec![
+            steps[0].clone(),
+            steps[1].clone(),
+            steps[2].clone(),
+            decline,
+        ];
+        if again {
+            history.push(steps[2].clone());
+        }
+        for (who, action) in history {
+            let who = RequestContext {
+                command_id: uuid::Uuid::new_v4().to_string(),
+                ..who
+            };
+            app.execute(&who, id, action, None).await.unwrap();
+        }
+    }
     // Deadlines going off: every pending timer warns (yellow), and every other one then falls
     // due (red), so the folds of the timers and statistics see warnings, overdue marks and
     // timers deleted — some in the batch that scheduled them, some batches later.
@@ -113,6 +140,27 @@ async fn batches_of_any_size_give_the_same_read_models() {
             .await
             .unwrap();
     assert_eq!(fives.dump().unwrap(), a, "a rebuild in batches of five");
+
+    // Each order's fact names the team it is assigned to now, as its order row does (the
+    // dispatch suggestions count recent dispatches by it): none after a decline.
+    let teams: Vec<(String, Option<String>, Option<String>)> = all_at_once
+        .query(|c| {
+            let mut stmt = c.prepare(
+                "SELECT o.order_id, o.assignee_id, f.team_id
+                 FROM orders o JOIN order_facts f USING (order_id) ORDER BY o.order_id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(teams.len(), 7, "{teams:?}");
+    for (order, assignee, team) in &teams {
+        assert_eq!(assignee, team, "{order}");
+    }
+    let team_of = |id: &str| teams.iter().find(|t| t.0 == id).unwrap().2.clone();
+    assert_eq!(team_of("o5"), None, "declined");
+    assert_eq!(team_of("o6").as_deref(), Some("t1"), "dispatched again");
 }
 
 /// A log written before clocks rode on the changes holds them as events of their own

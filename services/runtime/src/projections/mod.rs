@@ -259,7 +259,7 @@ impl LogRestart {
 /// The read model's schema version (`PRAGMA user_version`). Bump it whenever a projection's
 /// tables or meaning change: a read model of another version is dropped and rebuilt from the
 /// log on open — read models are disposable, the log is not.
-pub const READ_MODEL_VERSION: i64 = 7;
+pub const READ_MODEL_VERSION: i64 = 8;
 
 fn all_projections() -> Vec<Box<dyn Projection>> {
     vec![

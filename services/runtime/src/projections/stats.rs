@@ -33,7 +33,10 @@ CREATE TABLE IF NOT EXISTS order_facts (
     workflow TEXT NOT NULL DEFAULT 'dispatched-order',
     claims INTEGER NOT NULL DEFAULT 0,
     reworks INTEGER NOT NULL DEFAULT 0,
-    activity INTEGER NOT NULL DEFAULT 0
+    activity INTEGER NOT NULL DEFAULT 0,
+    -- The team the order is assigned to now (as `orders.assignee_id`): read with the
+    -- dispatch time from one index, without the order's row.
+    team_id TEXT
 );
 -- Who holds a seat of an open claim: active volunteers count claimants too.
 CREATE TABLE IF NOT EXISTS claimant_facts (
@@ -47,9 +50,9 @@ CREATE TABLE IF NOT EXISTS claimant_facts (
 const QUERY_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS order_facts_path ON order_facts (station_path, day);
 CREATE INDEX IF NOT EXISTS order_facts_placed ON order_facts (placed_ms, order_id);
--- Orders by when they were first dispatched, for dispatch suggestions' recent assignments
--- (`dispatching::RECENT_LOAD`).
-CREATE INDEX IF NOT EXISTS order_facts_dispatched ON order_facts (dispatched_ms)
+-- Orders by when they were first dispatched, with their team, for dispatch suggestions'
+-- recent assignments (`dispatching::RECENT_LOAD`, from this index alone).
+CREATE INDEX IF NOT EXISTS order_facts_dispatched ON order_facts (dispatched_ms, team_id)
     WHERE dispatched_ms IS NOT NULL;
 ";
 
@@ -176,6 +179,7 @@ struct Fact {
     claims: i64,
     reworks: i64,
     activity: bool,
+    team_id: Option<String>,
 }
 
 impl Fact {
@@ -204,6 +208,7 @@ impl Fact {
             claims: 0,
             reworks: 0,
             activity,
+            team_id: None,
         }
     }
 
@@ -212,7 +217,7 @@ impl Fact {
             .query_row_cached(
                 "SELECT station_path, category, day, outcome, placed_ms, dispatched_ms,
                         accepted_ms, completed_ms, rating, service_minutes, warned, overdue,
-                        volunteer_id, workflow, claims, reworks, activity
+                        volunteer_id, workflow, claims, reworks, activity, team_id
                  FROM order_facts WHERE order_id = ?1",
                 [order_id],
                 |r| {
@@ -234,6 +239,7 @@ impl Fact {
                         claims: r.get(14)?,
                         reworks: r.get(15)?,
                         activity: r.get(16)?,
+                        team_id: r.get(17)?,
                     })
                 },
             )
@@ -243,8 +249,9 @@ impl Fact {
     /// What one event changes of the row (`at`: its business time, in ms).
     fn evolve(&mut self, change: &OrderChange, at: i64) {
         match change {
-            OrderChange::OrderDispatched { .. } => {
+            OrderChange::OrderDispatched { assignee, .. } => {
                 self.dispatched_ms.get_or_insert(at);
+                self.team_id = Some(assignee.team_id.clone());
             }
             OrderChange::OrderAccepted { volunteer_id, .. } => {
                 self.accepted_ms.get_or_insert(at);
@@ -264,13 +271,16 @@ impl Fact {
                 self.claims += 1;
                 self.accepted_ms.get_or_insert(at);
             }
-            OrderChange::OrderReworked { .. } => self.reworks += 1,
+            OrderChange::OrderReworked { assignee, .. } => {
+                self.reworks += 1;
+                self.team_id = Some(assignee.team_id.clone());
+            }
+            OrderChange::OrderDeclined { .. } => self.team_id = None,
             OrderChange::Unclaimed { .. } => self.claims -= 1,
             OrderChange::DeadlineWarned { .. } => self.warned = 1,
             OrderChange::DeadlineOverdue { .. } => self.overdue = 1,
             OrderChange::OrderPlaced { .. }
             | OrderChange::OrderTriaged
-            | OrderChange::OrderDeclined { .. }
             | OrderChange::VolunteerCheckedIn { .. }
             | OrderChange::OrderClosed
             | OrderChange::DeadlineScheduled { .. }
@@ -292,9 +302,9 @@ impl Fact {
                 "INSERT OR REPLACE INTO order_facts (order_id, station_path, category, day,
                      outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms, rating,
                      service_minutes, warned, overdue, volunteer_id, workflow, claims, reworks,
-                     activity)
+                     activity, team_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                         ?17, ?18)",
+                         ?17, ?18, ?19)",
                 params![
                     order_id,
                     self.station_path,
@@ -313,14 +323,15 @@ impl Fact {
                     self.workflow,
                     self.claims,
                     self.reworks,
-                    self.activity
+                    self.activity,
+                    self.team_id
                 ],
             )?;
         } else {
             tx.execute_cached(
                 "UPDATE order_facts SET outcome = ?2, dispatched_ms = ?3, accepted_ms = ?4,
                      completed_ms = ?5, rating = ?6, service_minutes = ?7, warned = ?8,
-                     overdue = ?9, volunteer_id = ?10, claims = ?11, reworks = ?12
+                     overdue = ?9, volunteer_id = ?10, claims = ?11, reworks = ?12, team_id = ?13
                  WHERE order_id = ?1",
                 params![
                     order_id,
@@ -334,7 +345,8 @@ impl Fact {
                     self.overdue,
                     self.volunteer_id,
                     self.claims,
-                    self.reworks
+                    self.reworks,
+                    self.team_id
                 ],
             )?;
         }
