@@ -51,7 +51,7 @@ impl QueriesReport {
 /// The reads, as (name, role of the caller, request). Every caller is of the bench district's
 /// station (车站路) or above it; `{order}` is an order placed and triaged just before, waiting
 /// for dispatch; `{today}` is today in China Standard Time.
-const READS: [(&str, Role, &str); 10] = [
+const READS: [(&str, Role, &str); 11] = [
     ("居民：我的订单", Role::Resident, "/orders"),
     ("站长：全部订单", Role::StationHead, "/orders"),
     (
@@ -75,6 +75,7 @@ const READS: [(&str, Role, &str); 10] = [
         Role::StationHead,
         "/nodes/chezhanlu/rankings",
     ),
+    ("志愿者：我的任务", Role::Volunteer, "/orders"),
     ("志愿者：可认领订单", Role::Volunteer, "/orders/claimable"),
     (
         "审计：订单检索（首页）",

@@ -67,7 +67,8 @@ CREATE INDEX IF NOT EXISTS orders_requester ON orders (requester_id, placed_at);
 CREATE INDEX IF NOT EXISTS orders_path ON orders (station_path, status);
 CREATE INDEX IF NOT EXISTS orders_station_placed ON orders (station_path, placed_at);
 CREATE INDEX IF NOT EXISTS orders_assignee ON orders (assignee_id, status);
-CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by);
+CREATE INDEX IF NOT EXISTS orders_accepted_by ON orders (accepted_by, placed_at);
+CREATE INDEX IF NOT EXISTS orders_assignee_placed ON orders (assignee_id, placed_at);
 -- The open orders of each team, for dispatch suggestions' load: only open orders are in it.
 CREATE INDEX IF NOT EXISTS orders_open_assignee ON orders (assignee_id, status)
     WHERE ",
@@ -365,12 +366,12 @@ fn scope_branches(scope: &OrderScope, stations: &[String]) -> Vec<(String, Vec<S
                     team_ids.clone(),
                 ));
             }
-            if !led_team_ids.is_empty() {
-                branches.push((
-                    format!("assignee_id IN ({})", any_of(led_team_ids)),
-                    led_team_ids.clone(),
-                ));
-            }
+            // A team leader's teams, each in list order (an `IN` over several is not).
+            branches.extend(
+                led_team_ids
+                    .iter()
+                    .map(|team| ("assignee_id = ?".to_owned(), vec![team.clone()])),
+            );
             branches
         }
         OrderScope::Subtree(_) => stations
@@ -474,6 +475,18 @@ mod tests {
             (
                 filter(OrderScope::Subtree("/c/".into()), Statuses::Any),
                 "orders_station_placed",
+            ),
+            // A volunteer's (and team leader's) page.
+            (
+                filter(
+                    OrderScope::Volunteer {
+                        id: "v-1".into(),
+                        team_ids: vec!["t-1".into()],
+                        led_team_ids: vec!["t-2".into(), "t-3".into()],
+                    },
+                    Statuses::Any,
+                ),
+                "orders_assignee_placed",
             ),
             // A resident's page: their orders in list order, not all of them sorted.
             (
