@@ -95,13 +95,7 @@ impl Driver for Http {
     ) -> futures::future::BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let spec = &self.spec;
-            let place = json!({
-                "station_id": flows::STATION,
-                "category": spec.category,
-                "description": spec.description,
-                "location": {"lat": spec.lat, "lng": spec.lng, "address": spec.address},
-                "contact_phone": spec.phone,
-            });
+            let place = place_body(spec);
             let sent = Instant::now();
             let placed = self.post(&self.resident, "/orders", place).await;
             latencies[0] = micros(sent.elapsed());
@@ -167,6 +161,17 @@ async fn healthz_ping(
         }
     })
     .await
+}
+
+/// The bench's order as the mini-program places it (`POST /api/v1/orders`).
+pub(super) fn place_body(spec: &OrderSpec) -> Value {
+    json!({
+        "station_id": flows::STATION,
+        "category": spec.category,
+        "description": spec.description,
+        "location": {"lat": spec.lat, "lng": spec.lng, "address": spec.address},
+        "contact_phone": spec.phone,
+    })
 }
 
 /// The `diandan` binary the scenario starts: `DIANDAN_BENCH_SERVER` (another build, to compare

@@ -113,18 +113,11 @@ async fn measure(dir: &Path) -> anyhow::Result<(Vec<f64>, u64)> {
         Ok::<Value, anyhow::Error>(serde_json::from_slice(&body).unwrap_or(Value::Null))
     };
 
-    let spec = flows::spec();
     let placed = send(
         client
             .post(format!("{api}/orders"))
             .bearer_auth(caller(Role::Resident))
-            .json(&json!({
-                "station_id": flows::STATION,
-                "category": spec.category,
-                "description": spec.description,
-                "location": {"lat": spec.lat, "lng": spec.lng, "address": spec.address},
-                "contact_phone": spec.phone,
-            })),
+            .json(&super::http::place_body(&flows::spec())),
     )
     .await?;
     let order = placed["order_id"]

@@ -540,6 +540,15 @@ mod tests {
         assert!(sql.contains("WHERE 0"), "{sql}");
     }
 
+    /// The ids of the orders a list gives, in its order.
+    fn listed(read: &crate::projections::ReadModel, filter: &OrderFilter) -> Vec<String> {
+        read.with_writer(|c| list_orders(c, filter))
+            .unwrap()
+            .into_iter()
+            .map(|(state, _)| state.order_id)
+            .collect()
+    }
+
     /// An order row of the list test.
     struct Row {
         id: String,
@@ -688,12 +697,7 @@ mod tests {
                         limit,
                         oldest_first,
                     };
-                    let listed: Vec<String> = read
-                        .with_writer(|c| list_orders(c, &filter))
-                        .unwrap()
-                        .into_iter()
-                        .map(|(state, _)| state.order_id)
-                        .collect();
+                    let listed = listed(&read, &filter);
                     let mut expected: Vec<&Row> = rows
                         .iter()
                         .enumerate()
@@ -755,13 +759,11 @@ mod tests {
                 limit: 3,
                 oldest_first: false,
             };
-            let listed: Vec<String> = read
-                .with_writer(|c| list_orders(c, &filter))
-                .unwrap()
-                .into_iter()
-                .map(|(state, _)| state.order_id)
-                .collect();
-            assert_eq!(listed, ["o-599", "o-598", "o-597"], "{filter:?}");
+            assert_eq!(
+                listed(&read, &filter),
+                ["o-599", "o-598", "o-597"],
+                "{filter:?}"
+            );
         }
         // More branches than that of any other scope: one condition over them all.
         let claimable = OrderFilter {
@@ -770,8 +772,6 @@ mod tests {
             limit: 3,
             oldest_first: false,
         };
-        let listed = read.with_writer(|c| list_orders(c, &claimable)).unwrap();
-        let listed: Vec<&str> = listed.iter().map(|(s, _)| s.order_id.as_str()).collect();
-        assert_eq!(listed, ["o-000"]);
+        assert_eq!(listed(&read, &claimable), ["o-000"]);
     }
 }
