@@ -332,7 +332,20 @@ async fn pending_timers_survive_sigkill_and_fire_exactly_once() {
     let clocks = fired_at_most_once(&types);
     assert_eq!(clocks[0], (1, 1), "{types:?}");
     // Nobody signed for it: re-dispatched (接单超时改派) to the next candidate, with a fresh clock.
-    let (_, history) = head.get(&format!("/api/v1/orders/{id}/history")).await;
+    // The re-dispatch is a command of its own after the overdue mark: wait for it too.
+    let mut history = serde_json::Value::Null;
+    for _ in 0..100 {
+        (_, history) = head.get(&format!("/api/v1/orders/{id}/history")).await;
+        let dispatches = history["events"].as_array().map_or(0, |e| {
+            e.iter()
+                .filter(|e| e["event_type"] == "OrderDispatched")
+                .count()
+        });
+        if dispatches > 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let redispatch = history["events"]
         .as_array()
         .unwrap()
