@@ -264,6 +264,29 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         )
         .await;
     assert_eq!(status, 200, "{ack}");
+    // Read at the decision's position, at once: the list no longer shows it.
+    let (status, pending) = head
+        .get(&format!(
+            "/api/v1/nodes/{STATION}/hours/pending?min_position={}",
+            ack["ack"]["position"]
+        ))
+        .await;
+    assert_eq!(status, 200, "{pending}");
+    assert!(
+        !pending["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["volunteer_id"] == "lv-far" && s["order_id"] == order.as_str()),
+        "the confirmed service left the list: {pending}"
+    );
+    let (status, problem) = head
+        .get(&format!(
+            "/api/v1/nodes/{STATION}/hours/pending?min_position=x"
+        ))
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(names(&problem, "min_position"), "{problem}");
     let (status, problem) = head
         .post(
             "/api/v1/volunteers/lv-2/hours/review",

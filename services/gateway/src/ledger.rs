@@ -10,7 +10,7 @@ use diandan_proto::v1 as pb;
 
 use crate::input::{json_body, path_id, query};
 use crate::problem::Problem;
-use crate::routes::{grpc, Clients, Reply};
+use crate::routes::{grpc, Clients, ReadParams, Reply};
 
 /// A POST whose path names the thing (`{id}` → `$field`) and whose body says the rest.
 macro_rules! post_on {
@@ -115,7 +115,7 @@ pub(crate) async fn list_rankings(
 
 /// 待确认时长: services whose check-in was far from the order's place, in a subtree.
 #[utoipa::path(get, path = "/api/v1/nodes/{id}/hours/pending",
-    params(("id" = String, Path, description = "组织节点编号")),
+    params(("id" = String, Path, description = "组织节点编号"), ReadParams),
     responses((status = 200, body = pb::ListPendingHoursResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -123,9 +123,13 @@ pub(crate) async fn list_pending_hours(
     State(clients): State<Clients>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Reply<pb::ListPendingHoursResponse> {
+    let node_id = path_id(id, "id")?;
+    let params: ReadParams = query(raw)?;
     let request = pb::ListPendingHoursRequest {
-        node_id: path_id(id, "id")?,
+        node_id,
+        min_position: params.min_position,
     };
     let reply = clients
         .ledger()

@@ -380,7 +380,7 @@ pub(crate) async fn list_my_orders(
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct ReadParams {
     /// Wait until the read model reflects this position (from a command's reply).
-    min_position: u64,
+    pub(crate) min_position: u64,
 }
 
 /// One order, as the caller may see it.

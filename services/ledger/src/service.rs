@@ -414,6 +414,7 @@ impl LedgerService for Ledger {
         validate::id("node_id", &req.node_id).map_err(AppError::from)?;
         self.app.directory.require_scope(&ctx, &req.node_id).await?;
         let path = self.app.directory.path(&req.node_id).await?;
+        self.app.catch_up(req.min_position).await?;
         let rows = self
             .app
             .read
