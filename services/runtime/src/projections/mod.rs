@@ -881,12 +881,16 @@ pub async fn rebuild_in_batches(
         (events, decoded) = next?;
         raw = further?;
     }
-    // The indexes only queries read, each from one sort of its table now that it is loaded.
+    // The indexes only queries read, each from one sort of its table now that it is loaded;
+    // SQLite sorts with helper threads, one per core, and goes back to sorting alone after
+    // (with `sqlite3` on a read model of 111,000 orders here: 1.24 → 1.08 s for its indexes).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     read.with_writer(|c| {
+        c.execute_batch(&format!("PRAGMA threads = {cores};"))?;
         for p in &read.inner.projections {
             c.execute_batch(p.query_indexes())?;
         }
-        Ok(())
+        Ok(c.execute_batch("PRAGMA threads = 0;")?)
     })?;
     // Journaled and synced as every live read model from here on, and synced now (after the
     // switch to WAL, which rewrites the file's header).
