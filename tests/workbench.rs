@@ -68,7 +68,8 @@ async fn rosters_import_every_row_or_none() {
                  v-csv-02,,1397100,zhidui-chezhanlu,\n\
                  v-csv-03,林强,13971000103,no-such-team,repair\n\
                  v-csv-01,重复编号,,zhidui-chezhanlu,\n\
-                 v-csv-05,马丽,13971000105,zhidui-meiyuan,飞行\n";
+                 v-csv-05,马丽,13971000105,zhidui-meiyuan,飞行\n\
+                 v-csv-06,周敏,,zhidui-chezhanlu；zhidui-chezhanlu,\n";
     let (status, problem) = upload(&head, "", "text/csv", sheet.as_bytes().to_vec(), None).await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["field"], "sheet");
@@ -84,6 +85,7 @@ async fn rosters_import_every_row_or_none() {
         (5, "编号"),
         (6, "服务队"), // 梅园's team is outside 车站路's subtree
         (6, "技能"),
+        (7, "服务队"), // the same team twice
     ] {
         assert!(cells.contains(&expected), "{expected:?} not in {cells:?}");
     }
@@ -300,6 +302,35 @@ async fn a_deactivated_volunteer_accepts_nothing_until_reactivated() {
     )
     .await;
     assert_eq!(status, 403, "{problem}");
+    // A team listed twice, or more teams than anyone serves in: refused, naming the field
+    // (each id is a term of the volunteer's list queries), and nothing written.
+    let at = position(&head).await;
+    let many: Vec<String> = (0..21).map(|i| format!("t-{i}")).collect();
+    for team_ids in [json!(["zhidui-chezhanlu", "zhidui-chezhanlu"]), json!(many)] {
+        let (status, problem) = put(
+            &head,
+            "/api/v1/volunteers/v-liuhong",
+            json!({"name": "刘红", "team_ids": team_ids}),
+        )
+        .await;
+        assert_eq!(
+            (status, &problem["field"]),
+            (400, &json!("team_ids")),
+            "{problem}"
+        );
+        let (status, problem) = head
+            .post(
+                "/api/v1/volunteers",
+                json!({"id": "v-many-teams", "name": "张三", "team_ids": team_ids}),
+            )
+            .await;
+        assert_eq!(
+            (status, &problem["field"]),
+            (400, &json!("team_ids")),
+            "{problem}"
+        );
+    }
+    assert_eq!(position(&head).await, at, "a refused edit wrote to the log");
     let (status, changed) = put(
         &head,
         "/api/v1/volunteers/v-liuhong",

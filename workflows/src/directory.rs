@@ -10,6 +10,33 @@ use crate::order::TeamKind;
 use crate::validate::{self, Location, MAX_SHORT_TEXT_CHARS};
 use crate::{Category, DomainError, OrgLevel};
 
+/// Most service teams (服务队) one volunteer belongs to. A volunteer's lists read a branch per
+/// team they lead and an `IN` over their teams: the cap keeps those queries small.
+pub const MAX_TEAMS_PER_VOLUNTEER: usize = 20;
+
+/// A volunteer's teams: ids, each once, at most [`MAX_TEAMS_PER_VOLUNTEER`].
+pub fn validate_team_ids(team_ids: &[String]) -> Result<(), DomainError> {
+    if team_ids.len() > MAX_TEAMS_PER_VOLUNTEER {
+        return Err(DomainError::invalid(
+            "team_ids",
+            format!(
+                "最多加入 {MAX_TEAMS_PER_VOLUNTEER} 支服务队（共 {} 支）",
+                team_ids.len()
+            ),
+        ));
+    }
+    for (i, team) in team_ids.iter().enumerate() {
+        validate::id("team_ids", team)?;
+        if team_ids[..i].contains(team) {
+            return Err(DomainError::invalid(
+                "team_ids",
+                format!("服务队「{team}」重复"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A directory fact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -130,18 +157,14 @@ impl DirectoryEvent {
                 }
                 validate::id("id", id)?;
                 validate::text("name", name, 1, MAX_SHORT_TEXT_CHARS)?;
-                for team in team_ids {
-                    validate::id("team_ids", team)?;
-                }
+                validate_team_ids(team_ids)?;
             }
             DirectoryEvent::VolunteerUpdated {
                 id, name, team_ids, ..
             } => {
                 validate::id("id", id)?;
                 validate::text("name", name, 1, MAX_SHORT_TEXT_CHARS)?;
-                for team in team_ids {
-                    validate::id("team_ids", team)?;
-                }
+                validate_team_ids(team_ids)?;
             }
             DirectoryEvent::VolunteerDeactivated { id, reason } => {
                 validate::id("id", id)?;

@@ -12,7 +12,7 @@ use diandan_workflows::order::OrderState;
 
 use crate::directory::Volunteer;
 use crate::projections::{list_orders, OrderFilter, OrderScope, Statuses};
-use crate::queries::{page_size, OrderPage};
+use crate::queries::{distinct, page_size, OrderPage};
 use crate::{App, AppError, RequestContext, Result};
 
 impl App {
@@ -83,6 +83,14 @@ impl App {
                 paths.push(self.directory.path(&team.node_id).await?);
             }
         }
+        // A branch of the list's SQL per subtree: teams at one node, or at a node below
+        // another team's, add none.
+        let every = distinct(paths);
+        let paths: Vec<String> = every
+            .iter()
+            .filter(|p| !every.iter().any(|q| q != *p && p.starts_with(q.as_str())))
+            .cloned()
+            .collect();
         let wanted = page_size(limit)? as usize;
         // Some published orders are already claimed by the caller or need a skill they lack:
         // read more than asked and keep the first `wanted` they may claim.

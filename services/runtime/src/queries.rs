@@ -26,6 +26,13 @@ pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_LIMIT: u32 = 50;
 use diandan_workflows::validate::MAX_PAGE_SIZE as MAX_LIMIT;
 
+/// Each id once, sorted.
+pub(crate) fn distinct(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 pub fn page_size(limit: u32) -> Result<u32> {
     match limit {
         0 => Ok(DEFAULT_LIMIT),
@@ -103,15 +110,18 @@ impl App {
     ) -> Result<OrderPage> {
         let scope = match ctx.scope {
             Scope::Own => OrderScope::Requester(ctx.claims.sub.clone()),
+            // Each team once (a log written before teams were checked for repeats may hold
+            // one twice): every id is a term of the list's SQL.
             Scope::Team => OrderScope::Volunteer {
                 id: ctx.claims.sub.clone(),
-                team_ids: self
-                    .directory
-                    .volunteer(&ctx.claims.sub)
-                    .await?
-                    .map(|v| v.team_ids.clone())
-                    .unwrap_or_default(),
-                led_team_ids: self.directory.led_teams(&ctx.claims.sub).await?,
+                team_ids: distinct(
+                    self.directory
+                        .volunteer(&ctx.claims.sub)
+                        .await?
+                        .map(|v| v.team_ids.clone())
+                        .unwrap_or_default(),
+                ),
+                led_team_ids: distinct(self.directory.led_teams(&ctx.claims.sub).await?),
             },
             Scope::Subtree => OrderScope::Subtree(self.staff_subtree(ctx, None).await?),
             Scope::All => OrderScope::Subtree("/".into()),

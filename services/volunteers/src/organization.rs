@@ -9,6 +9,7 @@ use diandan_runtime::views::location_from;
 use diandan_runtime::{App, AppError, RequestContext};
 
 use crate::roster;
+use diandan_workflows::directory::validate_team_ids;
 use diandan_workflows::directory::DirectoryEvent;
 use diandan_workflows::order::TeamKind;
 use diandan_workflows::permissions::Operation;
@@ -125,10 +126,18 @@ impl Organization {
                     refuse("phone", "该手机号已登记为其他志愿者".into());
                 }
             }
-            if row.team_ids.is_empty() {
+            // Each team is looked up only when the list itself is acceptable (a cell of
+            // thousands of ids is refused as a whole).
+            let listed = if row.team_ids.is_empty() {
                 refuse("team_ids", "至少填写一支服务队（队伍编号）".into());
-            }
-            for team_id in &row.team_ids {
+                &[][..]
+            } else if let Err(e) = validate_team_ids(&row.team_ids) {
+                refuse("team_ids", e.to_string());
+                &[][..]
+            } else {
+                &row.team_ids[..]
+            };
+            for team_id in listed {
                 match self.app.directory.team(team_id).await? {
                     None => refuse("team_ids", format!("服务队「{team_id}」不存在")),
                     Some(team) => {
