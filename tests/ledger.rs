@@ -41,9 +41,12 @@ fn int(v: &Value, field: &str) -> i64 {
     v[field].as_i64().unwrap_or(0)
 }
 
-async fn item(head: &User, item_id: &str) -> Value {
+/// An item of the station's catalogue, as the read model has it at `position` (0: now).
+async fn item(head: &User, item_id: &str, position: u64) -> Value {
     let (status, body) = head
-        .get(&format!("/api/v1/shop/items?node_id={STATION}"))
+        .get(&format!(
+            "/api/v1/shop/items?node_id={STATION}&min_position={position}"
+        ))
         .await;
     assert_eq!(status, 200, "{body}");
     body["items"]
@@ -135,6 +138,7 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         )
         .await;
     assert_eq!(status, 201, "{ack}");
+    let listed = ack["ack"]["position"].as_u64().unwrap();
     for (body, field) in [
         (
             json!({"item_id": "ld-bad", "node_id": STATION, "name": "负价",
@@ -164,7 +168,11 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         .await;
     assert_eq!(status, 400, "{problem}");
     assert!(names(&problem, "quantity"), "{problem}");
-    assert_eq!(item(&head, "ld-soap").await["stock"], 10, "nothing changed");
+    assert_eq!(
+        item(&head, "ld-soap", listed).await["stock"],
+        10,
+        "nothing changed"
+    );
 
     // Hours added by hand: marked, earning no point; a reason is required.
     let (status, problem) = head
@@ -321,6 +329,27 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         int(&r, "credited_minutes") == 0 && int(&r, "available_centipoints") == 0
     })
     .await;
+    // The record read at the correction's position shows the corrected service at once.
+    let (status, r) = head
+        .get(&format!(
+            "/api/v1/volunteers/lv-1/record?min_position={}",
+            ack["ack"]["position"]
+        ))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    let corrected = r["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["order_id"] == order.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("the order's service in {r}"));
+    assert_eq!(int(&corrected, "minutes"), 0, "{r}");
+    let (status, problem) = head
+        .get("/api/v1/volunteers/lv-1/record?min_position=-1")
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(names(&problem, "min_position"), "{problem}");
 
     // Bad redemptions: nothing held, nothing reserved.
     let points_before = int(&record(&head, "lv-2").await, "available_centipoints");
@@ -343,7 +372,7 @@ async fn hours_points_and_the_love_supermarket_over_http() {
     let r = record(&head, "lv-2").await;
     assert_eq!(int(&r, "available_centipoints"), points_before, "{r}");
     assert_eq!(int(&r, "held_centipoints"), 0, "{r}");
-    assert_eq!(item(&head, "ld-soap").await["stock"], 10);
+    assert_eq!(item(&head, "ld-soap", 0).await["stock"], 10);
 
     // The race: 50 volunteers with a point each, 10 units of soap.
     let racers: Vec<&User> = ids
@@ -366,7 +395,7 @@ async fn hours_points_and_the_love_supermarket_over_http() {
     let lost = answers.iter().filter(|(s, _)| *s == 409).count();
     assert_eq!(won.len(), 10, "{answers:?}");
     assert_eq!(lost, 40, "{answers:?}");
-    let soap = item(&head, "ld-soap").await;
+    let soap = item(&head, "ld-soap", 0).await;
     assert_eq!(
         (soap["stock"].as_i64(), soap["reserved"].as_i64()),
         (Some(0), Some(10)),
@@ -432,6 +461,13 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["redemption"]["status"], "handed_over");
+    // The catalogue read at the hand-over's position counts it at once.
+    let handed = done["position"].as_u64().unwrap();
+    assert!(handed > 0, "{done}");
+    assert_eq!(
+        item(&head, "ld-soap", handed).await["handed_over"].as_i64(),
+        Some(1)
+    );
     let (status, problem) = head
         .post(
             &format!("/api/v1/shop/redemptions/{rid}/hand-over"),
@@ -461,13 +497,13 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         )
         .await;
     assert_eq!(status, 400, "{problem}");
-    let (status, ack) = canceller
+    let (status, cancelled) = canceller
         .post(
             &format!("/api/v1/shop/redemptions/{second}/cancel"),
             json!({"reason": "不需要了"}),
         )
         .await;
-    assert_eq!(status, 200, "{ack}");
+    assert_eq!(status, 200, "{cancelled}");
     let (status, _) = canceller
         .post(
             &format!("/api/v1/shop/redemptions/{second}/cancel"),
@@ -484,7 +520,7 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         (1, 0),
         "{r}"
     );
-    let soap = item(&head, "ld-soap").await;
+    let soap = item(&head, "ld-soap", cancelled["position"].as_u64().unwrap()).await;
     assert_eq!(
         (
             soap["stock"].as_i64(),

@@ -1,18 +1,19 @@
-// The org tree of the signed-in user's subtree, cached per session.
+// The org tree of the signed-in user's subtree, cached per session. `position`: a command's,
+// so a tree read right after it (a node just added) already has it.
 import { reactive } from 'vue'
 import { api } from './client'
 import { getSession } from './session'
 
 export const org = reactive({ nodes: [], byId: {}, loadedFor: '', loading: null })
 
-export function loadOrg(force = false) {
+export function loadOrg(force = false, position = 0) {
   const s = getSession()
   if (!s) return Promise.resolve([])
   const key = s.account_id + '@' + s.node_id
   if (!force && org.loadedFor === key) return Promise.resolve(org.nodes)
   if (!force && org.loading) return org.loading
   org.loading = api
-    .get('/org', { node_id: s.node_id }, { silent: true })
+    .get('/org', { node_id: s.node_id, min_position: position || undefined }, { silent: true })
     .then((r) => {
       org.nodes = r.nodes || []
       org.byId = Object.fromEntries(org.nodes.map((n) => [n.id, n]))

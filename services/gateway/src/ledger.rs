@@ -58,7 +58,7 @@ fn volunteer_of(id: String) -> String {
 
 /// 我的时长/积分: hours, star rank, points, services and redemptions (`me`: your own).
 #[utoipa::path(get, path = "/api/v1/volunteers/{id}/record",
-    params(("id" = String, Path, description = "志愿者编号；me 表示本人")),
+    params(("id" = String, Path, description = "志愿者编号；me 表示本人"), ReadParams),
     responses((status = 200, body = pb::GetVolunteerRecordResponse),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -66,9 +66,13 @@ pub(crate) async fn get_volunteer_record(
     State(clients): State<Clients>,
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
+    RawQuery(raw): RawQuery,
 ) -> Reply<pb::GetVolunteerRecordResponse> {
+    let volunteer_id = volunteer_of(path_id(id, "id")?);
+    let params: ReadParams = query(raw)?;
     let request = pb::GetVolunteerRecordRequest {
-        volunteer_id: volunteer_of(path_id(id, "id")?),
+        volunteer_id,
+        min_position: params.min_position,
     };
     let reply = clients
         .ledger()

@@ -283,6 +283,7 @@ impl LedgerService for Ledger {
             .authorize(request.metadata(), Operation::GetVolunteerRecord)?;
         let req = request.into_inner();
         let id = self.volunteer_in_scope(&ctx, &req.volunteer_id).await?;
+        self.app.catch_up(req.min_position).await?;
         let record = load::<HoursRecord>(&self.app, &id).await?.state;
         let account = load::<PointsAccount>(&self.app, &id).await?.state;
         let credited = record.credited_minutes();
@@ -489,6 +490,7 @@ impl LedgerService for Ledger {
             .app
             .authorize(request.metadata(), Operation::ListShopItems)?;
         let req = request.into_inner();
+        self.app.catch_up(req.min_position).await?;
         let nodes = match ctx.scope {
             Scope::Own => {
                 let shops = self.shops_of_volunteer(&ctx.claims.sub).await?;
@@ -622,10 +624,11 @@ impl LedgerService for Ledger {
             .authorize(request.metadata(), Operation::HandOverRedemption)?;
         let req = request.into_inner();
         let (_, item) = self.redemption_in_scope(&ctx, &req.redemption_id).await?;
-        let redemption =
+        let changed =
             crate::shop::hand_over(&self.app, &ctx, &req.redemption_id, &req.code).await?;
         Ok(Response::new(pb::HandOverRedemptionResponse {
-            redemption: Some(self.redemption_view(&ctx, &redemption, &item.name)),
+            redemption: Some(self.redemption_view(&ctx, &changed.redemption, &item.name)),
+            position: changed.position,
         }))
     }
 
@@ -638,10 +641,10 @@ impl LedgerService for Ledger {
             .authorize(request.metadata(), Operation::CancelRedemption)?;
         let req = request.into_inner();
         let (_, item) = self.redemption_in_scope(&ctx, &req.redemption_id).await?;
-        let redemption =
-            crate::shop::cancel(&self.app, &ctx, &req.redemption_id, &req.reason).await?;
+        let changed = crate::shop::cancel(&self.app, &ctx, &req.redemption_id, &req.reason).await?;
         Ok(Response::new(pb::CancelRedemptionResponse {
-            redemption: Some(self.redemption_view(&ctx, &redemption, &item.name)),
+            redemption: Some(self.redemption_view(&ctx, &changed.redemption, &item.name)),
+            position: changed.position,
         }))
     }
 }

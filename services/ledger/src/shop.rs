@@ -117,7 +117,7 @@ pub async fn hand_over(
     ctx: &RequestContext,
     redemption_id: &str,
     code: &str,
-) -> Result<Redemption> {
+) -> Result<Changed> {
     let command = RedemptionCommand::HandOver {
         code: code.to_owned(),
         by: ctx.claims.sub.clone(),
@@ -132,12 +132,20 @@ pub async fn cancel(
     ctx: &RequestContext,
     redemption_id: &str,
     reason: &str,
-) -> Result<Redemption> {
+) -> Result<Changed> {
     let command = RedemptionCommand::Cancel {
         by: ctx.claims.sub.clone(),
         reason: reason.to_owned(),
     };
     change(app, ctx, redemption_id, command).await
+}
+
+/// A redemption as a change left it, and the log position of the change's last write (0:
+/// nothing written) — what a read of the catalogue or the points after it waits for.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub redemption: Redemption,
+    pub position: u64,
 }
 
 /// Changes an existing redemption, then settles its stock and points.
@@ -146,7 +154,7 @@ async fn change(
     ctx: &RequestContext,
     redemption_id: &str,
     command: RedemptionCommand,
-) -> Result<Redemption> {
+) -> Result<Changed> {
     let now = app.clock.now();
     let written = execute::<Redemption>(app, ctx, redemption_id, |l| {
         if !l.exists() {
@@ -155,13 +163,17 @@ async fn change(
         Ok(shop::decide_redemption(&l.state, &command, now)?)
     })
     .await?;
-    settle(app, &written.state).await?;
-    Ok(written.state)
+    let settled = settle(app, &written.state).await?;
+    Ok(Changed {
+        redemption: written.state,
+        position: written.position.max(settled),
+    })
 }
 
 /// Brings the item's stock and the volunteer's points in line with a redemption that was
 /// handed over (stock handed over, points spent) or cancelled (both released). Idempotent.
-pub async fn settle(app: &App, redemption: &Redemption) -> Result<()> {
+/// Returns the position of its last write (0: nothing to do).
+pub async fn settle(app: &App, redemption: &Redemption) -> Result<u64> {
     let id = &redemption.redemption_id;
     let (item_command, step_name) = match redemption.status {
         RedemptionStatus::HandedOver => (
@@ -176,16 +188,16 @@ pub async fn settle(app: &App, redemption: &Redemption) -> Result<()> {
             },
             "released",
         ),
-        RedemptionStatus::New | RedemptionStatus::Reserved => return Ok(()),
+        RedemptionStatus::New | RedemptionStatus::Reserved => return Ok(0),
     };
     let ctx = RequestContext::system(format!("ledger/settle/{id}/{step_name}"));
-    execute::<Item>(app, &step(&ctx, "stock"), &redemption.item_id, |l| {
+    let stock = execute::<Item>(app, &step(&ctx, "stock"), &redemption.item_id, |l| {
         Ok(shop::decide_item(&l.state, &item_command)?)
     })
     .await?;
     let now = app.clock.now();
     let volunteer = &redemption.volunteer_id;
-    execute::<PointsAccount>(app, &step(&ctx, "points"), volunteer, |l| {
+    let points = execute::<PointsAccount>(app, &step(&ctx, "points"), volunteer, |l| {
         if !l.state.held.contains_key(id) {
             return Ok(Vec::new());
         }
@@ -200,7 +212,7 @@ pub async fn settle(app: &App, redemption: &Redemption) -> Result<()> {
         Ok(points::decide(&l.state, volunteer, &command, now)?)
     })
     .await?;
-    Ok(())
+    Ok(stock.position.max(points.position))
 }
 
 async fn release_points(
