@@ -24,6 +24,11 @@ export function loadTeams() {
   return teams.loading
 }
 
+// A team was registered: the next page that needs names reads them again.
+export function forgetTeams() {
+  teams.loadedFor = ''
+}
+
 // A team's name; its id when it is unknown.
 export function teamName(id) {
   if (!id) return '—'
