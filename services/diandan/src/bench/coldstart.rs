@@ -4,6 +4,9 @@
 //!
 //! The N events are real ones: the flows' completed orders, cloned under new order ids
 //! (one append per cloned order), after the flows' directory streams copied as they are. The
+//! clones are spread over the past year ([`SPREAD_DAYS`]: every time in an order's events moved
+//! back by whole days), so reads over a window (the last 30 days' statistics, the last 7 days'
+//! dispatches) see a year's share of them, as on a station's log after a year of service. The
 //! read model is rebuilt and the notification outbox's checkpoint set to the head before the
 //! starts, as after a clean stop.
 
@@ -32,6 +35,8 @@ use crate::demo::token;
 const STARTS: usize = 3;
 /// Appends in flight while filling (group commit batches them).
 const FILL_IN_FLIGHT: usize = 256;
+/// The cloned orders are spread over this many days before the fill.
+const SPREAD_DAYS: i64 = 365;
 /// The token secret written into the bench data dirs, so the probe can sign a token.
 pub(super) const SECRET: &str = "diandan-bench-secret-0123456789abcdef0123456789abcdef";
 
@@ -129,6 +134,39 @@ pub(super) fn clone_event(event: &RecordedEvent, from: &[u8], to: &[u8]) -> NewE
         data: replace_all(&event.data, from, to),
         metadata: replace_all(&event.metadata, from, to),
     }
+}
+
+/// `json` with every string in it that is an RFC 3339 time moved `back` earlier (in its own
+/// offset), bytes otherwise untouched: the keys keep their order (events are decoded fastest
+/// with `at` and `type` first).
+fn moved_back(json: &[u8], back: time::Duration) -> Vec<u8> {
+    use time::format_description::well_known::Rfc3339;
+    let mut out = Vec::with_capacity(json.len() + 16);
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] != b'"' {
+            out.push(json[i]);
+            i += 1;
+            continue;
+        }
+        // A string literal: to the closing quote, past escaped characters.
+        let mut end = i + 1;
+        while end < json.len() && json[end] != b'"' {
+            end += if json[end] == b'\\' { 2 } else { 1 };
+        }
+        let end = end.min(json.len() - 1);
+        let literal = &json[i + 1..end];
+        let moved = std::str::from_utf8(literal)
+            .ok()
+            .filter(|s| s.len() >= 20 && s.as_bytes()[0].is_ascii_digit())
+            .and_then(|s| time::OffsetDateTime::parse(s, &Rfc3339).ok())
+            .and_then(|t| (t - back).format(&Rfc3339).ok());
+        out.push(b'"');
+        out.extend_from_slice(moved.as_ref().map_or(literal, |m| m.as_bytes()));
+        out.push(b'"');
+        i = end + 1;
+    }
+    out
 }
 
 /// What a fill wrote.
@@ -236,13 +274,20 @@ async fn fill(template: &Path, target: &Path, events: u64) -> anyhow::Result<Fil
             async move {
                 let (stream, list) = &templates[t];
                 let old_id = stream.trim_start_matches("order-");
+                // The first clone (the one the starts read) is today's; the others, days
+                // back, evenly over the year.
+                let back = time::Duration::days(k as i64 * SPREAD_DAYS / orders.max(1) as i64);
                 let request = AppendRequest {
                     stream: format!("order-{new_id}"),
                     expected: ExpectedRevision::NoStream,
                     command_id: format!("bench-fill-{k}"),
                     events: list
                         .iter()
-                        .map(|e| clone_event(e, old_id.as_bytes(), new_id.as_bytes()))
+                        .map(|e| {
+                            let mut clone = clone_event(e, old_id.as_bytes(), new_id.as_bytes());
+                            clone.data = moved_back(&clone.data, back);
+                            clone
+                        })
                         .collect(),
                 };
                 let n = request.events.len() as u64;
@@ -588,6 +633,18 @@ pub async fn run(template: &Path, scratch: &Path, events: u64) -> anyhow::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_move_back_and_nothing_else_changes() {
+        let day = time::Duration::days(1);
+        let event = br#"{"at":"2026-12-02T22:04:31.250256261Z","type":"OrderTriaged","note":"say \"2026-12-02T00:00:00Z\"","clocks":{"started":[{"limit":"1 working day","warn_at":"2026-12-03T16:06:00+08:00"}]},"n":3}"#;
+        assert_eq!(
+            String::from_utf8(moved_back(event, day)).unwrap(),
+            r#"{"at":"2026-12-01T22:04:31.250256261Z","type":"OrderTriaged","note":"say \"2026-12-02T00:00:00Z\"","clocks":{"started":[{"limit":"1 working day","warn_at":"2026-12-02T16:06:00+08:00"}]},"n":3}"#
+        );
+        assert_eq!(moved_back(event, time::Duration::ZERO), event.to_vec());
+        assert_eq!(moved_back(b"", day), b"");
+    }
 
     #[test]
     fn replaces_every_occurrence() {
