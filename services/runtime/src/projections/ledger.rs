@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS ledger_services (
     PRIMARY KEY (volunteer_id, order_id)
 );
 CREATE INDEX IF NOT EXISTS ledger_services_pending ON ledger_services (pending, station_id);
+-- A subtree's credited service over a range of days (the statistics), station by station.
+CREATE INDEX IF NOT EXISTS ledger_services_station ON ledger_services (station_id, credited_at);
 CREATE TABLE IF NOT EXISTS ledger_accounts (
     volunteer_id TEXT PRIMARY KEY,
     by_hand_minutes INTEGER NOT NULL DEFAULT 0,

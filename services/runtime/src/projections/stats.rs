@@ -377,15 +377,54 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
+/// The facts of a subtree's days, by the nodes of the subtree: for each, one seek of
+/// `order_facts_path` to its first day (`station_path = ? AND day >= ?`). A range of paths
+/// with the days as a filter read every fact the subtree ever had to keep a month of them
+/// (a station's year of 111,000 orders: 110,000 index entries for 9,000 facts).
+macro_rules! subtree_days {
+    ($facts:literal) => {
+        concat!(
+            $facts,
+            ".station_path IN (SELECT path FROM org_nodes WHERE path >= ?1 AND path < ?2) AND ",
+            $facts,
+            ".day >= ?3 AND ",
+            $facts,
+            ".day <= ?4"
+        )
+    };
+}
+
+/// The facts a subtree's statistics sum (`?1..?2` the subtree's paths, `?3..=?4` its days).
+const FACTS: &str = concat!(
+    "SELECT category, day, outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms,
+            rating, service_minutes, warned, overdue, volunteer_id, workflow, claims, reworks,
+            activity
+     FROM order_facts f
+     WHERE ",
+    subtree_days!("f")
+);
+
+/// The claimants of those facts' orders (open claims count their volunteers as active).
+const CLAIMANTS: &str = concat!(
+    "SELECT DISTINCT c.volunteer_id FROM claimant_facts c JOIN order_facts f USING (order_id)
+     WHERE ",
+    subtree_days!("f")
+);
+
+/// The credited service of a subtree's stations over its days, each station one seek of
+/// `ledger_services_station` to its days: the `credited_at` range is the day condition made
+/// readable by the index (a time of day `d` sorts between `d` and `d~`); the day condition
+/// itself stays, the meaning.
+const CREDITED: &str = "SELECT COALESCE(SUM(s.minutes), 0), COALESCE(SUM(s.minutes * 100 / 60), 0)
+     FROM ledger_services s INDEXED BY ledger_services_station
+     WHERE s.station_id IN (SELECT id FROM org_nodes WHERE path >= ?1 AND path < ?2)
+       AND s.credited_at >= ?3 AND s.credited_at < ?4 || '~'
+       AND s.pending = 0 AND s.rejected = 0
+       AND substr(s.credited_at, 1, 10) >= ?3 AND substr(s.credited_at, 1, 10) <= ?4";
+
 /// Sums the facts of a subtree.
 pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::StationStatsResponse> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT category, day, outcome, placed_ms, dispatched_ms, accepted_ms, completed_ms,
-                rating, service_minutes, warned, overdue, volunteer_id, workflow, claims, reworks,
-                activity
-         FROM order_facts
-         WHERE station_path >= ?1 AND station_path < ?2 AND day >= ?3 AND day <= ?4",
-    )?;
+    let mut stmt = conn.prepare_cached(FACTS)?;
     let rows = stmt.query_map(
         params![
             query.path,
@@ -504,10 +543,7 @@ pub fn station_stats(conn: &Connection, query: &StatsQuery) -> Result<pb::Statio
     }
     report.volunteer_hours = minutes as f64 / 60.0;
     // Claimants of the range's open claims are active too.
-    let mut claimants = conn.prepare_cached(
-        "SELECT DISTINCT c.volunteer_id FROM claimant_facts c JOIN order_facts f USING (order_id)
-         WHERE f.station_path >= ?1 AND f.station_path < ?2 AND f.day >= ?3 AND f.day <= ?4",
-    )?;
+    let mut claimants = conn.prepare_cached(CLAIMANTS)?;
     let rows = claimants.query_map(
         params![
             query.path,
@@ -555,14 +591,10 @@ fn ledger_stats(
     let from = query.from_day.clone().unwrap_or_default();
     let to = query.to_day.clone().unwrap_or_else(|| "9999-12-31".into());
     let end = format!("{}\u{10FFFF}", query.path);
-    let (minutes, points): (i64, i64) = conn.query_row(
-        "SELECT COALESCE(SUM(s.minutes), 0), COALESCE(SUM(s.minutes * 100 / 60), 0)
-         FROM ledger_services s JOIN org_nodes n ON n.id = s.station_id
-         WHERE n.path >= ?1 AND n.path < ?2 AND s.pending = 0 AND s.rejected = 0
-           AND substr(s.credited_at, 1, 10) >= ?3 AND substr(s.credited_at, 1, 10) <= ?4",
-        params![query.path, end, from, to],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (minutes, points): (i64, i64) =
+        conn.query_row(CREDITED, params![query.path, end, from, to], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     report.credited_minutes = minutes;
     report.points_issued_centipoints = points;
     // Days of redemptions in China Standard Time, from the reservation's commit time.
@@ -584,6 +616,28 @@ fn ledger_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_subtrees_days_are_read_station_by_station() {
+        for (sql, index) in [
+            (
+                FACTS,
+                "order_facts_path (station_path=? AND day>? AND day<?)",
+            ),
+            (
+                CLAIMANTS,
+                "order_facts_path (station_path=? AND day>? AND day<?)",
+            ),
+            (
+                CREDITED,
+                "ledger_services_station (station_id=? AND credited_at>? AND credited_at<?)",
+            ),
+        ] {
+            let plan = crate::projections::query_plan(sql);
+            assert!(plan.iter().any(|s| s.contains(index)), "{index}: {plan:?}");
+            assert!(!plan.iter().any(|s| s.starts_with("SCAN")), "{plan:?}");
+        }
+    }
 
     #[test]
     fn medians() {
