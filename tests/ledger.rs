@@ -324,11 +324,6 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         )
         .await;
     assert_eq!(status, 200, "{ack}");
-    eventually("the correction reverses the points", async || {
-        let r = record(&head, "lv-1").await;
-        int(&r, "credited_minutes") == 0 && int(&r, "available_centipoints") == 0
-    })
-    .await;
     // The record read at the correction's position shows the corrected service at once.
     let (status, r) = head
         .get(&format!(
@@ -345,6 +340,11 @@ async fn hours_points_and_the_love_supermarket_over_http() {
         .cloned()
         .unwrap_or_else(|| panic!("the order's service in {r}"));
     assert_eq!(int(&corrected, "minutes"), 0, "{r}");
+    eventually("the correction reverses the points", async || {
+        let r = record(&head, "lv-1").await;
+        int(&r, "credited_minutes") == 0 && int(&r, "available_centipoints") == 0
+    })
+    .await;
     let (status, problem) = head
         .get("/api/v1/volunteers/lv-1/record?min_position=-1")
         .await;
