@@ -490,7 +490,7 @@ impl LedgerService for Ledger {
             .app
             .authorize(request.metadata(), Operation::ListShopItems)?;
         let req = request.into_inner();
-        self.app.catch_up(req.min_position).await?;
+        let min_position = req.min_position;
         let nodes = match ctx.scope {
             Scope::Own => {
                 let shops = self.shops_of_volunteer(&ctx.claims.sub).await?;
@@ -517,6 +517,8 @@ impl LedgerService for Ledger {
                 vec![node]
             }
         };
+        // The caller's shops checked first: a refusal does not wait for the read model.
+        self.app.catch_up(min_position).await?;
         let rows = self
             .app
             .read
