@@ -30,8 +30,6 @@ CREATE TABLE IF NOT EXISTS ledger_services (
     PRIMARY KEY (volunteer_id, order_id)
 );
 CREATE INDEX IF NOT EXISTS ledger_services_pending ON ledger_services (pending, station_id);
--- A subtree's credited service over a range of days (the statistics), station by station.
-CREATE INDEX IF NOT EXISTS ledger_services_station ON ledger_services (station_id, credited_at);
 CREATE TABLE IF NOT EXISTS ledger_accounts (
     volunteer_id TEXT PRIMARY KEY,
     by_hand_minutes INTEGER NOT NULL DEFAULT 0,
@@ -75,6 +73,12 @@ CREATE INDEX IF NOT EXISTS redemptions_volunteer ON redemptions (volunteer_id);
 CREATE INDEX IF NOT EXISTS redemptions_open ON redemptions (status, expires_at_ms);
 ";
 
+/// Indexes only queries read (a rebuild builds them once its tables are loaded).
+const QUERY_INDEXES: &str = "
+-- A subtree's credited service over a range of days (the statistics), station by station.
+CREATE INDEX IF NOT EXISTS ledger_services_station ON ledger_services (station_id, credited_at);
+";
+
 fn decode<T: DeserializeOwned>(event: &RecordedEvent) -> Result<T> {
     serde_json::from_slice(&event.data)
         .map_err(|e| AppError::Storage(format!("event {} payload: {e}", event.position)))
@@ -103,6 +107,10 @@ impl Projection for LedgerProjection {
 
     fn schema(&self) -> &'static str {
         SCHEMA
+    }
+
+    fn query_indexes(&self) -> &'static str {
+        QUERY_INDEXES
     }
 
     fn tables(&self) -> &'static [&'static str] {
