@@ -154,7 +154,11 @@ fn moved_back(json: &[u8], back: time::Duration) -> Vec<u8> {
         while end < json.len() && json[end] != b'"' {
             end += if json[end] == b'\\' { 2 } else { 1 };
         }
-        let end = end.min(json.len() - 1);
+        if end >= json.len() {
+            // Not JSON (an unterminated string): the rest as it is.
+            out.extend_from_slice(&json[i..]);
+            break;
+        }
         let literal = &json[i + 1..end];
         let moved = std::str::from_utf8(literal)
             .ok()
@@ -644,6 +648,8 @@ mod tests {
         );
         assert_eq!(moved_back(event, time::Duration::ZERO), event.to_vec());
         assert_eq!(moved_back(b"", day), b"");
+        assert_eq!(moved_back(br#"{"a":"2026"#, day), br#"{"a":"2026"#);
+        assert_eq!(moved_back(b"\"", day), b"\"");
     }
 
     #[test]
