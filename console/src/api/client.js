@@ -138,6 +138,15 @@ export async function request(method, path, opts = {}) {
   }
 }
 
+// The log position a command's answer carries — at its top (`{position}`) or in its
+// acknowledgement (`{ack: {position}}`); undefined when it wrote nothing. A read passed it as
+// `min_position` waits until the read model shows what the command did (the client drops an
+// undefined query value, so a read without one does not wait).
+export function positionOf(answer) {
+  const p = answer && (answer.position || (answer.ack && answer.ack.position))
+  return p || undefined
+}
+
 export const api = {
   get: (path, query, opts = {}) => request('GET', path, { ...opts, query }),
   post: (path, body, opts = {}) => request('POST', path, { ...opts, body }),

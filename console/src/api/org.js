@@ -6,14 +6,14 @@ import { getSession } from './session'
 
 export const org = reactive({ nodes: [], byId: {}, loadedFor: '', loading: null })
 
-export function loadOrg(force = false, position = 0) {
+export function loadOrg(force = false, position) {
   const s = getSession()
   if (!s) return Promise.resolve([])
   const key = s.account_id + '@' + s.node_id
   if (!force && org.loadedFor === key) return Promise.resolve(org.nodes)
   if (!force && org.loading) return org.loading
   org.loading = api
-    .get('/org', { node_id: s.node_id, min_position: position || undefined }, { silent: true })
+    .get('/org', { node_id: s.node_id, min_position: position }, { silent: true })
     .then((r) => {
       org.nodes = r.nodes || []
       org.byId = Object.fromEntries(org.nodes.map((n) => [n.id, n]))
