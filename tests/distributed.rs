@@ -288,7 +288,14 @@ async fn every_service_its_own_process_on_nats() {
     );
 
     // Each event applied exactly once across the two replicas, and the read model equals a
-    // rebuild from the store.
+    // rebuild from the store: once the replicas have the last order.
+    let (status, report) = head
+        .get(&format!(
+            "/api/v1/nodes/yongfu-lane/stats?min_position={}",
+            body["position"].as_u64().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 200, "{report}");
     drop((relay, gateway));
     drop(projections);
     let store = JetStreamStore::connect(JetStreamConfig::new(nats.url.as_str()))
@@ -857,6 +864,21 @@ async fn an_organisation_from_nothing_and_a_rebuild_that_cannot_hurt() {
 
     // Rebuild without --store on a split data dir: refused, and nothing created or changed.
     let live = data.join("read.db");
+    // Once the replicas applied all that is stored (the account above answered no position),
+    // so that what the refusals must leave unchanged is not still moving.
+    let head = JetStreamStore::connect(JetStreamConfig::new(nats.url.as_str()))
+        .await
+        .unwrap()
+        .head_position()
+        .await
+        .unwrap();
+    faults::caught_up(
+        &diandan_runtime::projections::ReadModel::open(&live).unwrap(),
+        head,
+        std::time::Duration::from_secs(60),
+        String::new,
+    )
+    .await;
     let before = diandan_runtime::projections::inspect(&live)
         .unwrap()
         .unwrap();

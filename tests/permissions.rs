@@ -908,7 +908,6 @@ async fn fixture(server: &Server) -> Fixture {
         .await
         .expect("register volunteer");
     // Activities served a minute, so that redemptions exist (finished below).
-    let service_started = std::time::Instant::now();
     let head_in = dev_token(&http, "station_head", "head-matrix-in", INSIDE_NODE).await;
     let head_out = dev_token(&http, "station_head", "head-matrix-out", OUTSIDE_NODE).await;
     let served_in = [
@@ -943,6 +942,8 @@ async fn fixture(server: &Server) -> Fixture {
         &served_out,
     )
     .await;
+    // Counted from the last check-in: a minute of service is a whole minute after it.
+    let service_started = std::time::Instant::now();
 
     for (username, node) in [("matrix.taken", INSIDE_NODE), ("matrix.far", OUTSIDE_NODE)] {
         let account = pb::CreateAccountRequest {

@@ -722,5 +722,12 @@ async fn stopping_during_the_demo_history_is_prompt() {
     let started = std::time::Instant::now();
     let status = server.stop_gracefully();
     assert!(status.success(), "{status:?}");
+    // A liveness bound, not a speed figure: the replay is left, not finished (20,000 orders
+    // take minutes here), with room for a loaded machine's last checkpoint and fsync.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "stopped {:?} after SIGTERM",
+        started.elapsed()
+    );
     println!("stopped {:?} after SIGTERM", started.elapsed());
 }

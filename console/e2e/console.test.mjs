@@ -22,6 +22,7 @@ const DIST = resolve(HERE, '..', 'dist')
 const BIN = resolve(process.env.DIANDAN_BIN || 'target/debug/diandan')
 const SHOTS = resolve(process.env.SCREENSHOTS || 'target/screenshots')
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium'
+const HISTORY = process.env.DIANDAN_DEMO_HISTORY || '300'
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i
 
 let server = null
@@ -174,14 +175,26 @@ before(async () => {
   assert.ok(existsSync(BIN), `DIANDAN_BIN not found: ${BIN}`)
   dataDir = mkdtempSync(join(tmpdir(), 'diandan-e2e-'))
   server = spawn(BIN, ['up', '--demo', '--data-dir', dataDir, '--grpc-addr', '127.0.0.1:0', '--http-addr', '127.0.0.1:0', '--rate-limits', 'off'], {
-    env: { ...process.env, DIANDAN_RATE_LIMITS: 'off', DIANDAN_DEMO_HISTORY: process.env.DIANDAN_DEMO_HISTORY || '300' },
+    // The history's end is read from its log line: diandan::history logs at INFO whatever RUST_LOG says.
+    env: {
+      ...process.env,
+      DIANDAN_RATE_LIMITS: 'off',
+      DIANDAN_DEMO_HISTORY: HISTORY,
+      RUST_LOG: `${process.env.RUST_LOG || 'info,h2=warn,tower=warn,hyper=warn'},diandan::history=info`,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   process.on('exit', () => {
     if (server && server.exitCode === null) server.kill('SIGKILL')
   })
   let stderrTail = ''
-  server.stderr.on('data', (d) => (stderrTail = (stderrTail + d).slice(-4000)))
+  // Done once the year of history is replayed: until then finished orders keep arriving, and a
+  // search read twice (the CSV, then the API's pages) could differ.
+  let historyDone = HISTORY === '0'
+  server.stderr.on('data', (d) => {
+    stderrTail = (stderrTail + d).slice(-4000)
+    if (/demo history replayed/.test(stderrTail)) historyDone = true
+  })
   apiBase = await new Promise((resolveReady, reject) => {
     let buf = ''
     const to = setTimeout(() => reject(new Error('server not ready in 60 s; stderr: ' + stderrTail)), 60000)
@@ -195,17 +208,17 @@ before(async () => {
     })
     server.on('exit', (code) => reject(new Error(`server exited (${code}): ${stderrTail}`)))
   })
-  // Wait until the demo is seeded.
-  const deadline = Date.now() + 120000
+  // Wait until the demo is seeded and its history replayed.
+  const deadline = Date.now() + 300000
   for (;;) {
     try {
       const tok = await staffToken('admin.xianan', 'xianan-demo-2026')
       const s = await api(tok, 'GET', '/nodes/xianan/stats')
-      if (s.body.received >= 112) break
+      if (s.body.received >= 112 && historyDone) break
     } catch {
       /* not yet */
     }
-    if (Date.now() > deadline) throw new Error('demo not seeded in 120 s')
+    if (Date.now() > deadline) throw new Error(`demo not seeded in 300 s (history replayed: ${historyDone})`)
     await sleep(500)
   }
   const probe = await fetch(apiBase + '/console/')
@@ -265,14 +278,14 @@ test('(a) station head: live board, triage, dispatch from suggestions, timeline'
   const t0 = Date.now()
   const orderId = await placeOrder('chezhanlu', desc)
   const row = page.locator('.queue-table .el-table__body tr', { hasText: desc })
-  await row.waitFor({ timeout: 5000 })
+  await row.waitFor()
   console.log(`# new order on the board after ${Date.now() - t0} ms`)
   await shot(page, 'board-new-order')
 
   // Triage with the keyboard (select the row, press a), then dispatch from the suggestions drawer (d).
   await row.locator('td').nth(3).click()
   await page.keyboard.press('a')
-  await row.locator('.op-dispatch').waitFor({ timeout: 5000 })
+  await row.locator('.op-dispatch').waitFor()
   await page.keyboard.press('d')
   const drawer = page.locator('.dispatch-drawer')
   const sugg = drawer.locator('.sugg[data-team="zhidui-chezhanlu"]')
@@ -284,7 +297,7 @@ test('(a) station head: live board, triage, dispatch from suggestions, timeline'
   await drawer.waitFor({ state: 'hidden' })
 
   // Dispatched, it stays on the board as 待接单 (with its team and 改派) until a volunteer accepts.
-  await row.locator('.op-redispatch').waitFor({ timeout: 5000 })
+  await row.locator('.op-redispatch').waitFor()
   const waiting = await row.innerText()
   assert.ok(waiting.includes('待接单'), 'the dispatched order shows 待接单')
   assert.ok(waiting.includes('车站路社区文明实践支队'), 'the dispatched order names its team')
@@ -307,7 +320,7 @@ test('(a) station head: live board, triage, dispatch from suggestions, timeline'
   const here = { lat: 29.8702, lng: 114.2849, address: '车站路 12 号（测试）' }
   await api(vol, 'POST', `/orders/${orderId}/accept`, { team_id: 'zhidui-chezhanlu' })
   const t1 = Date.now()
-  await row.waitFor({ state: 'detached', timeout: 5000 })
+  await row.waitFor({ state: 'detached' })
   console.log(`# accepted order left the board after ${Date.now() - t1} ms`)
   await api(vol, 'POST', `/orders/${orderId}/check-in`, { location: here })
   await api(vol, 'POST', `/orders/${orderId}/check-out`, { location: here })

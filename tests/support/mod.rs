@@ -136,14 +136,14 @@ impl Server {
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         child.kill().ok();
-        panic!("diandan did not stop within 10 s of SIGTERM");
+        panic!("diandan did not stop within 30 s of SIGTERM");
     }
 }
 
@@ -250,15 +250,28 @@ impl User {
         (status, body, content_type)
     }
 
+    /// GETs `path`. A read at a position (`min_position=`) that the server gave up waiting for
+    /// (503 after 5 s: a read model replaying after a restart, a split deployment's relay) is
+    /// asked again for up to 30 s, as a client following the problem's advice does.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .get(format!("{}{}", self.base, path))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("GET");
-        split(response).await
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let response = self
+                .http
+                .get(format!("{}{}", self.base, path))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .expect("GET");
+            let answer = split(response).await;
+            if answer.0 != 503
+                || !path.contains("min_position=")
+                || std::time::Instant::now() >= deadline
+            {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 

