@@ -103,6 +103,22 @@ async fn reads_are_logged_and_a_forgotten_resident_is_unreadable_everywhere() {
     );
     assert!(files_holding(&data_dir, ADDRESS.as_bytes()).is_empty());
     assert!(files_holding(&data_dir, PHONE.as_bytes()).is_empty());
+    // The head opens the order (the number shown, so recorded) and lists its reads at once,
+    // without a position, as the console's order page does: its own read is there.
+    let (_, seen) = head.get(&path("")).await;
+    assert_eq!(seen["contact_phone"], PHONE, "{seen}");
+    let (status, reads) = head
+        .get(&format!("/api/v1/audit/orders/{id}/contact-reads"))
+        .await;
+    assert_eq!(status, 200, "{reads}");
+    assert!(
+        reads["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["reader_id"] == "head-dengxiaohu"),
+        "{reads}"
+    );
 
     // Dispatched and accepted; the volunteer reads the number: recorded, then shown.
     for (user, suffix, body) in [

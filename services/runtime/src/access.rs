@@ -4,7 +4,7 @@
 //! hash-chained and signed like every other fact. Auditors list an order's reads
 //! (`GET /api/v1/audit/orders/{id}/contact-reads`); the `contact_reads` read model serves them.
 
-use diandan_store::{AppendRequest, ExpectedRevision};
+use diandan_store::{AppendRequest, Direction, ExpectedRevision};
 use diandan_workflows::Role;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -93,7 +93,21 @@ impl App {
             return Err(crate::AppError::NotFound("订单不存在".into()));
         }
         self.order_access(ctx, &loaded.state).await?;
-        self.catch_up(min_position).await?;
+        // Read your own reads: the caller's latest showing is listed without a position to
+        // wait for — the console's order page lists an order's reads right after opening the
+        // order, which recorded one.
+        let own = self
+            .store
+            .read_stream(
+                &stream_name(&ctx.claims.sub),
+                u64::MAX,
+                Direction::Backward,
+                1,
+            )
+            .await?
+            .first()
+            .map_or(0, |e| e.position);
+        self.catch_up(min_position.max(own)).await?;
         let order_id = order_id.to_owned();
         self.read
             .query(move |c| {

@@ -331,3 +331,45 @@ async fn the_log_starts_over_under_steady_reads() {
         "the log grew to {longest} bytes (limit {LIMIT})"
     );
 }
+
+/// 查阅记录: a reader lists an order's reads right after being shown its number (the console's
+/// order page) without a position to wait for, and its own read is there — the list waits for
+/// the read model to reach the reader's latest read, here applied only 300 ms later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_lists_its_own_read_of_a_number_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app_with_v1_of_t1(dir.path()).await;
+    let (requester, place) = the_loop(ctx("r1", Role::Resident), "o1").remove(0);
+    app.execute(&requester, "o1", place, None).await.unwrap();
+    let head = RequestContext {
+        scope: diandan_workflows::permissions::Scope::All,
+        ..ctx("head", Role::StationHead)
+    };
+    let order_ids = ["o1".to_owned()];
+    app.record_contact_reads(&head, &order_ids, diandan_runtime::access::purpose::ORDER)
+        .await
+        .unwrap();
+
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let follower = {
+        let (read, store) = (app.read.clone(), app.store.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            read.follow_owned(store, async move {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+    let reads = app.list_contact_reads(&head, "o1", 20, 0).await.unwrap();
+    assert_eq!(
+        reads
+            .iter()
+            .map(|r| r.reader_id.as_str())
+            .collect::<Vec<_>>(),
+        ["head"],
+        "{reads:?}"
+    );
+    let _ = stop.send(());
+    follower.await.unwrap();
+}
