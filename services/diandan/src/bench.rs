@@ -655,7 +655,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
             "[9/9] {} pending deadlines: start, memory, and how late those due fire",
             options.deadlines
         );
-        deadlines = Some(deadlines::run(&scratch, options.deadlines).await?);
+        deadlines = Some(deadlines::run(&scratch, options.deadlines, options.keep_data).await?);
     }
 
     if options.keep_data {

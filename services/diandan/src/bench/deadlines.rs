@@ -283,6 +283,7 @@ async fn row(
     template: &Arc<Template>,
     scratch: &Path,
     pending: u64,
+    keep_data: bool,
 ) -> anyhow::Result<DeadlinesRow> {
     let dir = scratch.join(format!("deadlines-{}", label.replace(' ', "-")));
     let started = Instant::now();
@@ -371,7 +372,9 @@ async fn row(
         .map(|at| (at - burst_at) as f64)
         .fold(0.0, f64::max);
     let burst = lateness(&burst, &fired);
-    std::fs::remove_dir_all(&dir)?;
+    if !keep_data {
+        std::fs::remove_dir_all(&dir)?;
+    }
     let row = DeadlinesRow {
         label: label.to_owned(),
         pending,
@@ -408,12 +411,14 @@ async fn row(
     Ok(row)
 }
 
-/// The whole scenario: the directory-only baseline, then `pending` deadlines.
-pub async fn run(scratch: &Path, pending: u64) -> anyhow::Result<DeadlinesReport> {
+/// The whole scenario: the directory-only baseline, then `pending` deadlines. `keep_data`
+/// keeps each store's data dir (`--keep-data`: a million one-event orders to profile a
+/// rebuild on).
+pub async fn run(scratch: &Path, pending: u64, keep_data: bool) -> anyhow::Result<DeadlinesReport> {
     let (streams, template) = template(&scratch.join("deadlines-template")).await?;
     let template = Arc::new(template);
-    let baseline = row("directory only", &streams, &template, scratch, 0).await?;
-    let loaded = row("pending", &streams, &template, scratch, pending).await?;
+    let baseline = row("directory only", &streams, &template, scratch, 0, keep_data).await?;
+    let loaded = row("pending", &streams, &template, scratch, pending, keep_data).await?;
     Ok(DeadlinesReport { baseline, loaded })
 }
 
