@@ -130,80 +130,124 @@ impl Status {
 }
 
 /// Everything [`decide`](super::decide) needs to know about an order, and what its detail view shows.
+// Stored as JSON in every order row of the read model: a field at its default is left out
+// (a just-placed order's row is a third smaller) and read back as its default.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OrderState {
     pub status: Status,
     /// The workflow definition the order runs on (set when placed).
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow: Option<DefinitionId>,
     pub order_id: String,
     pub requester_id: String,
     pub station_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub category: Option<Category>,
     pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub contact_phone_masked: String,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub wanted_time: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub placed_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub updated_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee: Option<Assignee>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub dispatched_at: Option<OffsetDateTime>,
     /// (volunteer id, team id) of whoever accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub accepted_by: Option<(String, String)>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub accepted_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub checked_in_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub checked_out_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "is_zero")]
     pub service_minutes: u32,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub completed_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub completion_note: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub photos: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rating: Option<u32>,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub review_comment: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub reject_reason: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub cancel_reason: String,
     /// How many times the order was declined or returned.
+    #[serde(skip_serializing_if = "is_zero")]
     pub declines: u32,
     /// Deadlines whose clock runs now, by name.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub deadlines: BTreeMap<String, ActiveDeadline>,
     /// Open claim: seats needed (1 for a dispatched order).
     #[serde(default = "one")]
     pub required_volunteers: u32,
     /// Open claim: who holds a seat, by volunteer id.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub claims: BTreeMap<String, Seat>,
     /// Requesters of duplicates merged into this order: they follow and review it too.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub followers: Vec<String>,
     /// Who has reviewed since the order was last (re)done, and their ratings.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reviewed_by: Vec<String>,
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub round_ratings: Vec<u32>,
     /// How many times it was sent back for rework (返工).
-    #[serde(default)]
+    #[serde(skip_serializing_if = "is_zero")]
     pub reworks: u32,
     /// The last follow-up (回访) of a poor review.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub follow_up_note: String,
     /// Closed as a duplicate of this order.
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub merged_into: Option<String>,
     /// An activity a station organises in its own name (活动招募).
-    #[serde(default)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub activity: bool,
 }
 
 fn one() -> u32 {
     1
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A claimant's seat on an open-claim order: each serves, and earns hours, on their own.
@@ -253,11 +297,17 @@ impl OrderState {
 pub struct ActiveDeadline {
     pub timer: Timer,
     /// Yellow: 催办 sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warned: bool,
     /// Red: 督办 sent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub overdue: bool,
     /// A pending 延期申请: the requested new due time.
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub extension_requested: Option<OffsetDateTime>,
 }
 
