@@ -69,13 +69,8 @@ async fn published_activity(head: &User, seats: u32, what: &str) -> String {
         .await;
     assert_eq!(status, 200, "{ack}");
     // Volunteers list claimable orders from the read model: once it has the publication.
-    let (status, stats) = head
-        .get(&format!(
-            "/api/v1/nodes/chezhanlu/stats?min_position={}",
-            ack["position"].as_u64().unwrap()
-        ))
+    head.stats_at("chezhanlu", ack["position"].as_u64().unwrap())
         .await;
-    assert_eq!(status, 200, "{stats}");
     id
 }
 

@@ -226,12 +226,7 @@ async fn every_service_its_own_process_on_nats() {
 
     // The projections (fed through the bus) caught up: statistics of Yongfu Lane.
     let position = grpc_last.position.max(last["position"].as_u64().unwrap());
-    let (status, report) = head
-        .get(&format!(
-            "/api/v1/nodes/yongfu-lane/stats?min_position={position}"
-        ))
-        .await;
-    assert_eq!(status, 200, "{report}");
+    let report = head.stats_at("yongfu-lane", position).await;
     assert!(report["position"].as_u64().unwrap() >= position, "{report}");
     assert_eq!(report["completed"], 2, "{report}");
     assert_eq!(report["reviewed"], 2, "{report}");
@@ -289,13 +284,8 @@ async fn every_service_its_own_process_on_nats() {
 
     // Each event applied exactly once across the two replicas, and the read model equals a
     // rebuild from the store: once the replicas have the last order.
-    let (status, report) = head
-        .get(&format!(
-            "/api/v1/nodes/yongfu-lane/stats?min_position={}",
-            body["position"].as_u64().unwrap()
-        ))
+    head.stats_at("yongfu-lane", body["position"].as_u64().unwrap())
         .await;
-    assert_eq!(status, 200, "{report}");
     drop((relay, gateway));
     drop(projections);
     let store = JetStreamStore::connect(JetStreamConfig::new(nats.url.as_str()))

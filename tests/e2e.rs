@@ -213,13 +213,7 @@ async fn one_order_over_http_and_one_over_grpc_then_station_stats() {
     assert_eq!(last.status, "closed");
 
     // Station statistics for Yongfu Lane: exactly these two orders.
-    let (status, stats) = head
-        .get(&format!(
-            "/api/v1/nodes/yongfu-lane/stats?min_position={}",
-            last.position
-        ))
-        .await;
-    assert_eq!(status, 200, "{stats}");
+    let stats = head.stats_at("yongfu-lane", last.position).await;
     assert_eq!(stats["received"], 2);
     assert_eq!(stats["dispatched"], 2);
     assert_eq!(stats["accepted"], 2);

@@ -53,12 +53,7 @@ fn diandan(args: &[&str]) -> (bool, String) {
 /// The district's statistics once they reflect `position`, without the position itself (the
 /// log grows with every read and forgetting; the statistics must not).
 async fn stats_at(admin: &User, position: u64) -> Value {
-    let (status, mut stats) = admin
-        .get(&format!(
-            "/api/v1/nodes/xianan/stats?min_position={position}"
-        ))
-        .await;
-    assert_eq!(status, 200, "{stats}");
+    let mut stats = admin.stats_at("xianan", position).await;
     stats.as_object_mut().unwrap().remove("position");
     stats
 }

@@ -380,10 +380,6 @@ async fn pending_timers_survive_sigkill_and_fire_exactly_once() {
         .filter_map(|e| e["position"].as_u64())
         .max()
         .unwrap();
-    let (_, stats) = head
-        .get(&format!(
-            "/api/v1/nodes/yongfu-lane/stats?min_position={position}"
-        ))
-        .await;
+    let stats = head.stats_at("yongfu-lane", position).await;
     assert!(stats["overdue_red"].as_u64().unwrap() >= 1, "{stats}");
 }

@@ -250,6 +250,18 @@ impl User {
         (status, body, content_type)
     }
 
+    /// The statistics of `node` once the read model reflects `position` (the read waits for
+    /// it): what a test reads, or waits on, after the write whose effect it checks.
+    pub async fn stats_at(&self, node: &str, position: u64) -> Value {
+        let (status, stats) = self
+            .get(&format!(
+                "/api/v1/nodes/{node}/stats?min_position={position}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{stats}");
+        stats
+    }
+
     /// GETs `path`. A read at a position (`min_position=`) that the server gave up waiting for
     /// (503 after 5 s: a read model replaying after a restart, a split deployment's relay) is
     /// asked again for up to 30 s, as a client following the problem's advice does.
